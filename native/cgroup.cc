@@ -1,0 +1,8 @@
+// cgroup module of the nstar addon (placeholder: filled by its issue).
+#include "common.h"
+
+namespace nstar {
+
+void RegisterCgroup(Napi::Env env, Napi::Object exports) {}
+
+}  // namespace nstar

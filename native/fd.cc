@@ -1,0 +1,8 @@
+// fd module of the nstar addon (placeholder: filled by its issue).
+#include "common.h"
+
+namespace nstar {
+
+void RegisterFd(Napi::Env env, Napi::Object exports) {}
+
+}  // namespace nstar

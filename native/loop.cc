@@ -1,0 +1,8 @@
+// loop module of the nstar addon (placeholder: filled by its issue).
+#include "common.h"
+
+namespace nstar {
+
+void RegisterLoop(Napi::Env env, Napi::Object exports) {}
+
+}  // namespace nstar

@@ -1,0 +1,8 @@
+// process module of the nstar addon (placeholder: filled by its issue).
+#include "common.h"
+
+namespace nstar {
+
+void RegisterProcess(Napi::Env env, Napi::Object exports) {}
+
+}  // namespace nstar

@@ -1,0 +1,3 @@
+// Typed contract of the addon's dm module (native/dm.cc).
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface DmNative {}

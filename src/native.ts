@@ -1,0 +1,56 @@
+// The only door to the nstar addon and the nstar-init helper binary.
+// Loadable on the main thread and in worker threads (the addon is context-aware).
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import type { CgroupNative } from './native-api/cgroup.js';
+import type { DmNative } from './native-api/dm.js';
+import type { FdNative } from './native-api/fd.js';
+import type { LoopNative } from './native-api/loop.js';
+import type { ProcessNative } from './native-api/process.js';
+
+export interface BaseNative {
+  abiVersion(): number;
+}
+
+/** The typed contract of build/Release/nstar.node. */
+export type Native = BaseNative & LoopNative & DmNative & ProcessNative & FdNative & CgroupNative;
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const buildDirs = ['build/Release', 'build/Debug'].map((d) => join(root, d));
+
+let cached: Native | undefined;
+
+export class NativeMissingError extends Error {
+  readonly code = 'ENATIVE';
+  constructor(what: string, looked: string[]) {
+    super(
+      `${what} not found (looked in ${looked.join(', ')}); build it with \`npm run build:native\` ` +
+        '(needs a C/C++ toolchain: apt-get install build-essential)',
+    );
+  }
+}
+
+/** Loads the addon once per thread. Throws NativeMissingError naming where it looked. */
+export function native(): Native {
+  if (cached) return cached;
+  const candidates = buildDirs.map((d) => join(d, 'nstar.node'));
+  const found = candidates.find((c) => existsSync(c));
+  if (!found) throw new NativeMissingError('the nstar addon (nstar.node)', candidates);
+  const require = createRequire(import.meta.url);
+  cached = require(found) as Native;
+  return cached;
+}
+
+/** Absolute path of the static nstar-init helper. */
+export function initBinaryPath(): string {
+  const candidates = buildDirs.map((d) => join(d, 'nstar-init'));
+  const found = candidates.find((c) => existsSync(c));
+  if (!found) throw new NativeMissingError('the nstar-init helper', candidates);
+  return found;
+}
+
+/** The package root (for locating shipped assets). */
+export const packageRoot = root;
