@@ -1,0 +1,121 @@
+// The contracts between the machines (decisions, no I/O) and the actors (I/O).
+// Types only. The I/O modules implement these shapes as plain async APIs;
+// src/actors/machine-actors.ts adapts them into XState actors, and tests
+// replace them with fakes through `.provide()`.
+import type { ExitStatus, SystemErrorData } from '../model/errors.js';
+import type { Manifest } from '../model/manifest.js';
+
+/** Milliseconds per named phase ("open", "attach", "verity", "mount"; "spawn", "setup", "cgroups", "gate_wait", "exec", "total"). */
+export type Phases = Record<string, number>;
+
+/** Results crossing threads are data, never thrown errors with custom properties. */
+export type Result<T> = { ok: true; value: T } | { ok: false; error: SystemErrorData };
+
+// ---------------------------------------------------------------- mount (pool)
+
+export type VerityMode = 'auto' | 'dm' | 'userspace';
+
+/** Verity facts of a signed NPK (from its signature and superblock). */
+export interface VerityInfo {
+  /** Root hash, lowercase hex, from signature.yaml. */
+  rootHash: string;
+  /** Salt, lowercase hex, from the superblock. */
+  salt: string;
+  /** Number of 4096-byte data blocks (== verityOffset / 4096). */
+  dataBlocks: number;
+  /** Offset of the verity superblock inside fs.img (the squashfs size S). */
+  verityOffset: number;
+}
+
+export interface MountInput {
+  container: string;
+  /** A path a worker can open: the NPK file, or /proc/<pid>/fd/<n> of a memfd. */
+  npkPath: string;
+  /** Absolute offset and size of fs.img inside the NPK. */
+  fsImgOffset: number;
+  fsImgSize: number;
+  /** The mount point, run_dir/<name>:<version>. Created by the task, removed on umount. */
+  target: string;
+  /** Present for keyed repositories: never mount such an image unverified. */
+  verity?: VerityInfo;
+  verityMode: VerityMode;
+  /** selinux.mount_context, applied only where the host has SELinux. */
+  selinuxContext?: string;
+  loopDeviceTimeoutMs: number;
+}
+
+export interface MountOutput {
+  /** /dev/loopN or /dev/dm-N. */
+  device: string;
+  target: string;
+  dmName?: string;
+  phases: Phases;
+}
+
+export interface UmountInput {
+  container: string;
+  target: string;
+}
+
+// ---------------------------------------------------------------- process (main thread)
+
+export interface LaunchSpec {
+  container: string;
+  manifest: Manifest;
+  /** The container's root: the mounted image (or a plain directory in tests). */
+  root: string;
+  /** Executable path inside the root (manifest init, or the start request's override). */
+  init: string;
+  /** argv[1..] (argv[0] is init). */
+  args: string[];
+  /** The complete environment, NORTHSTAR_NAME/VERSION/CONTAINER included. */
+  env: Record<string, string>;
+  runDir: string;
+  dataDir: string;
+  socketDir: string;
+  /** Resource mounts resolved to host directories: target → run_dir/<res>:<ver>/<dir>. */
+  resources: Record<string, string>;
+  /** A compiled seccomp program (struct sock_filter[] bytes), when the manifest asks for one. */
+  seccomp?: Buffer;
+  /** The container end of the console socketpair, when manifest.console is set. */
+  consoleFd?: number;
+}
+
+/** A launched container: init exists and waits at the start gate. */
+export interface Launched {
+  /** Host pid of nstar-init (PID 1 of the container's pid namespace). */
+  pid: number;
+  /** Opens the start gate: call only once the pid is in all its cgroups. */
+  openGate(): void;
+  /** Resolves when the container process has exec'd (or rejects when it could not). */
+  started: Promise<{ phases: Phases }>;
+  /** Resolves with the container process's exact exit status, after init has exited. */
+  exited: Promise<ExitStatus>;
+  /** Signals the container's process group (ESRCH ignored). */
+  kill(signal: number): void;
+}
+
+// Process actor events (to the parent machine):
+//   { type: 'process.spawned', pid }            init exists, blocked at the gate
+//   { type: 'process.started', pid, phases }    the container process runs
+//   { type: 'process.exit', status }            it ended (after init exited)
+//   { type: 'process.failed', error }           launch failed (RuntimeError data)
+// Events to the process actor:
+//   { type: 'gate.open' }                       after cgroups hold the pid
+//   { type: 'signal', signal }
+
+// ---------------------------------------------------------------- cgroups (main thread)
+
+export interface MemoryEvent {
+  low: number | null;
+  high: number | null;
+  max: number | null;
+  oom: number | null;
+  oom_kill: number | null;
+}
+
+// cgroups actor events (to the parent machine):
+//   { type: 'cgroups.ready' }                   the pid is in every hierarchy
+//   { type: 'cgroups.oom', memory: MemoryEvent }
+//   { type: 'cgroups.failed', error }
+// Events to the cgroups actor: { type: 'freeze' } / { type: 'thaw' }
