@@ -2,7 +2,7 @@
 // node-gyp needed; node-gyp 13 wants Node 22). Headers come from the local
 // Node installation, never from the network.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -30,8 +30,15 @@ if (!gyp) {
   console.error('build-native: npm\'s bundled node-gyp not found (looked next to npm and in npm_config_node_gyp)');
   process.exit(1);
 }
-const args = [gyp, 'rebuild', '-j', 'max'];
+// Incremental once configured; a full rebuild when binding.gyp changed.
+const makefile = join(root, 'build/Makefile');
+const configured = existsSync(makefile) && statSync(makefile).mtimeMs >= statSync(join(root, 'binding.gyp')).mtimeMs;
+const args = [gyp, configured ? 'build' : 'rebuild', '-j', 'max'];
 const nodedir = findNodeDir();
 if (nodedir) args.push(`--nodedir=${nodedir}`);
-const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+// Serialize concurrent builds of the same tree (flock from util-linux).
+const lock = join(root, 'build.lock');
+const r = existsSync('/usr/bin/flock')
+  ? spawnSync('/usr/bin/flock', [lock, process.execPath, ...args], { cwd: root, stdio: 'inherit' })
+  : spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
 process.exit(r.status ?? 1);
