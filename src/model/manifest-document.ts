@@ -44,9 +44,9 @@ function firstLine(e: unknown): string {
 /** Parses YAML, then JSON, then TOML; the first that yields a mapping wins. */
 export function readDocument(text: string): { value: Record<string, unknown>; format: Format } {
   let yamlError: string;
-  const doc = parseDocument(text, { intAsBigInt: true, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { intAsBigInt: true, uniqueKeys: false, prettyErrors: false });
   if (doc.errors.length === 0) {
-    const value = fromYaml(doc, doc.contents);
+    const value = fromYaml(doc, doc.contents, '');
     if (isMapping(value)) return { value: value as Record<string, unknown>, format: 'yaml' };
     yamlError = 'the document is not a mapping';
   } else {
@@ -70,9 +70,9 @@ function localTag(node: { tag?: string | undefined }): string | undefined {
   return t !== undefined && t.startsWith('!') && !t.startsWith('!!') ? t.slice(1) : undefined;
 }
 
-function fromYaml(doc: Document, node: unknown): unknown {
+function fromYaml(doc: Document, node: unknown, path: string): unknown {
   if (node === null || node === undefined) return null;
-  if (isAlias(node)) return fromYaml(doc, node.resolve(doc));
+  if (isAlias(node)) return fromYaml(doc, node.resolve(doc), path);
   if (isScalar(node)) {
     const tag = localTag(node);
     const v = node.value;
@@ -89,16 +89,19 @@ function fromYaml(doc: Document, node: unknown): unknown {
     const obj: Record<string, unknown> = {};
     for (const pair of node.items) {
       if (!isPair(pair)) continue;
-      const key = fromYaml(doc, pair.key);
+      const key = fromYaml(doc, pair.key, path);
       const k = key instanceof Lit ? key.source : key;
-      if (typeof k !== 'string') throw new ManifestError('', `map keys must be strings, got ${JSON.stringify(String(k))}`);
-      put(obj, k, fromYaml(doc, pair.value));
+      if (typeof k !== 'string') throw new ManifestError(path, `map keys must be strings, got ${JSON.stringify(String(k))}`);
+      const p = path === '' ? k : `${path}.${k}`;
+      // serde_with maps_duplicate_key_is_error (mounts, rlimits) and serde's duplicate field error.
+      if (Object.hasOwn(obj, k)) throw new ManifestError(p, 'duplicate key');
+      put(obj, k, fromYaml(doc, pair.value, p));
     }
     const tag = localTag(node);
     return tag === undefined ? obj : new Tagged(tag, obj);
   }
   if (isSeq(node)) {
-    const arr = node.items.map((i) => fromYaml(doc, i as Node));
+    const arr = node.items.map((item, i) => fromYaml(doc, item as Node, `${path}[${i}]`));
     const tag = localTag(node);
     return tag === undefined ? arr : new Tagged(tag, arr);
   }
