@@ -230,14 +230,25 @@ Napi::Value LoopAttach(const Napi::CallbackInfo& info) {
   return Ok(env, v);
 }
 
-// loopRelease(fd): closes a loop-device fd handed out by loopAttach. Once the
-// device is mounted the mount holds it; unmounted, AUTOCLEAR detaches it now.
+// loopRelease(fd, {detach?}): closes a loop-device fd handed out by
+// loopAttach. Once the device is mounted the mount holds it; unmounted,
+// AUTOCLEAR detaches it on this last close. With `detach`, LOOP_CLR_FD first:
+// as the only opener we get a synchronous detach (unwinding a failed mount).
 Napi::Value LoopRelease(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto* le = static_cast<LoopEnv*>(info.Data());
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "loopRelease: expected (fd, {detach?})");
   int fd = info[0].As<Napi::Number>().Int32Value();
+  bool detach = false;
+  if (info.Length() > 1 && info[1].IsObject()) {
+    Napi::Value d = info[1].As<Napi::Object>().Get("detach");
+    detach = d.IsBoolean() && d.As<Napi::Boolean>().Value();
+  }
   if (le->fds.erase(fd) == 0) return Fail(env, EBADF, "close", "loop fd " + std::to_string(fd));
-  if (close(fd) != 0 && errno != EINTR) return Fail(env, errno, "close");
+  int clr_err = 0;
+  if (detach && ioctl(fd, LOOP_CLR_FD, 0) != 0 && errno != ENXIO) clr_err = errno;
+  close(fd);  // Linux always releases the fd, even on EINTR
+  if (clr_err != 0) return Fail(env, clr_err, "ioctl(LOOP_CLR_FD)", "loop fd " + std::to_string(fd));
   return Ok(env, env.Undefined());
 }
 

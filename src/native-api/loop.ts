@@ -51,8 +51,12 @@ export interface LoopStatus {
 export interface LoopNative {
   /** READ_ONLY|AUTOCLEAR attach of `path` at offset/sizeLimit to a free loop device. */
   loopAttach(opts: LoopAttachOptions): Result<LoopAttached>;
-  /** Closes a device fd from loopAttach (EBADF when this thread does not hold it). */
-  loopRelease(fd: number): Result<void>;
+  /**
+   * Closes a device fd from loopAttach (EBADF when this thread does not hold
+   * it). `detach` first clears the device (LOOP_CLR_FD): synchronous when this
+   * fd is its only opener, otherwise the kernel detaches on the last close.
+   */
+  loopRelease(fd: number, opts?: { detach?: boolean }): Result<void>;
   /** The loop-device fds this thread still holds (leak checks). */
   loopOpenFds(): number[];
   /** LOOP_CLR_FD on `device` (/dev/loopN). */
