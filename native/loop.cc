@@ -68,6 +68,7 @@ struct AttachRequest {
   double timeout_ms = 10000;
   bool classic = false;     // force LOOP_SET_FD + LOOP_SET_STATUS64
   bool always_add = false;  // test/bench: skip GET_FREE, create with LOOP_CTL_ADD
+  int device = -1;          // attach this /dev/loop<n> only (losetup style)
 };
 
 struct AttachState {
@@ -116,6 +117,7 @@ int AddDevice(AttachState& s) {
 }
 
 int FreeDevice(AttachState& s, const AttachRequest& req) {
+  if (req.device >= 0) return req.device;
   if (req.always_add) return AddDevice(s);
   int n = ioctl(s.ctl, LOOP_CTL_GET_FREE);
   if (n >= 0) return n;
@@ -193,6 +195,7 @@ AttachRequest ParseRequest(const Napi::Object& o) {
   if (o.Has("timeoutMs")) req.timeout_ms = o.Get("timeoutMs").As<Napi::Number>().DoubleValue();
   if (o.Has("method")) req.classic = o.Get("method").As<Napi::String>().Utf8Value() == "classic";
   if (o.Has("allocate")) req.always_add = o.Get("allocate").As<Napi::String>().Utf8Value() == "add";
+  if (o.Has("device")) req.device = o.Get("device").As<Napi::Number>().Int32Value();
   return req;
 }
 

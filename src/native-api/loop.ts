@@ -14,6 +14,8 @@ export interface LoopAttachOptions {
   method?: 'configure' | 'classic';
   /** 'add' skips LOOP_CTL_GET_FREE and creates a device with LOOP_CTL_ADD (tests). */
   allocate?: 'get_free' | 'add';
+  /** Attach exactly /dev/loop<device> (losetup style); EBUSY is retried until the timeout. */
+  device?: number;
 }
 
 export interface LoopAttached {
