@@ -174,7 +174,7 @@ async function main(): Promise<void> {
       const inputs = inputsFor(unsigned, run, n);
       const k = summarize(Array.from({ length: reps }, () => cRun(bin, 'classic', summaryThreads, inputs)));
       console.log(JSON.stringify({ bench: 'mount', mode: 'classic', npk: 'unsigned', n, threads: summaryThreads, ...k }));
-      add('classic (SET_FD+SET_STATUS64, one lock)', n, k.mount_ms);
+      add('classic SET_FD, one lock', n, k.mount_ms);
       table.set(`classic ${n}`, k.mount_ms);
     }
 
