@@ -36,7 +36,7 @@ socketpair splice stat stat64 statfs statfs64 statx symlink symlinkat sync sync_
 tgkill time timer_create timer_delete timer_getoverrun timer_gettime timer_gettime64 timer_settime
 timer_settime64 timerfd_create timerfd_gettime timerfd_gettime64 timerfd_settime timerfd_settime64 times tkill
 truncate truncate64 ugetrlimit umask uname unlink unlinkat utime utimensat utimensat_time64 utimes vfork
-vmsplice wait4 waitid waitpid write writev process_vm_readv process_vm_writev ptrace`.split(/\s+/);
+vmsplice wait4 waitid waitpid write writev process_vm_readv process_vm_writev ptrace personality`.split(/\s+/);
 
 /** Base-list additions that exist only on one architecture family. */
 export const BASE_BY_ARCH: Record<'x86_64' | 'aarch64', string[]> = {

@@ -112,11 +112,21 @@ function collectRules(seccomp: Seccomp, arch: SeccompArch, caps: Set<string>): M
   return rules;
 }
 
+/** Names of other architectures' syscalls (32-bit variants and the like) that the default profile lists. */
+const PROFILE_NAMES = new Set([...BASE, ...Object.values(BASE_BY_ARCH).flat(), ...Object.values(BY_CAPABILITY).flat()]);
+
+/**
+ * A name that is a syscall nowhere we know of is most likely a typo: an error.
+ * One known on another architecture (the other table, or a 32-bit name the
+ * default profile lists, like `chown32`) is skipped, so manifests written for
+ * other targets still run, as in Northstar.
+ */
 function checkNames(names: string[], arch: SeccompArch): void {
-  const unknown = names.filter((n) => !Object.values(TABLES).some((t) => Object.hasOwn(t, n)));
+  const known = (n: string) => PROFILE_NAMES.has(n) || Object.values(TABLES).some((t) => Object.hasOwn(t, n));
+  const unknown = names.filter((n) => !known(n));
   if (unknown.length > 0) {
     throw new ManifestError(
-      `seccomp.allow: ${unknown.map((n) => `"${n}"`).join(', ')} ${unknown.length === 1 ? 'is not a syscall' : 'are not syscalls'} on x86_64 or aarch64`,
+      `seccomp.allow: ${unknown.map((n) => `"${n}"`).join(', ')} ${unknown.length === 1 ? 'is not a syscall' : 'are not syscalls'} on any architecture we know`,
     );
   }
   for (const n of names) {
