@@ -29,7 +29,8 @@ function libseccomp(args: string[], input: string): Buffer {
 /** Our allow-map as libseccomp rules (the same semantics, spelled in its terms). */
 function referenceRules(allow: Record<string, SeccompRule>, arch: SeccompArch): string {
   const lines: string[] = [];
-  for (const [name, rule] of Object.entries({ ...allow, execve: 'any' as const })) {
+  const all: Record<string, SeccompRule> = { ...allow, execve: 'any' };
+  for (const [name, rule] of Object.entries(all)) {
     const nr = syscallNumber(name, arch);
     if (nr === undefined) continue;
     if (rule === 'any') {
