@@ -16,7 +16,7 @@ import type { CGroups, SchedPolicy } from '../model/manifest.js';
 import { CONTROLLERS, type CgroupLayout, type Controller, type Home, homeOf, layoutKind, readLayout, v2SubtreeControllers } from './cgroup-layout.js';
 import { fileError, parsePids, readCgroupFile, readOptional, writeCgroupFile } from './cgroup-files.js';
 import { type OomMonitor, watchOomV1, watchOomV2 } from './cgroup-oom.js';
-import { type LimitPlan, planLimits, type RealtimeBudget } from './cgroup-plan.js';
+import { type LimitPlan, type PlannedWrite, planLimits, type RealtimeBudget } from './cgroup-plan.js';
 import { type CgroupStats, readStats, STAT_CATEGORIES, type StatCategory } from './cgroup-stats.js';
 import { waitUntil } from './cgroup-wait.js';
 import type { ContainerCgroupsHandle } from './machine-actors.js';
@@ -264,6 +264,25 @@ function usedHierarchies(layout: CgroupLayout): Hierarchy[] {
   return [...byMount.values()].sort((a, b) => a.version - b.version);
 }
 
+/**
+ * Performs planned writes in order. For each, the first of its files that
+ * exists is written; when none exists the write fails naming the first file
+ * (an attribute the kernel lacks), unless it is optional (warned and skipped).
+ */
+export function applyWrites(writes: PlannedWrite[], dirOf: (c: Controller) => string | undefined, warn: (m: string) => void): void {
+  for (const w of writes) {
+    const dir = dirOf(w.controller);
+    if (dir === undefined) continue; // planLimits already refused what the host lacks
+    const choice = w.choices.find((c) => existsSync(join(dir, c.file)));
+    if (!choice && w.optional) {
+      warn(w.optional);
+      continue;
+    }
+    const { file, value } = choice ?? w.choices[0]!;
+    writeCgroupFile(join(dir, file), value);
+  }
+}
+
 function enableSubtree(dir: string, controllers: string[]): void {
   const file = join(dir, 'cgroup.subtree_control');
   const enabled = readCgroupFile(file).split(/\s+/);
@@ -328,17 +347,7 @@ export class ContainerCgroups implements ContainerCgroupsHandle {
       if (h.version === 1 && h.controllers.includes('cpuset')) initCpusetV1(dir);
     }
     if (this.plan.realtime) this.grantRealtime(this.plan.realtime);
-    for (const w of this.plan.writes) {
-      const d = this.dirOf(w.controller);
-      if (!d) continue; // planLimits already refused what the host lacks
-      const choice = w.choices.find((c) => existsSync(join(d.dir, c.file)));
-      if (!choice && w.optional) {
-        log.warn(`${this.container}: ${w.optional}`);
-        continue;
-      }
-      const { file, value } = choice ?? w.choices[0]!;
-      writeCgroupFile(join(d.dir, file), value);
-    }
+    applyWrites(this.plan.writes, (c) => this.dirOf(c)?.dir, (m) => log.warn(`${this.container}: ${m}`));
   }
 
   /** OOM monitor, then the pid into every hierarchy: last, after all limits. */
