@@ -196,3 +196,48 @@ test('a subscriber gets {"notification":"shutdown"} before the console closes', 
   assert.deepEqual(await p.closed(), ['{"notification":"shutdown"}']);
   assert.deepEqual(await q.closed(), [], 'a connection without subscription gets no notification');
 });
+
+test('the independent NPK vectors stream through a raw install byte for byte', async (t) => {
+  const { existsSync, readFileSync } = await import('node:fs');
+  const { createHash } = await import('node:crypto');
+  const { dirname, join } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const here = dirname(fileURLToPath(import.meta.url));
+  const dir = [join(here, '../fixtures/vectors'), '/work/shared/spec/vectors'].find((d) => existsSync(join(d, 'vector.pub')));
+  if (!dir) return t.skip('no NPK vectors (test/fixtures/vectors)');
+  const { url, backend } = await startServer(t);
+  const p = await RawPeer.connect(url);
+  await p.handshake();
+  const files = ['vector-signed.npk', 'vector-unsigned.npk', 'vector-signed-d935-uncompressed.npk'];
+  for (const [i, f] of files.entries()) {
+    const bytes = readFileSync(join(dir, f));
+    p.send(`{"request":{"install":{"repository":"mem","size":${bytes.length}}}}\n`);
+    p.send(bytes);
+    assert.equal(await p.line(), `{"response":{"install":{"ok":{"container":"installed-${i + 1}:0.0.1"}}}}`);
+    assert.equal(backend.installs[i]!.sha256, createHash('sha256').update(bytes).digest('hex'), f);
+  }
+  p.close();
+});
+
+test('connections log "Client <peer> connected" and "Container <c> connected" with their permissions', async (t) => {
+  const { subscribe, unsubscribe } = await import('node:diagnostics_channel');
+  const net = await import('node:net');
+  const { join } = await import('node:path');
+  const lines: string[] = [];
+  const onLog = (r: unknown) => lines.push((r as { message: string }).message);
+  subscribe('nstar:log', onLog);
+  t.after(() => unsubscribe('nstar:log', onLog));
+  const { url, server, dir } = await startServer(t, { permissions: ['ident', 'list'] });
+  const p = await RawPeer.connect(url);
+  await p.handshake();
+  const path = join(dir, 'pair');
+  const srv = net.createServer((s) => server.adopt(s, { container: 'console:0.0.1', permissions: ['ident', 'notifications', 'inspect', 'kill', 'list'] }));
+  await new Promise<void>((r) => srv.listen(path, r));
+  const q = new RawPeer(net.connect({ path }));
+  await q.handshake(true);
+  srv.close();
+  assert.ok(lines.includes(`Client Remote(${url}) connected with permissions {ident, list}`), lines.join('\n'));
+  assert.ok(lines.includes('Container console:0.0.1 connected with permissions {ident, inspect, kill, list, notifications}'), lines.join('\n'));
+  p.close();
+  q.close();
+});
