@@ -24,6 +24,7 @@ export type Mount =
   | { type: 'proc' }
   | { type: 'sysfs' }
   | { type: 'sockets' }
+  /** version: a Rust-semver requirement in canonical form ("^1.2.3", ">=0.0.1, <1.0.0"); match it with version-req.ts. */
   | { type: 'resource'; name: string; version: string; dir: string; options: MountOption[] }
   | { type: 'tmpfs'; size: number };
 

@@ -368,6 +368,13 @@ mask = 7
     assert.deepEqual(m.mounts['/foo'], { type: 'resource', name: 'foo-bar.qwerty12', version: '>=0.0.1', dir: '/', options: ['rw', 'noexec', 'nosuid'] });
   });
 
+  it('stores resource requirements in Rust semver form: a bare version is caret, commas separate', () => {
+    const m = parseWith("mounts:\n  /a:\n    type: resource\n    name: a\n    version: 1.2.3\n    dir: /\n  /b:\n    type: resource\n    name: b\n    version: '>= 1.0.0 ,<2.0.0'\n    dir: /\n");
+    assert.equal(m.mounts['/a']?.type === 'resource' && m.mounts['/a'].version, '^1.2.3');
+    assert.equal(m.mounts['/b']?.type === 'resource' && m.mounts['/b'].version, '>=1.0.0, <2.0.0');
+    roundTrips(m);
+  });
+
   it('accepts the limits themselves: 64 env entries, 64 groups, index 5, 50 values, 4096-character init', () => {
     const env = Array.from({ length: 64 }, (_, i) => `  K${i}: v`).join('\n');
     assert.equal(Object.keys(parseWith(`env:\n${env}\n`).env).length, 64);
