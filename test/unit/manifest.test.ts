@@ -375,6 +375,43 @@ mask = 7
     roundTrips(m);
   });
 
+  it('reads what serde_yaml writes: unindented sequences, nulls inside cgroups, quoted numbers', () => {
+    const m = parseManifest(`name: memeater
+version: 0.0.1
+console:
+  permissions:
+  - ident
+  - list
+init: /memeater
+env:
+  THREADS: '4'
+uid: 1000
+gid: 1000
+sched:
+  policy: !other
+    nice: 0
+cgroups:
+  blkio: null
+  cpu: null
+  memory:
+    oom_monitor: true
+    kernel_memory_limit: null
+    memory_hard_limit: 10000000
+    memory_soft_limit: null
+    kernel_tcp_memory_limit: null
+    memory_swap_limit: null
+    swappiness: 0
+network: !namespace container
+io:
+  stdout: pipe
+  stderr: discard
+`);
+    assert.deepEqual(m.cgroups, { memory: { oom_monitor: true, memory_hard_limit: 10000000, swappiness: 0, attrs: {} } });
+    assert.deepEqual(m.console, { permissions: ['ident', 'list'] });
+    assert.deepEqual(m.env, { THREADS: '4' });
+    roundTrips(m);
+  });
+
   it('accepts the limits themselves: 64 env entries, 64 groups, index 5, 50 values, 4096-character init', () => {
     const env = Array.from({ length: 64 }, (_, i) => `  K${i}: v`).join('\n');
     assert.equal(Object.keys(parseWith(`env:\n${env}\n`).env).length, 64);
