@@ -570,9 +570,11 @@ describe('serialization', () => {
   });
 
   it('quotes strings that YAML would otherwise read as numbers, booleans or null', () => {
-    const m = parseWith("env:\n  A: '1'\n  B: 'true'\n  C: 'null'\n  D: '0o7'\n  E: '1.5'\n");
-    const back = parseManifest(manifestToYaml(m));
-    assert.deepEqual(back.env, { A: '1', B: 'true', C: 'null', D: '0o7', E: '1.5' });
+    const m = parseWith("env:\n  A: '1'\n  B: 'true'\n  C: 'null'\n  D: '0o7'\n  E: '1.5'\n  F: '0b101'\n  G: 'yes'\n  H: '~'\n  I: '1_000'\n");
+    const yaml = manifestToYaml(m);
+    const back = parseManifest(yaml);
+    assert.deepEqual(back.env, { A: '1', B: 'true', C: 'null', D: '0o7', E: '1.5', F: '0b101', G: 'yes', H: '~', I: '1_000' });
+    for (const k of 'ABCDEFGHI') assert.match(yaml, new RegExp(`^  ${k}: '`, 'm'), `${k} is quoted`);
   });
 
   it('keeps an env variable named __proto__ as data', () => {
