@@ -206,6 +206,16 @@ describe('packing', req, () => {
     assert.equal(res.out, 'name: res, version: 0.0.2, NPK version: 0.9.3, resource container: yes');
   });
 
+  test('progress reports hashing and writing up to their totals', async () => {
+    const seen: { phase: string; done: number; total: number }[] = [];
+    const out = join(dir, 'progress.npk');
+    await packNpk({ manifestPath, root: makeRoot(), out, key: (await keysP).keyPath, onProgress: (p) => seen.push(p) });
+    for (const phase of ['verity', 'zip']) {
+      const last = seen.filter((p) => p.phase === phase).at(-1);
+      assert.ok(last && last.done === last.total && last.total > 0, `${phase} progress reaches its total`);
+    }
+  });
+
   test('a failing mksquashfs leaves no NPK and no temporary file behind', async () => {
     const fake = join(dir, 'fake-mksquashfs');
     writeFileSync(fake, '#!/bin/sh\n[ "$1" = -version ] && { echo "mksquashfs version 4.6.1 (2023/03/25)"; exit 0; }\necho "FATAL ERROR: disk on fire" >&2\nexit 1\n');

@@ -1,6 +1,7 @@
 // Reading and verifying NPKs: the independent vectors, and every bad input of
 // the NPK issue, each refused with an error naming the problem.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -223,6 +224,14 @@ describe('bad input is refused with an error naming the problem', () => {
     const full = readFileSync(join(vectors, 'vector-signed.npk'));
     await refused(full.subarray(0, full.length - 5), undefined, 'npk_zip', /no end of central directory record/);
     await refused(full.subarray(0, 6000), undefined, 'npk_zip', /not a zip archive \(or truncated\)/);
+  });
+
+  test('a FIFO or a directory instead of a file, without blocking', async () => {
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    await refused(fifo, undefined, 'npk_io', /not a regular file/);
+    await refused(dir, undefined, 'npk_io', /not a regular file/);
+    await refused(join(dir, 'missing.npk'), undefined, 'npk_io', /ENOENT/);
   });
 
   test('a missing manifest.yaml', async () => {
