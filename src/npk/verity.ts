@@ -153,6 +153,7 @@ export async function buildHashTree(
   if (sizes.length === 0) {
     const block = Buffer.isBuffer(src) ? src : Buffer.alloc(VERITY_BLOCK);
     if (!Buffer.isBuffer(src)) await fill(src.fd, block, VERITY_BLOCK, src.offset, 'fs.img');
+    onProgress?.(size, size);
     return { rootHash: saltedHash(salt, block), tree: Buffer.alloc(0), dataBlocks };
   }
   const levels = sizes.map((n) => Buffer.alloc(n * VERITY_BLOCK));
