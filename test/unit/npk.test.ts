@@ -276,6 +276,49 @@ describe('bad input is refused with an error naming the problem', () => {
     await refused(root, undefined, 'npk_manifest', /manifest\.yaml: .*uid/);
   });
 
+  test('a zip64 end record and zip64 entry sizes are read', async () => {
+    const z = await good();
+    const eocd = z.lastIndexOf(Buffer.from('PK\x05\x06', 'latin1'));
+    const count = z.readUInt16LE(eocd + 10);
+    const cdSize = z.readUInt32LE(eocd + 12);
+    const cdOffset = z.readUInt32LE(eocd + 16);
+    // Rewrite fs.img's central entry with saturated sizes and a zip64 extra field.
+    const cd = Buffer.from(z.subarray(cdOffset, cdOffset + cdSize));
+    const second = cd.indexOf(Buffer.from('PK\x01\x02', 'latin1'), 4);
+    const entry = Buffer.from(cd.subarray(second));
+    const extra = Buffer.alloc(4 + 16);
+    extra.writeUInt16LE(1, 0);
+    extra.writeUInt16LE(16, 2);
+    extra.writeBigUInt64LE(BigInt(fsImg.length), 4);
+    extra.writeBigUInt64LE(BigInt(fsImg.length), 12);
+    entry.writeUInt32LE(0xffffffff, 20);
+    entry.writeUInt32LE(0xffffffff, 24);
+    entry.writeUInt16LE(extra.length, 30);
+    const nameEnd = 46 + entry.readUInt16LE(28);
+    const newCd = Buffer.concat([cd.subarray(0, second), entry.subarray(0, nameEnd), extra, entry.subarray(nameEnd)]);
+    const rec = Buffer.alloc(56);
+    rec.writeUInt32LE(0x06064b50, 0);
+    rec.writeBigUInt64LE(44n, 4);
+    rec.writeBigUInt64LE(BigInt(count), 24);
+    rec.writeBigUInt64LE(BigInt(count), 32);
+    rec.writeBigUInt64LE(BigInt(newCd.length), 40);
+    rec.writeBigUInt64LE(BigInt(cdOffset), 48);
+    const loc = Buffer.alloc(20);
+    loc.writeUInt32LE(0x07064b50, 0);
+    loc.writeBigUInt64LE(BigInt(cdOffset + newCd.length), 8);
+    loc.writeUInt32LE(1, 16);
+    const end = Buffer.from(z.subarray(eocd));
+    end.writeUInt16LE(0xffff, 8);
+    end.writeUInt16LE(0xffff, 10);
+    end.writeUInt32LE(0xffffffff, 12);
+    end.writeUInt32LE(0xffffffff, 16);
+    const zip64 = Buffer.concat([z.subarray(0, cdOffset), newCd, rec, loc, end]);
+    await withNpk(write(zip64), undefined, async (npk) => {
+      assert.equal(npk.fsImgSize, fsImg.length);
+      assert.equal(npk.fsImgOffset % 4096, 0);
+    });
+  });
+
   test('duplicated entries', async () => {
     const z = await zipOf([
       { name: 'manifest.yaml', data: Buffer.from(MANIFEST) },
