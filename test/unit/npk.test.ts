@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 import { NpkError } from '../../src/npk/error.js';
 import { generateKey, publicKeyOf } from '../../src/npk/keys.js';
+import { manifestYaml } from '../../src/npk/manifest-io.js';
 import { closeNpk, openNpk, type Npk } from '../../src/npk/npk.js';
 import { buildSignature, sha256Hex } from '../../src/npk/signature.js';
 import { buildVerity, verifyImage } from '../../src/npk/verity.js';
@@ -123,6 +124,12 @@ describe('the independent vectors', () => {
       });
     });
   }
+
+  test('our manifest serialization reproduces the vectors\' manifest.yaml byte for byte', async () => {
+    await withNpk(join(vectors, 'vector-signed.npk'), vectorKey, async (npk) => {
+      assert.equal(manifestYaml(npk.manifest), npk.manifestText);
+    });
+  });
 
   test('the signed vector also opens without a key (signature ignored, no verity)', async () => {
     await withNpk(join(vectors, 'vector-signed.npk'), undefined, async (npk) => {
