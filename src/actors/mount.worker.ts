@@ -60,12 +60,15 @@ interface Undo {
 function unwind(u: Undo): SystemErrorData[] {
   const errs: SystemErrorData[] = [];
   const n = native();
+  let stillMounted = false;
   if (u.mounted) {
     const r = n.umount(u.mounted, { detach: true });
     if (!r.ok) errs.push(r.error);
+    stillMounted = !r.ok;
   }
   if (u.dmName) {
-    const r = removeVerityDevice(u.dmName, !!u.mounted);
+    // Deferred only if the mount could not go: the device then leaves with it.
+    const r = removeVerityDevice(u.dmName, stillMounted);
     if (!r.ok) errs.push(r.error);
   }
   if (u.loop) {
