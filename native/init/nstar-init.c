@@ -373,8 +373,13 @@ static void ids(const struct spec* s) {
 }
 
 static void limits(const struct spec* s) {
-  for (int i = 0; i < s->nrlimits; i++)
-    if (setrlimit(s->rlimits[i].resource, &s->rlimits[i].value) != 0) fail("setrlimit", NULL);
+  static const char* const names[] = {"cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile",
+                                      "memlock", "as", "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime"};
+  for (int i = 0; i < s->nrlimits; i++) {
+    int r = s->rlimits[i].resource;
+    // Raising a hard limit needs CAP_SYS_RESOURCE in the runtime.
+    if (setrlimit(r, &s->rlimits[i].value) != 0) fail("setrlimit", r >= 0 && r < 16 ? names[r] : "?");
+  }
 }
 
 static void setup(struct spec* s) {
