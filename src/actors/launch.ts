@@ -202,10 +202,16 @@ class Launch {
     };
   }
 
+  /** False when init is gone (its exit is reported through the pidfd and the socket's EOF). */
   private send(msg: Buffer, fds?: number[]): boolean {
     if (this.controlClosed) return false;
-    native().sendMessage(this.control, msg, fds);
-    return true;
+    try {
+      native().sendMessage(this.control, msg, fds);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EPIPE' || (e as NodeJS.ErrnoException).code === 'ECONNRESET') return false;
+      throw e;
+    }
   }
 
   private openGate(): void {
