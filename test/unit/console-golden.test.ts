@@ -210,7 +210,7 @@ test('the independent NPK vectors stream through a raw install byte for byte', a
   await p.handshake();
   const files = ['vector-signed.npk', 'vector-unsigned.npk', 'vector-signed-d935-uncompressed.npk'];
   for (const [i, f] of files.entries()) {
-    const bytes = readFileSync(join(dir, f));
+    const bytes: Buffer = readFileSync(join(dir, f));
     p.send(`{"request":{"install":{"repository":"mem","size":${bytes.length}}}}\n`);
     p.send(bytes);
     assert.equal(await p.line(), `{"response":{"install":{"ok":{"container":"installed-${i + 1}:0.0.1"}}}}`);
