@@ -241,3 +241,17 @@ test('connections log "Client <peer> connected" and "Container <c> connected" wi
   p.close();
   q.close();
 });
+
+test('a shutdown request closing the console still gets its response, then the shutdown notification', async (t) => {
+  const { url, server, backend } = await startServer(t);
+  const original = backend.request.bind(backend);
+  backend.request = async (req, ctx) => {
+    // The runtime begins shutting down (and closes the console) while it answers.
+    if (req === 'shutdown') void server.close();
+    return original(req, ctx);
+  };
+  const p = await RawPeer.connect(url);
+  await p.handshake(true);
+  p.send('{"request":"shutdown"}\n');
+  assert.deepEqual(await p.closed(), ['{"response":"shutdown"}', '{"notification":"shutdown"}']);
+});

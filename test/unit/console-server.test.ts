@@ -195,7 +195,7 @@ test('requests beyond max_requests_per_sec are delayed, not dropped', async (t) 
   const { url } = await startServer(t, { options: { maxRequestsPerSec: 5 } });
   const p = await RawPeer.connect(url);
   await p.handshake();
-  // connect counts as the first message in the window; 8 more exceed it.
+  // 8 requests with 5 per second: the last 3 wait for the window.
   p.send('{"request":"ident"}\n'.repeat(8));
   for (let i = 0; i < 8; i++) assert.equal(await p.line(), '{"response":{"ident":"extern:0.0.0"}}');
   p.close();
