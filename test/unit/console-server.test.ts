@@ -308,3 +308,40 @@ test('the backend failing a request becomes the request\'s unexpected error', as
   assert.equal(await p.line(), '{"response":{"error":{"unexpected":{"error":"boom"}}}}');
   p.close();
 });
+
+test('startConsole listens on console.global.bind with its permissions and options', async (t) => {
+  const { startConsole } = await import('../../src/console/index.js');
+  const { FakeBackend } = await import('./console-fake-backend.js');
+  const config = {
+    notificationBufferSize: 8,
+    console: { global: { bind: 'tcp://127.0.0.1:0', permissions: ['ident'] }, options: { maxRequestsPerSec: 2 } },
+  };
+  const { server, url } = await startConsole(config, new FakeBackend());
+  t.after(() => server.close());
+  assert.match(url!, /^tcp:\/\/127\.0\.0\.1:\d+$/);
+  assert.equal(server.notificationBufferSize, 8);
+  assert.equal(server.containerOptions.maxRequestsPerSec, 2);
+  const c = await Client.connect(url!);
+  assert.equal(await c.ident(), 'extern:0.0.0');
+  await assert.rejects(c.list(), (e: ClientError) => e.kind === 'permission_denied');
+  c.close();
+  const none = await startConsole({ notificationBufferSize: 8, console: { options: {} } }, new FakeBackend());
+  assert.equal(none.url, undefined);
+  await none.server.close();
+  await assert.rejects(
+    startConsole({ notificationBufferSize: 8, console: { global: { bind: 'unix:///nonexistent/dir/console', permissions: 'full' }, options: {} } }, new FakeBackend()),
+    /console: cannot listen on unix:\/\/\/nonexistent\/dir\/console: listen E/,
+  );
+  await assert.rejects(
+    startConsole({ notificationBufferSize: 8, console: { global: { bind: 'http://x', permissions: 'full' }, options: {} } }, new FakeBackend()),
+    /the scheme must be tcp or unix/,
+  );
+});
+
+test('parseBindUrl takes unix paths and tcp hosts with the default port 4200', async () => {
+  const { parseBindUrl } = await import('../../src/console/server.js');
+  assert.deepEqual(parseBindUrl('unix:///run/northstar/console'), { type: 'unix', path: '/run/northstar/console' });
+  assert.deepEqual(parseBindUrl('tcp://localhost'), { type: 'tcp', host: 'localhost', port: 4200 });
+  assert.deepEqual(parseBindUrl('tcp://[::1]:4300'), { type: 'tcp', host: '::1', port: 4300 });
+  assert.throws(() => parseBindUrl('unix://'), /missing path/);
+});
