@@ -345,3 +345,15 @@ test('parseBindUrl takes unix paths and tcp hosts with the default port 4200', a
   assert.deepEqual(parseBindUrl('tcp://[::1]:4300'), { type: 'tcp', host: '::1', port: 4300 });
   assert.throws(() => parseBindUrl('unix://'), /missing path/);
 });
+
+test('a slow sender dribbling a request byte by byte is answered', async (t) => {
+  const { url } = await startServer(t);
+  const p = await RawPeer.connect(url);
+  await p.handshake();
+  for (const ch of '{"request":"ident"}\n') {
+    p.send(ch);
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(await p.line(), '{"response":{"ident":"extern:0.0.0"}}');
+  p.close();
+});
