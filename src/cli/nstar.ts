@@ -78,6 +78,27 @@ function completionScript(shell: string, commands: string[]): string {
   }
 }
 
+/** A syscall name at the start of an strace line (`123 openat(`, `[pid 123] read(`). */
+const STRACE_SYSCALL = /^(?:\[pid\s+\d+\]\s+|\d+\s+)?([a-z_][a-z0-9_]*)\(/;
+
+/**
+ * `nstar seccomp`: the syscalls an strace log shows, as a manifest `seccomp`
+ * section in YAML. With a default-profile base list, only the syscalls the
+ * profile lacks are listed under `allow` (and `profile: default` is set).
+ */
+export function seccompFromStrace(log: string, base?: ReadonlySet<string>): string {
+  const names = new Set<string>();
+  for (const line of log.split('\n')) {
+    const m = STRACE_SYSCALL.exec(line.trim());
+    if (m && !(base?.has(m[1]!) ?? false)) names.add(m[1]!);
+  }
+  const lines: string[] = [];
+  if (base) lines.push('profile: default');
+  const sorted = [...names].sort();
+  if (sorted.length > 0) lines.push('allow:', ...sorted.map((n) => `  ${n}: any`));
+  return lines.join('\n') + '\n';
+}
+
 class Session {
   private client: Client | undefined;
 

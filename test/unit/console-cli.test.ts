@@ -183,3 +183,19 @@ test('durations, uptimes and tables format like nstar', () => {
   assert.equal(formatUptime(3_723_000_000_000), '1h 2m 3s');
   assert.equal(table(['A', 'Bee'], [['xx', 'y']]), 'A   Bee\nxx  y\n');
 });
+
+test('seccompFromStrace lists the syscalls of an strace log beyond the default profile', async () => {
+  const { seccompFromStrace } = await import('../../src/cli/nstar.js');
+  const log = [
+    '1234  execve("/bin/x", ["x"], 0x7ff /* 3 vars */) = 0',
+    '[pid  1235] openat(AT_FDCWD, "/etc/passwd", O_RDONLY) = 3',
+    'read(3, "root", 4096) = 4',
+    '1235  <... read resumed>"x", 1) = 1',
+    '1235  --- SIGCHLD {si_signo=SIGCHLD} ---',
+    '1235  +++ exited with 0 +++',
+    'mount("none", "/mnt", "tmpfs", 0, NULL) = -1 EPERM',
+  ].join('\n');
+  assert.equal(seccompFromStrace(log), 'allow:\n  execve: any\n  mount: any\n  openat: any\n  read: any\n');
+  assert.equal(seccompFromStrace(log, new Set(['execve', 'openat', 'read'])), 'profile: default\nallow:\n  mount: any\n');
+  assert.equal(seccompFromStrace('', new Set()), 'profile: default\n');
+});
