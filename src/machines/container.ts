@@ -126,7 +126,8 @@ export const containerMachine = setup({
   },
   guards: {
     ensure: ({ event }) => event.type === 'mount' && event.ensure === true,
-    isResource: ({ context }) => context.manifest.init === undefined,
+    // A resource has no init; a start request may still name one (`init` override).
+    isResource: ({ event }) => event.type === 'start' && !event.spec.init,
     closed: ({ context }) => context.closed,
     holdsStart: ({ context }) => context.heldStart !== undefined,
     // Eventless transitions must stop being enabled once taken (no target here).
@@ -393,7 +394,8 @@ export const containerMachine = setup({
         pause: { actions: 'answerNotStarted' },
         resume: { actions: 'answerNotStarted' },
         exec: { actions: 'answerNotStarted' },
-        halt: { actions: 'answerOk' },
+        // Shutdown waits for an in-flight mount, so that its umount pass sees it.
+        halt: { actions: 'queueMountReply' },
         inspect: { actions: 'inspectIdle' },
       },
     },
