@@ -1,6 +1,6 @@
 // The only door to the nstar addon and the nstar-init helper binary.
 // Loadable on the main thread and in worker threads (the addon is context-aware).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +18,16 @@ export interface BaseNative {
 /** The typed contract of build/Release/nstar.node. */
 export type Native = BaseNative & LoopNative & DmNative & ProcessNative & FdNative & CgroupNative;
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+/** The package root: the nearest directory above this module with our package.json (sources in src/, or a bundle in dist/cli/). */
+function findRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && /"name":\s*"northstar-ts"/.test(readFileSync(pkg, 'utf8'))) return dir;
+    if (dirname(dir) === dir) return resolve(from, '..');
+  }
+}
+
+const root = findRoot(dirname(fileURLToPath(import.meta.url)));
 const buildDirs = ['build/Release', 'build/Debug'].map((d) => join(root, d));
 
 let cached: Native | undefined;

@@ -112,10 +112,7 @@ export class Runtime {
     let inspect = opts.inspect;
     if (config.inspector) {
       // Loaded only when configured: the inspector is a development tool.
-      const inspectorModule = './inspector/index.js';
-      const { startInspector } = (await import(inspectorModule)) as {
-        startInspector(o: { bind: string }): Promise<{ url: string; inspect(e: InspectionEvent): void; close(): Promise<void> }>;
-      };
+      const { startInspector } = await import('./inspector/inspector.js');
       const inspector = await startInspector({ bind: config.inspector.bind });
       parts.inspector = inspector;
       this.inspectorUrl = inspector.url;

@@ -93,6 +93,14 @@ data_dir = "/var/lib/northstar/data"
 socket_dir = "/run/northstar/sockets"
 cgroup = "northstar"
 verity = "auto"
+loop_device_timeout = "10s"
+
+# Small devices: at most two mount workers, none kept while idle (a worker
+# costs ~8 MB); they start again in ~30 ms when a mount comes.
+[pool]
+threads = 2
+min_threads = 0
+idle_timeout = "10s"
 
 [log]
 level = "info"
