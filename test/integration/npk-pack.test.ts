@@ -203,6 +203,10 @@ describe('packing', req, () => {
     assert.equal(r.path, out);
     const res = await cli('inspect', '-s', out);
     assert.equal(res.out, 'name: res, version: 0.0.2, NPK version: 0.9.3, resource container: yes');
+    // Only staged /dev as a source: it stays a directory in the image, not the image root.
+    const dev = await packNpk({ manifest: 'name: dev\nversion: 0.0.1\nuid: 1\ngid: 1\nmounts:\n  /dev:\n    type: dev\n', out: join(dir, 'dev.npk') });
+    const long = await cli('inspect', dev.path);
+    assert.match(long.out, /squashfs-root\/dev\/null$/m);
   });
 
   test('progress reports hashing and writing up to their totals', async () => {
