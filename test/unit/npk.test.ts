@@ -12,7 +12,7 @@ import { NpkError } from '../../src/npk/error.js';
 import { generateKey, publicKeyOf } from '../../src/npk/keys.js';
 import { manifestYaml } from '../../src/npk/manifest-io.js';
 import { closeNpk, openNpk, type Npk } from '../../src/npk/npk.js';
-import { buildSignature, sha256Hex } from '../../src/npk/signature.js';
+import { buildSignature, hashesDocument, parseSignature, sha256Hex } from '../../src/npk/signature.js';
 import { buildVerity, verifyImage } from '../../src/npk/verity.js';
 import { StoredZipWriter, readZipDirectory } from '../../src/npk/zip.js';
 
@@ -129,6 +129,15 @@ describe('the independent vectors', () => {
     await withNpk(join(vectors, 'vector-signed.npk'), vectorKey, async (npk) => {
       assert.equal(manifestYaml(npk.manifest), npk.manifestText);
     });
+  });
+
+  test('our signature.yaml layout is the vectors\' byte for byte (hashes document, ---, no final newline)', async () => {
+    for (const f of ['vector-signed.npk', 'vector-signed-d935-uncompressed.npk']) {
+      const text = (await entriesOf(join(vectors, f))).get('signature.yaml')!.toString();
+      const sig = parseSignature(text);
+      assert.equal(hashesDocument(sig), sig.signed);
+      assert.equal(`${sig.signed}---\nsignature: ${sig.signature.toString('base64')}`, text);
+    }
   });
 
   test('the signed vector also opens without a key (signature ignored, no verity)', async () => {
