@@ -80,7 +80,10 @@ async function loadManifest(opts: PackOptions): Promise<Manifest> {
 
 async function outputPath(out: string, m: Manifest): Promise<string> {
   const st = await stat(out).catch(() => undefined);
-  return st?.isDirectory() ? join(out, `${m.name}-${m.version}.npk`) : out;
+  if (st?.isDirectory()) return join(out, `${m.name}-${m.version}.npk`);
+  const parent = await stat(dirname(out)).catch(() => undefined);
+  if (!parent?.isDirectory()) throw new NpkError('npk_pack', `out ${out}: directory ${dirname(out)} does not exist`);
+  return out;
 }
 
 async function crcOfFile(path: string): Promise<number> {

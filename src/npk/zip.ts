@@ -23,6 +23,7 @@ const EOCD_SIZE = 22;
 const LOCAL_SIZE = 30;
 const CENTRAL_SIZE = 46;
 const MAX_COMMENT = 0xffff;
+const U32_MAX = 0xffffffff;
 /** An NPK has three entries; a central directory beyond this is not an NPK. */
 const MAX_CENTRAL_DIRECTORY = 1 << 20;
 
@@ -247,29 +248,37 @@ export class StoredZipWriter {
 
   /**
    * Writes a local header for a Stored entry of `size` bytes with checksum `crc`, its
-   * data start padded to `align` with zeros in the local extra field.
+   * data start padded to `align` with zeros in the local extra field. An entry of 4 GiB
+   * or more gets a zip64 extra field (APPNOTE 4.5.3) ahead of the padding.
    */
   private async header(name: string, size: number, crc: number, align: number): Promise<number> {
-    if (size >= 0xffffffff || this.position >= 0xffffffff) throw new NpkError('npk_pack', `${name}: zip64 entries (>= 4 GiB) are not supported`);
     const nameBuf = Buffer.from(name, 'utf8');
-    const unpadded = this.position + LOCAL_SIZE + nameBuf.length;
+    const zip64 = size >= U32_MAX;
+    const z64 = Buffer.alloc(zip64 ? 20 : 0);
+    if (zip64) {
+      z64.writeUInt16LE(0x0001, 0);
+      z64.writeUInt16LE(16, 2);
+      z64.writeBigUInt64LE(BigInt(size), 4);
+      z64.writeBigUInt64LE(BigInt(size), 12);
+    }
+    const unpadded = this.position + LOCAL_SIZE + nameBuf.length + z64.length;
     let pad = align > 1 ? (align - (unpadded % align)) % align : 0;
     // An extra field shorter than 4 bytes cannot hold a header; go to the next boundary then.
     if (pad > 0 && pad < 4) pad += align;
     const h = Buffer.alloc(LOCAL_SIZE);
     h.writeUInt32LE(SIG_LOCAL, 0);
-    h.writeUInt16LE(10, 4);
+    h.writeUInt16LE(zip64 ? 45 : 10, 4);
     h.writeUInt16LE(0x0800, 6); // UTF-8 names
     h.writeUInt16LE(0, 8);
     h.writeUInt16LE(DOS_TIME, 10);
     h.writeUInt16LE(DOS_DATE, 12);
     h.writeUInt32LE(crc, 14);
-    h.writeUInt32LE(size, 18);
-    h.writeUInt32LE(size, 22);
+    h.writeUInt32LE(zip64 ? U32_MAX : size, 18);
+    h.writeUInt32LE(zip64 ? U32_MAX : size, 22);
     h.writeUInt16LE(nameBuf.length, 26);
-    h.writeUInt16LE(pad, 28);
+    h.writeUInt16LE(z64.length + pad, 28);
     const localHeaderOffset = this.position;
-    await this.append(Buffer.concat([h, nameBuf, Buffer.alloc(pad)]));
+    await this.append(Buffer.concat([h, nameBuf, z64, Buffer.alloc(pad)]));
     this.written.push({ name, crc32: crc, size, localHeaderOffset, dataStart: this.position });
     return this.position;
   }
@@ -293,37 +302,66 @@ export class StoredZipWriter {
     return this.written[this.written.length - 1]!;
   }
 
-  /** Writes the central directory and the end record with `comment`. */
+  /** One central directory record; saturated fields move into a zip64 extra field. */
+  private centralRecord(e: WrittenEntry): Buffer {
+    const nameBuf = Buffer.from(e.name, 'utf8');
+    const big = [e.size >= U32_MAX, e.size >= U32_MAX, e.localHeaderOffset >= U32_MAX];
+    const values = [e.size, e.size, e.localHeaderOffset].filter((_, i) => big[i]);
+    const extra = Buffer.alloc(values.length ? 4 + 8 * values.length : 0);
+    if (values.length) {
+      extra.writeUInt16LE(0x0001, 0);
+      extra.writeUInt16LE(8 * values.length, 2);
+      values.forEach((v, i) => extra.writeBigUInt64LE(BigInt(v), 4 + 8 * i));
+    }
+    const c = Buffer.alloc(CENTRAL_SIZE);
+    c.writeUInt32LE(SIG_CENTRAL, 0);
+    c.writeUInt16LE(MADE_BY_UNIX, 4);
+    c.writeUInt16LE(values.length ? 45 : 10, 6);
+    c.writeUInt16LE(0x0800, 8);
+    c.writeUInt16LE(0, 10);
+    c.writeUInt16LE(DOS_TIME, 12);
+    c.writeUInt16LE(DOS_DATE, 14);
+    c.writeUInt32LE(e.crc32, 16);
+    c.writeUInt32LE(big[0] ? U32_MAX : e.size, 20);
+    c.writeUInt32LE(big[1] ? U32_MAX : e.size, 24);
+    c.writeUInt16LE(nameBuf.length, 28);
+    c.writeUInt16LE(extra.length, 30);
+    c.writeUInt32LE((0o100644 << 16) >>> 0, 38);
+    c.writeUInt32LE(big[2] ? U32_MAX : e.localHeaderOffset, 42);
+    return Buffer.concat([c, nameBuf, extra]);
+  }
+
+  /** Writes the central directory and the end record(s) with `comment`; zip64 ones when offsets need them. */
   async finish(comment: Buffer): Promise<void> {
     if (comment.length > MAX_COMMENT) throw new NpkError('npk_pack', 'zip comment too long');
     const cdOffset = this.position;
-    const parts: Buffer[] = [];
-    for (const e of this.written) {
-      const nameBuf = Buffer.from(e.name, 'utf8');
-      const c = Buffer.alloc(CENTRAL_SIZE);
-      c.writeUInt32LE(SIG_CENTRAL, 0);
-      c.writeUInt16LE(MADE_BY_UNIX, 4);
-      c.writeUInt16LE(10, 6);
-      c.writeUInt16LE(0x0800, 8);
-      c.writeUInt16LE(0, 10);
-      c.writeUInt16LE(DOS_TIME, 12);
-      c.writeUInt16LE(DOS_DATE, 14);
-      c.writeUInt32LE(e.crc32, 16);
-      c.writeUInt32LE(e.size, 20);
-      c.writeUInt32LE(e.size, 24);
-      c.writeUInt16LE(nameBuf.length, 28);
-      c.writeUInt32LE(((0o100644 << 16) >>> 0), 38);
-      c.writeUInt32LE(e.localHeaderOffset, 42);
-      parts.push(c, nameBuf);
+    const cd = Buffer.concat(this.written.map((e) => this.centralRecord(e)));
+    const zip64 = cdOffset >= U32_MAX || this.written.length >= 0xffff;
+    const tail: Buffer[] = [cd];
+    if (zip64) {
+      const rec = Buffer.alloc(56);
+      rec.writeUInt32LE(SIG_EOCD64, 0);
+      rec.writeBigUInt64LE(44n, 4);
+      rec.writeUInt16LE(MADE_BY_UNIX, 12);
+      rec.writeUInt16LE(45, 14);
+      rec.writeBigUInt64LE(BigInt(this.written.length), 24);
+      rec.writeBigUInt64LE(BigInt(this.written.length), 32);
+      rec.writeBigUInt64LE(BigInt(cd.length), 40);
+      rec.writeBigUInt64LE(BigInt(cdOffset), 48);
+      const loc = Buffer.alloc(20);
+      loc.writeUInt32LE(SIG_EOCD64_LOCATOR, 0);
+      loc.writeBigUInt64LE(BigInt(cdOffset + cd.length), 8);
+      loc.writeUInt32LE(1, 16);
+      tail.push(rec, loc);
     }
-    const cd = Buffer.concat(parts);
     const end = Buffer.alloc(EOCD_SIZE);
     end.writeUInt32LE(SIG_EOCD, 0);
-    end.writeUInt16LE(this.written.length, 8);
-    end.writeUInt16LE(this.written.length, 10);
-    end.writeUInt32LE(cd.length, 12);
-    end.writeUInt32LE(cdOffset, 16);
+    end.writeUInt16LE(zip64 ? 0xffff : this.written.length, 8);
+    end.writeUInt16LE(zip64 ? 0xffff : this.written.length, 10);
+    end.writeUInt32LE(zip64 ? U32_MAX : cd.length, 12);
+    end.writeUInt32LE(zip64 ? U32_MAX : cdOffset, 16);
     end.writeUInt16LE(comment.length, 20);
-    await this.append(Buffer.concat([cd, end, comment]));
+    tail.push(end, comment);
+    await this.append(Buffer.concat(tail));
   }
 }

@@ -203,6 +203,10 @@ describe('packing', req, () => {
     assert.equal(r.path, out);
     const res = await cli('inspect', '-s', out);
     assert.equal(res.out, 'name: res, version: 0.0.2, NPK version: 0.9.3, resource container: yes');
+    // Only staged /dev as a source: it stays a directory in the image, not the image root.
+    const dev = await packNpk({ manifest: 'name: dev\nversion: 0.0.1\nuid: 1\ngid: 1\nmounts:\n  /dev:\n    type: dev\n', out: join(dir, 'dev.npk') });
+    const long = await cli('inspect', dev.path);
+    assert.match(long.out, /squashfs-root\/dev\/null$/m);
   });
 
   test('progress reports hashing and writing up to their totals', async () => {
@@ -235,6 +239,22 @@ describe('packing', req, () => {
     assert.match(pseudo, /^\/dev\/fd s 777 1000 1001 \/proc\/self\/fd$/m);
   });
 
+  test('JSON and TOML manifests pack to the same manifest.yaml as YAML', async () => {
+    const json = join(dir, 'm.json');
+    const toml = join(dir, 'm.toml');
+    writeFileSync(json, JSON.stringify({ name: 'fmt', version: '1.2.3', init: '/x', uid: 7, gid: 8, mounts: { '/proc': { type: 'proc' } } }));
+    writeFileSync(toml, 'name = "fmt"\nversion = "1.2.3"\ninit = "/x"\nuid = 7\ngid = 8\n[mounts."/proc"]\ntype = "proc"\n');
+    const texts: string[] = [];
+    for (const m of [json, toml]) {
+      const r = await packNpk({ manifestPath: m, out: `${m}.npk` });
+      const npk = await openNpk(r.path);
+      texts.push(npk.manifestText);
+      closeNpk(npk);
+    }
+    assert.equal(texts[0], texts[1]);
+    assert.equal(texts[0], 'name: fmt\nversion: 1.2.3\ninit: /x\nuid: 7\ngid: 8\nmounts:\n  /proc:\n    type: proc\n');
+  });
+
   test('a failing mksquashfs leaves no NPK and no temporary file behind', async () => {
     const fake = join(dir, 'fake-mksquashfs');
     writeFileSync(fake, '#!/bin/sh\n[ "$1" = -version ] && { echo "mksquashfs version 4.6.1 (2023/03/25)"; exit 0; }\necho "FATAL ERROR: disk on fire" >&2\nexit 1\n');
@@ -250,6 +270,7 @@ describe('packing', req, () => {
   test('bad pack input is named: missing root, missing manifest, wrong key size', async () => {
     await assert.rejects(packNpk({ manifestPath, root: join(dir, 'nope'), out: dir }), /root .*nope: ENOENT/);
     await assert.rejects(packNpk({ manifestPath: join(dir, 'nope.yaml'), out: dir }), /manifest .*nope\.yaml: ENOENT/);
+    await assert.rejects(packNpk({ manifestPath, out: join(dir, 'no/such/dir/x.npk') }), /out .*x\.npk: directory .*no\/such\/dir does not exist/);
     const bad = join(dir, 'bad.key');
     writeFileSync(bad, 'short');
     await assert.rejects(packNpk({ manifestPath, out: dir, key: bad }), /key .*bad\.key: 5 bytes, expected 32/);

@@ -2,7 +2,7 @@
 // the NPK issue, each refused with an error naming the problem.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -12,7 +12,7 @@ import { NpkError } from '../../src/npk/error.js';
 import { generateKey, publicKeyOf } from '../../src/npk/keys.js';
 import { manifestYaml } from '../../src/npk/manifest-io.js';
 import { closeNpk, openNpk, type Npk } from '../../src/npk/npk.js';
-import { buildSignature, sha256Hex } from '../../src/npk/signature.js';
+import { buildSignature, hashesDocument, parseSignature, sha256Hex } from '../../src/npk/signature.js';
 import { buildVerity, verifyImage } from '../../src/npk/verity.js';
 import { StoredZipWriter, readZipDirectory } from '../../src/npk/zip.js';
 
@@ -129,6 +129,15 @@ describe('the independent vectors', () => {
     await withNpk(join(vectors, 'vector-signed.npk'), vectorKey, async (npk) => {
       assert.equal(manifestYaml(npk.manifest), npk.manifestText);
     });
+  });
+
+  test('our signature.yaml layout is the vectors\' byte for byte (hashes document, ---, no final newline)', async () => {
+    for (const f of ['vector-signed.npk', 'vector-signed-d935-uncompressed.npk']) {
+      const text = (await entriesOf(join(vectors, f))).get('signature.yaml')!.toString();
+      const sig = parseSignature(text);
+      assert.equal(hashesDocument(sig), sig.signed);
+      assert.equal(`${sig.signed}---\nsignature: ${sig.signature.toString('base64')}`, text);
+    }
   });
 
   test('the signed vector also opens without a key (signature ignored, no verity)', async () => {
@@ -324,6 +333,37 @@ describe('bad input is refused with an error naming the problem', () => {
       assert.equal(npk.fsImgSize, fsImg.length);
       assert.equal(npk.fsImgOffset % 4096, 0);
     });
+  });
+
+  test('an fs.img of 5 GiB is written and read as zip64 (sparse file)', async () => {
+    const path = join(dir, 'zip64.npk');
+    const fd = openSync(path, 'w+');
+    try {
+      let pos = 0;
+      const zip = new StoredZipWriter(async (d) => {
+        writeSync(fd, d, 0, d.length, pos);
+        pos += d.length;
+      });
+      const size = 5 * 2 ** 30;
+      await zip.addBuffer('manifest.yaml', Buffer.from(MANIFEST));
+      const e = await zip.addStream('fs.img', size, 0, 4096, async () => {
+        pos += size; // a hole: nothing is written
+      });
+      await zip.finish(Buffer.from(META));
+      assert.equal(e.dataStart % 4096, 0);
+    } finally {
+      closeSync(fd);
+    }
+    await withNpk(path, undefined, async (npk) => {
+      assert.equal(npk.fsImgSize, 5 * 2 ** 30);
+      assert.equal(npk.fsImgOffset, 4096);
+    });
+    // unzip (Info-ZIP) agrees on the entry size.
+    try {
+      assert.match(execFileSync('unzip', ['-l', path]).toString(), /5368709120\s+\S+\s+\S+\s+fs\.img/);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   });
 
   test('duplicated entries', async () => {
