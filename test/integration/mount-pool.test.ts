@@ -2,6 +2,7 @@
 // workers, verity policy, failures unwound, and faults (abort, a terminated
 // worker) that leave no loop device, mount or directory behind.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +31,8 @@ describe('the mount pool', privileged({ loop: true, mksquashfs: true, tools: ['v
     dir = mkdtempSync(join(tmpdir(), 'nstar-pool-'));
     run = join(dir, 'run');
     plain = wrap(join(dir, 'plain.npk'), squashfs(dir, 'plain', { hello: 'hello from plain\n' }), { prefixBytes: 8192 });
-    const s = squashfs(dir, 'signed', { hello: 'hello from signed\n', 'big.txt': 'x'.repeat(200_000) });
+    // Incompressible content: several data blocks, so the tree has a level.
+    const s = squashfs(dir, 'signed', { hello: 'hello from signed\n', 'random.bin': randomBytes(300_000).toString('base64') });
     const verity = addVerity(s);
     signed = wrap(join(dir, 'signed.npk'), s, { prefixBytes: 4096, verity });
     pool = new MountPool({ threads: 4, minThreads: 0, idleTimeoutMs: 1000 });
@@ -136,12 +138,14 @@ describe('the mount pool', privileged({ loop: true, mksquashfs: true, tools: ['v
   test('a keyed image with one flipped byte is refused, and nothing is left', async () => {
     const tampered = join(dir, 'tampered.npk');
     copyFileSync(signed.path, tampered);
+    // A byte in the middle of the squashfs data (not in the unhashed superblock).
+    const at = signed.offset + Math.floor(signed.verity!.verityOffset / 2);
     const fd = openSync(tampered, 'r+');
-    writeSync(fd, Buffer.from([readFileSync(tampered)[signed.offset + 5000]! ^ 0xff]), 0, 1, signed.offset + 5000);
+    writeSync(fd, Buffer.from([readFileSync(tampered)[at]! ^ 0xff]), 0, 1, at);
     closeSync(fd);
     const i = input({ ...signed, path: tampered }, 'tampered', { verityMode: 'userspace' });
     await assert.rejects(pool.mount(i), (e: Error) => {
-      assert.match(e.message, /^mount tampered:0\.0\.1: verity: userspace verity: /);
+      assert.match(e.message, /^mount tampered:0\.0\.1: verity: userspace verity: .*fs\.img data block \d+/);
       return true;
     });
     assertClean();
