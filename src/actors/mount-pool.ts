@@ -46,7 +46,7 @@ export interface MountOptions {
 export type MountResult = { ok: true; value: MountOutput } | { ok: false; error: RuntimeError };
 
 export class MountPool {
-  readonly #pool: Piscina<MountTask, TaskResult<MountOutput | undefined>>;
+  readonly #pool: Piscina<MountTask, TaskResult<MountOutput | number | undefined>>;
 
   constructor(opts: MountPoolOptions) {
     const threads = Math.max(1, Math.floor(opts.threads));
@@ -71,7 +71,7 @@ export class MountPool {
   async mount(input: MountInput, opts: MountOptions = {}): Promise<MountOutput> {
     const aborted = aborter(opts.signal);
     const targetExisted = existsSync(input.target);
-    let r: TaskResult<MountOutput | undefined>;
+    let r: TaskResult<MountOutput | number | undefined>;
     try {
       if (opts.signal?.aborted) throw opts.signal.reason;
       r = await this.#pool.run({ op: 'mount', input, hooks: opts.hooks, abort: aborted.flag });
@@ -138,26 +138,43 @@ export class MountPool {
     return inputs.map((input, i): MountResult => {
       const r = results[i];
       if (r) return r;
-      const cleanup = state[i] === 1 ? salvage(input.target, existed[i]!) : [];
-      const why = state[i] === 1 ? 'the worker died while mounting it' : 'the worker died before it started';
+      // Started (1) or done with its result lost (2): undo what it may have mounted.
+      const started = state[i] !== 0;
+      const cleanup = started ? salvage(input.target, existed[i]!) : [];
+      const why = started ? 'the worker died while mounting it' : 'the worker died before it started';
       const error = withCleanup(errors.unexpected(`mount ${input.container}: ${why}`), cleanup);
       opts.onResult?.(i, { ok: false, error });
       return { ok: false, error };
     });
   }
 
-  /** Runs one batch task; resolves once every result it posted has arrived. */
+  /**
+   * Runs one batch task; resolves once every result it posted has arrived
+   * (the task answers with how many it posted: messages on another port may
+   * trail the task's own reply).
+   */
   async #batch(task: Omit<MountBatch, 'port'>, onItem: (item: BatchItem) => void): Promise<void> {
     const { port1, port2 } = new MessageChannel();
-    port1.on('message', onItem);
-    // 'close' comes after every message the worker posted, also when it dies.
-    const closed = new Promise<void>((resolve) => port1.once('close', () => resolve()));
+    let received = 0;
+    let expected = Infinity;
+    let drained!: () => void;
+    const all = new Promise<void>((resolve) => (drained = resolve));
+    port1.on('message', (item: BatchItem) => {
+      onItem(item);
+      if (++received >= expected) drained();
+    });
     try {
-      await this.#pool.run({ ...task, port: port2 }, { transferList: [port2] });
+      const r = await this.#pool.run({ ...task, port: port2 }, { transferList: [port2] });
+      expected = r.ok ? (r.value as number) : 0;
+      if (received >= expected) drained();
+      await all;
     } catch (e) {
+      // The worker died: take what already arrived; the caller salvages the rest.
       log.warn(`mount batch: ${(e as Error)?.message ?? String(e)}`);
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      port1.close();
     }
-    await closed;
   }
 
   /** Waits for running tasks, then stops the workers. */

@@ -60,13 +60,15 @@ export type TaskResult<T> = { ok: true; value: T } | TaskFailure;
 
 export const TEST_CHANNEL = 'nstar-mount-test';
 
-export default async function run(task: MountTask): Promise<TaskResult<MountOutput | undefined>> {
+export default async function run(task: MountTask): Promise<TaskResult<MountOutput | number | undefined>> {
   if (task.op === 'mount') return mountTask(task.input, task.hooks, task.abort);
   if (task.op === 'mountBatch') return batchTask(task);
   return umountTask(task.input);
 }
 
-async function batchTask(t: MountBatch): Promise<TaskResult<undefined>> {
+/** Resolves with the number of results posted on the port. */
+async function batchTask(t: MountBatch): Promise<TaskResult<number>> {
+  let posted = 0;
   try {
     for (;;) {
       const i = Atomics.add(t.next, 0, 1);
@@ -74,12 +76,13 @@ async function batchTask(t: MountBatch): Promise<TaskResult<undefined>> {
       Atomics.store(t.state, i, 1);
       const result = await mountTask(t.inputs[i]!, undefined, t.abort);
       t.port.postMessage({ index: i, result } satisfies BatchItem);
+      posted++;
       Atomics.store(t.state, i, 2);
     }
   } finally {
     t.port.close();
   }
-  return { ok: true, value: undefined };
+  return { ok: true, value: posted };
 }
 
 function now(): number {
