@@ -17,8 +17,6 @@ import { addVerity, loopsBackedBy, mountsUnder, openFdCount, squashfs, wrap } fr
 import type { Image } from './mount-images.js';
 import { missing, privileged } from './privileged.js';
 
-const hasVerifier = existsSync(new URL('../../src/npk/verity.ts', import.meta.url));
-
 describe('the mount pool', privileged({ loop: true, mksquashfs: true, tools: ['veritysetup'] }), () => {
   let dir: string;
   let run: string;
@@ -126,7 +124,7 @@ describe('the mount pool', privileged({ loop: true, mksquashfs: true, tools: ['v
     assertClean();
   });
 
-  test('a keyed image is verified in userspace before it mounts', { skip: hasVerifier ? undefined : 'src/npk/verity.ts not merged yet' }, async () => {
+  test('a keyed image is verified in userspace before it mounts', async () => {
     const i = input(signed, 'signed');
     const out = await pool.mount(i);
     assert.ok(out.phases.verity! >= 0);
