@@ -189,6 +189,19 @@ describe('the mount pool', privileged({ loop: true, mksquashfs: true, tools: ['v
     assertClean();
   });
 
+  test('a mountAll aborted midway reports each image, and the aborted ones leave nothing', async () => {
+    const inputs = Array.from({ length: 24 }, (_, n) => input(plain, `abortall${n}`));
+    const ctl = new AbortController();
+    const results = await pool.mountAll(inputs, { signal: ctl.signal, onResult: () => ctl.abort() });
+    assert.equal(results.length, 24);
+    const aborted = results.filter((r) => !r.ok);
+    assert.ok(aborted.length > 0, 'some were aborted');
+    for (const r of aborted) assert.match(r.ok ? '' : r.error.message, /aborted/);
+    results.forEach((r, n) => assert.equal(existsSync(inputs[n]!.target), r.ok));
+    await Promise.all(inputs.filter((_, n) => results[n]!.ok).map((i) => pool.umount(i)));
+    assertClean();
+  });
+
   test('mounting through the pool leaks no fds once the pool is closed', async () => {
     const fds = openFdCount();
     const p = new MountPool({ threads: 2, minThreads: 1, idleTimeoutMs: 100 });
