@@ -46,9 +46,8 @@ export async function buildExample(name: string, outDir: string, staging: string
     if (!manifest.init) throw new Error(`examples/${name}: main.c but no init in the manifest`);
     compile(join(dir, 'main.c'), join(stage, manifest.init));
   }
-  const out = join(outDir, `${manifest.name}-${manifest.version}.npk`);
-  await packNpk({ manifestPath, root: stage, out, key: exampleKey });
-  return out;
+  const packed = await packNpk({ manifestPath, root: stage, out: outDir, key: exampleKey });
+  return packed.path;
 }
 
 export async function buildExamples(outDir: string, only?: string[]): Promise<string[]> {
