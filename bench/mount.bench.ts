@@ -10,15 +10,18 @@
 // ratios; writes an SVG plot of wall time against N. Root only; re-executes
 // itself inside a private mount namespace.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { MountPool } from '../src/actors/mount-pool.js';
 import type { MountInput } from '../src/machines/contracts.js';
-import { addVerity, squashfs, wrap } from '../test/integration/mount-images.js';
+import { generateKey } from '../src/npk/keys.js';
+import { closeNpk, openNpk } from '../src/npk/npk.js';
+import { packNpk } from '../src/npk/pack.js';
 import type { Image } from '../test/integration/mount-images.js';
 import { mountPlot } from './mount-plot.js';
 import type { Series } from './mount-plot.js';
@@ -79,15 +82,10 @@ function summarize(runs: Run[]) {
 async function poolRun(pool: MountPool, inputs: MountInput[]): Promise<Run> {
   const lat: number[] = [];
   const t0 = performance.now();
-  const results = await Promise.all(
-    inputs.map(async (i) => {
-      const s = performance.now();
-      await pool.mount(i);
-      lat.push(performance.now() - s);
-    }),
-  );
+  const results = await pool.mountAll(inputs, { onResult: () => lat.push(performance.now() - t0) });
   const mount_ms = performance.now() - t0;
-  if (results.length !== inputs.length) throw new Error('lost mounts');
+  const failed = results.find((r) => !r.ok);
+  if (failed && !failed.ok) throw failed.error;
   const t1 = performance.now();
   await Promise.all(inputs.map((i) => pool.umount(i)));
   return { mount_ms, umount_ms: performance.now() - t1, lat_ms: lat };
@@ -99,14 +97,26 @@ function cRun(bin: string, mode: 'configure' | 'classic', threads: number, input
   return JSON.parse(out) as Run;
 }
 
-function images(dir: string, count: number, signed: boolean): Image[] {
-  const files: Record<string, string> = { hello: 'hello from the bench\n', 'data.txt': 'y'.repeat(256 * 1024) };
-  const sq = squashfs(dir, signed ? 'signed' : 'plain', files);
-  const verity = signed ? addVerity(sq) : undefined;
-  const first = wrap(join(dir, `${signed ? 's' : 'u'}-0.npk`), sq, { prefixBytes: 4096, ...(verity ? { verity } : {}) });
+/** N copies of one NPK packed by our packer (signed: with a fresh key), opened to learn offsets and verity. */
+async function images(dir: string, count: number, signed: boolean): Promise<Image[]> {
+  const kind = signed ? 'signed' : 'unsigned';
+  const root = join(dir, `${kind}.root`);
+  mkdirSync(root, { recursive: true });
+  writeFileSync(join(root, 'hello'), 'hello from the bench\n');
+  writeFileSync(join(root, 'data.bin'), randomBytes(192 * 1024));
+  const key = signed ? await generateKey('bench', dir) : undefined;
+  const packed = await packNpk({
+    manifest: `name: bench-${kind}\nversion: 0.0.1\ninit: /hello\nuid: 1000\ngid: 1000\n`,
+    root,
+    out: join(dir, `${kind}-0.npk`),
+    ...(key ? { key: key.keyPath } : {}),
+  });
+  const npk = await openNpk(packed.path, key ? { key: key.publicKey } : {});
+  const first: Image = { path: npk.path, offset: npk.fsImgOffset, size: npk.fsImgSize, ...(npk.verity ? { verity: npk.verity } : {}) };
+  closeNpk(npk);
   const out = [first];
   for (let k = 1; k < count; k++) {
-    const p = join(dir, `${signed ? 's' : 'u'}-${k}.npk`);
+    const p = join(dir, `${kind}-${k}.npk`);
     copyFileSync(first.path, p);
     out.push({ ...first, path: p });
   }
@@ -135,9 +145,8 @@ async function main(): Promise<void> {
     const bin = join(dir, 'mount-ref');
     execFileSync('cc', ['-O2', '-pthread', '-o', bin, join(here, 'mount-ref.c')]);
     const maxN = Math.max(...Ns);
-    const unsigned = images(dir, maxN, false);
-    const hasVerifier = existsSync(resolve(here, '../src/npk/verity.ts'));
-    const signed = hasVerifier ? images(dir, maxN, true) : [];
+    const unsigned = await images(dir, maxN, false);
+    const signed = await images(dir, maxN, true);
     const series = new Map<string, Series>();
     const add = (name: string, n: number, ms: number) => {
       const s = series.get(name) ?? { name, points: [] };
@@ -151,7 +160,7 @@ async function main(): Promise<void> {
       // Warm up: start every worker (tsx and the addon load once per thread).
       await poolRun(pool, inputsFor(unsigned, run, threads * 2));
       for (const n of Ns) {
-        for (const kind of hasVerifier ? ['unsigned', 'signed'] : ['unsigned']) {
+        for (const kind of ['unsigned', 'signed']) {
           const inputs = inputsFor(kind === 'signed' ? signed : unsigned, run, n);
           const runs: Run[] = [];
           for (let r = 0; r < reps; r++) runs.push(await poolRun(pool, inputs));

@@ -14,6 +14,8 @@
 // Native fds are not tracked by Node: the addon closes those itself.
 import { existsSync, readFileSync, rmdirSync } from 'node:fs';
 
+import { MessageChannel } from 'node:worker_threads';
+
 import { Piscina } from 'piscina';
 
 import type { MountInput, MountOutput, UmountInput } from '../machines/contracts.js';
@@ -22,7 +24,7 @@ import type { ErrorCode, SystemErrorData } from '../model/errors.js';
 import { Logger } from '../log.js';
 import { native } from '../native.js';
 import { workerEntry } from '../threads.js';
-import type { MountHooks, MountTask, TaskFailure, TaskResult } from './mount.worker.js';
+import type { BatchItem, MountBatch, MountHooks, MountTask, TaskFailure, TaskResult } from './mount.worker.js';
 
 const log = new Logger('mount');
 
@@ -44,7 +46,7 @@ export interface MountOptions {
 export type MountResult = { ok: true; value: MountOutput } | { ok: false; error: RuntimeError };
 
 export class MountPool {
-  readonly #pool: Piscina<MountTask, TaskResult<MountOutput | undefined>>;
+  readonly #pool: Piscina<MountTask, TaskResult<MountOutput | number | undefined>>;
 
   constructor(opts: MountPoolOptions) {
     const threads = Math.max(1, Math.floor(opts.threads));
@@ -69,7 +71,7 @@ export class MountPool {
   async mount(input: MountInput, opts: MountOptions = {}): Promise<MountOutput> {
     const aborted = aborter(opts.signal);
     const targetExisted = existsSync(input.target);
-    let r: TaskResult<MountOutput | undefined>;
+    let r: TaskResult<MountOutput | number | undefined>;
     try {
       if (opts.signal?.aborted) throw opts.signal.reason;
       r = await this.#pool.run({ op: 'mount', input, hooks: opts.hooks, abort: aborted.flag });
@@ -79,8 +81,7 @@ export class MountPool {
     } finally {
       aborted.dispose();
     }
-    if (!r.ok && r.phase === 'target' && r.error.code === 'EBUSY') throw withCause(errors.mountBusy(input.container), r);
-    if (!r.ok) throw failure('mount', input.container, r);
+    if (!r.ok) throw mountFailure(input.container, r);
     return r.value as MountOutput;
   }
 
@@ -92,12 +93,88 @@ export class MountPool {
     throw failure('umount', input.container, r);
   }
 
-  /** Mounts all concurrently; results in request order (Northstar's mount_all). */
-  async mountAll(inputs: MountInput[], opts: MountOptions = {}): Promise<MountResult[]> {
-    const settled = await Promise.allSettled(inputs.map((i) => this.mount(i, opts)));
-    return settled.map((s): MountResult =>
-      s.status === 'fulfilled' ? { ok: true, value: s.value } : { ok: false, error: RuntimeError.from(s.reason) },
-    );
+  /**
+   * Mounts all concurrently; results in request order (Northstar's
+   * mount_all). One batch task per thread pulls inputs from a shared counter
+   * (no round trip to the main thread per image), as the C reference does.
+   * `onResult` sees each result as it arrives.
+   */
+  async mountAll(
+    inputs: MountInput[],
+    opts: MountOptions & { onResult?: (index: number, r: MountResult) => void } = {},
+  ): Promise<MountResult[]> {
+    const results = new Array<MountResult | undefined>(inputs.length);
+    const settle = (i: number, r: MountResult) => {
+      results[i] = r;
+      opts.onResult?.(i, r);
+    };
+    if (inputs.length <= 1 || opts.hooks) {
+      await Promise.all(
+        inputs.map((input, i) =>
+          this.mount(input, opts).then(
+            (value) => settle(i, { ok: true, value }),
+            (e: unknown) => settle(i, { ok: false, error: RuntimeError.from(e) }),
+          ),
+        ),
+      );
+      return results as MountResult[];
+    }
+    const existed = inputs.map((i) => existsSync(i.target));
+    const next = new Int32Array(new SharedArrayBuffer(4));
+    const state = new Int32Array(new SharedArrayBuffer(4 * inputs.length));
+    const aborted = aborter(opts.signal);
+    const onItem = ({ index, result }: BatchItem) => {
+      const input = inputs[index]!;
+      if (result.ok) settle(index, { ok: true, value: result.value });
+      else settle(index, { ok: false, error: mountFailure(input.container, result) });
+    };
+    try {
+      const tasks = Math.min(this.#pool.maxThreads, inputs.length);
+      await Promise.all(Array.from({ length: tasks }, () => this.#batch({ op: 'mountBatch', inputs, next, state, abort: aborted.flag }, onItem)));
+    } finally {
+      aborted.dispose();
+    }
+    // What no result came back for: the worker died on it (salvage) or before it.
+    return inputs.map((input, i): MountResult => {
+      const r = results[i];
+      if (r) return r;
+      // Started (1) or done with its result lost (2): undo what it may have mounted.
+      const started = state[i] !== 0;
+      const cleanup = started ? salvage(input.target, existed[i]!) : [];
+      const why = started ? 'the worker died while mounting it' : 'the worker died before it started';
+      const error = withCleanup(errors.unexpected(`mount ${input.container}: ${why}`), cleanup);
+      opts.onResult?.(i, { ok: false, error });
+      return { ok: false, error };
+    });
+  }
+
+  /**
+   * Runs one batch task; resolves once every result it posted has arrived
+   * (the task answers with how many it posted: messages on another port may
+   * trail the task's own reply).
+   */
+  async #batch(task: Omit<MountBatch, 'port'>, onItem: (item: BatchItem) => void): Promise<void> {
+    const { port1, port2 } = new MessageChannel();
+    let received = 0;
+    let expected = Infinity;
+    let drained!: () => void;
+    const all = new Promise<void>((resolve) => (drained = resolve));
+    port1.on('message', (item: BatchItem) => {
+      onItem(item);
+      if (++received >= expected) drained();
+    });
+    try {
+      const r = await this.#pool.run({ ...task, port: port2 }, { transferList: [port2] });
+      expected = r.ok ? (r.value as number) : 0;
+      if (received >= expected) drained();
+      await all;
+    } catch (e) {
+      // The worker died: take what already arrived; the caller salvages the rest.
+      log.warn(`mount batch: ${(e as Error)?.message ?? String(e)}`);
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      port1.close();
+    }
   }
 
   /** Waits for running tasks, then stops the workers. */
@@ -122,6 +199,11 @@ function aborter(signal: AbortSignal | undefined): { flag: Int32Array; dispose()
   if (signal.aborted) onAbort();
   signal.addEventListener('abort', onAbort, { once: true });
   return { flag, dispose: () => signal.removeEventListener('abort', onAbort) };
+}
+
+function mountFailure(container: string, f: TaskFailure): RuntimeError {
+  if (f.phase === 'target' && f.error.code === 'EBUSY') return withCause(errors.mountBusy(container), f);
+  return failure('mount', container, f);
 }
 
 function failure(op: string, container: string, f: TaskFailure): RuntimeError<'unexpected'> {

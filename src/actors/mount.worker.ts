@@ -6,6 +6,7 @@
 // env cleanup hook, and AUTOCLEAR then detaches the device).
 import { existsSync, mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { MessagePort } from 'node:worker_threads';
 
 import type { MountInput, MountOutput, Phases, Result, UmountInput } from '../machines/contracts.js';
 import type { SystemErrorData } from '../model/errors.js';
@@ -21,8 +22,30 @@ export interface MountHooks {
   pauseAfterAttach?: boolean;
 }
 
+/**
+ * mountAll's work share: like the C reference's threads, each batch task
+ * takes the next input from a shared counter until none is left, and posts
+ * each result on `port` as soon as it has it (so results survive a worker
+ * that dies later). `state[i]` is 1 while input i is being mounted, 2 after.
+ */
+export interface MountBatch {
+  op: 'mountBatch';
+  inputs: MountInput[];
+  next: Int32Array;
+  state: Int32Array;
+  port: MessagePort;
+  abort?: Int32Array;
+}
+
+/** One message on a batch port. */
+export interface BatchItem {
+  index: number;
+  result: TaskResult<MountOutput>;
+}
+
 export type MountTask =
   | { op: 'mount'; input: MountInput; hooks?: MountHooks; abort?: Int32Array }
+  | MountBatch
   | { op: 'umount'; input: UmountInput };
 
 /** A failure as data: the error, the phase it happened in, and any failed cleanup. */
@@ -37,9 +60,29 @@ export type TaskResult<T> = { ok: true; value: T } | TaskFailure;
 
 export const TEST_CHANNEL = 'nstar-mount-test';
 
-export default async function run(task: MountTask): Promise<TaskResult<MountOutput | undefined>> {
+export default async function run(task: MountTask): Promise<TaskResult<MountOutput | number | undefined>> {
   if (task.op === 'mount') return mountTask(task.input, task.hooks, task.abort);
+  if (task.op === 'mountBatch') return batchTask(task);
   return umountTask(task.input);
+}
+
+/** Resolves with the number of results posted on the port. */
+async function batchTask(t: MountBatch): Promise<TaskResult<number>> {
+  let posted = 0;
+  try {
+    for (;;) {
+      const i = Atomics.add(t.next, 0, 1);
+      if (i >= t.inputs.length) break;
+      Atomics.store(t.state, i, 1);
+      const result = await mountTask(t.inputs[i]!, undefined, t.abort);
+      t.port.postMessage({ index: i, result } satisfies BatchItem);
+      posted++;
+      Atomics.store(t.state, i, 2);
+    }
+  } finally {
+    t.port.close();
+  }
+  return { ok: true, value: posted };
 }
 
 function now(): number {
