@@ -201,6 +201,39 @@ describe('container processes', opts, () => {
     await assert.rejects(r.launched.exec({ path: '/probe', args: [], env: {} }), (e: { code?: string }) => e.code === 'stop_container_not_started');
   });
 
+  test('an exec pid is a host pid inside the container pid namespace, and exec processes end with the container', async (t) => {
+    const s = sandbox(t);
+    const r = await start(t, s, { args: ['sleep'] });
+    await r.launched.started;
+    const main = Number(readFileSync(`/proc/${r.launched.pid}/task/${r.launched.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+    const e = await r.launched.exec({ path: '/probe', args: ['sleep'], env: {} });
+    assert.notEqual(e.pid, e.nsPid);
+    assert.equal(readlinkSync(`/proc/${e.pid}/ns/pid`), readlinkSync(`/proc/${r.launched.pid}/ns/pid`));
+    assert.equal(readlinkSync(`/proc/${e.pid}/ns/mnt`), readlinkSync(`/proc/${r.launched.pid}/ns/mnt`));
+    // The container process ends: init reports it, exits, and the kernel ends the rest.
+    process.kill(main, 'SIGKILL');
+    assert.deepEqual(await r.launched.exited, { signalled: { signal: 9 } });
+    assert.deepEqual(await e.exited, { signalled: { signal: 9 } });
+    assert.ok(!existsSync(`/proc/${e.pid}`));
+  });
+
+  test('io inherit writes to the runtime process stdout', async (t) => {
+    const s = sandbox(t);
+    const script = `
+      import { launch } from ${JSON.stringify(new URL('../../src/actors/launch.js', import.meta.url).href)};
+      const l = await launch(JSON.parse(process.argv[1]));
+      l.openGate();
+      await l.exited;
+    `;
+    const spec = specFor(s, { args: ['print', 'inherited line'], manifest: { io: { stdout: 'inherit', stderr: 'discard' } } });
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise((r) => child.once('exit', r));
+    assert.equal(code, 0);
+    assert.match(out, /^inherited line$/m);
+  });
+
   test('an init path that does not exist fails the start and exits 101', async (t) => {
     const s = sandbox(t);
     const r = await start(t, s, { manifest: { init: '/missing' } });

@@ -195,4 +195,12 @@ describe('container sandbox', opts, () => {
       for (const e of expect) assert.ok(out.includes(e), `${JSON.stringify(sched)}: ${e} in ${out}`);
     }
   });
+
+  test('a sched policy the kernel refuses fails the start naming sched_setscheduler', async (t) => {
+    const s = sandbox(t);
+    // SCHED_DEADLINE needs sched_setattr with runtime/deadline/period, which the manifest cannot give.
+    const r = await start(t, s, { args: ['sched'], manifest: { sched: { policy: 'deadline' } } });
+    await assert.rejects(r.launched.started, /sched_setscheduler `\/probe`: Invalid argument/);
+    assert.deepEqual(await r.launched.exited, { exit: { code: 101 } });
+  });
 });
