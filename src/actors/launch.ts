@@ -19,7 +19,7 @@ import { CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, ty
 import { containerIo, LineSplitter, type OutputSink } from './io.js';
 import { encodeExec, encodeGate, encodeSpec, parseInitMessage, type InitMessage } from './launch-protocol.js';
 import { planSandbox, preparePersist } from './sandbox.js';
-import { createSockets } from './sockets.js';
+import { createSockets, type ContainerSockets } from './sockets.js';
 
 export interface ExecRequest {
   /** Executable inside the container's root. */
@@ -116,7 +116,6 @@ class Launch {
   private readonly exited = deferred<ExitStatus>();
   private child?: SpawnedChild;
   private control = -1;
-  private controlWatch?: { close(): void };
   private readonly phases: Phases = {};
   private spawnedAt = 0;
   private readyAt?: number;
@@ -130,7 +129,7 @@ class Launch {
   private settled = false;
   private readonly execs = new Map<number, PendingExec>();
   private execSeq = 0;
-  private unlinkSockets = () => undefined as void;
+  private sockets?: ContainerSockets;
 
   constructor(
     private readonly spec: LaunchSpec,
@@ -177,13 +176,12 @@ class Launch {
     io.closeChildEnds();
     sockets.closeFds();
     for (const fd of closeOnError) closeSync(fd);
-    const s = sockets;
-    this.unlinkSockets = () => s.unlink();
+    this.sockets = sockets;
     io.drained.then(() => {
       this.ioDrained = true;
       this.maybeSettle();
     });
-    this.controlWatch = native().watchMessages(this.control, (m) => (m ? this.onMessage(parseInitMessage(m)) : this.onControlClosed()));
+    native().watchMessages(this.control, (m) => (m ? this.onMessage(parseInitMessage(m)) : this.onControlClosed()));
     return this.handle();
   }
 
@@ -281,7 +279,7 @@ class Launch {
   private maybeSettle(): void {
     if (this.settled || !this.initStatus || !this.controlClosed || !this.ioDrained) return;
     this.settled = true;
-    this.unlinkSockets();
+    this.sockets?.unlink();
     const status = this.containerStatus ?? this.initStatus;
     this.ready.reject(this.fail(`nstar-init exited before its setup completed (${JSON.stringify(this.initStatus)})`));
     this.started.reject(this.fail(`nstar-init exited before the container started (${JSON.stringify(this.initStatus)})`));
