@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { native } from '../../src/native.js';
+import { initBinaryPath, native } from '../../src/native.js';
 import type { ExitStatus } from '../../src/model/errors.js';
 
 /** Runs `sh -c script` with stdout captured; resolves with its status and output. */
@@ -121,4 +121,16 @@ test('memfd and seals: a sealed memfd refuses writes', () => {
     closeSync(fd);
   }
   assert.throws(() => native().addSeals(-1, 1), (e: NodeJS.ErrnoException) => e.code === 'EBADF');
+});
+
+test('nstar-init refuses a spec without root or init, naming the problem', async () => {
+  const [ours, theirs] = native().socketpair('seq_packet');
+  native().sendMessage(ours, Buffer.from([0xff, 0, 0, 0, 0, 0, 0, 0]));
+  const messages: string[] = [];
+  const closed = new Promise<void>((resolve) => native().watchMessages(ours, (m) => (m ? messages.push(m.toString()) : resolve())));
+  const exited = new Promise((resolve) => native().spawn({ path: initBinaryPath(), argv: ['nstar-init'], envp: [], fds: [0, 1, 2, theirs] }, resolve));
+  closeSync(theirs);
+  await closed;
+  assert.deepEqual(await exited, { exit: { code: 1 } });
+  assert.deepEqual(messages, ['error 22 spec\troot and init are required']);
 });
