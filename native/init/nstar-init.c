@@ -225,10 +225,12 @@ static void parse(const unsigned char* buf, size_t len, struct spec* s) {
 
 // Receives one control message into a malloc'd buffer (caller frees).
 // Returns its length, 0 at EOF. fds (if any) land in fds[0..*nfds).
+static volatile sig_atomic_t gate_signal;
+
 static ssize_t recv_msg(unsigned char** out, int* fds, int* nfds) {
   ssize_t size;
   do size = recv(CONTROL_FD, NULL, 0, MSG_PEEK | MSG_TRUNC);
-  while (size < 0 && errno == EINTR);
+  while (size < 0 && errno == EINTR && !gate_signal);
   if (size <= 0) return size;
   unsigned char* buf = malloc((size_t)size + 1);
   if (buf == NULL) fail("malloc", "control message");
@@ -554,8 +556,43 @@ static int reap(pid_t main_pid) {
   return done;
 }
 
+static void on_gate_signal(int sig) { gate_signal = sig; }
+
+static const int stop_signals[] = {SIGTERM, SIGINT, SIGHUP};
+
+// As PID 1 we only get the signals we handle. Until the gate opens, a stop
+// (SIGTERM/SIGINT/SIGHUP to the group) ends the start at once instead of
+// waiting for the SIGKILL after the grace period. They stay blocked except
+// inside ppoll, so none is lost between a check and the wait.
+static void catch_stop_signals(void) {
+  sigset_t set;
+  sigemptyset(&set);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_gate_signal;
+  for (int i = 0; i < 3; i++) {
+    sigaddset(&set, stop_signals[i]);
+    sigaction(stop_signals[i], &sa, NULL);
+  }
+  sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+static void __attribute__((noreturn)) stopped_at_gate(void) {
+  send_msg("exit signal %d", (int)gate_signal);
+  _exit(0);
+}
+
 static void wait_gate(void) {
+  sigset_t open;
+  sigprocmask(SIG_SETMASK, NULL, &open);
+  for (int i = 0; i < 3; i++) sigdelset(&open, stop_signals[i]);
   for (;;) {
+    if (gate_signal) stopped_at_gate();
+    struct pollfd p = {CONTROL_FD, POLLIN, 0};
+    if (ppoll(&p, 1, NULL, &open) < 0) {
+      if (errno == EINTR) continue;
+      fail("ppoll", NULL);
+    }
     unsigned char* msg = NULL;
     int fds[8], nfds = 0;
     ssize_t n = recv_msg(&msg, fds, &nfds);
@@ -563,7 +600,19 @@ static void wait_gate(void) {
     for (int i = 0; i < nfds; i++) close(fds[i]);
     int gate = msg[0] == 'G';
     free(msg);
-    if (gate) return;
+    if (!gate) continue;
+    // A stop that raced the gate still wins.
+    sigset_t pending;
+    sigpending(&pending);
+    for (int i = 0; i < 3; i++)
+      if (sigismember(&pending, stop_signals[i])) gate_signal = stop_signals[i];
+    if (gate_signal) stopped_at_gate();
+    // From here on the signals are the container process's business.
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int i = 0; i < 3; i++) sigaction(stop_signals[i], &dfl, NULL);
+    return;
   }
 }
 
@@ -572,6 +621,7 @@ int main(int argc, char** argv) {
   static struct spec s;
   s.sched_policy = -1;
   s.sched_nice = NICE_UNSET;
+  catch_stop_signals();
   unsigned char* buf = NULL;
   ssize_t len = recv_msg(&buf, NULL, NULL);
   if (len <= 0) _exit(1);

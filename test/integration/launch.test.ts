@@ -152,6 +152,16 @@ describe('container processes', opts, () => {
     assert.ok(r.stdout().includes('ran'));
   });
 
+  test('a stop signal while init waits at the gate ends the start at once', async (t) => {
+    const s = sandbox(t);
+    const r = await start(t, s, { args: ['print', 'never'], gate: false });
+    await r.launched.ready;
+    r.launched.kill(15);
+    assert.deepEqual(await r.launched.exited, { signalled: { signal: 15 } });
+    await assert.rejects(r.launched.started, /exited before the container started/);
+    assert.deepEqual(r.lines, []);
+  });
+
   test('kill signals the whole process group', async (t) => {
     const s = sandbox(t);
     const r = await start(t, s, { args: ['fork', '3'] });
