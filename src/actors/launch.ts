@@ -16,7 +16,7 @@ import { errors, RuntimeError, systemError, type ExitStatus, type SystemErrorDat
 import type { LaunchSpec, Launched, Phases } from '../machines/contracts.js';
 import { initBinaryPath, native } from '../native.js';
 import { CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, type SpawnedChild } from '../native-api/process.js';
-import { containerIo, LineSplitter, type OutputSink } from './io.js';
+import { containerIo, LineSplitter, type ContainerIo, type OutputSink } from './io.js';
 import { encodeExec, encodeGate, encodeSpec, parseInitMessage, type InitMessage } from './launch-protocol.js';
 import { planSandbox, preparePersist } from './sandbox.js';
 import { createSockets, type ContainerSockets } from './sockets.js';
@@ -55,6 +55,20 @@ export interface LaunchOptions {
 
 const log = new Logger('launch');
 const CAPTURE_LIMIT = 1 << 20;
+/**
+ * How long output may still arrive after a process ended. Normally EOF comes
+ * at once (everything holding the stream died with it), but a process can
+ * leave a writer behind: a background child of an exec'd process, or a
+ * stream fd handed out through a unix socket.
+ */
+const DRAIN_GRACE_MS = 1000;
+
+/** Resolves when `drained` does, or `ms` later at most. */
+function drainedWithin(drained: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  return Promise.race([drained, grace]).finally(() => clearTimeout(timer));
+}
 
 function errnoData(errno: number, syscall: string, path: string): SystemErrorData {
   const [code, lower] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, `error ${errno}`];
@@ -126,6 +140,8 @@ class Launch {
   private initStatus?: ExitStatus;
   private controlClosed = false;
   private ioDrained = false;
+  private io?: ContainerIo;
+  private draining = false;
   private settled = false;
   private readonly execs = new Map<number, PendingExec>();
   private execSeq = 0;
@@ -177,6 +193,7 @@ class Launch {
     sockets.closeFds();
     for (const fd of closeOnError) closeSync(fd);
     this.sockets = sockets;
+    this.io = io;
     io.drained.then(() => {
       this.ioDrained = true;
       this.maybeSettle();
@@ -277,7 +294,18 @@ class Launch {
   }
 
   private maybeSettle(): void {
-    if (this.settled || !this.initStatus || !this.controlClosed || !this.ioDrained) return;
+    if (this.settled || !this.initStatus || !this.controlClosed) return;
+    if (!this.ioDrained) {
+      if (this.draining) return;
+      this.draining = true;
+      // Init is gone: whatever still holds the output gets a short grace.
+      void drainedWithin(this.io!.drained, DRAIN_GRACE_MS).then(() => {
+        this.io!.close();
+        this.ioDrained = true;
+        this.maybeSettle();
+      });
+      return;
+    }
     this.settled = true;
     this.sockets?.unlink();
     const status = this.containerStatus ?? this.initStatus;
@@ -287,7 +315,7 @@ class Launch {
     for (const [id, p] of this.execs) {
       p.forked.reject(errors.notStarted(this.spec.container));
       p.status ??= { signalled: { signal: 9 } };
-      void p.drained.then(() => p.exited.resolve(p.status!));
+      void drainedWithin(p.drained, DRAIN_GRACE_MS).then(() => p.exited.resolve(p.status!));
       this.execs.delete(id);
     }
     if (this.setupError) this.exited.reject(this.setupError);
@@ -343,7 +371,7 @@ class Launch {
       this.execs.delete(m.id);
     } else {
       p.status = m.status;
-      void p.drained.then(() => p.exited.resolve(m.status));
+      void drainedWithin(p.drained, DRAIN_GRACE_MS).then(() => p.exited.resolve(m.status));
       this.execs.delete(m.id);
     }
   }

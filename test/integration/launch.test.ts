@@ -227,6 +227,18 @@ describe('container processes', opts, () => {
     assert.ok(!existsSync(`/proc/${e.pid}`));
   });
 
+  test('an exec whose background child keeps its stdout open still reports its exit', async (t) => {
+    const s = sandbox(t);
+    const r = await start(t, s, { args: ['sleep'] });
+    await r.launched.started;
+    const e = await r.launched.exec({ path: '/probe', args: ['fork', '1', 'detach'], env: {} });
+    assert.deepEqual(await e.exited, { exit: { code: 0 } });
+    r.launched.kill(9);
+    await r.launched.exited;
+    // The background child died with the container: the output ends too.
+    assert.match((await e.output).stdout, /^forked: \d+$/m);
+  });
+
   test('io inherit writes to the runtime process stdout', async (t) => {
     const s = sandbox(t);
     const script = `
