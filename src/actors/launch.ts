@@ -325,6 +325,8 @@ class Launch {
   // ---------------------------------------------------------------- exec
 
   private async exec(req: ExecRequest): Promise<Executed> {
+    // Between the gate and `started`, wait for the container process to exist.
+    if (!this.running && this.gateAt !== undefined && !this.settled) await this.started.promise.catch(() => undefined);
     if (!this.running || this.controlClosed) throw errors.notStarted(this.spec.container);
     const id = ++this.execSeq;
     const devnull = openSync('/dev/null', 'r+');

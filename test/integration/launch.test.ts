@@ -227,6 +227,15 @@ describe('container processes', opts, () => {
     assert.ok(!existsSync(`/proc/${e.pid}`));
   });
 
+  test('an exec requested right after the gate opens waits for the container process', async (t) => {
+    const s = sandbox(t);
+    const r = await start(t, s, { args: ['sleep'], gate: false });
+    await assert.rejects(r.launched.exec({ path: '/probe', args: ['exit', '0'], env: {} }), (e: { code?: string }) => e.code === 'stop_container_not_started');
+    r.launched.openGate();
+    const e = await r.launched.exec({ path: '/probe', args: ['exit', '5'], env: {} });
+    assert.deepEqual(await e.exited, { exit: { code: 5 } });
+  });
+
   test('an exec whose background child keeps its stdout open still reports its exit', async (t) => {
     const s = sandbox(t);
     const r = await start(t, s, { args: ['sleep'] });
