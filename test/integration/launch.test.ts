@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, closeSync } from '
 import { describe, test } from 'node:test';
 
 import { launch } from '../../src/actors/launch.js';
+import { logChannel, type LogRecord } from '../../src/log.js';
 import { native } from '../../src/native.js';
 import { privileged } from './privileged.js';
 import { eventually, run, sandbox, specFor, start, waitForLine } from './launch-fixture.js';
@@ -35,6 +36,21 @@ describe('container processes', opts, () => {
     const b = await run(t, s, { args: ['print', 'hello stderr', '--io', 'stderr'] });
     assert.ok(b.err.includes('hello stderr'), JSON.stringify(b));
     assert.ok(!b.out.includes('hello stderr'));
+  });
+
+  test('io pipe output is logged at info with the container as the target', async (t) => {
+    const s = sandbox(t);
+    const records: LogRecord[] = [];
+    const collect = (r: unknown) => records.push(r as LogRecord);
+    logChannel.subscribe(collect);
+    t.after(() => logChannel.unsubscribe(collect));
+    const l = await launch(specFor(s, { args: ['print', 'to the log', '--io', 'stderr'] }));
+    l.openGate();
+    await l.exited;
+    assert.ok(
+      records.some((r) => r.level === 'info' && r.target === 'test-container:0.0.1' && r.message === 'to the log'),
+      JSON.stringify(records.filter((r) => r.target === 'test-container:0.0.1')),
+    );
   });
 
   test('io discard drops the output', async (t) => {
