@@ -7,6 +7,16 @@
 // and init forks the container process — which therefore never runs outside
 // its cgroups. `exited` settles once init is reaped, its control socket is
 // closed and piped output is drained, so no log line arrives after it.
+//
+// Errors: what fails before init exists (persist dir, sockets, the mount
+// plan, spawn) rejects launch() itself; a sandbox setup error inside init
+// (errno + syscall + path, e.g. "open `/run/netns/x`: No such file or
+// directory") rejects `ready`, `started` and `exited` with
+// start_container_failed; an init that cannot be exec'd rejects `started`
+// and the exit status is exit 101, as in Northstar.
+//
+// fd ownership: launch() takes `spec.consoleFd` and closes it (the container
+// has its own copy), on success and on failure.
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { getSystemErrorMap } from 'node:util';
