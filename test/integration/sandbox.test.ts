@@ -187,6 +187,7 @@ describe('container sandbox', opts, () => {
       [{ policy: 'idle' }, ['sched_getscheduler: 5']],
       [{ policy: { other: { nice: 0 } } }, ['sched_getscheduler: 0', 'getpriority: 0']],
       [{ policy: { other: { nice: 7 } } }, ['sched_getscheduler: 0', 'getpriority: 7']],
+      [{ policy: { other: { nice: -5 } } }, ['sched_getscheduler: 0', 'getpriority: -5']],
       [{ policy: { batch: { nice: 3 } } }, ['sched_getscheduler: 3', 'getpriority: 3']],
     ];
     for (const [sched, expect] of cases) {
