@@ -124,7 +124,7 @@ describe('container sandbox', opts, () => {
     assert.notEqual(readlinkSync(`/proc/${r.launched.pid}/ns/mnt`), readlinkSync('/proc/self/ns/mnt'));
   });
 
-  test('a named network namespace is joined', { skip: !existsSync('/usr/sbin/ip') && !existsSync('/sbin/ip') ? 'no ip (iproute2)' : undefined }, async (t) => {
+  test('a named network namespace is joined', privileged({ loop: false, mksquashfs: false, tools: ['ip'] }), async (t) => {
     const s = sandbox(t);
     const name = `nstar-test-${process.pid}`;
     execFileSync('ip', ['netns', 'add', name]);
