@@ -202,3 +202,10 @@ test('a line without a newline is cut at 64 KiB instead of growing without bound
   assert.equal(lines.length, 2);
   assert.equal(lines[1].length, 20 * 4096 - 65536);
 });
+
+test('a mount target that is relative or climbs out of the root is refused', () => {
+  for (const target of ['relative', '/a/../../etc', '/..']) {
+    const m = manifest({ mounts: { [target]: { type: 'proc' } } });
+    assert.throws(() => planMounts(spec(m), all), /invalid mount target/);
+  }
+});
