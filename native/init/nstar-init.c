@@ -127,6 +127,7 @@ static int64_t now_us(void) {
 
 struct reader {
   const unsigned char *p, *end;
+  const char* err;
 };
 
 static uint32_t rd_u32(struct reader* r) {
@@ -147,28 +148,30 @@ static const char* rd_str(struct reader* r) {
   const char* s = (const char*)r->p;
   const unsigned char* z = memchr(r->p, 0, r->end > r->p ? (size_t)(r->end - r->p) : 0);
   if (z == NULL) {
-    errno = EINVAL;
-    fail("spec", "unterminated string");
+    r->err = "unterminated string";
+    return "";
   }
   r->p = z + 1;
   return s;
 }
 
+#define LIMIT(full, what) \
+  if (full) return "too many " what
+
 // Parses TLV records into the program/args/env fields (exec requests) or the
-// whole spec.
-static void parse(const unsigned char* buf, size_t len, struct spec* s) {
-  struct reader all = {buf, buf + len};
+// whole spec. Returns NULL, or what is wrong with the message.
+static const char* parse(const unsigned char* buf, size_t len, struct spec* s) {
+  struct reader all = {buf, buf + len, NULL};
   while (all.end - all.p >= 8) {
     uint32_t tag = rd_u32(&all), n = rd_u32(&all);
-    if ((size_t)(all.end - all.p) < n) break;
-    struct reader r = {all.p, all.p + n};
+    if ((size_t)(all.end - all.p) < n) return "truncated record";
+    struct reader r = {all.p, all.p + n, NULL};
     all.p += n;
-    errno = E2BIG;
     switch (tag) {
       case T_ROOT: s->root = rd_str(&r); break;
       case T_NET: s->net = (int)rd_u32(&r); s->netns = rd_str(&r); break;
       case T_MOUNT: {
-        if (s->nmounts == MAX_MOUNTS) fail("spec", "too many mounts");
+        LIMIT(s->nmounts == MAX_MOUNTS, "mounts");
         struct mnt* m = &s->mounts[s->nmounts++];
         m->flags = (unsigned long)rd_u64(&r);
         m->source = rd_str(&r);
@@ -180,11 +183,11 @@ static void parse(const unsigned char* buf, size_t len, struct spec* s) {
       case T_UID: s->uid = rd_u32(&r); break;
       case T_GID: s->gid = rd_u32(&r); break;
       case T_GROUP:
-        if (s->ngroups == MAX_GROUPS) fail("spec", "too many groups");
+        LIMIT(s->ngroups == MAX_GROUPS, "groups");
         s->groups[s->ngroups++] = rd_u32(&r);
         break;
       case T_RLIMIT: {
-        if (s->nrlimits == MAX_RLIMITS) fail("spec", "too many rlimits");
+        LIMIT(s->nrlimits == MAX_RLIMITS, "rlimits");
         struct rlim* l = &s->rlimits[s->nrlimits++];
         l->resource = (int)rd_u32(&r);
         rd_u32(&r);
@@ -204,11 +207,11 @@ static void parse(const unsigned char* buf, size_t len, struct spec* s) {
         break;
       case T_INIT: s->init = rd_str(&r); break;
       case T_ARG:
-        if (s->argc == MAX_ARGS) fail("spec", "too many args");
+        LIMIT(s->argc == MAX_ARGS, "args");
         s->argv[1 + s->argc++] = rd_str(&r);
         break;
       case T_ENV:
-        if (s->envc == MAX_ARGS) fail("spec", "too many env entries");
+        LIMIT(s->envc == MAX_ARGS, "env entries");
         s->envp[s->envc++] = rd_str(&r);
         break;
       case T_NFDS: s->nfds = (int)rd_u32(&r); break;
@@ -217,10 +220,12 @@ static void parse(const unsigned char* buf, size_t len, struct spec* s) {
       case T_SELINUX: s->selinux = rd_str(&r); break;
       default: break;  // unknown records are skipped
     }
+    if (r.err) return r.err;
   }
   s->argv[0] = s->init;
   s->argv[1 + s->argc] = NULL;
   s->envp[s->envc] = NULL;
+  return NULL;
 }
 
 // Receives one control message into a malloc'd buffer (caller frees).
@@ -506,13 +511,14 @@ static void exec_request(const struct spec* s, const unsigned char* msg, size_t 
   if (len >= 5) memcpy(&id, msg + 1, 4);
   static struct spec req;
   memset(&req, 0, sizeof req);
-  parse(msg + 5, len > 5 ? len - 5 : 0, &req);
+  const char* bad = parse(msg + 5, len > 5 ? len - 5 : 0, &req);
   int slot = -1;
   for (int i = 0; i < MAX_EXECS; i++)
     if (execs[i].pid == 0) slot = i;
   char why[128] = "";
-  if (nfds < 3 || req.init == NULL || slot < 0) {
-    send_msg("execfailed %u %d %s", id, nfds < 3 ? EBADF : slot < 0 ? EAGAIN : EINVAL, "request");
+  if (bad || nfds < 3 || req.init == NULL || slot < 0) {
+    // The container keeps running whatever is wrong with a request.
+    send_msg("execfailed %u %d %s", id, nfds < 3 ? EBADF : slot < 0 ? EAGAIN : EINVAL, bad ? bad : "request");
   } else {
     pid_t pid = fork_process(s, req.init, req.argv, req.envp, fds, 0, why, sizeof why);
     if (pid < 0) {
@@ -625,8 +631,9 @@ int main(int argc, char** argv) {
   unsigned char* buf = NULL;
   ssize_t len = recv_msg(&buf, NULL, NULL);
   if (len <= 0) _exit(1);
-  parse(buf, (size_t)len, &s);  // s points into buf, which lives until exit
+  const char* bad = parse(buf, (size_t)len, &s);  // s points into buf, which lives until exit
   errno = EINVAL;
+  if (bad) fail("spec", bad);
   if (s.root == NULL || s.init == NULL) fail("spec", "root and init are required");
 
   setup(&s);

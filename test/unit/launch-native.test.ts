@@ -123,14 +123,26 @@ test('memfd and seals: a sealed memfd refuses writes', () => {
   assert.throws(() => native().addSeals(-1, 1), (e: NodeJS.ErrnoException) => e.code === 'EBADF');
 });
 
-test('nstar-init refuses a spec without root or init, naming the problem', async () => {
+/** Runs nstar-init (no namespaces) with `spec` as its first message; its messages and exit. */
+async function initWith(spec: Buffer): Promise<{ messages: string[]; status: unknown }> {
   const [ours, theirs] = native().socketpair('seq_packet');
-  native().sendMessage(ours, Buffer.from([0xff, 0, 0, 0, 0, 0, 0, 0]));
+  native().sendMessage(ours, spec);
   const messages: string[] = [];
   const closed = new Promise<void>((resolve) => native().watchMessages(ours, (m) => (m ? messages.push(m.toString()) : resolve())));
   const exited = new Promise((resolve) => native().spawn({ path: initBinaryPath(), argv: ['nstar-init'], envp: [], fds: [0, 1, 2, theirs] }, resolve));
   closeSync(theirs);
   await closed;
-  assert.deepEqual(await exited, { exit: { code: 1 } });
-  assert.deepEqual(messages, ['error 22 spec\troot and init are required']);
+  return { messages, status: await exited };
+}
+
+test('nstar-init refuses a spec without root or init, naming the problem', async () => {
+  const r = await initWith(Buffer.from([0xff, 0, 0, 0, 0, 0, 0, 0]));
+  assert.deepEqual(r, { messages: ['error 22 spec\troot and init are required'], status: { exit: { code: 1 } } });
+});
+
+test('nstar-init refuses a truncated record and an unterminated string', async () => {
+  const truncated = Buffer.from([1, 0, 0, 0, 100, 0, 0, 0, 0x2f]);
+  assert.deepEqual((await initWith(truncated)).messages, ['error 22 spec\ttruncated record']);
+  const unterminated = Buffer.from([1, 0, 0, 0, 2, 0, 0, 0, 0x2f, 0x61]);
+  assert.deepEqual((await initWith(unterminated)).messages, ['error 22 spec\tunterminated string']);
 });
