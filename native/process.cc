@@ -13,6 +13,8 @@
 //   own children by pid, we reap only pids we created.
 // - No static mutable state: per-child state lives on the heap, owned by the
 //   poll handle and the JS closures (shared_ptr), torn down by env cleanup hooks.
+// Kernel floor: CLONE_PIDFD (5.2), pidfd_send_signal (5.1), poll on a pidfd
+// (5.3), waitid(P_PIDFD) (5.4), close_range(CLOSE_RANGE_CLOEXEC) (5.11).
 #include <fcntl.h>
 #include <signal.h>
 #include <pthread.h>
