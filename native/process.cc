@@ -1,18 +1,25 @@
-// process module: spawning nstar-init with clone3, watching it through its
+// process module: spawning nstar-init with clone, watching it through its
 // pidfd, and reading a control socket — all on the main thread's libuv loop.
 //
 // Rules (ARCHITECTURE.md "Threads and processes"):
-// - Node is multi-threaded, so after clone3 the child makes only raw,
+// - Node is multi-threaded, so after clone the child makes only raw,
 //   async-signal-safe syscalls and execve()s nstar-init. Every allocation
-//   (argv, envp, the fd plan) happens before clone3.
+//   (argv, envp, the fd plan) happens before the clone. We use glibc's
+//   clone() rather than a raw clone3: CLONE_VM|CLONE_VFORK needs a separate
+//   stack and a trampoline, which clone() provides; the flags (CLONE_PIDFD and
+//   the namespaces) are the same.
 // - Exit watching: CLONE_PIDFD + uv_poll on the pidfd + waitid(P_PIDFD). No
 //   SIGCHLD handler, no thread per child, never waitpid(-1): libuv reaps its
 //   own children by pid, we reap only pids we created.
 // - No static mutable state: per-child state lives on the heap, owned by the
 //   poll handle and the JS closures (shared_ptr), torn down by env cleanup hooks.
+// Kernel floor: CLONE_PIDFD (5.2), pidfd_send_signal (5.1), poll on a pidfd
+// (5.3), waitid(P_PIDFD) (5.4), close_range(CLOSE_RANGE_CLOEXEC) (5.11).
 #include <fcntl.h>
-#include <linux/sched.h>
 #include <signal.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -45,11 +52,24 @@ struct ChildError {
 const char* const kSteps[] = {"prctl(PR_SET_PDEATHSIG)", "setsid", "fcntl(F_DUPFD_CLOEXEC)", "dup2",
                               "close_range", "execve"};
 
-// The child after clone3: raw syscalls only, then execve. Never returns.
-[[noreturn]] void ChildMain(const char* path, char* const* argv, char* const* envp, const std::vector<int>& fds,
-                            int base, int errfd) {
-  // Node ignores SIGPIPE and blocks signals on some threads; ignored
-  // dispositions and the mask survive execve, so reset both.
+// What the child needs; prepared by the parent, read-only in the child.
+struct ChildArgs {
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  const int* fds;
+  size_t nfds;
+  int base;
+  int errfd;
+};
+
+// The child after clone: raw syscalls only, then execve. It shares the
+// parent's memory (CLONE_VM) until execve, so it writes nothing but its own
+// stack; the parent thread is suspended meanwhile (CLONE_VFORK).
+int ChildMain(void* arg) {
+  const ChildArgs& a = *static_cast<const ChildArgs*>(arg);
+  // Our own copy of the dispositions (no CLONE_SIGHAND): Node's handlers
+  // must never run here, and ignored signals would stay ignored after exec.
   struct sigaction dfl;
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
@@ -60,6 +80,7 @@ const char* const kSteps[] = {"prctl(PR_SET_PDEATHSIG)", "setsid", "fcntl(F_DUPF
   sigprocmask(SIG_SETMASK, &none, nullptr);
 
   int step = 0;
+  int tmp[64];
   // The runtime dying kills init (and with it the whole pid namespace).
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) goto fail;
   // A session and process group of its own: kill(-pid) reaches everything.
@@ -68,21 +89,20 @@ const char* const kSteps[] = {"prctl(PR_SET_PDEATHSIG)", "setsid", "fcntl(F_DUPF
   // fds[i] becomes fd i: first move every source above all targets, so no
   // dup2 overwrites a source that is still needed.
   step = 2;
-  int tmp[64];
-  for (size_t i = 0; i < fds.size(); i++)
-    if ((tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, base)) < 0) goto fail;
+  for (size_t i = 0; i < a.nfds; i++)
+    if ((tmp[i] = fcntl(a.fds[i], F_DUPFD_CLOEXEC, a.base)) < 0) goto fail;
   step = 3;
-  for (size_t i = 0; i < fds.size(); i++)
+  for (size_t i = 0; i < a.nfds; i++)
     if (dup2(tmp[i], static_cast<int>(i)) < 0) goto fail;
   // Everything else closes at execve (the error pipe too, which is how the
   // parent learns that exec happened). close_range CLOEXEC: Linux >= 5.11.
   step = 4;
-  if (syscall(SYS_close_range, fds.size(), ~0U, CLOSE_RANGE_CLOEXEC) != 0) goto fail;
+  if (syscall(SYS_close_range, a.nfds, ~0U, CLOSE_RANGE_CLOEXEC) != 0) goto fail;
   step = 5;
-  execve(path, argv, envp);
+  execve(a.path, a.argv, a.envp);
 fail:
   ChildError e{errno, step};
-  (void)!write(errfd, &e, sizeof e);
+  (void)!write(a.errfd, &e, sizeof e);
   _exit(127);
 }
 
@@ -222,19 +242,32 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   if (pipe2(errpipe, O_CLOEXEC) != 0) ThrowErrno(env, errno, "pipe2");
   base = std::max(base, std::max(errpipe[0], errpipe[1]) + 1);
 
+  // clone(CLONE_VM | CLONE_VFORK) like posix_spawn: no copy of Node's page
+  // tables, the calling thread waits until the child has exec'd. All signals
+  // stay blocked across the clone so no handler of Node's runs in the child.
+  const size_t stackSize = 64 * 1024;
+  void* stack = mmap(nullptr, stackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) {
+    int err = errno;
+    close(errpipe[0]);
+    close(errpipe[1]);
+    ThrowErrno(env, err, "mmap");
+  }
+  ChildArgs childArgs{path.c_str(), argv.ptrs.data(), envp.ptrs.data(), fds.data(), fds.size(), base, errpipe[1]};
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   int pidfd = -1;
-  clone_args args;
-  memset(&args, 0, sizeof args);
-  args.flags = CLONE_PIDFD | flags;
-  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
-  args.exit_signal = SIGCHLD;  // libuv's SIGCHLD handler only waits for its own pids
-  long pid = syscall(SYS_clone3, &args, sizeof args);
-  if (pid == 0) ChildMain(path.c_str(), argv.ptrs.data(), envp.ptrs.data(), fds, base, errpipe[1]);
+  // CLONE_PIDFD (Linux >= 5.2) puts the pidfd where the parent_tid pointer points.
+  int pid = clone(ChildMain, static_cast<char*>(stack) + stackSize,
+                  CLONE_VM | CLONE_VFORK | CLONE_PIDFD | static_cast<int>(flags) | SIGCHLD, &childArgs, &pidfd);
   int cloneErr = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  munmap(stack, stackSize);
   close(errpipe[1]);
   if (pid < 0) {
     close(errpipe[0]);
-    ThrowErrno(env, cloneErr, "clone3", path);
+    ThrowErrno(env, cloneErr, "clone", path);
   }
   // Blocks until the child execs (EOF) or reports why it could not.
   ChildError ce{0, 0};

@@ -127,6 +127,7 @@ static int64_t now_us(void) {
 
 struct reader {
   const unsigned char *p, *end;
+  const char* err;
 };
 
 static uint32_t rd_u32(struct reader* r) {
@@ -147,28 +148,30 @@ static const char* rd_str(struct reader* r) {
   const char* s = (const char*)r->p;
   const unsigned char* z = memchr(r->p, 0, r->end > r->p ? (size_t)(r->end - r->p) : 0);
   if (z == NULL) {
-    errno = EINVAL;
-    fail("spec", "unterminated string");
+    r->err = "unterminated string";
+    return "";
   }
   r->p = z + 1;
   return s;
 }
 
+#define LIMIT(full, what) \
+  if (full) return "too many " what
+
 // Parses TLV records into the program/args/env fields (exec requests) or the
-// whole spec.
-static void parse(const unsigned char* buf, size_t len, struct spec* s) {
-  struct reader all = {buf, buf + len};
+// whole spec. Returns NULL, or what is wrong with the message.
+static const char* parse(const unsigned char* buf, size_t len, struct spec* s) {
+  struct reader all = {buf, buf + len, NULL};
   while (all.end - all.p >= 8) {
     uint32_t tag = rd_u32(&all), n = rd_u32(&all);
-    if ((size_t)(all.end - all.p) < n) break;
-    struct reader r = {all.p, all.p + n};
+    if ((size_t)(all.end - all.p) < n) return "truncated record";
+    struct reader r = {all.p, all.p + n, NULL};
     all.p += n;
-    errno = E2BIG;
     switch (tag) {
       case T_ROOT: s->root = rd_str(&r); break;
       case T_NET: s->net = (int)rd_u32(&r); s->netns = rd_str(&r); break;
       case T_MOUNT: {
-        if (s->nmounts == MAX_MOUNTS) fail("spec", "too many mounts");
+        LIMIT(s->nmounts == MAX_MOUNTS, "mounts");
         struct mnt* m = &s->mounts[s->nmounts++];
         m->flags = (unsigned long)rd_u64(&r);
         m->source = rd_str(&r);
@@ -180,11 +183,11 @@ static void parse(const unsigned char* buf, size_t len, struct spec* s) {
       case T_UID: s->uid = rd_u32(&r); break;
       case T_GID: s->gid = rd_u32(&r); break;
       case T_GROUP:
-        if (s->ngroups == MAX_GROUPS) fail("spec", "too many groups");
+        LIMIT(s->ngroups == MAX_GROUPS, "groups");
         s->groups[s->ngroups++] = rd_u32(&r);
         break;
       case T_RLIMIT: {
-        if (s->nrlimits == MAX_RLIMITS) fail("spec", "too many rlimits");
+        LIMIT(s->nrlimits == MAX_RLIMITS, "rlimits");
         struct rlim* l = &s->rlimits[s->nrlimits++];
         l->resource = (int)rd_u32(&r);
         rd_u32(&r);
@@ -204,11 +207,11 @@ static void parse(const unsigned char* buf, size_t len, struct spec* s) {
         break;
       case T_INIT: s->init = rd_str(&r); break;
       case T_ARG:
-        if (s->argc == MAX_ARGS) fail("spec", "too many args");
+        LIMIT(s->argc == MAX_ARGS, "args");
         s->argv[1 + s->argc++] = rd_str(&r);
         break;
       case T_ENV:
-        if (s->envc == MAX_ARGS) fail("spec", "too many env entries");
+        LIMIT(s->envc == MAX_ARGS, "env entries");
         s->envp[s->envc++] = rd_str(&r);
         break;
       case T_NFDS: s->nfds = (int)rd_u32(&r); break;
@@ -217,18 +220,22 @@ static void parse(const unsigned char* buf, size_t len, struct spec* s) {
       case T_SELINUX: s->selinux = rd_str(&r); break;
       default: break;  // unknown records are skipped
     }
+    if (r.err) return r.err;
   }
   s->argv[0] = s->init;
   s->argv[1 + s->argc] = NULL;
   s->envp[s->envc] = NULL;
+  return NULL;
 }
 
 // Receives one control message into a malloc'd buffer (caller frees).
 // Returns its length, 0 at EOF. fds (if any) land in fds[0..*nfds).
+static volatile sig_atomic_t gate_signal;
+
 static ssize_t recv_msg(unsigned char** out, int* fds, int* nfds) {
   ssize_t size;
   do size = recv(CONTROL_FD, NULL, 0, MSG_PEEK | MSG_TRUNC);
-  while (size < 0 && errno == EINTR);
+  while (size < 0 && errno == EINTR && !gate_signal);
   if (size <= 0) return size;
   unsigned char* buf = malloc((size_t)size + 1);
   if (buf == NULL) fail("malloc", "control message");
@@ -504,13 +511,14 @@ static void exec_request(const struct spec* s, const unsigned char* msg, size_t 
   if (len >= 5) memcpy(&id, msg + 1, 4);
   static struct spec req;
   memset(&req, 0, sizeof req);
-  parse(msg + 5, len > 5 ? len - 5 : 0, &req);
+  const char* bad = parse(msg + 5, len > 5 ? len - 5 : 0, &req);
   int slot = -1;
   for (int i = 0; i < MAX_EXECS; i++)
     if (execs[i].pid == 0) slot = i;
   char why[128] = "";
-  if (nfds < 3 || req.init == NULL || slot < 0) {
-    send_msg("execfailed %u %d %s", id, nfds < 3 ? EBADF : slot < 0 ? EAGAIN : EINVAL, "request");
+  if (bad || nfds < 3 || req.init == NULL || slot < 0) {
+    // The container keeps running whatever is wrong with a request.
+    send_msg("execfailed %u %d %s", id, nfds < 3 ? EBADF : slot < 0 ? EAGAIN : EINVAL, bad ? bad : "request");
   } else {
     pid_t pid = fork_process(s, req.init, req.argv, req.envp, fds, 0, why, sizeof why);
     if (pid < 0) {
@@ -554,8 +562,43 @@ static int reap(pid_t main_pid) {
   return done;
 }
 
+static void on_gate_signal(int sig) { gate_signal = sig; }
+
+static const int stop_signals[] = {SIGTERM, SIGINT, SIGHUP};
+
+// As PID 1 we only get the signals we handle. Until the gate opens, a stop
+// (SIGTERM/SIGINT/SIGHUP to the group) ends the start at once instead of
+// waiting for the SIGKILL after the grace period. They stay blocked except
+// inside ppoll, so none is lost between a check and the wait.
+static void catch_stop_signals(void) {
+  sigset_t set;
+  sigemptyset(&set);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_gate_signal;
+  for (int i = 0; i < 3; i++) {
+    sigaddset(&set, stop_signals[i]);
+    sigaction(stop_signals[i], &sa, NULL);
+  }
+  sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+static void __attribute__((noreturn)) stopped_at_gate(void) {
+  send_msg("exit signal %d", (int)gate_signal);
+  _exit(0);
+}
+
 static void wait_gate(void) {
+  sigset_t open;
+  sigprocmask(SIG_SETMASK, NULL, &open);
+  for (int i = 0; i < 3; i++) sigdelset(&open, stop_signals[i]);
   for (;;) {
+    if (gate_signal) stopped_at_gate();
+    struct pollfd p = {CONTROL_FD, POLLIN, 0};
+    if (ppoll(&p, 1, NULL, &open) < 0) {
+      if (errno == EINTR) continue;
+      fail("ppoll", NULL);
+    }
     unsigned char* msg = NULL;
     int fds[8], nfds = 0;
     ssize_t n = recv_msg(&msg, fds, &nfds);
@@ -563,7 +606,19 @@ static void wait_gate(void) {
     for (int i = 0; i < nfds; i++) close(fds[i]);
     int gate = msg[0] == 'G';
     free(msg);
-    if (gate) return;
+    if (!gate) continue;
+    // A stop that raced the gate still wins.
+    sigset_t pending;
+    sigpending(&pending);
+    for (int i = 0; i < 3; i++)
+      if (sigismember(&pending, stop_signals[i])) gate_signal = stop_signals[i];
+    if (gate_signal) stopped_at_gate();
+    // From here on the signals are the container process's business.
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int i = 0; i < 3; i++) sigaction(stop_signals[i], &dfl, NULL);
+    return;
   }
 }
 
@@ -572,11 +627,13 @@ int main(int argc, char** argv) {
   static struct spec s;
   s.sched_policy = -1;
   s.sched_nice = NICE_UNSET;
+  catch_stop_signals();
   unsigned char* buf = NULL;
   ssize_t len = recv_msg(&buf, NULL, NULL);
   if (len <= 0) _exit(1);
-  parse(buf, (size_t)len, &s);  // s points into buf, which lives until exit
+  const char* bad = parse(buf, (size_t)len, &s);  // s points into buf, which lives until exit
   errno = EINVAL;
+  if (bad) fail("spec", bad);
   if (s.root == NULL || s.init == NULL) fail("spec", "root and init are required");
 
   setup(&s);

@@ -9,7 +9,9 @@ import { Logger } from '../log.js';
 import type { Output } from '../model/manifest.js';
 import { native } from '../native.js';
 
-/** Splits a byte stream into lines; a trailing partial line is flushed at end(). */
+const MAX_LINE = 64 * 1024;
+
+/** Splits a byte stream into lines (at most MAX_LINE characters); a trailing partial line is flushed at end(). */
 export class LineSplitter {
   private rest = '';
   // A multi-byte character may be split across chunks.
@@ -21,6 +23,11 @@ export class LineSplitter {
     const lines = text.split('\n');
     this.rest = lines.pop() ?? '';
     for (const l of lines) this.onLine(l);
+    // A container that never writes a newline must not grow our memory.
+    if (this.rest.length >= MAX_LINE) {
+      this.onLine(this.rest);
+      this.rest = '';
+    }
   }
 
   end(): void {

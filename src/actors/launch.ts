@@ -7,6 +7,16 @@
 // and init forks the container process — which therefore never runs outside
 // its cgroups. `exited` settles once init is reaped, its control socket is
 // closed and piped output is drained, so no log line arrives after it.
+//
+// Errors: what fails before init exists (persist dir, sockets, the mount
+// plan, spawn) rejects launch() itself; a sandbox setup error inside init
+// (errno + syscall + path, e.g. "open `/run/netns/x`: No such file or
+// directory") rejects `ready`, `started` and `exited` with
+// start_container_failed; an init that cannot be exec'd rejects `started`
+// and the exit status is exit 101, as in Northstar.
+//
+// fd ownership: launch() takes `spec.consoleFd` and closes it (the container
+// has its own copy), on success and on failure.
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { getSystemErrorMap } from 'node:util';
@@ -16,10 +26,10 @@ import { errors, RuntimeError, systemError, type ExitStatus, type SystemErrorDat
 import type { LaunchSpec, Launched, Phases } from '../machines/contracts.js';
 import { initBinaryPath, native } from '../native.js';
 import { CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, type SpawnedChild } from '../native-api/process.js';
-import { containerIo, LineSplitter, type OutputSink } from './io.js';
+import { containerIo, LineSplitter, type ContainerIo, type OutputSink } from './io.js';
 import { encodeExec, encodeGate, encodeSpec, parseInitMessage, type InitMessage } from './launch-protocol.js';
 import { planSandbox, preparePersist } from './sandbox.js';
-import { createSockets } from './sockets.js';
+import { createSockets, type ContainerSockets } from './sockets.js';
 
 export interface ExecRequest {
   /** Executable inside the container's root. */
@@ -55,6 +65,20 @@ export interface LaunchOptions {
 
 const log = new Logger('launch');
 const CAPTURE_LIMIT = 1 << 20;
+/**
+ * How long output may still arrive after a process ended. Normally EOF comes
+ * at once (everything holding the stream died with it), but a process can
+ * leave a writer behind: a background child of an exec'd process, or a
+ * stream fd handed out through a unix socket.
+ */
+const DRAIN_GRACE_MS = 1000;
+
+/** Resolves when `drained` does, or `ms` later at most. */
+function drainedWithin(drained: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  return Promise.race([drained, grace]).finally(() => clearTimeout(timer));
+}
 
 function errnoData(errno: number, syscall: string, path: string): SystemErrorData {
   const [code, lower] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, `error ${errno}`];
@@ -116,7 +140,6 @@ class Launch {
   private readonly exited = deferred<ExitStatus>();
   private child?: SpawnedChild;
   private control = -1;
-  private controlWatch?: { close(): void };
   private readonly phases: Phases = {};
   private spawnedAt = 0;
   private readyAt?: number;
@@ -127,10 +150,12 @@ class Launch {
   private initStatus?: ExitStatus;
   private controlClosed = false;
   private ioDrained = false;
+  private io?: ContainerIo;
+  private draining = false;
   private settled = false;
   private readonly execs = new Map<number, PendingExec>();
   private execSeq = 0;
-  private unlinkSockets = () => undefined as void;
+  private sockets?: ContainerSockets;
 
   constructor(
     private readonly spec: LaunchSpec,
@@ -177,13 +202,13 @@ class Launch {
     io.closeChildEnds();
     sockets.closeFds();
     for (const fd of closeOnError) closeSync(fd);
-    const s = sockets;
-    this.unlinkSockets = () => s.unlink();
+    this.sockets = sockets;
+    this.io = io;
     io.drained.then(() => {
       this.ioDrained = true;
       this.maybeSettle();
     });
-    this.controlWatch = native().watchMessages(this.control, (m) => (m ? this.onMessage(parseInitMessage(m)) : this.onControlClosed()));
+    native().watchMessages(this.control, (m) => (m ? this.onMessage(parseInitMessage(m)) : this.onControlClosed()));
     return this.handle();
   }
 
@@ -279,9 +304,20 @@ class Launch {
   }
 
   private maybeSettle(): void {
-    if (this.settled || !this.initStatus || !this.controlClosed || !this.ioDrained) return;
+    if (this.settled || !this.initStatus || !this.controlClosed) return;
+    if (!this.ioDrained) {
+      if (this.draining) return;
+      this.draining = true;
+      // Init is gone: whatever still holds the output gets a short grace.
+      void drainedWithin(this.io!.drained, DRAIN_GRACE_MS).then(() => {
+        this.io!.close();
+        this.ioDrained = true;
+        this.maybeSettle();
+      });
+      return;
+    }
     this.settled = true;
-    this.unlinkSockets();
+    this.sockets?.unlink();
     const status = this.containerStatus ?? this.initStatus;
     this.ready.reject(this.fail(`nstar-init exited before its setup completed (${JSON.stringify(this.initStatus)})`));
     this.started.reject(this.fail(`nstar-init exited before the container started (${JSON.stringify(this.initStatus)})`));
@@ -289,7 +325,7 @@ class Launch {
     for (const [id, p] of this.execs) {
       p.forked.reject(errors.notStarted(this.spec.container));
       p.status ??= { signalled: { signal: 9 } };
-      void p.drained.then(() => p.exited.resolve(p.status!));
+      void drainedWithin(p.drained, DRAIN_GRACE_MS).then(() => p.exited.resolve(p.status!));
       this.execs.delete(id);
     }
     if (this.setupError) this.exited.reject(this.setupError);
@@ -299,6 +335,8 @@ class Launch {
   // ---------------------------------------------------------------- exec
 
   private async exec(req: ExecRequest): Promise<Executed> {
+    // Between the gate and `started`, wait for the container process to exist.
+    if (!this.running && this.gateAt !== undefined && !this.settled) await this.started.promise.catch(() => undefined);
     if (!this.running || this.controlClosed) throw errors.notStarted(this.spec.container);
     const id = ++this.execSeq;
     const devnull = openSync('/dev/null', 'r+');
@@ -345,7 +383,7 @@ class Launch {
       this.execs.delete(m.id);
     } else {
       p.status = m.status;
-      void p.drained.then(() => p.exited.resolve(m.status));
+      void drainedWithin(p.drained, DRAIN_GRACE_MS).then(() => p.exited.resolve(m.status));
       this.execs.delete(m.id);
     }
   }

@@ -85,6 +85,10 @@ export function planMounts(spec: LaunchSpec, probe: HostProbe = { exists: exists
   const ops: MountOp[] = [];
   for (const target of Object.keys(m.mounts).sort()) {
     const mount = m.mounts[target];
+    // Targets are joined to the root on the host side before pivot_root: never let one climb out.
+    if (!target.startsWith('/') || target.split('/').includes('..')) {
+      throw errors.startFailed(spec.container, `invalid mount target ${JSON.stringify(target)}`);
+    }
     switch (mount.type) {
       case 'bind':
         // Northstar skips bind sources the host does not have (examples bind /lib64).

@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, closeSync } from '
 import { describe, test } from 'node:test';
 
 import { launch } from '../../src/actors/launch.js';
+import { logChannel, type LogRecord } from '../../src/log.js';
 import { native } from '../../src/native.js';
 import { privileged } from './privileged.js';
 import { eventually, run, sandbox, specFor, start, waitForLine } from './launch-fixture.js';
@@ -35,6 +36,21 @@ describe('container processes', opts, () => {
     const b = await run(t, s, { args: ['print', 'hello stderr', '--io', 'stderr'] });
     assert.ok(b.err.includes('hello stderr'), JSON.stringify(b));
     assert.ok(!b.out.includes('hello stderr'));
+  });
+
+  test('io pipe output is logged at info with the container as the target', async (t) => {
+    const s = sandbox(t);
+    const records: LogRecord[] = [];
+    const collect = (r: unknown) => records.push(r as LogRecord);
+    logChannel.subscribe(collect);
+    t.after(() => logChannel.unsubscribe(collect));
+    const l = await launch(specFor(s, { args: ['print', 'to the log', '--io', 'stderr'] }));
+    l.openGate();
+    await l.exited;
+    assert.ok(
+      records.some((r) => r.level === 'info' && r.target === 'test-container:0.0.1' && r.message === 'to the log'),
+      JSON.stringify(records.filter((r) => r.target === 'test-container:0.0.1')),
+    );
   });
 
   test('io discard drops the output', async (t) => {
@@ -118,7 +134,8 @@ describe('container processes', opts, () => {
     const w = native().watchMessages(ours, (m) => {
       if (!m) return;
       got.push(m);
-      native().sendMessage(ours, Buffer.from('{"pong":1}\n'));
+      // The probe writes the line and its newline separately: answer once, at the newline.
+      if (m.includes('\n')) native().sendMessage(ours, Buffer.from('{"pong":1}\n'));
     });
     t.after(() => w.close());
     const { out, status } = await run(t, s, { args: ['console', '{"ping":1}'], consoleFd: theirs });
@@ -150,6 +167,16 @@ describe('container processes', opts, () => {
     for (const p of ['spawn', 'setup', 'cgroups', 'gate_wait', 'exec', 'total']) assert.equal(typeof phases[p], 'number', p);
     assert.deepEqual(await r.launched.exited, { exit: { code: 0 } });
     assert.ok(r.stdout().includes('ran'));
+  });
+
+  test('a stop signal while init waits at the gate ends the start at once', async (t) => {
+    const s = sandbox(t);
+    const r = await start(t, s, { args: ['print', 'never'], gate: false });
+    await r.launched.ready;
+    r.launched.kill(15);
+    assert.deepEqual(await r.launched.exited, { signalled: { signal: 15 } });
+    await assert.rejects(r.launched.started, /exited before the container started/);
+    assert.deepEqual(r.lines, []);
   });
 
   test('kill signals the whole process group', async (t) => {
@@ -199,6 +226,60 @@ describe('container processes', opts, () => {
     r.launched.kill(9);
     await r.launched.exited;
     await assert.rejects(r.launched.exec({ path: '/probe', args: [], env: {} }), (e: { code?: string }) => e.code === 'stop_container_not_started');
+  });
+
+  test('an exec pid is a host pid inside the container pid namespace, and exec processes end with the container', async (t) => {
+    const s = sandbox(t);
+    const r = await start(t, s, { args: ['sleep'] });
+    await r.launched.started;
+    const main = Number(readFileSync(`/proc/${r.launched.pid}/task/${r.launched.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+    const e = await r.launched.exec({ path: '/probe', args: ['sleep'], env: {} });
+    assert.notEqual(e.pid, e.nsPid);
+    assert.equal(readlinkSync(`/proc/${e.pid}/ns/pid`), readlinkSync(`/proc/${r.launched.pid}/ns/pid`));
+    assert.equal(readlinkSync(`/proc/${e.pid}/ns/mnt`), readlinkSync(`/proc/${r.launched.pid}/ns/mnt`));
+    // The container process ends: init reports it, exits, and the kernel ends the rest.
+    process.kill(main, 'SIGKILL');
+    assert.deepEqual(await r.launched.exited, { signalled: { signal: 9 } });
+    assert.deepEqual(await e.exited, { signalled: { signal: 9 } });
+    assert.ok(!existsSync(`/proc/${e.pid}`));
+  });
+
+  test('an exec requested right after the gate opens waits for the container process', async (t) => {
+    const s = sandbox(t);
+    const r = await start(t, s, { args: ['sleep'], gate: false });
+    await assert.rejects(r.launched.exec({ path: '/probe', args: ['exit', '0'], env: {} }), (e: { code?: string }) => e.code === 'stop_container_not_started');
+    r.launched.openGate();
+    const e = await r.launched.exec({ path: '/probe', args: ['exit', '5'], env: {} });
+    assert.deepEqual(await e.exited, { exit: { code: 5 } });
+  });
+
+  test('an exec whose background child keeps its stdout open still reports its exit', async (t) => {
+    const s = sandbox(t);
+    const r = await start(t, s, { args: ['sleep'] });
+    await r.launched.started;
+    const e = await r.launched.exec({ path: '/probe', args: ['fork', '1', 'detach'], env: {} });
+    assert.deepEqual(await e.exited, { exit: { code: 0 } });
+    r.launched.kill(9);
+    await r.launched.exited;
+    // The background child died with the container: the output ends too.
+    assert.match((await e.output).stdout, /^forked: \d+$/m);
+  });
+
+  test('io inherit writes to the runtime process stdout', async (t) => {
+    const s = sandbox(t);
+    const script = `
+      import { launch } from ${JSON.stringify(new URL('../../src/actors/launch.js', import.meta.url).href)};
+      const l = await launch(JSON.parse(process.argv[1]));
+      l.openGate();
+      await l.exited;
+    `;
+    const spec = specFor(s, { args: ['print', 'inherited line'], manifest: { io: { stdout: 'inherit', stderr: 'discard' } } });
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise((r) => child.once('exit', r));
+    assert.equal(code, 0);
+    assert.match(out, /^inherited line$/m);
   });
 
   test('an init path that does not exist fails the start and exits 101', async (t) => {

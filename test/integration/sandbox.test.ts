@@ -124,7 +124,7 @@ describe('container sandbox', opts, () => {
     assert.notEqual(readlinkSync(`/proc/${r.launched.pid}/ns/mnt`), readlinkSync('/proc/self/ns/mnt'));
   });
 
-  test('a named network namespace is joined', { skip: !existsSync('/usr/sbin/ip') && !existsSync('/sbin/ip') ? 'no ip (iproute2)' : undefined }, async (t) => {
+  test('a named network namespace is joined', privileged({ loop: false, mksquashfs: false, tools: ['ip'] }), async (t) => {
     const s = sandbox(t);
     const name = `nstar-test-${process.pid}`;
     execFileSync('ip', ['netns', 'add', name]);
@@ -187,6 +187,7 @@ describe('container sandbox', opts, () => {
       [{ policy: 'idle' }, ['sched_getscheduler: 5']],
       [{ policy: { other: { nice: 0 } } }, ['sched_getscheduler: 0', 'getpriority: 0']],
       [{ policy: { other: { nice: 7 } } }, ['sched_getscheduler: 0', 'getpriority: 7']],
+      [{ policy: { other: { nice: -5 } } }, ['sched_getscheduler: 0', 'getpriority: -5']],
       [{ policy: { batch: { nice: 3 } } }, ['sched_getscheduler: 3', 'getpriority: 3']],
     ];
     for (const [sched, expect] of cases) {
@@ -194,5 +195,13 @@ describe('container sandbox', opts, () => {
       assert.deepEqual(status, { exit: { code: 0 } }, JSON.stringify(sched));
       for (const e of expect) assert.ok(out.includes(e), `${JSON.stringify(sched)}: ${e} in ${out}`);
     }
+  });
+
+  test('a sched policy the kernel refuses fails the start naming sched_setscheduler', async (t) => {
+    const s = sandbox(t);
+    // SCHED_DEADLINE needs sched_setattr with runtime/deadline/period, which the manifest cannot give.
+    const r = await start(t, s, { args: ['sched'], manifest: { sched: { policy: 'deadline' } } });
+    await assert.rejects(r.launched.started, /sched_setscheduler `\/probe`: Invalid argument/);
+    assert.deepEqual(await r.launched.exited, { exit: { code: 101 } });
   });
 });

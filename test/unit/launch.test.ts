@@ -191,3 +191,21 @@ test('output is split into lines across chunks, the last partial line flushed at
   s.end();
   assert.deepEqual(lines, ['hello', 'world', '', 'last', '€']);
 });
+
+test('a line without a newline is cut at 64 KiB instead of growing without bound', () => {
+  const lines: string[] = [];
+  const s = new LineSplitter((l) => lines.push(l));
+  for (let i = 0; i < 20; i++) s.push(Buffer.alloc(4096, 0x61));
+  assert.equal(lines.length, 1);
+  assert.equal(lines[0].length, 65536);
+  s.end();
+  assert.equal(lines.length, 2);
+  assert.equal(lines[1].length, 20 * 4096 - 65536);
+});
+
+test('a mount target that is relative or climbs out of the root is refused', () => {
+  for (const target of ['relative', '/a/../../etc', '/..']) {
+    const m = manifest({ mounts: { [target]: { type: 'proc' } } });
+    assert.throws(() => planMounts(spec(m), all), /invalid mount target/);
+  }
+});
