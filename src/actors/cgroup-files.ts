@@ -1,0 +1,149 @@
+// Reading and writing cgroup files, with errors that name the file:
+//   write `/sys/fs/cgroup/memory/northstar/hello/memory.limit_in_bytes`: Invalid argument
+// Synchronous on purpose: kernfs reads and writes do no disk I/O and take
+// microseconds, and a container's whole cgroup setup is a few hundred of them
+// (the start path's `cgroups` phase); a threadpool round trip per file would
+// cost more than the work. Main thread.
+import { closeSync, constants, openSync, readFileSync, writeSync } from 'node:fs';
+
+// glibc's strerror() texts for what cgroup files answer (libuv's differ, e.g.
+// EBUSY "resource busy or locked"), so messages match the native addon's.
+const STRERROR: Record<string, string> = {
+  EINVAL: 'Invalid argument',
+  ENOENT: 'No such file or directory',
+  EBUSY: 'Device or resource busy',
+  EPERM: 'Operation not permitted',
+  EACCES: 'Permission denied',
+  ESRCH: 'No such process',
+  ENOSPC: 'No space left on device',
+  EEXIST: 'File exists',
+  ENOTEMPTY: 'Directory not empty',
+  EOPNOTSUPP: 'Operation not supported',
+  ENOTSUP: 'Operation not supported',
+  ENODEV: 'No such device',
+  EIO: 'Input/output error',
+  ERANGE: 'Numerical result out of range',
+  ENOMEM: 'Cannot allocate memory',
+  EAGAIN: 'Resource temporarily unavailable',
+  EROFS: 'Read-only file system',
+  EBADF: 'Bad file descriptor',
+  ENOTDIR: 'Not a directory',
+};
+
+function strerror(code: string, fallback: string | undefined): string {
+  return STRERROR[code] ?? fallback?.replace(/^[A-Z0-9]+: /, '').replace(/, \w+.*$/, '') ?? code;
+}
+
+export interface CgroupFileError extends Error {
+  code: string;
+  errno?: number;
+  syscall: string;
+  path: string;
+}
+
+/** A Node-style system error whose message reads "<syscall> `<path>`: <strerror>". */
+export function fileError(e: unknown, syscall: string, path: string): CgroupFileError {
+  const src = e as NodeJS.ErrnoException;
+  const code = src?.code ?? 'EIO';
+  const err = new Error(`${syscall} \`${path}\`: ${strerror(code, src?.message)}`, { cause: e }) as CgroupFileError;
+  err.code = code;
+  if (typeof src?.errno === 'number') err.errno = Math.abs(src.errno);
+  err.syscall = syscall;
+  err.path = path;
+  return err;
+}
+
+/**
+ * Writes `value` in one write(2), as the kernel expects (each write is one
+ * command). O_WRONLY without O_CREAT/O_TRUNC: cgroup files cannot be created,
+ * and some (cgroup.event_control) are write-only.
+ */
+export function writeCgroupFile(path: string, value: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY) // libuv adds O_CLOEXEC;
+  } catch (e) {
+    // A missing file is an attribute this kernel lacks; say which.
+    throw fileError(e, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'open' : 'write', path);
+  }
+  try {
+    writeSync(fd, value);
+  } catch (e) {
+    throw fileError(e, 'write', path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function readCgroupFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw fileError(e, 'read', path);
+  }
+}
+
+/** undefined when the file does not exist (an optional statistic). */
+export function readOptional(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw fileError(e, 'read', path);
+  }
+}
+
+/** A single number; `max` (v2's "no limit") is null. */
+export function parseSingle(text: string): number | null {
+  const t = text.trim();
+  if (t === 'max' || t === '') return null;
+  const n = Number(t);
+  return Number.isFinite(n) ? n : null;
+}
+
+/** "key value" lines (memory.stat, cpu.stat, memory.events, memory.oom_control, pids.events). */
+export function parseFlatKeyed(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const [k, v] = line.trim().split(/\s+/);
+    if (!k || v === undefined) continue;
+    const n = Number(v);
+    if (Number.isFinite(n)) out[k] = n;
+  }
+  return out;
+}
+
+/** "8:0 rbytes=1 wbytes=2" lines (v2 io.stat): per device, per key. */
+export function parseNestedKeyed(text: string): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const line of text.split('\n')) {
+    const [dev, ...pairs] = line.trim().split(/\s+/);
+    if (!dev) continue;
+    const entry: Record<string, number> = {};
+    for (const p of pairs) {
+      const [k, v] = p.split('=');
+      if (k && v !== undefined && Number.isFinite(Number(v))) entry[k] = Number(v);
+    }
+    out[dev] = entry;
+  }
+  return out;
+}
+
+/** v1 blkio "8:0 Read 4096" lines (ending in "Total n"): per device, per operation. */
+export function parseBlkioV1(text: string): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const line of text.split('\n')) {
+    const [dev, op, v] = line.trim().split(/\s+/);
+    if (!dev || !op || v === undefined || dev === 'Total') continue;
+    (out[dev] ??= {})[op.toLowerCase()] = Number(v);
+  }
+  return out;
+}
+
+/** cgroup.procs: one pid a line. */
+export function parsePids(text: string): number[] {
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map(Number);
+}

@@ -1,0 +1,116 @@
+// Which cgroup hierarchies this host has, read from /proc/self/mountinfo at
+// runtime: pure v1 (a mount per controller or per co-mounted group), pure v2
+// (one cgroup2 mount with its controllers), or hybrid (v1 controllers plus a
+// cgroup2 mount, often without controllers, e.g. /sys/fs/cgroup/unified).
+// Pure data and pure functions, except readLayout().
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** The controllers the runtime uses (v1 names; v2 calls blkio "io" and folds cpuacct into cpu). */
+export const CONTROLLERS = ['memory', 'cpu', 'cpuacct', 'cpuset', 'blkio', 'freezer', 'pids'] as const;
+export type Controller = (typeof CONTROLLERS)[number];
+
+export interface V1Hierarchy {
+  mount: string;
+  controllers: string[];
+}
+
+export interface V2Hierarchy {
+  mount: string;
+  /** What the root's cgroup.controllers offers (controllers bound to v1 are missing here). */
+  controllers: string[];
+}
+
+export interface CgroupLayout {
+  v1: V1Hierarchy[];
+  v2?: V2Hierarchy;
+}
+
+/** Where one controller lives: a v1 hierarchy, or the v2 one. */
+export type Home = { version: 1; mount: string } | { version: 2; mount: string };
+
+/** Parses mountinfo text: every `cgroup` mount with controllers, and the first `cgroup2` mount. */
+export function parseMountinfo(text: string): { v1: V1Hierarchy[]; v2Mount?: string } {
+  const v1: V1Hierarchy[] = [];
+  const seen = new Set<string>();
+  let v2Mount: string | undefined;
+  for (const line of text.split('\n')) {
+    const sep = line.indexOf(' - ');
+    if (sep < 0) continue;
+    const left = line.slice(0, sep).split(' ');
+    const [fstype, , superOptions = ''] = line.slice(sep + 3).split(' ');
+    const mount = unescapeMountPath(left[4] ?? '');
+    if (fstype === 'cgroup2') {
+      v2Mount ??= mount;
+      continue;
+    }
+    if (fstype !== 'cgroup') continue;
+    const controllers = superOptions.split(',').filter((o) => (CONTROLLERS as readonly string[]).includes(o));
+    // Named hierarchies (name=systemd) have no controller; a hierarchy mounted
+    // twice (same device number) is used through its first mount.
+    const device = left[2] ?? mount;
+    if (controllers.length === 0 || seen.has(device)) continue;
+    seen.add(device);
+    v1.push({ mount, controllers });
+  }
+  return { v1, v2Mount };
+}
+
+/** mountinfo escapes space, tab, newline and backslash as octal. */
+function unescapeMountPath(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** The host's layout, from /proc/self/mountinfo and the cgroup2 root's cgroup.controllers. */
+export function readLayout(mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): CgroupLayout {
+  const { v1, v2Mount } = parseMountinfo(mountinfo);
+  if (v2Mount === undefined) return { v1 };
+  let controllers: string[] = [];
+  try {
+    controllers = readFileSync(join(v2Mount, 'cgroup.controllers'), 'utf8').split(/\s+/).filter(Boolean);
+  } catch {
+    // A cgroup2 mount whose root we cannot read offers no controllers.
+  }
+  return { v1, v2: { mount: v2Mount, controllers } };
+}
+
+export function layoutKind(layout: CgroupLayout): 'v1' | 'v2' | 'hybrid' | 'none' {
+  if (layout.v1.length === 0) return layout.v2 ? 'v2' : 'none';
+  return layout.v2 ? 'hybrid' : 'v1';
+}
+
+const V2_NAME: Record<Controller, string> = {
+  memory: 'memory', cpu: 'cpu', cpuacct: 'cpu', cpuset: 'cpuset', blkio: 'io', freezer: '', pids: 'pids',
+};
+
+/**
+ * Where a controller lives. v1 wins when the controller is bound there (on a
+ * hybrid host the kernel offers it to only one of them anyway). The v2
+ * freezer is core (cgroup.freeze, kernel >= 5.2), so any cgroup2 mount has it.
+ */
+export function homeOf(layout: CgroupLayout, c: Controller): Home | undefined {
+  const h = layout.v1.find((x) => x.controllers.includes(c));
+  if (h) return { version: 1, mount: h.mount };
+  if (!layout.v2) return undefined;
+  if (c === 'freezer' || layout.v2.controllers.includes(V2_NAME[c])) return { version: 2, mount: layout.v2.mount };
+  return undefined;
+}
+
+/** The v2 names of the controllers to enable in cgroup.subtree_control on the way down. */
+export function v2SubtreeControllers(layout: CgroupLayout): string[] {
+  if (!layout.v2) return [];
+  const wanted = new Set<string>();
+  for (const c of CONTROLLERS) {
+    const home = homeOf(layout, c);
+    if (home?.version === 2 && V2_NAME[c]) wanted.add(V2_NAME[c]);
+  }
+  return [...wanted].filter((n) => layout.v2!.controllers.includes(n));
+}
+
+/** A copy of the layout without the given v1 controllers (tests force the v2 paths this way). */
+export function withoutV1(layout: CgroupLayout, ...drop: Controller[]): CgroupLayout {
+  const v1 = layout.v1
+    .map((h) => ({ mount: h.mount, controllers: h.controllers.filter((c) => !drop.includes(c as Controller)) }))
+    .filter((h) => h.controllers.length > 0);
+  return { v1, v2: layout.v2 };
+}
