@@ -259,7 +259,7 @@ describe('inspector server', () => {
   });
 
   test('a page that stops reading does not hold the runtime back: changes are dropped and counted', async (t) => {
-    const ins = await startInspector({ bind: '127.0.0.1:0', maxQueued: 10, ringSize: 10 });
+    const ins = await startInspector({ bind: '127.0.0.1:0', maxBufferedBytes: 64 << 10, ringSize: 10 });
     const a = createActor(machine, { inspect: ins.inspect }).start();
     const port = new URL(ins.url).port;
     const sock = connect(Number(port), '127.0.0.1');
