@@ -1,11 +1,12 @@
 // What the state-chart inspector costs the runtime: 100 container machines
 // (the real container machine with the real launch and cgroups actors; the
-// root is a directory, so no mount) cycle start → exit → start, and each
-// start's latency (request → reply) is measured with the inspector off and on
+// root is a directory, so no mount) cycle start → exit → start, at most
+// --parallel starts in flight (100 at once only measures the kernel's
+// contention), and each start's latency (request → reply) is measured with the inspector off and on
 // (a page connected and reading the event stream). Blocks alternate off/on so
 // drift hits both alike. Prints one JSON line per figure and a summary
 // `{"bench":"inspector","ratio_on_vs_off":…}`; the target is ≤ 1.10.
-//   node --import tsx bench/inspector.bench.ts [--containers 100] [--cycles 3] [--blocks 4]
+//   node --import tsx bench/inspector.bench.ts [--containers 100] [--cycles 3] [--blocks 4] [--parallel 4]
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
@@ -28,11 +29,30 @@ const { values: opts } = parseArgs({
     containers: { type: 'string', default: '100' },
     cycles: { type: 'string', default: '3' },
     blocks: { type: 'string', default: '4' },
+    parallel: { type: 'string', default: '4' },
   },
 });
 const N = Number(opts.containers);
 const CYCLES = Number(opts.cycles);
 const BLOCKS = Number(opts.blocks);
+const PARALLEL = Number(opts.parallel);
+
+/** At most `n` holders at a time. */
+function semaphore(n: number) {
+  let free = n;
+  const waiting: (() => void)[] = [];
+  return {
+    async take(): Promise<void> {
+      if (free > 0) return void free--;
+      await new Promise<void>((r) => waiting.push(r));
+    },
+    give(): void {
+      const next = waiting.shift();
+      if (next) next();
+      else free++;
+    },
+  };
+}
 const emit = (o: object) => process.stdout.write(JSON.stringify({ bench: 'inspector', ...o }) + '\n');
 
 function manifest(i: number): Manifest {
@@ -72,6 +92,7 @@ async function block(dir: string, tree: CgroupTree, inspector: Inspector | undef
   const system = createActor(parent, inspector ? { inspect: inspector.inspect } : {}).start();
   const children = system.getSnapshot().children as Record<string, AnyActorRef>;
   const latencies: number[] = [];
+  const slots = semaphore(PARALLEL);
   const cycle = async (id: string, i: number) => {
     for (let c = 0; c < CYCLES; c++) {
       const exited = new Promise<void>((resolve) => exits.set(id, resolve));
@@ -80,13 +101,18 @@ async function block(dir: string, tree: CgroupTree, inspector: Inspector | undef
         env: { NORTHSTAR_NAME: `cycle${i}`, NORTHSTAR_VERSION: '0.0.1', NORTHSTAR_CONTAINER: id },
         runDir: join(dir, 'run'), dataDir: join(dir, 'data'), socketDir: join(dir, 'sockets'), resources: {},
       };
-      const t0 = performance.now();
-      const outcome = await new Promise<Outcome<unknown>>((reply) =>
-        children[id].send({ type: 'start', spec, requestedAt: t0, resolveMs: 0, reply }),
-      );
-      if (!outcome.ok) throw outcome.error;
-      latencies.push(performance.now() - t0);
-      await exited;
+      await slots.take();
+      try {
+        const t0 = performance.now();
+        const outcome = await new Promise<Outcome<unknown>>((reply) =>
+          children[id].send({ type: 'start', spec, requestedAt: t0, resolveMs: 0, reply }),
+        );
+        if (!outcome.ok) throw outcome.error;
+        latencies.push(performance.now() - t0);
+        await exited;
+      } finally {
+        slots.give();
+      }
     }
   };
   await Promise.all(ids.map((id, i) => cycle(id, i)));
@@ -131,8 +157,8 @@ async function main(): Promise<void> {
   }
   const a = stats(off);
   const b = stats(on);
-  emit({ inspector: 'off', metric: 'start_ms', containers: N, ...a });
-  emit({ inspector: 'on', metric: 'start_ms', containers: N, ...b, streamed_bytes: reader.received() });
+  emit({ inspector: 'off', metric: 'start_ms', containers: N, parallel: PARALLEL, ...a });
+  emit({ inspector: 'on', metric: 'start_ms', containers: N, parallel: PARALLEL, ...b, streamed_bytes: reader.received() });
   const ratio = Math.round((b.median / a.median) * 1000) / 1000;
   emit({ ratio_on_vs_off: ratio, target: 1.1, met: ratio <= 1.1 });
 }

@@ -76,7 +76,7 @@ export function layoutChart(graph: ChartGraph, dir: Direction = 'LR'): ChartLayo
   const byPath = new Map(graph.states.map((s) => [s.path, s]));
   // Left to right, forward labels sit between the columns: leave room for them.
   const labelW = Math.max(0, ...graph.transitions.map((t) => labelText(t).length * 6.2 + 16));
-  const GAP_X = dir === 'LR' ? Math.min(130, Math.max(GAP_X_MIN, labelW)) : GAP_X_MIN;
+  const GAP_X = dir === 'LR' ? Math.min(180, Math.max(GAP_X_MIN, labelW)) : GAP_X_MIN;
   const sizes = new Map<string, Size>();
   const measure = (path: string): Size => {
     const s = byPath.get(path)!;
@@ -141,10 +141,11 @@ function edgePath(t: ChartTransition, a: Box, b: Box, lane: number, dir: Directi
       return { d: c(x - 8, y, x - 30, y + 40, x + 30, y + 40, x + 8, y), lx: x, ly: y + 36 };
     }
     if (b.x >= a.x + a.w) {
-      const x1 = a.x + a.w, y1 = a.y + a.h / 2 + lane * 6;
-      const x2 = b.x, y2 = b.y + b.h / 2 + lane * 6;
+      // Parallel edges fan out by a few pixels; their labels stack a line apart.
+      const x1 = a.x + a.w, y1 = a.y + a.h / 2 + lane * 4;
+      const x2 = b.x, y2 = b.y + b.h / 2 + lane * 4;
       const mx = (x1 + x2) / 2;
-      return { d: c(x1, y1, mx, y1, mx, y2, x2, y2), lx: mx, ly: (y1 + y2) / 2 - 6 };
+      return { d: c(x1, y1, mx, y1, mx, y2, x2, y2), lx: mx, ly: (y1 + y2) / 2 - 6 + lane * 13 };
     }
     // Back, vertical, or out of a compound state: around the bottom.
     const x1 = a.x + a.w / 2 + lane * 8, y1 = a.y + a.h;
@@ -174,7 +175,7 @@ export function chartSvg(graph: ChartGraph, active: Iterable<string> = [], dir: 
   const { width, height, boxes } = layoutChart(graph, dir);
   const on = new Set(active);
   const parts: string[] = [];
-  // Compound states first (outer to inner), leaves on top of the edges.
+  // Compound states first (outer to inner), then edges and labels, leaves on top.
   const ordered = [...graph.states].sort((x, y) => x.path.split('.').length - y.path.split('.').length);
   for (const s of ordered.filter((s) => s.children.length > 0)) parts.push(stateSvg(s, boxes.get(s.path)!, on));
   const lanes = new Map<string, number>();
@@ -190,6 +191,8 @@ export function chartSvg(graph: ChartGraph, active: Iterable<string> = [], dir: 
     parts.push(`<path class="edge" data-event="${esc(t.event)}" d="${d}" marker-end="url(#arrow)"/>`);
     labels.push(`<text class="edge-label" x="${n(lx)}" y="${n(ly + 4)}" text-anchor="middle">${esc(label)}</text>`);
   }
+  // Labels under the leaf boxes: an edge crossing a state must not hide its name.
+  parts.push(...labels);
   for (const s of graph.states.filter((s) => s.children.length === 0)) parts.push(stateSvg(s, boxes.get(s.path)!, on));
   for (const s of graph.states) {
     if (!s.initial) continue;
@@ -201,7 +204,6 @@ export function chartSvg(graph: ChartGraph, active: Iterable<string> = [], dir: 
     '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#555"/></marker></defs>',
     `<style>${SVG_STYLE}</style>`,
     ...parts,
-    ...labels,
     '</svg>',
   ].join('\n');
 }

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import type { InspectionEvent } from 'xstate';
 import { Logger } from '../log.js';
 import { chartMermaid, chartSvg } from './chart.js';
-import { machineGraph, type ChartGraph } from './graph.js';
+import { activePaths, machineGraph, type ChartGraph } from './graph.js';
 import { Recorder, type Change, type RecorderOptions } from './recorder.js';
 
 export interface InspectorOptions extends RecorderOptions {
@@ -134,6 +134,13 @@ function route(req: IncomingMessage, res: ServerResponse, ctx: Ctx): void {
   if (path === '/api/actors') return json(res, { actors: ctx.recorder.actorList(), machines: ctx.recorder.machineKeyList() });
   let m = /^\/api\/actors\/([^/]+)\/events$/.exec(path);
   if (m) return json(res, ctx.recorder.events(m[1]));
+  m = /^\/api\/actors\/([^/]+)\/chart\.svg$/.exec(path);
+  if (m) {
+    const a = ctx.recorder.actor(m[1]);
+    const g = a && ctx.graphOf(a.machine);
+    if (!a || !g) return send(res, 404, 'text/plain', `no actor ${m[1]}`);
+    return send(res, 200, 'image/svg+xml', chartSvg(g, activePaths(a.state), url.searchParams.get('dir') === 'TB' ? 'TB' : 'LR'));
+  }
   m = /^\/api\/machines\/([^/]+?)(\.json|\.svg|\.mmd)$/.exec(path);
   if (m) {
     const g = ctx.graphOf(m[1]);
