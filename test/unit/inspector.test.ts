@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import { createActor, fromCallback, fromPromise, setup, waitFor } from 'xstate';
 import { chartMermaid, chartSvg, layoutChart, type Box } from '../../src/inspector/chart.js';
 import { activePaths, eventLabel, leafPaths, machineGraph } from '../../src/inspector/graph.js';
+import { exportChart, runtimeMachine } from '../../src/inspector/export.js';
 import { parseBind, startInspector } from '../../src/inspector/inspector.js';
 import { Recorder, type Change } from '../../src/inspector/recorder.js';
 
@@ -108,6 +109,20 @@ describe('chart', () => {
     assert.match(m, /starting --> mounted : after 5000ms/);
     assert.match(m, /running --> failed : exit \[critical\]/);
     assert.match(m, /failed --> \[\*\]/);
+  });
+});
+
+describe('chart export', () => {
+  test("the runtime's own machines export as SVG with every state, and as Mermaid", async () => {
+    for (const name of ['container', 'supervisor']) {
+      const m = await runtimeMachine(name);
+      const svg = exportChart(m, 'svg');
+      for (const s of machineGraph(m).states) assert.ok(svg.includes(`data-path="${s.path}"`), `${name}: ${s.path}`);
+      assert.match(exportChart(m, 'mermaid'), /^stateDiagram-v2\n\s+\[\*\] --> /);
+    }
+    const running = exportChart(await runtimeMachine('container'), 'svg', { active: ['started.running'] });
+    assert.match(running, /class="state atomic leaf active" data-path="started.running"/);
+    await assert.rejects(runtimeMachine('nope'), /no machine named "nope"/);
   });
 });
 
