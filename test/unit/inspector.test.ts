@@ -57,6 +57,7 @@ describe('machine graph', () => {
     assert.deepEqual(find('running', 'failed'), [{ source: 'running', target: 'failed', event: 'exit', guard: 'critical' }]);
     assert.equal(find('running.paused', 'running.active')[0].event, 'resume');
     assert.equal(eventLabel(''), 'always');
+    assert.equal(eventLabel('xstate.after.grace.container.started.stopping'), 'after grace');
   });
 
   test('snapshot values become leaf paths and active paths', () => {
