@@ -142,7 +142,9 @@ export class Tab {
   async waitFor(expression: string, what: string, timeoutMs = 10_000): Promise<void> {
     const poll = `new Promise((resolve) => {
       const end = Date.now() + ${timeoutMs};
-      const check = () => { if (${expression}) resolve(true); else if (Date.now() > end) resolve(false); else setTimeout(check, 25); };
+      // Before the page has loaded, the expression may throw: that is "not yet".
+      const holds = () => { try { return ${expression}; } catch { return false; } };
+      const check = () => { if (holds()) resolve(true); else if (Date.now() > end) resolve(false); else setTimeout(check, 25); };
       check();
     })`;
     for (let attempt = 0; ; attempt++) {
