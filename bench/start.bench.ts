@@ -11,6 +11,8 @@
 // probe) mounted once through the mount pool. Also measured for ours alone:
 //   ours_cold  mount the NPK (pool: loop attach + squashfs) + the start above
 //   ours_stop  SIGTERM to a sleeping probe → its exit reported
+//   ours_runtime  the whole runtime in this process: console request `start` →
+//              supervisor → container machine → launch → the `exit` notification
 // Prints one JSON line per figure (medians, p95; startup phases of ours), then
 // a summary line with the ratios (ours ÷ reference, medians), and writes
 // bench/out/start.svg. Runs itself inside a private mount namespace.
@@ -28,6 +30,10 @@ import { MountPool } from '../src/actors/mount-pool.js';
 import { closeNpk, openNpk } from '../src/npk/npk.js';
 import type { MountInput } from '../src/machines/contracts.js';
 import { fixtureNpk } from '../test/fixtures/npk.js';
+import { prepare } from '../test/integration/runtime-harness.js';
+import { Client } from '../src/client/index.js';
+import { Runtime } from '../src/runtime.js';
+import { setLevel } from '../src/log.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -41,7 +47,7 @@ const { values: opts } = parseArgs({
 const iterations = Number(opts.iterations);
 const warmup = Number(opts.warmup);
 
-type Method = 'floor' | 'bwrap' | 'crun' | 'spawn' | 'ours' | 'ours_cold' | 'ours_stop';
+type Method = 'floor' | 'bwrap' | 'crun' | 'spawn' | 'ours' | 'ours_cold' | 'ours_stop' | 'ours_runtime';
 interface Sample {
   ms: number;
   phases?: Phases;
@@ -221,11 +227,39 @@ async function ours(dir: string): Promise<Ours | string> {
   };
 }
 
+/** The runtime in this process with the bench NPK mounted at start, driven through its console. */
+async function runtimeRunner(npk: string) {
+  const p = await prepare({ repositories: { default: { npks: [npk], mountOnStart: true } } });
+  const rt = await Runtime.start(p.config);
+  const client = await Client.connect(p.url, { subscribe: 10_000 });
+  const notifications = client.notifications()[Symbol.asyncIterator]();
+  return {
+    async once(): Promise<number> {
+      const t0 = process.hrtime.bigint();
+      await client.start('bench:0.0.1');
+      for (;;) {
+        const { value: n, done } = await notifications.next();
+        if (done) throw new Error('bench: the console closed');
+        if (typeof n === 'object' && n !== null && 'exit' in n) {
+          const [, status] = (n as { exit: [string, { exit?: { code: number } }] }).exit;
+          if (status.exit?.code !== 0) throw new Error(`bench: probe ended with ${JSON.stringify(status)}`);
+          return ms(t0);
+        }
+      }
+    },
+    async close(): Promise<void> {
+      client.close();
+      await rt.shutdown();
+      rmSync(p.dir, { recursive: true, force: true });
+    },
+  };
+}
+
 /** The fixture NPK, and a way to mount it at a fresh target through the mount pool. */
 async function image(dir: string) {
   // crun wants /dev and /proc directories in the root.
   const files = { '/dev/.keep': '', '/proc/.keep': '' };
-  const path = await fixtureNpk({ name: 'bench', version: '0.0.1', manifest: { uid: 1000, gid: 1000 }, files });
+  const path = await fixtureNpk({ name: 'bench', version: '0.0.1', manifest: { uid: 1000, gid: 1000, args: ['exit', '0'] }, files });
   const npk = await openNpk(path);
   const { fsImgOffset, fsImgSize } = npk;
   closeNpk(npk);
@@ -237,6 +271,7 @@ async function image(dir: string) {
   });
   mkdirSync(join(dir, 'images'), { recursive: true });
   return {
+    path,
     async mount(): Promise<{ target: string; umount(): Promise<void> }> {
       const i = input();
       await pool.mount(i);
@@ -283,6 +318,7 @@ async function main(): Promise<void> {
     process.exit(r.status ?? 1);
   }
   if (opts.only === 'crun') return crunChild(opts.rootfs as string);
+  setLevel('warn'); // one log line per container exit would drown the figures
 
   const dir = mkdtempSync(join(tmpdir(), 'nstar-bench-start-'));
   const img = await image(dir);
@@ -290,7 +326,8 @@ async function main(): Promise<void> {
   const rootfs = mounted.target;
   const floor = buildFloor(dir);
   const ourRunner = await ours(dir);
-  const samples: Record<Method, number[]> = { floor: [], bwrap: [], crun: [], spawn: [], ours: [], ours_cold: [], ours_stop: [] };
+  const samples: Record<Method, number[]> = { floor: [], bwrap: [], crun: [], spawn: [], ours: [], ours_cold: [], ours_stop: [], ours_runtime: [] };
+  const runtime = await runtimeRunner(img.path);
   const phases: Record<string, number[]> = {};
   const runners: [Method, () => Promise<number>][] = [
     ['floor', () => floorOnce(floor, rootfs)],
@@ -314,6 +351,7 @@ async function main(): Promise<void> {
       }
     }]);
     runners.push(['ours_stop', () => ourRunner.stop(rootfs)]);
+    runners.push(['ours_runtime', () => runtime.once()]);
   } else emit({ method: 'ours', skipped: ourRunner });
 
   try {
@@ -330,6 +368,7 @@ async function main(): Promise<void> {
     else samples.crun = crun;
   } finally {
     if (typeof ourRunner !== 'string') await ourRunner.close();
+    await runtime.close();
     await mounted.umount();
     await img.close();
     rmSync(dir, { recursive: true, force: true });
