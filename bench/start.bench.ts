@@ -383,9 +383,11 @@ async function main(): Promise<void> {
   }
   for (const [phase, xs] of Object.entries(phases)) emit({ method: 'ours', metric: 'phase_ms', phase, ...stats(xs) });
 
+  // The headline is the whole runtime's start (what a user waits for); `ours` is launch() + cgroups alone.
+  const headline: Method = samples.ours_runtime.length ? 'ours_runtime' : 'ours';
   const med = (m: Method) => (samples[m].length ? stats(samples[m]).median : NaN);
-  const ratio = (m: Method) => (samples.ours.length && samples[m].length ? Math.round((med('ours') / med(m)) * 100) / 100 : null);
-  const summary = { ratio_vs_crun: ratio('crun'), ratio_vs_bwrap: ratio('bwrap'), ratio_vs_floor: ratio('floor') };
+  const ratio = (m: Method) => (samples[headline].length && samples[m].length ? Math.round((med(headline) / med(m)) * 100) / 100 : null);
+  const summary = { measured: headline, ratio_vs_crun: ratio('crun'), ratio_vs_bwrap: ratio('bwrap'), ratio_vs_floor: ratio('floor') };
   const target = { crun: 0.5, floor: 3 };
   emit({ ...summary, target, met: summary.ratio_vs_crun !== null && summary.ratio_vs_crun <= target.crun && (summary.ratio_vs_floor ?? Infinity) <= target.floor });
 
