@@ -231,7 +231,11 @@ async function ours(dir: string): Promise<Ours | string> {
 async function runtimeRunner(npk: string) {
   const p = await prepare({ repositories: { default: { npks: [npk], mountOnStart: true } } });
   const rt = await Runtime.start(p.config);
-  const client = await Client.connect(p.url, { subscribe: 10_000 });
+  const client = await Client.connect(p.url, { subscribe: 10_000 }).catch(async (e) => {
+    await rt.shutdown();
+    rmSync(p.dir, { recursive: true, force: true });
+    throw e;
+  });
   const notifications = client.notifications()[Symbol.asyncIterator]();
   return {
     async once(): Promise<number> {
@@ -321,13 +325,27 @@ async function main(): Promise<void> {
   setLevel('warn'); // one log line per container exit would drown the figures
 
   const dir = mkdtempSync(join(tmpdir(), 'nstar-bench-start-'));
+  // Undone in reverse, also when a step fails half-way.
+  const cleanup: (() => unknown)[] = [() => rmSync(dir, { recursive: true, force: true })];
+  try {
+    await measure(dir, cleanup);
+  } finally {
+    for (const undo of cleanup.reverse()) await undo();
+  }
+}
+
+async function measure(dir: string, cleanup: (() => unknown)[]): Promise<void> {
   const img = await image(dir);
+  cleanup.push(() => img.close());
   const mounted = await img.mount();
+  cleanup.push(() => mounted.umount());
   const rootfs = mounted.target;
   const floor = buildFloor(dir);
   const ourRunner = await ours(dir);
-  const samples: Record<Method, number[]> = { floor: [], bwrap: [], crun: [], spawn: [], ours: [], ours_cold: [], ours_stop: [], ours_runtime: [] };
+  if (typeof ourRunner !== 'string') cleanup.push(() => ourRunner.close());
   const runtime = await runtimeRunner(img.path);
+  cleanup.push(() => runtime.close());
+  const samples: Record<Method, number[]> = { floor: [], bwrap: [], crun: [], spawn: [], ours: [], ours_cold: [], ours_stop: [], ours_runtime: [] };
   const phases: Record<string, number[]> = {};
   const runners: [Method, () => Promise<number>][] = [
     ['floor', () => floorOnce(floor, rootfs)],
@@ -354,25 +372,17 @@ async function main(): Promise<void> {
     runners.push(['ours_runtime', () => runtime.once()]);
   } else emit({ method: 'ours', skipped: ourRunner });
 
-  try {
-    // Interleaved, so drift (caches, other load) hits every method alike.
-    for (let i = 0; i < warmup + iterations; i++) {
-      for (const [method, once] of runners) {
-        const t = await once();
-        if (i >= warmup) samples[method].push(t);
-      }
-      if (i === warmup - 1) for (const k of Object.keys(phases)) phases[k] = [];
+  // Interleaved, so drift (caches, other load) hits every method alike.
+  for (let i = 0; i < warmup + iterations; i++) {
+    for (const [method, once] of runners) {
+      const t = await once();
+      if (i >= warmup) samples[method].push(t);
     }
-    const crun = measureCrun(rootfs);
-    if (typeof crun === 'string') emit({ method: 'crun', skipped: crun });
-    else samples.crun = crun;
-  } finally {
-    if (typeof ourRunner !== 'string') await ourRunner.close();
-    await runtime.close();
-    await mounted.umount();
-    await img.close();
-    rmSync(dir, { recursive: true, force: true });
+    if (i === warmup - 1) for (const k of Object.keys(phases)) phases[k] = [];
   }
+  const crun = measureCrun(rootfs);
+  if (typeof crun === 'string') emit({ method: 'crun', skipped: crun });
+  else samples.crun = crun;
 
   const rows: { method: string; median: number; p95: number }[] = [];
   for (const [method, xs] of Object.entries(samples)) {
