@@ -139,13 +139,16 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'nstar-bench-inspector-'));
   for (const d of ['root', 'run', 'data', 'sockets']) mkdirSync(join(dir, d), { recursive: true });
   copyFileSync(buildProbe(), join(dir, 'root/probe'));
-  const tree = await CgroupTree.create(`nstar-bench-${process.pid}`);
-  const inspector = await startInspector({ bind: '127.0.0.1:0' });
-  const reader = page(inspector);
   const off: number[] = [];
   const on: number[] = [];
   const noop: number[] = [];
+  let tree: CgroupTree | undefined;
+  let inspector: Inspector | undefined;
+  let reader: ReturnType<typeof page> | undefined;
   try {
+    tree = await CgroupTree.create(`nstar-bench-${process.pid}`);
+    inspector = await startInspector({ bind: '127.0.0.1:0' });
+    reader = page(inspector);
     await block(dir, tree, undefined); // warm-up
     for (let b = 0; b < BLOCKS; b++) {
       off.push(...(await block(dir, tree, undefined)));
@@ -154,15 +157,15 @@ async function main(): Promise<void> {
       noop.push(...(await block(dir, tree, () => undefined)));
     }
   } finally {
-    reader.close();
-    await inspector.close();
-    await tree.destroy();
+    reader?.close();
+    await inspector?.close();
+    await tree?.destroy();
     rmSync(dir, { recursive: true, force: true });
   }
   const a = stats(off);
   const b = stats(on);
   emit({ inspector: 'off', metric: 'start_ms', containers: N, parallel: PARALLEL, ...a });
-  emit({ inspector: 'on', metric: 'start_ms', containers: N, parallel: PARALLEL, ...b, streamed_bytes: reader.received() });
+  emit({ inspector: 'on', metric: 'start_ms', containers: N, parallel: PARALLEL, ...b, streamed_bytes: reader!.received() });
   const c = stats(noop);
   emit({ inspector: 'noop', metric: 'start_ms', containers: N, parallel: PARALLEL, ...c });
   const ratio = Math.round((b.median / a.median) * 1000) / 1000;
