@@ -5,13 +5,20 @@
 //           private mount namespace hides the cgroup2 mount: crun 1.8 refuses hybrid layouts)
 //   spawn   Node's own child_process.spawn of the probe, no namespaces (context for bwrap/crun,
 //           which are spawned from Node too)
-//   ours    launch() → cgroups (when src/actors/cgroups.ts exists) → start gate → exec → exit
+//   ours    launch() → cgroups → start gate → exec → exit, on an already mounted image
 // Each iteration starts the static probe with `exit 0` and waits for its exit.
-// Prints one JSON line per figure, then a summary line with the ratios
-// (ours ÷ reference, medians), and writes bench/out/start.svg.
+// Every method runs on the same root: a fixture NPK (our packer around the
+// probe) mounted once through the mount pool. Also measured for ours alone:
+//   ours_cold  mount the NPK (pool: loop attach + squashfs) + the start above
+//   ours_stop  SIGTERM to a sleeping probe → its exit reported
+//   ours_runtime  the whole runtime in this process: console request `start` →
+//              supervisor → container machine → launch → the `exit` notification
+// Prints one JSON line per figure (medians, p95; startup phases of ours), then
+// a summary line with the ratios (ours ÷ reference, medians), and writes
+// bench/out/start.svg. Runs itself inside a private mount namespace.
 //   node --import tsx bench/start.bench.ts [--iterations 200] [--warmup 20]
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -19,7 +26,14 @@ import { parseArgs } from 'node:util';
 import type { LaunchSpec, Launched, Phases } from '../src/machines/contracts.js';
 import type { Manifest } from '../src/model/manifest.js';
 import type { ContainerCgroupsHandle } from '../src/actors/machine-actors.js';
-import { buildProbe } from '../test/fixtures/build.js';
+import { MountPool } from '../src/actors/mount-pool.js';
+import { closeNpk, openNpk } from '../src/npk/npk.js';
+import type { MountInput } from '../src/machines/contracts.js';
+import { fixtureNpk } from '../test/fixtures/npk.js';
+import { prepare } from '../test/integration/runtime-harness.js';
+import { Client } from '../src/client/index.js';
+import { Runtime } from '../src/runtime.js';
+import { setLevel } from '../src/log.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -33,7 +47,7 @@ const { values: opts } = parseArgs({
 const iterations = Number(opts.iterations);
 const warmup = Number(opts.warmup);
 
-type Method = 'floor' | 'bwrap' | 'crun' | 'spawn' | 'ours';
+type Method = 'floor' | 'bwrap' | 'crun' | 'spawn' | 'ours' | 'ours_cold' | 'ours_stop' | 'ours_runtime';
 interface Sample {
   ms: number;
   phases?: Phases;
@@ -83,16 +97,17 @@ const bwrapArgs = (rootfs: string) => [
   '--ro-bind', rootfs, '/', '--die-with-parent', '--', '/probe', 'exit', '0',
 ];
 
-/** An OCI bundle whose root is `rootfs`, with the namespaces the others get and no extra mounts. */
+/** An OCI bundle whose root is `rootfs`, with the namespaces the others get and only the /dev crun needs. */
 function crunBundle(dir: string, rootfs: string): string {
   const bundle = join(dir, 'bundle');
   mkdirSync(bundle, { recursive: true });
   const config = {
     ociVersion: '1.0.0',
-    process: { terminal: false, user: { uid: 0, gid: 0 }, args: ['/probe', 'exit', '0'], env: [], cwd: '/' },
+    process: { terminal: false, user: { uid: 1000, gid: 1000 }, args: ['/probe', 'exit', '0'], env: [], cwd: '/' },
     root: { path: rootfs, readonly: true },
     hostname: 'bench',
-    mounts: [],
+    // crun creates the default device nodes in /dev; the image is read-only.
+    mounts: [{ destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'noexec', 'mode=755', 'size=64k'] }],
     linux: {
       namespaces: ['pid', 'network', 'ipc', 'uts', 'mount'].map((type) => ({ type })),
     },
@@ -126,7 +141,7 @@ function measureCrun(rootfs: string): number[] | string {
       '--only', 'crun', '--rootfs', rootfs, '--iterations', String(iterations), '--warmup', String(warmup)],
     { cwd: root, encoding: 'utf8', maxBuffer: 16 << 20 },
   );
-  if (r.status !== 0) return `crun child failed: ${r.stderr.trim().split('\n').pop()}`;
+  if (r.status !== 0) return `crun child failed: ${r.stderr.trim().split('\n').filter((l) => /Error/.test(l)).slice(0, 2).join(' / ')}`;
   const line = r.stdout.trim().split('\n').find((l) => l.startsWith('{"crun"'));
   return line ? (JSON.parse(line) as { crun: number[] }).crun : 'crun child printed no samples';
 }
@@ -134,9 +149,11 @@ function measureCrun(rootfs: string): number[] | string {
 // ------------------------------------------------------------------ ours
 
 interface Ours {
-  once(): Promise<Sample>;
+  /** launch → cgroups → gate → exit on `root`. */
+  once(root: string, args?: string[]): Promise<Sample>;
+  /** A sleeping probe on `root`: started → SIGTERM → exited. */
+  stop(root: string): Promise<number>;
   close(): Promise<void>;
-  cgroups: boolean;
 }
 
 async function tryImport<T>(rel: string): Promise<T | undefined> {
@@ -148,11 +165,10 @@ async function tryImport<T>(rel: string): Promise<T | undefined> {
   }
 }
 
+const MANIFEST = { name: 'bench', version: '0.0.1', init: '/probe', uid: 1000, gid: 1000 };
+
 function benchManifest(): Manifest {
-  return {
-    name: 'bench', version: '0.0.1', init: '/probe', args: ['exit', '0'], env: {}, uid: 0, gid: 0,
-    mounts: {}, capabilities: [], suppl_groups: [], rlimits: {}, sockets: {},
-  };
+  return { ...MANIFEST, args: ['exit', '0'], env: {}, mounts: {}, capabilities: [], suppl_groups: [], rlimits: {}, sockets: {} };
 }
 
 interface CgroupTreeLike {
@@ -160,34 +176,112 @@ interface CgroupTreeLike {
   destroy(): Promise<void>;
 }
 
-async function ours(rootfs: string, dir: string): Promise<Ours | string> {
+async function ours(dir: string): Promise<Ours | string> {
   const mod = await tryImport<{ launch(spec: LaunchSpec): Promise<Launched> }>('src/actors/launch.ts');
   if (!mod) return 'src/actors/launch.ts is not there yet (the launch issue)';
   const cg = await tryImport<{ CgroupTree: { create(top: string): Promise<CgroupTreeLike> } }>('src/actors/cgroups.ts');
-  const tree = cg ? await cg.CgroupTree.create(`nstar-bench-${process.pid}`) : undefined;
+  if (!cg) return 'src/actors/cgroups.ts is not there yet (the cgroups issue)';
+  const tree = await cg.CgroupTree.create(`nstar-bench-${process.pid}`);
   const manifest = benchManifest();
-  const spec: LaunchSpec = {
-    container: 'bench:0.0.1', manifest, root: rootfs, init: '/probe', args: ['exit', '0'],
+  const base = {
+    container: 'bench:0.0.1', manifest, init: '/probe',
     env: { NORTHSTAR_NAME: 'bench', NORTHSTAR_VERSION: '0.0.1', NORTHSTAR_CONTAINER: 'bench:0.0.1' },
     runDir: join(dir, 'run'), dataDir: join(dir, 'data'), socketDir: join(dir, 'sockets'), resources: {},
   };
-  for (const d of [spec.runDir, spec.dataDir, spec.socketDir]) mkdirSync(d, { recursive: true });
-  return {
-    cgroups: tree !== undefined,
-    async once() {
-      const t0 = process.hrtime.bigint();
-      const l = await mod.launch(spec);
-      const handle = tree ? await tree.container(spec.container, manifest.cgroups, l.pid) : undefined;
+  for (const d of [base.runDir, base.dataDir, base.socketDir]) mkdirSync(d, { recursive: true });
+  /** The runtime's start order: launch, cgroups (the pid joins them), then the gate. */
+  const start = async (rootfs: string, args: string[]) => {
+    const l = await mod.launch({ ...base, root: rootfs, args });
+    try {
+      const handle = await tree.container(base.container, manifest.cgroups, l.pid);
       l.openGate();
+      return { l, handle };
+    } catch (e) {
+      l.kill(9);
+      await l.exited.catch(() => undefined);
+      throw e;
+    }
+  };
+  return {
+    async once(rootfs, args = ['exit', '0']) {
+      const t0 = process.hrtime.bigint();
+      const { l, handle } = await start(rootfs, args);
       const [{ phases }, status] = await Promise.all([l.started, l.exited]);
       const t = ms(t0);
-      await handle?.destroy();
+      await handle.destroy();
       if (!('exit' in status) || status.exit.code !== 0) throw new Error(`bench: probe ended with ${JSON.stringify(status)}`);
       return { ms: t, phases };
     },
-    async close() {
-      await tree?.destroy();
+    async stop(rootfs) {
+      const { l, handle } = await start(rootfs, ['sleep']);
+      await l.started;
+      const t0 = process.hrtime.bigint();
+      l.kill(15);
+      const status = await l.exited;
+      const t = ms(t0);
+      await handle.destroy();
+      if (!('signalled' in status)) throw new Error(`bench: sleeping probe ended with ${JSON.stringify(status)}`);
+      return t;
     },
+    close: () => tree.destroy(),
+  };
+}
+
+/** The runtime in this process with the bench NPK mounted at start, driven through its console. */
+async function runtimeRunner(npk: string) {
+  const p = await prepare({ repositories: { default: { npks: [npk], mountOnStart: true } } });
+  const rt = await Runtime.start(p.config);
+  const client = await Client.connect(p.url, { subscribe: 10_000 }).catch(async (e) => {
+    await rt.shutdown();
+    rmSync(p.dir, { recursive: true, force: true });
+    throw e;
+  });
+  const notifications = client.notifications()[Symbol.asyncIterator]();
+  return {
+    async once(): Promise<number> {
+      const t0 = process.hrtime.bigint();
+      await client.start('bench:0.0.1');
+      for (;;) {
+        const { value: n, done } = await notifications.next();
+        if (done) throw new Error('bench: the console closed');
+        if (typeof n === 'object' && n !== null && 'exit' in n) {
+          const [, status] = (n as { exit: [string, { exit?: { code: number } }] }).exit;
+          if (status.exit?.code !== 0) throw new Error(`bench: probe ended with ${JSON.stringify(status)}`);
+          return ms(t0);
+        }
+      }
+    },
+    async close(): Promise<void> {
+      client.close();
+      await rt.shutdown();
+      rmSync(p.dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The fixture NPK, and a way to mount it at a fresh target through the mount pool. */
+async function image(dir: string) {
+  // crun wants /dev and /proc directories in the root.
+  const files = { '/dev/.keep': '', '/proc/.keep': '' };
+  const path = await fixtureNpk({ name: 'bench', version: '0.0.1', manifest: { uid: 1000, gid: 1000, args: ['exit', '0'] }, files });
+  const npk = await openNpk(path);
+  const { fsImgOffset, fsImgSize } = npk;
+  closeNpk(npk);
+  const pool = new MountPool({ threads: 1, minThreads: 1, idleTimeoutMs: 60_000 });
+  let n = 0;
+  const input = (): MountInput => ({
+    container: 'bench:0.0.1', npkPath: path, fsImgOffset, fsImgSize, target: join(dir, 'images', `bench-${n++}`),
+    verityMode: 'auto', loopDeviceTimeoutMs: 10_000,
+  });
+  mkdirSync(join(dir, 'images'), { recursive: true });
+  return {
+    path,
+    async mount(): Promise<{ target: string; umount(): Promise<void> }> {
+      const i = input();
+      await pool.mount(i);
+      return { target: i.target, umount: () => pool.umount({ container: i.container, target: i.target }) };
+    },
+    close: () => pool.close(),
   };
 }
 
@@ -219,16 +313,39 @@ function svg(rows: { method: string; median: number; p95: number }[]): string {
 }
 
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new Error('bench/start: needs root (namespaces, pivot_root, cgroups)');
+  if (process.getuid?.() !== 0) throw new Error('bench/start: needs root (namespaces, pivot_root, loop devices, cgroups)');
+  if (process.env.NSTAR_BENCH_NS !== '1') {
+    // Like the daemon: a private mount namespace entered before Node starts, so nothing leaks on a crash.
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', process.execPath, '--import', 'tsx', ...process.argv.slice(1)], {
+      stdio: 'inherit', env: { ...process.env, NSTAR_BENCH_NS: '1' },
+    });
+    process.exit(r.status ?? 1);
+  }
   if (opts.only === 'crun') return crunChild(opts.rootfs as string);
+  setLevel('warn'); // one log line per container exit would drown the figures
 
   const dir = mkdtempSync(join(tmpdir(), 'nstar-bench-start-'));
-  const rootfs = join(dir, 'rootfs');
-  for (const d of ['proc', 'dev', 'tmp']) mkdirSync(join(rootfs, d), { recursive: true });
-  copyFileSync(buildProbe(), join(rootfs, 'probe'));
+  // Undone in reverse, also when a step fails half-way.
+  const cleanup: (() => unknown)[] = [() => rmSync(dir, { recursive: true, force: true })];
+  try {
+    await measure(dir, cleanup);
+  } finally {
+    for (const undo of cleanup.reverse()) await undo();
+  }
+}
+
+async function measure(dir: string, cleanup: (() => unknown)[]): Promise<void> {
+  const img = await image(dir);
+  cleanup.push(() => img.close());
+  const mounted = await img.mount();
+  cleanup.push(() => mounted.umount());
+  const rootfs = mounted.target;
   const floor = buildFloor(dir);
-  const ourRunner = await ours(rootfs, dir);
-  const samples: Record<Method, number[]> = { floor: [], bwrap: [], crun: [], spawn: [], ours: [] };
+  const ourRunner = await ours(dir);
+  if (typeof ourRunner !== 'string') cleanup.push(() => ourRunner.close());
+  const runtime = await runtimeRunner(img.path);
+  cleanup.push(() => runtime.close());
+  const samples: Record<Method, number[]> = { floor: [], bwrap: [], crun: [], spawn: [], ours: [], ours_cold: [], ours_stop: [], ours_runtime: [] };
   const phases: Record<string, number[]> = {};
   const runners: [Method, () => Promise<number>][] = [
     ['floor', () => floorOnce(floor, rootfs)],
@@ -237,42 +354,50 @@ async function main(): Promise<void> {
   ];
   if (typeof ourRunner !== 'string') {
     runners.push(['ours', async () => {
-      const s = await ourRunner.once();
+      const s = await ourRunner.once(rootfs);
       for (const [k, v] of Object.entries(s.phases ?? {})) (phases[k] ??= []).push(v);
       return s.ms;
     }]);
+    runners.push(['ours_cold', async () => {
+      const t0 = process.hrtime.bigint();
+      const m = await img.mount();
+      try {
+        await ourRunner.once(m.target);
+        return ms(t0);
+      } finally {
+        await m.umount();
+      }
+    }]);
+    runners.push(['ours_stop', () => ourRunner.stop(rootfs)]);
+    runners.push(['ours_runtime', () => runtime.once()]);
   } else emit({ method: 'ours', skipped: ourRunner });
 
-  try {
-    // Interleaved, so drift (caches, other load) hits every method alike.
-    for (let i = 0; i < warmup + iterations; i++) {
-      for (const [method, once] of runners) {
-        const t = await once();
-        if (i >= warmup) samples[method].push(t);
-      }
-      if (i === warmup - 1) for (const k of Object.keys(phases)) phases[k] = [];
+  // Interleaved, so drift (caches, other load) hits every method alike.
+  for (let i = 0; i < warmup + iterations; i++) {
+    for (const [method, once] of runners) {
+      const t = await once();
+      if (i >= warmup) samples[method].push(t);
     }
-    const crun = measureCrun(rootfs);
-    if (typeof crun === 'string') emit({ method: 'crun', skipped: crun });
-    else samples.crun = crun;
-  } finally {
-    if (typeof ourRunner !== 'string') await ourRunner.close();
-    rmSync(dir, { recursive: true, force: true });
+    if (i === warmup - 1) for (const k of Object.keys(phases)) phases[k] = [];
   }
+  const crun = measureCrun(rootfs);
+  if (typeof crun === 'string') emit({ method: 'crun', skipped: crun });
+  else samples.crun = crun;
 
   const rows: { method: string; median: number; p95: number }[] = [];
   for (const [method, xs] of Object.entries(samples)) {
     if (xs.length === 0) continue;
     const s = stats(xs);
-    const note = method === 'ours' && typeof ourRunner !== 'string' ? { cgroups: ourRunner.cgroups } : {};
-    emit({ method, metric: 'start_exit_ms', ...s, ...note });
+    emit({ method, metric: method === 'ours_stop' ? 'stop_exit_ms' : 'start_exit_ms', ...s });
     rows.push({ method, median: s.median, p95: s.p95 });
   }
   for (const [phase, xs] of Object.entries(phases)) emit({ method: 'ours', metric: 'phase_ms', phase, ...stats(xs) });
 
+  // The headline is the whole runtime's start (what a user waits for); `ours` is launch() + cgroups alone.
+  const headline: Method = samples.ours_runtime.length ? 'ours_runtime' : 'ours';
   const med = (m: Method) => (samples[m].length ? stats(samples[m]).median : NaN);
-  const ratio = (m: Method) => (samples.ours.length && samples[m].length ? Math.round((med('ours') / med(m)) * 100) / 100 : null);
-  const summary = { ratio_vs_crun: ratio('crun'), ratio_vs_bwrap: ratio('bwrap'), ratio_vs_floor: ratio('floor') };
+  const ratio = (m: Method) => (samples[headline].length && samples[m].length ? Math.round((med(headline) / med(m)) * 100) / 100 : null);
+  const summary = { measured: headline, ratio_vs_crun: ratio('crun'), ratio_vs_bwrap: ratio('bwrap'), ratio_vs_floor: ratio('floor') };
   const target = { crun: 0.5, floor: 3 };
   emit({ ...summary, target, met: summary.ratio_vs_crun !== null && summary.ratio_vs_crun <= target.crun && (summary.ratio_vs_floor ?? Infinity) <= target.floor });
 

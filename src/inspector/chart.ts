@@ -76,7 +76,7 @@ export function layoutChart(graph: ChartGraph, dir: Direction = 'LR'): ChartLayo
   const byPath = new Map(graph.states.map((s) => [s.path, s]));
   // Left to right, forward labels sit between the columns: leave room for them.
   const labelW = Math.max(0, ...graph.transitions.map((t) => labelText(t).length * 6.2 + 16));
-  const GAP_X = dir === 'LR' ? Math.min(130, Math.max(GAP_X_MIN, labelW)) : GAP_X_MIN;
+  const GAP_X = dir === 'LR' ? Math.min(180, Math.max(GAP_X_MIN, labelW)) : GAP_X_MIN;
   const sizes = new Map<string, Size>();
   const measure = (path: string): Size => {
     const s = byPath.get(path)!;
@@ -141,16 +141,18 @@ function edgePath(t: ChartTransition, a: Box, b: Box, lane: number, dir: Directi
       return { d: c(x - 8, y, x - 30, y + 40, x + 30, y + 40, x + 8, y), lx: x, ly: y + 36 };
     }
     if (b.x >= a.x + a.w) {
-      const x1 = a.x + a.w, y1 = a.y + a.h / 2 + lane * 6;
-      const x2 = b.x, y2 = b.y + b.h / 2 + lane * 6;
+      // Parallel edges fan out by a few pixels; their labels stack a line apart.
+      const x1 = a.x + a.w, y1 = a.y + a.h / 2 + lane * 4;
+      const x2 = b.x, y2 = b.y + b.h / 2 + lane * 4;
       const mx = (x1 + x2) / 2;
-      return { d: c(x1, y1, mx, y1, mx, y2, x2, y2), lx: mx, ly: (y1 + y2) / 2 - 6 };
+      return { d: c(x1, y1, mx, y1, mx, y2, x2, y2), lx: mx, ly: (y1 + y2) / 2 - 6 + lane * 13 };
     }
-    // Back, vertical, or out of a compound state: around the bottom.
-    const x1 = a.x + a.w / 2 + lane * 8, y1 = a.y + a.h;
-    const x2 = b.x + b.w / 2 - lane * 8, y2 = b.y + b.h;
-    const bulge = Math.max(y1, y2) + 28 + lane * 14;
-    return { d: c(x1, y1, x1, bulge, x2, bulge, x2, y2), lx: (x1 + x2) / 2, ly: bulge - 2 };
+    // Back, vertical, or out of a compound state: around the bottom, one level per edge.
+    const x1 = a.x + a.w / 2 + (lane % 4) * 6, y1 = a.y + a.h;
+    const x2 = b.x + b.w / 2 - (lane % 4) * 6, y2 = b.y + b.h;
+    const bulge = Math.max(y1, y2) + 22 + lane * 13;
+    // A cubic with both control points at `bulge` reaches 3/4 of the way there.
+    return { d: c(x1, y1, x1, bulge, x2, bulge, x2, y2), lx: (x1 + x2) / 2, ly: Math.max(y1, y2) + 0.75 * (bulge - Math.max(y1, y2)) + 8 };
   }
   if (t.source === t.target) {
     const x = a.x + a.w, y = a.y + a.h / 2;
@@ -162,11 +164,42 @@ function edgePath(t: ChartTransition, a: Box, b: Box, lane: number, dir: Directi
     const my = (y1 + y2) / 2;
     return { d: c(x1, y1, x1, my, x2, my, x2, y2), lx: (x1 + x2) / 2, ly: my };
   }
-  // Up, sideways, or out of a compound state: around the right side.
-  const x1 = a.x + a.w, y1 = a.y + a.h / 2 + lane * 6;
-  const x2 = b.x + b.w, y2 = b.y + b.h / 2 - lane * 6;
+  // Up, sideways, or out of a compound state: around the right side, one level per edge.
+  const x1 = a.x + a.w, y1 = a.y + a.h / 2 + (lane % 4) * 4;
+  const x2 = b.x + b.w, y2 = b.y + b.h / 2 - (lane % 4) * 4;
   const bulge = Math.max(x1, x2) + 30 + lane * 14;
-  return { d: c(x1, y1, bulge, y1, bulge, y2, x2, y2), lx: bulge - 6, ly: (y1 + y2) / 2 };
+  return { d: c(x1, y1, bulge, y1, bulge, y2, x2, y2), lx: Math.max(x1, x2) + 0.75 * (bulge - Math.max(x1, x2)), ly: (y1 + y2) / 2 };
+}
+
+/** Whether an edge runs forward (to a later rank) or loops around the outside. */
+function isForward(a: Box, b: Box, dir: Direction): boolean {
+  return dir === 'LR' ? b.x >= a.x + a.w : b.y >= a.y + a.h;
+}
+
+/**
+ * A lane per edge: parallel forward edges between one pair fan out; looping
+ * edges each get their own level, the shortest innermost, so their arcs nest
+ * and their labels sit on separate lines.
+ */
+function edgeLanes(graph: ChartGraph, boxes: Map<string, Box>, dir: Direction) {
+  const edges = graph.transitions.flatMap((t) => {
+    const a = boxes.get(t.source), b = boxes.get(t.target);
+    return a && b ? [{ t, a, b, lane: 0 }] : [];
+  });
+  const pairs = new Map<string, number>();
+  const loops: typeof edges = [];
+  for (const e of edges) {
+    if (e.t.source !== e.t.target && !isForward(e.a, e.b, dir)) {
+      loops.push(e);
+      continue;
+    }
+    const key = [e.t.source, e.t.target].sort().join('|');
+    e.lane = pairs.get(key) ?? 0;
+    pairs.set(key, e.lane + 1);
+  }
+  const span = (e: (typeof edges)[number]) => (dir === 'LR' ? Math.abs(e.a.x - e.b.x) : Math.abs(e.a.y - e.b.y));
+  loops.sort((x, y) => span(x) - span(y)).forEach((e, i) => (e.lane = i));
+  return edges;
 }
 
 /** The chart as a standalone SVG document; `active` paths get class "active". */
@@ -174,22 +207,21 @@ export function chartSvg(graph: ChartGraph, active: Iterable<string> = [], dir: 
   const { width, height, boxes } = layoutChart(graph, dir);
   const on = new Set(active);
   const parts: string[] = [];
-  // Compound states first (outer to inner), leaves on top of the edges.
+  // Compound states first (outer to inner), then edges and labels, leaves on top.
   const ordered = [...graph.states].sort((x, y) => x.path.split('.').length - y.path.split('.').length);
   for (const s of ordered.filter((s) => s.children.length > 0)) parts.push(stateSvg(s, boxes.get(s.path)!, on));
-  const lanes = new Map<string, number>();
   const labels: string[] = [];
-  for (const t of graph.transitions) {
-    const a = boxes.get(t.source), b = boxes.get(t.target);
-    if (!a || !b) continue;
-    const key = [t.source, t.target].sort().join('|');
-    const lane = lanes.get(key) ?? 0;
-    lanes.set(key, lane + 1);
+  let maxX = width, maxY = height;
+  for (const { t, a, b, lane } of edgeLanes(graph, boxes, dir)) {
     const { d, lx, ly } = edgePath(t, a, b, lane, dir);
     const label = labelText(t);
     parts.push(`<path class="edge" data-event="${esc(t.event)}" d="${d}" marker-end="url(#arrow)"/>`);
     labels.push(`<text class="edge-label" x="${n(lx)}" y="${n(ly + 4)}" text-anchor="middle">${esc(label)}</text>`);
+    maxX = Math.max(maxX, lx + (label.length * 6.2) / 2 + 10);
+    maxY = Math.max(maxY, ly + 14);
   }
+  // Labels under the leaf boxes: an edge crossing a state must not hide its name.
+  parts.push(...labels);
   for (const s of graph.states.filter((s) => s.children.length === 0)) parts.push(stateSvg(s, boxes.get(s.path)!, on));
   for (const s of graph.states) {
     if (!s.initial) continue;
@@ -197,11 +229,10 @@ export function chartSvg(graph: ChartGraph, active: Iterable<string> = [], dir: 
     parts.push(`<circle class="initial" cx="${n(b.x - 12)}" cy="${n(b.y + 10)}" r="4"/>`);
   }
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="${n(width + 80)}" height="${n(height + 40)}" viewBox="0 0 ${n(width + 80)} ${n(height + 40)}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="${n(maxX + 10)}" height="${n(maxY + 10)}" viewBox="0 0 ${n(maxX + 10)} ${n(maxY + 10)}" font-family="sans-serif" font-size="12">`,
     '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#555"/></marker></defs>',
     `<style>${SVG_STYLE}</style>`,
     ...parts,
-    ...labels,
     '</svg>',
   ].join('\n');
 }

@@ -40,8 +40,9 @@ const pathOf = (node: Node): string => node.path.join('.');
 /** Short, readable labels for XState's internal event types; `srcOf` names invoked actors by id. */
 export function eventLabel(eventType: string, srcOf: (id: string) => string | undefined = () => undefined): string {
   if (eventType === '') return 'always';
-  let m = /^xstate\.after\.(\d+)\./.exec(eventType) ?? /^xstate\.after\((\d+)\)/.exec(eventType);
-  if (m) return `after ${m[1]}ms`;
+  // Delays are numbers (ms) or named in setup({ delays }).
+  let m = /^xstate\.after\.([^.]+)\./.exec(eventType) ?? /^xstate\.after\(([^)]+)\)/.exec(eventType);
+  if (m) return /^\d+$/.test(m[1]) ? `after ${m[1]}ms` : `after ${m[1]}`;
   m = /^xstate\.(done|error)\.actor\.(.+)$/.exec(eventType);
   if (m) return `${m[1]}: ${srcOf(m[2]) ?? m[2].replace(/^\d+\./, '')}`;
   m = /^xstate\.done\.state\.(.+)$/.exec(eventType);

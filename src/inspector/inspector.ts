@@ -19,14 +19,14 @@ import { fileURLToPath } from 'node:url';
 import type { InspectionEvent } from 'xstate';
 import { Logger } from '../log.js';
 import { chartMermaid, chartSvg } from './chart.js';
-import { machineGraph, type ChartGraph } from './graph.js';
+import { activePaths, machineGraph, type ChartGraph } from './graph.js';
 import { Recorder, type Change, type RecorderOptions } from './recorder.js';
 
 export interface InspectorOptions extends RecorderOptions {
   /** "host:port" ("127.0.0.1:4201"; port 0 picks a free one). */
   bind: string;
-  /** Changes queued per page before it counts as stuck (default 1000). */
-  maxQueued?: number;
+  /** Unsent bytes per page before it counts as stuck and changes are dropped (default 1 MiB). */
+  maxBufferedBytes?: number;
 }
 
 export interface Inspector {
@@ -71,7 +71,7 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
   const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
     try {
-      route(req, res, { recorder, graphOf, pages, maxQueued: opts.maxQueued ?? 1000, host });
+      route(req, res, { recorder, graphOf, pages, maxBufferedBytes: opts.maxBufferedBytes ?? 1 << 20, host });
     } catch (e) {
       log.warn(`${req.method} ${req.url}: ${(e as Error).message}`);
       if (!res.headersSent) send(res, 500, 'text/plain', 'internal error');
@@ -108,7 +108,7 @@ interface Ctx {
   recorder: Recorder;
   graphOf(key: string): ChartGraph | undefined;
   pages: Set<Page>;
-  maxQueued: number;
+  maxBufferedBytes: number;
   host: string;
 }
 
@@ -134,6 +134,13 @@ function route(req: IncomingMessage, res: ServerResponse, ctx: Ctx): void {
   if (path === '/api/actors') return json(res, { actors: ctx.recorder.actorList(), machines: ctx.recorder.machineKeyList() });
   let m = /^\/api\/actors\/([^/]+)\/events$/.exec(path);
   if (m) return json(res, ctx.recorder.events(m[1]));
+  m = /^\/api\/actors\/([^/]+)\/chart\.svg$/.exec(path);
+  if (m) {
+    const a = ctx.recorder.actor(m[1]);
+    const g = a && ctx.graphOf(a.machine);
+    if (!a || !g) return send(res, 404, 'text/plain', `no actor ${m[1]}`);
+    return send(res, 200, 'image/svg+xml', chartSvg(g, activePaths(a.state), url.searchParams.get('dir') === 'TB' ? 'TB' : 'LR'));
+  }
   m = /^\/api\/machines\/([^/]+?)(\.json|\.svg|\.mmd)$/.exec(path);
   if (m) {
     const g = ctx.graphOf(m[1]);
@@ -146,11 +153,15 @@ function route(req: IncomingMessage, res: ServerResponse, ctx: Ctx): void {
   send(res, 404, 'text/plain', 'not found');
 }
 
-/** One page's server-sent event stream, bounded. */
+/**
+ * One page's server-sent event stream, bounded. Changes are batched into one
+ * write per tick; while the socket holds more than `maxBufferedBytes` unsent,
+ * changes are dropped and counted, and the page is told once it drains.
+ */
 class Page {
   private dropped = 0;
-  private congested = false;
-  private queued = 0;
+  private batch: string[] = [];
+  private scheduled = false;
 
   constructor(
     private readonly res: ServerResponse,
@@ -163,18 +174,23 @@ class Page {
   }
 
   push(c: Change): void {
-    if (this.congested) {
+    if (this.dropped > 0 || this.res.writableLength > this.ctx.maxBufferedBytes) {
       this.dropped++;
       return;
     }
-    const ok = this.res.write(`event: ${c.kind}\ndata: ${JSON.stringify(c.kind === 'actor' ? c.actor : c.event)}\n\n`);
-    if (!ok && ++this.queued >= this.ctx.maxQueued) this.congested = true;
+    this.batch.push(`event: ${c.kind}\ndata: ${JSON.stringify(c.kind === 'actor' ? c.actor : c.event)}\n\n`);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      const text = this.batch.join('');
+      this.batch = [];
+      if (!this.res.destroyed) this.res.write(text);
+    });
   }
 
   private drained(): void {
-    this.queued = 0;
-    if (!this.congested) return;
-    this.congested = false;
+    if (this.dropped === 0) return;
     this.res.write(`event: dropped\ndata: ${JSON.stringify({ count: this.dropped })}\n\n`);
     log.debug(`a slow page missed ${this.dropped} changes`);
     this.dropped = 0;

@@ -3,7 +3,7 @@
 // JSON followed by a NUL byte). Enough for the inspector's browser test:
 // open a page, evaluate expressions, wait for a condition, take a screenshot.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -45,7 +45,8 @@ export class Browser {
         `--user-data-dir=${profile}`, `--window-size=${size.width},${size.height}`,
         '--remote-debugging-pipe', 'about:blank',
       ],
-      { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] },
+      // Its own process group: close() ends the helper processes (zygote, renderers) with it.
+      { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'], detached: true },
     );
     return new Browser(proc, profile);
   }
@@ -80,6 +81,19 @@ export class Browser {
     return new Tab(this, sessionId);
   }
 
+  /** SIGKILLs what is left of the browser's process group and waits until it is gone. */
+  private async killGroup(): Promise<void> {
+    const pgid = this.proc.pid!;
+    for (let i = 0; i < 200 && groupMembers(pgid).length > 0; i++) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // ESRCH: already gone
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
   async close(): Promise<void> {
     try {
       await Promise.race([this.send('Browser.close'), new Promise((r) => setTimeout(r, 2000))]);
@@ -88,8 +102,24 @@ export class Browser {
     }
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
     await this.exited;
-    rmSync(this.profile, { recursive: true, force: true });
+    await this.killGroup();
+    // Chromium's helper processes may still be writing the profile for a moment after the browser exits.
+    rmSync(this.profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
+}
+
+/** Pids whose process group is `pgid`. */
+function groupMembers(pgid: number): number[] {
+  return readdirSync('/proc').flatMap((d) => {
+    if (!/^\d+$/.test(d)) return [];
+    try {
+      // Field 5 of /proc/<pid>/stat (after the parenthesised name) is the process group.
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid ? [Number(d)] : [];
+    } catch {
+      return [];
+    }
+  });
 }
 
 export class Tab {
@@ -112,7 +142,9 @@ export class Tab {
   async waitFor(expression: string, what: string, timeoutMs = 10_000): Promise<void> {
     const poll = `new Promise((resolve) => {
       const end = Date.now() + ${timeoutMs};
-      const check = () => { if (${expression}) resolve(true); else if (Date.now() > end) resolve(false); else setTimeout(check, 25); };
+      // Before the page has loaded, the expression may throw: that is "not yet".
+      const holds = () => { try { return ${expression}; } catch { return false; } };
+      const check = () => { if (holds()) resolve(true); else if (Date.now() > end) resolve(false); else setTimeout(check, 25); };
       check();
     })`;
     for (let attempt = 0; ; attempt++) {

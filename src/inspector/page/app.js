@@ -52,6 +52,9 @@ function highlight() {
   const on = activePaths(a.state);
   for (const g of $('chart').querySelectorAll('g.state')) g.classList.toggle('active', on.has(g.dataset.path));
   $('current').textContent = stateText(a);
+  // Big charts scroll: keep the active leaf in view.
+  const leaf = [...$('chart').querySelectorAll('g.state.leaf.active')].pop();
+  if (leaf && !$('chart').classList.contains('fit')) leaf.scrollIntoView({ block: 'nearest', inline: 'center' });
 }
 
 async function select(session) {
@@ -171,6 +174,11 @@ function connect() {
 }
 
 $('actor-filter').oninput = renderActors;
+$('fit').onclick = () => {
+  $('chart').classList.toggle('fit');
+  $('fit').textContent = $('chart').classList.contains('fit') ? 'actual size' : 'fit';
+  highlight();
+};
 $('event-filter').oninput = renderEvents;
 $('all-actors').onchange = loadEvents;
 connect();
