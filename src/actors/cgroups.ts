@@ -23,6 +23,7 @@ import type { ContainerCgroupsHandle } from './machine-actors.js';
 
 export type { CgroupLayout } from './cgroup-layout.js';
 export type { CgroupStats, StatCategory } from './cgroup-stats.js';
+export { DEFAULT_RT_RUNTIME_US } from './cgroup-plan.js';
 
 const log = new Logger('cgroups');
 
@@ -386,10 +387,17 @@ export class ContainerCgroups implements ContainerCgroupsHandle {
     writeCgroupFile(join(dir, 'cpu.rt_runtime_us'), String(rt.runtimeUs));
   }
 
+  /**
+   * Before rmdir: a removed task group lingers until an RCU grace period ends,
+   * and the kernel would still count its budget against a shrinking parent
+   * (EINVAL). So the container's own budget goes to 0 first, then the parents'.
+   */
   private releaseRealtime(): void {
     const held = this.rtHeld;
     if (!held) return;
     this.rtHeld = undefined;
+    const cpu = [...this.dirs].find(([h]) => h.version === 1 && h.controllers.includes('cpu'));
+    if (cpu && this.created.has(cpu[1])) writeCgroupFile(join(cpu[1], 'cpu.rt_runtime_us'), '0');
     for (let i = held.ancestors.length - 1; i >= 0; i--) {
       const f = join(held.ancestors[i]!, 'cpu.rt_runtime_us');
       const cur = Number(readCgroupFile(f));
@@ -497,8 +505,8 @@ export class ContainerCgroups implements ContainerCgroupsHandle {
         errors.push(e);
       }
     };
-    for (const d of dirs) attempt(() => rmdirCgroup(d));
     attempt(() => this.releaseRealtime());
+    for (const d of dirs) attempt(() => rmdirCgroup(d));
     for (const h of this.parentsHeld) attempt(() => this.tree.releaseParents(h, this.parent));
     this.parentsHeld.clear();
     this.tree.forget(join(this.parent, this.name), this);
