@@ -120,7 +120,13 @@ export class CgroupTree {
     const created: string[] = [];
     const tree = new CgroupTree(rel, layout, hierarchies, created);
     try {
-      for (const h of hierarchies) tree.ensurePath(h, rel, (d) => created.push(d));
+      for (const h of hierarchies) {
+        tree.ensurePath(h, rel, (d) => created.push(d));
+        // The top is ours by name (config.cgroup) even when a dead instance
+        // left it: it goes at shutdown. Pre-existing parents of a nested top stay.
+        const leaf = join(h.mount, rel);
+        if (!created.includes(leaf)) created.push(leaf);
+      }
     } catch (e) {
       tree.removeCreated(created);
       throw e;

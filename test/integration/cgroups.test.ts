@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 
@@ -394,4 +394,38 @@ test('the v1 OOM monitor leaves no fd behind', async (t) => {
 test('the host layout is detected', () => {
   const layout = readLayout();
   assert.notEqual(layoutKind(layout), 'none');
+});
+
+test('a cgroup2-only layout places, freezes, kills and removes through the v2 core files', async (t) => {
+  const host = readLayout();
+  if (!host.v2) return t.skip('no cgroup2 mount on this host');
+  // The v2 mount alone, as on a pure v2 host (its controllers are bound to v1 here).
+  const f = await fixture(t, { v1: [], v2: host.v2 });
+  if (!f) return;
+  assert.deepEqual(f.tree.hierarchies.map((h) => h.version), [2]);
+  const p = f.gated('sleep 1000 & exec sleep 1000');
+  const h = await f.tree.container('v2only:0.0.1', undefined, p.pid);
+  p.go();
+  await waitUntil(() => h.pids().length === 2, { timeoutMs: 10_000, what: 'two processes inside' });
+  assert.equal(cgroupLines(p.pid).get('v2'), `/${f.top}/v2only`);
+  await h.freeze();
+  assert.match(read(join(h.paths[0]!, 'cgroup.events')), /^frozen 1$/m);
+  await h.thaw();
+  await h.destroy();
+  assert.equal((await p.exited)[1], 'SIGKILL');
+  assert.ok(!existsSync(h.paths[0]!), 'removed');
+});
+
+test('a top cgroup left by a dead instance is taken over and removed at shutdown', async (t) => {
+  if (!requirePrivileged(t, { loop: false, mksquashfs: false, cgroups: true })) return;
+  const top = `nstar-test-cg-${process.pid}-${++serial}`;
+  const layout = readLayout();
+  const stale = join(homeOf(layout, 'memory')!.mount, top);
+  mkdirSync(stale);
+  t.after(() => {
+    if (existsSync(stale)) rmdirSync(stale);
+  });
+  const tree = await CgroupTree.create(top);
+  await tree.destroy();
+  assert.deepEqual(leftovers(top), []);
 });
