@@ -1,10 +1,638 @@
-// nstar-init: PID 1 of a container's pid namespace. Single-threaded, static.
-// Placeholder until the launch issue: it only proves the target builds.
+// nstar-init: PID 1 of a container's pid namespace. A static, single-threaded
+// C program, exec'd by the runtime right after clone3 (native/process.cc), so
+// everything unsafe in a forked Node process happens here instead.
+//
+// Order (spec/launch.md §5.2, ARCHITECTURE.md "Threads and processes"):
+//   read the spec from the control socket → network → mounts → pivot_root →
+//   ids → rlimits → "ready" → wait at the start gate (the runtime moves our
+//   pid into the cgroups meanwhile) → fork the container process, which sets
+//   sched, seccomp, no_new_privs, capabilities and execs init → reap
+//   everything (we are PID 1) → report the exact exit status → exit, which
+//   makes the kernel kill whatever is left in the namespace.
+// Later requests on the control socket fork extra processes into the same
+// namespaces, root, cgroups and credentials (exec).
+// Wire format: protocol.h. Every fd we open is O_CLOEXEC.
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "protocol.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define MAX_MOUNTS 256
+#define MAX_GROUPS 256
+#define MAX_RLIMITS 32
+#define MAX_ARGS 4096
+#define MAX_EXECS 64
+
+struct mnt {
+  unsigned long flags;
+  const char *source, *target, *fstype, *data;
+};
+
+struct rlim {
+  int resource;
+  struct rlimit value;
+};
+
+struct spec {
+  const char* root;
+  int net;
+  const char* netns;
+  struct mnt mounts[MAX_MOUNTS];
+  int nmounts;
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[MAX_GROUPS];
+  int ngroups;
+  struct rlim rlimits[MAX_RLIMITS];
+  int nrlimits;
+  int sched_policy, sched_priority, sched_nice;  // policy -1: unchanged
+  uint64_t caps;
+  struct sock_filter* filter;
+  int nfilter;
+  const char* init;
+  const char* argv[MAX_ARGS + 2];
+  int argc;
+  const char* envp[MAX_ARGS + 1];
+  int envc;
+  int nfds;
+  const char* name;
+  const char* hostname;
+  const char* selinux;
+};
+
+// A process forked on request: its id in the runtime's numbering.
+struct exec_child {
+  pid_t pid;
+  uint32_t id;
+};
+
+static struct exec_child execs[MAX_EXECS];
+
+// ---------------------------------------------------------------- reporting
+
+static void send_msg(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+static void send_msg(const char* fmt, ...) {
+  char buf[4600];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if (n >= (int)sizeof buf) n = sizeof buf - 1;
+  while (send(CONTROL_FD, buf, n, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  }
+}
+
+// A setup step failed: tell the runtime errno, syscall and path, then exit.
+static void __attribute__((noreturn)) fail(const char* syscall, const char* path) {
+  send_msg("error %d %s\t%s", errno, syscall, path ? path : "");
+  _exit(1);
+}
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+// ---------------------------------------------------------------- spec
+
+struct reader {
+  const unsigned char *p, *end;
+};
+
+static uint32_t rd_u32(struct reader* r) {
+  uint32_t v = 0;
+  if (r->end - r->p >= 4) memcpy(&v, r->p, 4);
+  r->p += 4;
+  return v;
+}
+
+static uint64_t rd_u64(struct reader* r) {
+  uint64_t v = 0;
+  if (r->end - r->p >= 8) memcpy(&v, r->p, 8);
+  r->p += 8;
+  return v;
+}
+
+static const char* rd_str(struct reader* r) {
+  const char* s = (const char*)r->p;
+  const unsigned char* z = memchr(r->p, 0, r->end > r->p ? (size_t)(r->end - r->p) : 0);
+  if (z == NULL) {
+    errno = EINVAL;
+    fail("spec", "unterminated string");
+  }
+  r->p = z + 1;
+  return s;
+}
+
+// Parses TLV records into the program/args/env fields (exec requests) or the
+// whole spec.
+static void parse(const unsigned char* buf, size_t len, struct spec* s) {
+  struct reader all = {buf, buf + len};
+  while (all.end - all.p >= 8) {
+    uint32_t tag = rd_u32(&all), n = rd_u32(&all);
+    if ((size_t)(all.end - all.p) < n) break;
+    struct reader r = {all.p, all.p + n};
+    all.p += n;
+    errno = E2BIG;
+    switch (tag) {
+      case T_ROOT: s->root = rd_str(&r); break;
+      case T_NET: s->net = (int)rd_u32(&r); s->netns = rd_str(&r); break;
+      case T_MOUNT: {
+        if (s->nmounts == MAX_MOUNTS) fail("spec", "too many mounts");
+        struct mnt* m = &s->mounts[s->nmounts++];
+        m->flags = (unsigned long)rd_u64(&r);
+        m->source = rd_str(&r);
+        m->target = rd_str(&r);
+        m->fstype = rd_str(&r);
+        m->data = rd_str(&r);
+        break;
+      }
+      case T_UID: s->uid = rd_u32(&r); break;
+      case T_GID: s->gid = rd_u32(&r); break;
+      case T_GROUP:
+        if (s->ngroups == MAX_GROUPS) fail("spec", "too many groups");
+        s->groups[s->ngroups++] = rd_u32(&r);
+        break;
+      case T_RLIMIT: {
+        if (s->nrlimits == MAX_RLIMITS) fail("spec", "too many rlimits");
+        struct rlim* l = &s->rlimits[s->nrlimits++];
+        l->resource = (int)rd_u32(&r);
+        rd_u32(&r);
+        l->value.rlim_cur = rd_u64(&r);
+        l->value.rlim_max = rd_u64(&r);
+        break;
+      }
+      case T_SCHED:
+        s->sched_policy = (int)rd_u32(&r);
+        s->sched_priority = (int)rd_u32(&r);
+        s->sched_nice = (int)rd_u32(&r);
+        break;
+      case T_CAPS: s->caps = rd_u64(&r); break;
+      case T_SECCOMP:
+        s->filter = (struct sock_filter*)r.p;
+        s->nfilter = (int)(n / sizeof(struct sock_filter));
+        break;
+      case T_INIT: s->init = rd_str(&r); break;
+      case T_ARG:
+        if (s->argc == MAX_ARGS) fail("spec", "too many args");
+        s->argv[1 + s->argc++] = rd_str(&r);
+        break;
+      case T_ENV:
+        if (s->envc == MAX_ARGS) fail("spec", "too many env entries");
+        s->envp[s->envc++] = rd_str(&r);
+        break;
+      case T_NFDS: s->nfds = (int)rd_u32(&r); break;
+      case T_NAME: s->name = rd_str(&r); break;
+      case T_HOSTNAME: s->hostname = rd_str(&r); break;
+      case T_SELINUX: s->selinux = rd_str(&r); break;
+      default: break;  // unknown records are skipped
+    }
+  }
+  s->argv[0] = s->init;
+  s->argv[1 + s->argc] = NULL;
+  s->envp[s->envc] = NULL;
+}
+
+// Receives one control message into a malloc'd buffer (caller frees).
+// Returns its length, 0 at EOF. fds (if any) land in fds[0..*nfds).
+static ssize_t recv_msg(unsigned char** out, int* fds, int* nfds) {
+  ssize_t size;
+  do size = recv(CONTROL_FD, NULL, 0, MSG_PEEK | MSG_TRUNC);
+  while (size < 0 && errno == EINTR);
+  if (size <= 0) return size;
+  unsigned char* buf = malloc((size_t)size + 1);
+  if (buf == NULL) fail("malloc", "control message");
+  struct iovec iov = {buf, (size_t)size};
+  union {
+    struct cmsghdr h;
+    char space[CMSG_SPACE(sizeof(int) * 8)];
+  } control;
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control};
+  ssize_t n;
+  do n = recvmsg(CONTROL_FD, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) fail("recvmsg", "control socket");
+  if (nfds) *nfds = 0;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    for (int i = 0; i < k; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      if (fds && *nfds < 8) fds[(*nfds)++] = fd;
+      else close(fd);
+    }
+  }
+  *out = buf;
+  return n;
+}
+
+// ---------------------------------------------------------------- sandbox
+
+static void loopback_up(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) fail("socket", "AF_INET");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0) fail("ioctl(SIOCGIFFLAGS)", "lo");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) fail("ioctl(SIOCSIFFLAGS)", "lo");
+  close(s);
+}
+
+// Deviation 3 (spec/README.md): a missing named netns fails the start.
+static void network(const struct spec* s) {
+  if (s->net == NET_NEW) {
+    loopback_up();
+  } else if (s->net == NET_JOIN) {
+    char path[512];
+    snprintf(path, sizeof path, "/run/netns/%s", s->netns);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail("open", path);
+    if (setns(fd, CLONE_NEWNET) != 0) fail("setns", path);
+    close(fd);
+  }
+}
+
+// mkdir -p of a path below the root; errors surface in the mount call.
+static void make_dirs(char* path) {
+  for (char* p = path + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    mkdir(path, 0755);
+    *p = '/';
+  }
+  mkdir(path, 0755);
+}
+
+// Creates the mount point: a directory, or an empty file for a file bind.
+static void make_target(const struct mnt* m, char* target) {
+  struct stat st;
+  if (lstat(target, &st) == 0) return;
+  if ((m->flags & MS_BIND) && !(m->flags & MS_REMOUNT) && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode)) {
+    char* slash = strrchr(target, '/');
+    if (slash && slash != target) {
+      *slash = 0;
+      make_dirs(target);
+      *slash = '/';
+    }
+    int fd = open(target, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd >= 0) close(fd);
+    return;
+  }
+  make_dirs(target);
+}
+
+static void mounts(const struct spec* s) {
+  // Nothing we mount may propagate back to the runtime's namespace.
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail("mount(MS_PRIVATE)", "/");
+  // pivot_root needs the new root to be a mount point: a directory root is not.
+  if (mount(s->root, s->root, NULL, MS_BIND | MS_REC, NULL) != 0) fail("mount(MS_BIND)", s->root);
+  for (int i = 0; i < s->nmounts; i++) {
+    const struct mnt* m = &s->mounts[i];
+    char target[4096];
+    snprintf(target, sizeof target, "%s%s", s->root, m->target);
+    if (!(m->flags & MS_REMOUNT)) make_target(m, target);
+    const char* source = m->source[0] ? m->source : NULL;
+    const char* fstype = m->fstype[0] ? m->fstype : NULL;
+    const char* data = m->data[0] ? m->data : NULL;
+    if (mount(source, target, fstype, m->flags, data) != 0) fail("mount", target);
+  }
+}
+
+// pivot_root(".", ".") stacks the old root on top of the new one; detaching
+// it leaves only the container's tree. Not chroot: no way back out.
+static void pivot(const struct spec* s) {
+  int newroot = open(s->root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (newroot < 0) fail("open", s->root);
+  if (fchdir(newroot) != 0) fail("fchdir", s->root);
+  if (syscall(SYS_pivot_root, ".", ".") != 0) fail("pivot_root", s->root);
+  if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) != 0) fail("mount(MS_SLAVE)", "/");
+  if (umount2(".", MNT_DETACH) != 0) fail("umount2", "/");
+  if (fchdir(newroot) != 0 || chdir("/") != 0) fail("chdir", "/");
+  close(newroot);
+}
+
+static int capset_all(uint64_t eff, uint64_t perm, uint64_t inh) {
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2] = {
+      {(uint32_t)eff, (uint32_t)perm, (uint32_t)inh},
+      {(uint32_t)(eff >> 32), (uint32_t)(perm >> 32), (uint32_t)(inh >> 32)},
+  };
+  return (int)syscall(SYS_capset, &h, d);
+}
+
+static uint64_t permitted_caps(void) {
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  if (syscall(SYS_capget, &h, d) != 0) fail("capget", NULL);
+  return d[0].permitted | (uint64_t)d[1].permitted << 32;
+}
+
+// Init takes the container's ids itself, keeping its capabilities (in the
+// permitted set) for the steps the container process still has to do.
+static void ids(const struct spec* s) {
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) fail("prctl(PR_SET_KEEPCAPS)", NULL);
+  if (setgroups((size_t)s->ngroups, s->groups) != 0) fail("setgroups", NULL);
+  if (setresgid(s->gid, s->gid, s->gid) != 0) fail("setresgid", NULL);
+  if (setresuid(s->uid, s->uid, s->uid) != 0) fail("setresuid", NULL);
+  uint64_t perm = permitted_caps();
+  if (capset_all(perm, perm, 0) != 0) fail("capset", NULL);
+  if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) fail("prctl(PR_SET_KEEPCAPS)", NULL);
+}
+
+static void limits(const struct spec* s) {
+  static const char* const names[] = {"cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile",
+                                      "memlock", "as", "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime"};
+  for (int i = 0; i < s->nrlimits; i++) {
+    int r = s->rlimits[i].resource;
+    // Raising a hard limit needs CAP_SYS_RESOURCE in the runtime.
+    if (setrlimit(r, &s->rlimits[i].value) != 0) fail("setrlimit", r >= 0 && r < 16 ? names[r] : "?");
+  }
+}
+
+static void setup(struct spec* s) {
+  prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  char comm[16];
+  snprintf(comm, sizeof comm, "init-%s", s->name ? s->name : "");
+  prctl(PR_SET_NAME, comm, 0, 0, 0);
+  network(s);
+  mounts(s);
+  pivot(s);
+  if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) != 0) fail("sethostname", s->hostname);
+  ids(s);
+  limits(s);
+  // Changing the uid cleared the parent-death signal.
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) fail("prctl(PR_SET_PDEATHSIG)", NULL);
+}
+
+// ---------------------------------------------------------------- the container process
+
+// In a forked child: report why it could not become the container, then exit
+// 101 (what Northstar's panicking init gives).
+static void __attribute__((noreturn)) child_fail(int report, const char* step) {
+  char buf[128];
+  int n = snprintf(buf, sizeof buf, "%d %s", errno, step);
+  (void)!write(report, buf, (size_t)n);
+  _exit(101);
+}
+
+static void sched(const struct spec* s, int report) {
+  if (s->sched_policy < 0) return;
+  struct sched_param p = {.sched_priority = s->sched_priority};
+  if (sched_setscheduler(0, s->sched_policy, &p) != 0) child_fail(report, "sched_setscheduler");
+  if (s->sched_nice != NICE_UNSET && setpriority(PRIO_PROCESS, 0, s->sched_nice) != 0)
+    child_fail(report, "setpriority");
+}
+
+// Bounding set first (needs CAP_SETPCAP), then effective = permitted =
+// inheritable = ambient = the manifest's set. Ambient carries them across
+// execve for a non-root uid.
+static void capabilities(const struct spec* s, int report) {
+  for (int c = 0; c < 64; c++) {
+    if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) < 0) break;  // past CAP_LAST_CAP
+    if (!(s->caps & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0) child_fail(report, "prctl(PR_CAPBSET_DROP)");
+  }
+  if (capset_all(s->caps, s->caps, s->caps) != 0) child_fail(report, "capset");
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) child_fail(report, "prctl(PR_CAP_AMBIENT)");
+  for (int c = 0; c < 64; c++)
+    if ((s->caps & (1ULL << c)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) != 0)
+      child_fail(report, "prctl(PR_CAP_AMBIENT_RAISE)");
+}
+
+// Everything from the fork to execve, for the container process and exec'd
+// ones alike. Order per spec/launch.md §5.2 step 14: the seccomp filter comes
+// before no_new_privs and the capability drop (so a custom allow list must
+// permit prctl and capset, as in Northstar).
+static void __attribute__((noreturn)) become(const struct spec* s, const char* path, const char* const* argv,
+                                             const char* const* envp, int report) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) child_fail(report, "prctl(PR_SET_PDEATHSIG)");
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  if (s->selinux) {
+    int fd = open("/proc/thread-self/attr/exec", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, s->selinux, strlen(s->selinux)) < 0) child_fail(report, "write(attr/exec)");
+    close(fd);
+  }
+  sched(s, report);
+  if (s->nfilter > 0) {
+    // Seccomp hook: the program comes compiled from src/model/seccomp.ts.
+    struct sock_fprog prog = {(unsigned short)s->nfilter, s->filter};
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) child_fail(report, "prctl(PR_SET_SECCOMP)");
+  }
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(report, "prctl(PR_SET_NO_NEW_PRIVS)");
+  capabilities(s, report);
+  execve(path, (char* const*)argv, (char* const*)envp);
+  child_fail(report, "execve");
+}
+
+// Forks a process that becomes `path`; waits until it exec'd. Returns its pid,
+// or -1 with *why set ("<errno> <step>") when it could not (it then exits 101).
+static pid_t fork_process(const struct spec* s, const char* path, const char* const* argv, const char* const* envp,
+                          const int* stdio, int keep, char* why, size_t whylen) {
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) fail("pipe2", NULL);
+  pid_t pid = fork();
+  if (pid < 0) fail("fork", NULL);
+  if (pid == 0) {
+    close(report[0]);
+    if (stdio) {
+      for (int i = 0; i < 3; i++)
+        if (dup2(stdio[i], i) < 0) child_fail(report[1], "dup2");
+    } else {
+      // The container process: the control socket goes, the extra fds move
+      // down to 3.. (ascending, so no source is overwritten).
+      close(CONTROL_FD);
+      for (int i = 0; i < keep; i++)
+        if (dup3(CONTROL_FD + 1 + i, CONTROL_FD + i, 0) < 0) child_fail(report[1], "dup3");
+    }
+    int first = stdio ? 3 : CONTROL_FD + keep;
+    // Nothing else survives execve (report[1] stays open until then).
+    if (report[1] < first) child_fail(report[1], "report fd");
+    if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) != 0) child_fail(report[1], "close_range");
+    if (!stdio && keep > 0) close(CONTROL_FD + keep);
+    become(s, path, argv, envp, report[1]);
+  }
+  close(report[1]);
+  ssize_t n;
+  do n = read(report[0], why, whylen - 1);
+  while (n < 0 && errno == EINTR);
+  close(report[0]);
+  if (n > 0) {
+    why[n] = 0;
+    return -1;
+  }
+  return pid;
+}
+
+// ---------------------------------------------------------------- exec requests
+
+static void exec_request(const struct spec* s, const unsigned char* msg, size_t len, int* fds, int nfds) {
+  uint32_t id = 0;
+  if (len >= 5) memcpy(&id, msg + 1, 4);
+  static struct spec req;
+  memset(&req, 0, sizeof req);
+  parse(msg + 5, len > 5 ? len - 5 : 0, &req);
+  int slot = -1;
+  for (int i = 0; i < MAX_EXECS; i++)
+    if (execs[i].pid == 0) slot = i;
+  char why[128] = "";
+  if (nfds < 3 || req.init == NULL || slot < 0) {
+    send_msg("execfailed %u %d %s", id, nfds < 3 ? EBADF : slot < 0 ? EAGAIN : EINVAL, "request");
+  } else {
+    pid_t pid = fork_process(s, req.init, req.argv, req.envp, fds, 0, why, sizeof why);
+    if (pid < 0) {
+      send_msg("execfailed %u %s", id, why);
+    } else {
+      execs[slot].pid = pid;
+      execs[slot].id = id;
+      send_msg("forked %u %d", id, pid);
+    }
+  }
+  for (int i = 0; i < nfds; i++) close(fds[i]);
+}
+
+// ---------------------------------------------------------------- main
+
+static void status_text(int status, char* out, size_t len) {
+  if (WIFSIGNALED(status)) snprintf(out, len, "signal %d", WTERMSIG(status));
+  else snprintf(out, len, "code %d", WEXITSTATUS(status));
+}
+
+// Reaps every child (we are PID 1: orphans land here too). Returns 1 when the
+// container process was among them.
+static int reap(pid_t main_pid) {
+  int done = 0, status;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    if (!WIFEXITED(status) && !WIFSIGNALED(status)) continue;
+    char text[32];
+    status_text(status, text, sizeof text);
+    if (pid == main_pid) {
+      send_msg("exit %s", text);
+      done = 1;
+      continue;
+    }
+    for (int i = 0; i < MAX_EXECS; i++)
+      if (execs[i].pid == pid) {
+        send_msg("execexit %u %s", execs[i].id, text);
+        execs[i].pid = 0;
+      }
+  }
+  return done;
+}
+
+static void wait_gate(void) {
+  for (;;) {
+    unsigned char* msg = NULL;
+    int fds[8], nfds = 0;
+    ssize_t n = recv_msg(&msg, fds, &nfds);
+    if (n <= 0) _exit(1);  // the runtime gave up on this start
+    for (int i = 0; i < nfds; i++) close(fds[i]);
+    int gate = msg[0] == 'G';
+    free(msg);
+    if (gate) return;
+  }
+}
 
 int main(int argc, char** argv) {
-  (void)argc;
-  (void)argv;
-  fprintf(stderr, "nstar-init: not implemented yet\n");
-  return 1;
+  int64_t t0 = now_us();
+  static struct spec s;
+  s.sched_policy = -1;
+  s.sched_nice = NICE_UNSET;
+  unsigned char* buf = NULL;
+  ssize_t len = recv_msg(&buf, NULL, NULL);
+  if (len <= 0) _exit(1);
+  parse(buf, (size_t)len, &s);  // s points into buf, which lives until exit
+  errno = EINVAL;
+  if (s.root == NULL || s.init == NULL) fail("spec", "root and init are required");
+
+  setup(&s);
+  send_msg("ready %lld %lld %lld", (long long)(now_us() - t0), (long long)t0, (long long)now_us());
+  wait_gate();
+
+  // SIGCHLD through a signalfd: one poll loop over it and the control socket.
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+  int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) fail("signalfd", NULL);
+
+  int64_t t1 = now_us();
+  char why[128] = "";
+  pid_t main_pid = fork_process(&s, s.init, s.argv, s.envp, NULL, s.nfds, why, sizeof why);
+  // The console and socket fds belong to the container process only.
+  for (int i = 0; i < s.nfds; i++) close(CONTROL_FD + 1 + i);
+  if (main_pid < 0) {
+    send_msg("failed %s", why);
+    int status;
+    while (wait(&status) < 0 && errno == EINTR) {
+    }
+    char text[32];
+    status_text(status, text, sizeof text);
+    send_msg("exit %s", text);
+    _exit(0);
+  }
+  send_msg("started %d %lld %lld %lld", main_pid, (long long)(now_us() - t1), (long long)t1, (long long)now_us());
+
+  struct pollfd pfd[2] = {{sfd, POLLIN, 0}, {CONTROL_FD, POLLIN, 0}};
+  for (;;) {
+    if (poll(pfd, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      fail("poll", NULL);
+    }
+    if (pfd[0].revents) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) > 0) {
+      }
+      if (reap(main_pid)) _exit(0);  // the kernel kills the rest of the namespace
+    }
+    if (pfd[1].revents) {
+      unsigned char* msg = NULL;
+      int fds[8], nfds = 0;
+      ssize_t n = recv_msg(&msg, fds, &nfds);
+      if (n <= 0) {
+        // The runtime is gone: take the whole namespace down with us.
+        kill(-1, SIGKILL);
+        _exit(1);
+      }
+      if (msg[0] == 'X') exec_request(&s, msg, (size_t)n, fds, nfds);
+      else
+        for (int i = 0; i < nfds; i++) close(fds[i]);
+      free(msg);
+    }
+  }
 }

@@ -38,7 +38,8 @@ export interface SystemErrorData {
   message: string;
 }
 
-type FieldsOf<C extends ErrorCode> = Extract<WireError, Record<C, unknown>>[C];
+// Distributive: FieldsOf<ErrorCode> is the union of every variant's fields.
+type FieldsOf<C extends ErrorCode> = C extends ErrorCode ? Extract<WireError, Record<C, unknown>>[C] : never;
 
 const MESSAGES: { [C in ErrorCode]: (f: FieldsOf<C>) => string } = {
   configuration: (f) => `invalid configuration: ${f.context}`,
@@ -80,7 +81,7 @@ export class RuntimeError<C extends ErrorCode = ErrorCode> extends Error {
   }
 
   toWire(): WireError {
-    return { [this.code]: this.fields } as WireError;
+    return { [this.code]: this.fields } as unknown as WireError;
   }
 
   /** Any thrown value as a RuntimeError (unknown errors become `unexpected`). */

@@ -1,15 +1,24 @@
-// The Northstar 0.9 manifest (spec/manifest.md). The TypeScript shape below IS
-// the serde JSON shape (what `inspect` returns on the wire), normalized:
-// defaults filled in (args [], env {}, mounts {}, ...). YAML serialization
-// (manifest.yaml inside NPKs) is produced from it by manifestToYaml.
+// The Northstar 0.9 manifest (spec/manifest.md). The TypeScript shape below is
+// close to the serde JSON shape, normalized for code: defaults filled in (args [],
+// env {}, mounts {}, ...), mount options and console permissions as arrays in a
+// fixed order, u64 seccomp values as bigint, resource requirements in canonical
+// Rust-semver form. manifestToJson gives the exact wire shape ("rw,nosuid",
+// permissions "full"), manifestToYaml what manifest.yaml inside an NPK holds.
+//
+// Pipeline: manifest-document.ts (YAML, then JSON, then TOML into a value tree)
+// → manifest-decode.ts (serde's type rules) → manifest-validate.ts (validation.rs)
+// → manifest-serialize.ts (serde_yaml / serde_json shapes).
 //
 // CONTRACT (shared by every module): the types and the exported function
-// signatures below. Implementation: the model issue.
+// signatures below.
 
-export const PERMISSIONS = [
-  'ident', 'inspect', 'install', 'kill', 'list', 'notifications', 'mount', 'repositories',
-  'shutdown', 'start', 'start_command', 'token_create', 'token_verification', 'umount', 'uninstall',
-] as const;
+export { CAPABILITIES, LIMITS, ManifestError, MOUNT_OPTIONS, PERMISSIONS, RESERVED_ENV, RLIMIT_RESOURCES } from './manifest-schema.js';
+import { ManifestError, PERMISSIONS, RLIMIT_RESOURCES } from './manifest-schema.js';
+import { readDocument } from './manifest-document.js';
+import { decodeManifest } from './manifest-decode.js';
+import { validate } from './manifest-validate.js';
+import { toJson, toJsonText, toYaml } from './manifest-serialize.js';
+
 export type Permission = (typeof PERMISSIONS)[number];
 
 export type MountOption = 'rw' | 'noexec' | 'nosuid' | 'nodev' | 'rec';
@@ -21,6 +30,7 @@ export type Mount =
   | { type: 'proc' }
   | { type: 'sysfs' }
   | { type: 'sockets' }
+  /** version: a Rust-semver requirement in canonical form ("^1.2.3", ">=0.0.1, <1.0.0"); match it with version-req.ts. */
   | { type: 'resource'; name: string; version: string; dir: string; options: MountOption[] }
   | { type: 'tmpfs'; size: number };
 
@@ -91,10 +101,6 @@ export interface CGroups {
   blkio?: BlkioCgroup;
 }
 
-export const RLIMIT_RESOURCES = [
-  'as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile',
-  'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack',
-] as const;
 export type RlimitResource = (typeof RLIMIT_RESOURCES)[number];
 /** A missing soft/hard means RLIM_INFINITY. */
 export interface Rlimit { soft?: number; hard?: number }
@@ -135,18 +141,48 @@ export interface Manifest {
   custom?: unknown;
 }
 
-/** A manifest that failed to parse or validate; the message names the field and the rule. */
-export class ManifestError extends Error {
-  override name = 'ManifestError';
+/** Parses YAML, then JSON, then TOML (Northstar's order), then validates. Throws ManifestError. */
+export function parseManifest(text: string): Manifest {
+  const { value } = readDocument(text);
+  const m = decodeManifest(value);
+  validate(m);
+  return m;
 }
 
-/** Parses YAML, then JSON, then TOML (Northstar's order), then validates. Throws ManifestError. */
-export declare function parseManifest(text: string): Manifest;
 /** Validates a manifest object; throws ManifestError naming the first problem. */
-export declare function validateManifest(m: Manifest): void;
-/** Northstar's serde_yaml shape: None omitted, empty maps/sets skipped, options "rw,nosuid", YAML tags for sched/network/seccomp args. */
-export declare function manifestToYaml(m: Manifest): string;
-/** The serde JSON shape (as `inspect` returns it): None omitted, empty maps/sets skipped, permissions "full" when all 15. */
-export declare function manifestToJson(m: Manifest): unknown;
+export function validateManifest(m: Manifest): void {
+  validate(m);
+}
+
+/**
+ * Northstar's serde_yaml shape: None omitted, empty maps/sets skipped, options "rw,nosuid",
+ * YAML tags for sched/network/seccomp args. parseManifest(manifestToYaml(m)) deep-equals m.
+ */
+export function manifestToYaml(m: Manifest): string {
+  return toYaml(m);
+}
+
+/**
+ * The serde JSON shape (as `inspect` returns it): None omitted, empty maps/sets skipped,
+ * permissions "full" when all 15. A value for JSON.stringify: u64 seccomp values and masks
+ * above 2^53-1 are decimal strings (parseManifest reads them back); use manifestToJsonText
+ * for serde_json's exact text with integer literals.
+ */
+export function manifestToJson(m: Manifest): unknown {
+  return toJson(m);
+}
+
+/** serde_json text of the manifest, exact for every u64. */
+export function manifestToJsonText(m: Manifest): string {
+  return toJsonText(m);
+}
+
 /** True for a resource container (no init). */
-export declare function isResource(m: Manifest): boolean;
+export function isResource(m: Manifest): boolean {
+  return m.init === undefined;
+}
+
+/** Narrows an unknown error to a ManifestError. */
+export function isManifestError(e: unknown): e is ManifestError {
+  return e instanceof ManifestError;
+}

@@ -1,0 +1,352 @@
+// launch(): spawns nstar-init for a container and drives it over its control
+// socket (native/init/protocol.h). Main thread.
+//
+// Order (ARCHITECTURE.md "Threads and processes"): launch() resolves as soon
+// as init exists; init sets the sandbox up while the caller creates cgroups
+// and moves `pid` into them; only then does the caller open the start gate,
+// and init forks the container process — which therefore never runs outside
+// its cgroups. `exited` settles once init is reaped, its control socket is
+// closed and piped output is drained, so no log line arrives after it.
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { getSystemErrorMap } from 'node:util';
+
+import { Logger } from '../log.js';
+import { errors, RuntimeError, systemError, type ExitStatus, type SystemErrorData } from '../model/errors.js';
+import type { LaunchSpec, Launched, Phases } from '../machines/contracts.js';
+import { initBinaryPath, native } from '../native.js';
+import { CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, type SpawnedChild } from '../native-api/process.js';
+import { containerIo, LineSplitter, type OutputSink } from './io.js';
+import { encodeExec, encodeGate, encodeSpec, parseInitMessage, type InitMessage } from './launch-protocol.js';
+import { planSandbox, preparePersist } from './sandbox.js';
+import { createSockets } from './sockets.js';
+
+export interface ExecRequest {
+  /** Executable inside the container's root. */
+  path: string;
+  /** argv[1..] (argv[0] is path). */
+  args: string[];
+  /** The environment of the new process (nothing is inherited). */
+  env: Record<string, string>;
+}
+
+export interface Executed {
+  /** Host pid of the new process (its pid-namespace pid when it was gone before it could be looked up). */
+  pid: number;
+  /** Its pid inside the container's pid namespace. */
+  nsPid: number;
+  /** Its own exit status (the container's is reported separately). */
+  exited: Promise<ExitStatus>;
+  /** stdout and stderr, captured (each line is also logged at info with the container as target). */
+  output: Promise<{ stdout: string; stderr: string }>;
+}
+
+export interface LaunchedContainer extends Launched {
+  /** Resolves when init finished the sandbox setup and waits at the start gate (rejects like `started`). */
+  ready: Promise<{ setupMs: number }>;
+  /** Runs an additional process inside the running container (same namespaces, root, cgroups, ids, caps, seccomp). */
+  exec(req: ExecRequest): Promise<Executed>;
+}
+
+export interface LaunchOptions {
+  /** Receives every line of `io: pipe` output instead of the default logger. */
+  output?: OutputSink;
+}
+
+const log = new Logger('launch');
+const CAPTURE_LIMIT = 1 << 20;
+
+function errnoData(errno: number, syscall: string, path: string): SystemErrorData {
+  const [code, lower] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, `error ${errno}`];
+  // libuv's texts are strerror's, lower-cased: match the addon's messages.
+  const text = lower.charAt(0).toUpperCase() + lower.slice(1);
+  const message = `${syscall}${path ? ` \`${path}\`` : ''}: ${text}`;
+  return { code, errno, syscall, ...(path ? { path } : {}), message };
+}
+
+function cloneFlags(spec: LaunchSpec): number {
+  const base = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+  // Deviation 14: no network entry = a new namespace with lo up. A named one is joined by init.
+  return spec.manifest.network === undefined ? base | CLONE_NEWNET : base;
+}
+
+/** A promise that never reports an unhandled rejection (consumers may watch only one of them). */
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+/** The host pid of a process in init's namespace: the child of init whose innermost NSpid matches. */
+function hostPidOf(initPid: number, nsPid: number): number | undefined {
+  try {
+    const children = readFileSync(`/proc/${initPid}/task/${initPid}/children`, 'utf8').trim().split(/\s+/);
+    for (const c of children) {
+      const status = readFileSync(`/proc/${c}/status`, 'utf8');
+      const ns = /^NSpid:\s+(.*)$/m.exec(status)?.[1].trim().split(/\s+/);
+      if (ns && Number(ns[ns.length - 1]) === nsPid) return Number(c);
+    }
+  } catch {
+    // it already exited
+  }
+  return undefined;
+}
+
+export async function launch(spec: LaunchSpec, opts: LaunchOptions = {}): Promise<LaunchedContainer> {
+  return new Launch(spec, opts).start();
+}
+
+interface PendingExec {
+  forked: ReturnType<typeof deferred<Executed>>;
+  exited: ReturnType<typeof deferred<ExitStatus>>;
+  output: Promise<{ stdout: string; stderr: string }>;
+  status?: ExitStatus;
+  drained: Promise<void>;
+}
+
+class Launch {
+  private readonly t0 = performance.now();
+  private readonly started = deferred<{ phases: Phases }>();
+  private readonly ready = deferred<{ setupMs: number }>();
+  private readonly exited = deferred<ExitStatus>();
+  private child?: SpawnedChild;
+  private control = -1;
+  private controlWatch?: { close(): void };
+  private readonly phases: Phases = {};
+  private spawnedAt = 0;
+  private readyAt?: number;
+  private gateAt?: number;
+  private running = false;
+  private setupError?: RuntimeError<'start_container_failed'>;
+  private containerStatus?: ExitStatus;
+  private initStatus?: ExitStatus;
+  private controlClosed = false;
+  private ioDrained = false;
+  private settled = false;
+  private readonly execs = new Map<number, PendingExec>();
+  private execSeq = 0;
+  private unlinkSockets = () => undefined as void;
+
+  constructor(
+    private readonly spec: LaunchSpec,
+    private readonly opts: LaunchOptions,
+  ) {}
+
+  async start(): Promise<LaunchedContainer> {
+    const { spec } = this;
+    const closeOnError: number[] = spec.consoleFd !== undefined ? [spec.consoleFd] : [];
+    let io: ReturnType<typeof containerIo> | undefined;
+    let sockets: ReturnType<typeof createSockets> | undefined;
+    try {
+      preparePersist(spec);
+      sockets = createSockets(spec.socketDir, spec.container, spec.manifest);
+      const extra = [...(spec.consoleFd !== undefined ? [spec.consoleFd] : []), ...sockets.fds];
+      const env = { ...spec.env };
+      // The container sees the extra fds from 3 on: console first, then sockets by name.
+      if (spec.consoleFd !== undefined) env.NORTHSTAR_CONSOLE = '3';
+      const first = 3 + (spec.consoleFd !== undefined ? 1 : 0);
+      sockets.names.forEach((n, i) => (env[`NORTHSTAR_SOCKET_${n}`] = String(first + i)));
+      const initSpec = planSandbox(spec, env, extra.length);
+
+      io = containerIo(spec.container, spec.manifest.io, this.opts.output);
+      const [ours, theirs] = native().socketpair('seq_packet');
+      closeOnError.push(theirs);
+      this.control = ours;
+      native().sendMessage(ours, encodeSpec(initSpec));
+      this.child = native().spawn(
+        { path: initBinaryPath(), argv: ['nstar-init', spec.container], envp: [], fds: [...io.stdio, theirs, ...extra], cloneFlags: cloneFlags(spec) },
+        (status) => this.onInitExit(status),
+      );
+      this.spawnedAt = performance.now();
+      this.phases.spawn = this.spawnedAt - this.t0;
+    } catch (e) {
+      io?.close();
+      io?.closeChildEnds();
+      sockets?.closeFds();
+      sockets?.unlink();
+      for (const fd of closeOnError) closeSync(fd);
+      if (this.control >= 0) closeSync(this.control);
+      throw e instanceof RuntimeError ? e : errors.startFailed(spec.container, (e as Error).message, e);
+    }
+    // The container owns these now.
+    io.closeChildEnds();
+    sockets.closeFds();
+    for (const fd of closeOnError) closeSync(fd);
+    const s = sockets;
+    this.unlinkSockets = () => s.unlink();
+    io.drained.then(() => {
+      this.ioDrained = true;
+      this.maybeSettle();
+    });
+    this.controlWatch = native().watchMessages(this.control, (m) => (m ? this.onMessage(parseInitMessage(m)) : this.onControlClosed()));
+    return this.handle();
+  }
+
+  private handle(): LaunchedContainer {
+    const child = this.child!;
+    return {
+      pid: child.pid,
+      openGate: () => this.openGate(),
+      ready: this.ready.promise,
+      started: this.started.promise,
+      exited: this.exited.promise,
+      kill: (signal: number) => {
+        child.signalGroup(signal);
+      },
+      exec: (req) => this.exec(req),
+    };
+  }
+
+  /** False when init is gone (its exit is reported through the pidfd and the socket's EOF). */
+  private send(msg: Buffer, fds?: number[]): boolean {
+    if (this.controlClosed) return false;
+    try {
+      native().sendMessage(this.control, msg, fds);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EPIPE' || (e as NodeJS.ErrnoException).code === 'ECONNRESET') return false;
+      throw e;
+    }
+  }
+
+  private openGate(): void {
+    if (this.gateAt !== undefined) return;
+    this.gateAt = performance.now();
+    this.phases.cgroups = this.gateAt - this.spawnedAt;
+    this.send(encodeGate());
+  }
+
+  private fail(message: string, cause?: unknown): RuntimeError<'start_container_failed'> {
+    return errors.startFailed(this.spec.container, message, cause);
+  }
+
+  private onMessage(m: InitMessage): void {
+    switch (m.type) {
+      case 'ready':
+        this.readyAt = performance.now();
+        this.phases.setup = m.setupUs / 1000;
+        this.ready.resolve({ setupMs: this.phases.setup });
+        break;
+      case 'error': {
+        const data = errnoData(m.errno, m.syscall, m.path);
+        this.setupError = this.fail(data.message, systemError(data));
+        this.ready.reject(this.setupError);
+        this.started.reject(this.setupError);
+        break;
+      }
+      case 'started': {
+        const now = performance.now();
+        this.running = true;
+        this.phases.gate_wait = this.readyAt !== undefined && this.gateAt !== undefined ? Math.max(0, this.gateAt - this.readyAt) : 0;
+        this.phases.exec = m.execUs / 1000;
+        this.phases.total = now - this.t0;
+        this.started.resolve({ phases: { ...this.phases } });
+        break;
+      }
+      case 'failed': {
+        const data = errnoData(m.errno, m.step, this.spec.init);
+        this.started.reject(this.fail(data.message, systemError(data)));
+        break;
+      }
+      case 'exit':
+        this.running = false;
+        this.containerStatus = m.status;
+        break;
+      case 'forked':
+      case 'execfailed':
+      case 'execexit':
+        this.onExecMessage(m);
+        break;
+      default:
+        log.warn(`${this.spec.container}: unexpected message from nstar-init: ${m.text}`);
+    }
+  }
+
+  private onInitExit(status: ExitStatus | SystemErrorData): void {
+    this.initStatus = 'exit' in status || 'signalled' in status ? (status as ExitStatus) : { signalled: { signal: 9 } };
+    this.maybeSettle();
+  }
+
+  private onControlClosed(): void {
+    this.controlClosed = true;
+    this.running = false;
+    this.maybeSettle();
+  }
+
+  private maybeSettle(): void {
+    if (this.settled || !this.initStatus || !this.controlClosed || !this.ioDrained) return;
+    this.settled = true;
+    this.unlinkSockets();
+    const status = this.containerStatus ?? this.initStatus;
+    this.ready.reject(this.fail(`nstar-init exited before its setup completed (${JSON.stringify(this.initStatus)})`));
+    this.started.reject(this.fail(`nstar-init exited before the container started (${JSON.stringify(this.initStatus)})`));
+    // Processes still running from exec requests died with the namespace.
+    for (const [id, p] of this.execs) {
+      p.forked.reject(errors.notStarted(this.spec.container));
+      p.status ??= { signalled: { signal: 9 } };
+      void p.drained.then(() => p.exited.resolve(p.status!));
+      this.execs.delete(id);
+    }
+    if (this.setupError) this.exited.reject(this.setupError);
+    else this.exited.resolve(status);
+  }
+
+  // ---------------------------------------------------------------- exec
+
+  private async exec(req: ExecRequest): Promise<Executed> {
+    if (!this.running || this.controlClosed) throw errors.notStarted(this.spec.container);
+    const id = ++this.execSeq;
+    const devnull = openSync('/dev/null', 'r+');
+    const out = native().socketpair('stream');
+    const err = native().socketpair('stream');
+    const captured = { stdout: '', stderr: '' };
+    const target = new Logger(this.spec.container);
+    const reader = (fd: number, stream: 'stdout' | 'stderr') =>
+      new Promise<void>((resolve) => {
+        const lines = new LineSplitter((l) => {
+          target.info(l);
+          if (captured[stream].length < CAPTURE_LIMIT) captured[stream] += l + '\n';
+        });
+        native().watchMessages(fd, (chunk) => {
+          if (chunk) return lines.push(chunk);
+          lines.end();
+          resolve();
+        });
+      });
+    const drained = Promise.all([reader(out[0], 'stdout'), reader(err[0], 'stderr')]).then(() => undefined);
+    const pending: PendingExec = { forked: deferred<Executed>(), exited: deferred<ExitStatus>(), output: drained.then(() => ({ ...captured })), drained };
+    this.execs.set(id, pending);
+    try {
+      const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
+      if (!this.send(encodeExec(id, req.path, req.args, env), [devnull, out[1], err[1]])) throw errors.notStarted(this.spec.container);
+    } catch (e) {
+      this.execs.delete(id);
+      throw e;
+    } finally {
+      // init holds its own copies now (or the request failed): ours go either way.
+      for (const fd of [devnull, out[1], err[1]]) closeSync(fd);
+    }
+    return pending.forked.promise;
+  }
+
+  private onExecMessage(m: Extract<InitMessage, { type: 'forked' | 'execfailed' | 'execexit' }>): void {
+    const p = this.execs.get(m.id);
+    if (!p) return;
+    if (m.type === 'forked') {
+      p.forked.resolve({ pid: hostPidOf(this.child!.pid, m.nsPid) ?? m.nsPid, nsPid: m.nsPid, exited: p.exited.promise, output: p.output });
+    } else if (m.type === 'execfailed') {
+      const data = errnoData(m.errno, m.step, '');
+      p.forked.reject(errors.unexpected(`exec in ${this.spec.container}: ${data.message}`, systemError(data)));
+      this.execs.delete(m.id);
+    } else {
+      p.status = m.status;
+      void p.drained.then(() => p.exited.resolve(m.status));
+      this.execs.delete(m.id);
+    }
+  }
+}

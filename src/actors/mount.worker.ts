@@ -1,0 +1,214 @@
+// Mount pool thread entry (Piscina, started through src/worker-boot.mjs).
+// Blocking work only: loop attach, verity, mount(2), umount2(2). Every result
+// is data ({ok, value} | {ok:false, error, cleanup}); nothing is thrown across
+// the thread boundary. The loop-device fd opened by the attach is released
+// by this task on every path (a terminated worker leaves it to the addon's
+// env cleanup hook, and AUTOCLEAR then detaches the device).
+import { existsSync, mkdirSync, rmdirSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+import type { MountInput, MountOutput, Phases, Result, UmountInput } from '../machines/contracts.js';
+import type { SystemErrorData } from '../model/errors.js';
+import { native } from '../native.js';
+import { MS } from '../native-api/loop.js';
+import type { LoopAttached } from '../native-api/loop.js';
+import { createVerityDevice, DM_CONTROL, hasDeviceMapper, removeVerityDevice } from './dm-verity.js';
+import { verifyImageFd } from './mount-verify.js';
+
+/** Test-only hooks, honoured only when NSTAR_TEST=1. */
+export interface MountHooks {
+  /** After the loop attach: announce on the `nstar-mount-test` BroadcastChannel, then never finish. */
+  pauseAfterAttach?: boolean;
+}
+
+export type MountTask =
+  | { op: 'mount'; input: MountInput; hooks?: MountHooks; abort?: Int32Array }
+  | { op: 'umount'; input: UmountInput };
+
+/** A failure as data: the error, the phase it happened in, and any failed cleanup. */
+export interface TaskFailure {
+  ok: false;
+  phase: string;
+  error: SystemErrorData;
+  cleanup?: SystemErrorData[];
+}
+
+export type TaskResult<T> = { ok: true; value: T } | TaskFailure;
+
+export const TEST_CHANNEL = 'nstar-mount-test';
+
+export default async function run(task: MountTask): Promise<TaskResult<MountOutput | undefined>> {
+  if (task.op === 'mount') return mountTask(task.input, task.hooks, task.abort);
+  return umountTask(task.input);
+}
+
+function now(): number {
+  return performance.now();
+}
+
+function fail(phase: string, error: SystemErrorData, cleanup: SystemErrorData[] = []): TaskFailure {
+  return cleanup.length > 0 ? { ok: false, phase, error, cleanup } : { ok: false, phase, error };
+}
+
+/** What the task has done so far, undone in reverse on failure. */
+interface Undo {
+  createdTarget?: string;
+  loop?: LoopAttached;
+  dmName?: string;
+  mounted?: string;
+}
+
+function unwind(u: Undo): SystemErrorData[] {
+  const errs: SystemErrorData[] = [];
+  const n = native();
+  let stillMounted = false;
+  if (u.mounted) {
+    const r = n.umount(u.mounted, { detach: true });
+    if (!r.ok) errs.push(r.error);
+    stillMounted = !r.ok;
+  }
+  if (u.dmName) {
+    // Deferred only if the mount could not go: the device then leaves with it.
+    const r = removeVerityDevice(u.dmName, stillMounted);
+    if (!r.ok) errs.push(r.error);
+  }
+  if (u.loop) {
+    // LOOP_CLR_FD through our own fd detaches at once (we are the only opener).
+    const r = n.loopRelease(u.loop.fd, { detach: true });
+    if (!r.ok) errs.push(r.error);
+    u.loop = undefined;
+  }
+  if (u.createdTarget) {
+    try {
+      rmdirSync(u.createdTarget);
+    } catch (e) {
+      errs.push(fsError(e, 'rmdir', u.createdTarget));
+    }
+  }
+  return errs;
+}
+
+function fsError(e: unknown, syscall: string, path: string): SystemErrorData {
+  const x = e as NodeJS.ErrnoException;
+  return { code: x.code ?? 'EIO', errno: x.errno, syscall, path, message: x.message };
+}
+
+const ABORTED: SystemErrorData = { code: 'ABORT_ERR', message: 'the mount was aborted' };
+
+async function mountTask(input: MountInput, hooks?: MountHooks, abort?: Int32Array): Promise<TaskResult<MountOutput>> {
+  const isAborted = () => abort !== undefined && Atomics.load(abort, 0) !== 0;
+  const n = native();
+  const phases: Phases = {};
+  const u: Undo = {};
+  let phase = 'target';
+  try {
+    if (!existsSync(input.target)) {
+      mkdirSync(input.target, { recursive: true, mode: 0o755 });
+      u.createdTarget = input.target;
+    } else if (isMountPoint(input.target)) {
+      // Never stack a second image on a mounted container.
+      return fail(phase, { code: 'EBUSY', syscall: 'mount', path: input.target, message: `mount \`${input.target}\`: already a mount point` });
+    }
+    if (isAborted()) return fail(phase, ABORTED, unwind(u));
+    phase = 'attach';
+    const attached = n.loopAttach({
+      path: input.npkPath,
+      offset: input.fsImgOffset,
+      sizeLimit: input.fsImgSize,
+      timeoutMs: input.loopDeviceTimeoutMs,
+    });
+    if (!attached.ok) return fail(attached.error.syscall === 'open' && attached.error.path === input.npkPath ? 'open' : phase, attached.error, unwind(u));
+    u.loop = attached.value;
+    phases.open = attached.value.phases.open;
+    phases.attach = attached.value.phases.attach;
+    if (hooks?.pauseAfterAttach && process.env.NSTAR_TEST === '1') await pause(input.container, attached.value.device, abort);
+    if (isAborted()) return fail(phase, ABORTED, unwind(u));
+
+    phase = 'verity';
+    const t0 = now();
+    const source = await verity(input, attached.value, u);
+    if (!source.ok) return fail(phase, source.error, unwind(u));
+    if (input.verity) phases.verity = now() - t0;
+    if (isAborted()) return fail(phase, ABORTED, unwind(u));
+
+    phase = 'mount';
+    const t1 = now();
+    const data = input.selinuxContext && hasSelinux() ? `context=${input.selinuxContext}` : null;
+    const m = n.mount(source.value, input.target, 'squashfs', MS.RDONLY | MS.NOSUID, data);
+    if (!m.ok) {
+      const what = `squashfs of ${input.npkPath} at offset ${input.fsImgOffset}, ${input.fsImgSize} bytes, through ${source.value}`;
+      return fail(phase, { ...m.error, message: `${m.error.message} (${what})` }, unwind(u));
+    }
+    u.mounted = input.target;
+    phases.mount = now() - t1;
+    if (u.dmName) {
+      // The device now lives as long as the mount does.
+      const r = removeVerityDevice(u.dmName, true);
+      if (!r.ok) return fail(phase, r.error, unwind(u));
+    }
+    const rel = n.loopRelease(attached.value.fd);
+    u.loop = undefined;
+    if (!rel.ok) return fail(phase, rel.error, unwind(u));
+    return { ok: true, value: { device: source.value, target: input.target, ...(u.dmName ? { dmName: u.dmName } : {}), phases } };
+  } catch (e) {
+    return fail(phase, fsError(e, phase, input.target), unwind(u));
+  }
+}
+
+/** The device to mount: the loop device itself, or a dm-verity device over it. */
+async function verity(input: MountInput, loop: LoopAttached, u: Undo): Promise<Result<string>> {
+  if (!input.verity) return { ok: true, value: loop.device };
+  const mode = input.verityMode;
+  const dm = hasDeviceMapper();
+  if (mode === 'dm' && !dm)
+    return {
+      ok: false,
+      error: {
+        code: 'ENODEV',
+        path: DM_CONTROL,
+        message: `verity = "dm" needs device-mapper, but ${DM_CONTROL} does not exist (set verity = "auto" or "userspace")`,
+      },
+    };
+  if (mode === 'dm' || (mode === 'auto' && dm)) {
+    const d = createVerityDevice(loop.device, input.verity);
+    if (!d.ok) return d;
+    u.dmName = d.value.name;
+    return { ok: true, value: d.value.device };
+  }
+  // Userspace: verify what the kernel will read, through the attached device.
+  const v = await verifyImageFd(loop.fd, input.fsImgSize, input.verity);
+  if (!v.ok) return v;
+  return { ok: true, value: loop.device };
+}
+
+/** A directory on another device than its parent is a mount point (no mountinfo scan). */
+function isMountPoint(path: string): boolean {
+  return statSync(path).dev !== statSync(dirname(path)).dev;
+}
+
+function hasSelinux(): boolean {
+  return existsSync('/sys/fs/selinux/enforce');
+}
+
+/** Test hook: announce the attach, then wait until aborted (or the worker is terminated). */
+async function pause(container: string, device: string, abort: Int32Array | undefined): Promise<void> {
+  const ch = new BroadcastChannel(TEST_CHANNEL);
+  ch.postMessage({ event: 'attached', container, device });
+  ch.close();
+  const flag = abort ?? new Int32Array(new SharedArrayBuffer(4));
+  // Atomics.waitAsync (Node >= 16) is missing from the ES2022 lib typings.
+  const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number): { async: boolean; value: unknown } }).waitAsync;
+  const w = waitAsync(flag, 0, 0);
+  if (w.async) await w.value;
+}
+
+async function umountTask(input: UmountInput): Promise<TaskResult<undefined>> {
+  const r = native().umount(input.target);
+  if (!r.ok) return fail('umount', r.error);
+  try {
+    rmdirSync(input.target);
+  } catch (e) {
+    return fail('rmdir', fsError(e, 'rmdir', input.target));
+  }
+  return { ok: true, value: undefined };
+}

@@ -1,0 +1,198 @@
+// The sandbox plan: what nstar-init does for a manifest (spec/launch.md §5.2,
+// §5.3), computed as data. `planSandbox` is pure apart from the two probes it
+// is given, so unit tests check the mount list without root.
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { Logger } from '../log.js';
+import { errors } from '../model/errors.js';
+import type { Manifest, MountOption, RlimitResource, SchedPolicy } from '../model/manifest.js';
+import type { LaunchSpec } from '../machines/contracts.js';
+import type { InitSpec, MountOp } from './launch-protocol.js';
+
+const log = new Logger('sandbox');
+
+// sys/mount.h
+export const MS_RDONLY = 0x1;
+export const MS_NOSUID = 0x2;
+export const MS_NODEV = 0x4;
+export const MS_NOEXEC = 0x8;
+export const MS_REMOUNT = 0x20;
+export const MS_BIND = 0x1000;
+export const MS_REC = 0x4000;
+
+/** CAP_* numbers (linux/capability.h); the manifest's 41 names. */
+export const CAPABILITIES = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL',
+  'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE',
+  'CAP_NET_BROADCAST', 'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER',
+  'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE', 'CAP_SYS_PACCT',
+  'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME',
+  'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL',
+  'CAP_SETFCAP', 'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM',
+  'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
+] as const;
+
+/** RLIMIT_* numbers (asm-generic/resource.h; the same on x86_64 and aarch64). */
+export const RLIMITS: Record<RlimitResource, number> = {
+  cpu: 0, fsize: 1, data: 2, stack: 3, core: 4, rss: 5, nproc: 6, nofile: 7,
+  memlock: 8, as: 9, locks: 10, sigpending: 11, msgqueue: 12, nice: 13, rtprio: 14, rttime: 15,
+};
+
+const SCHED = { other: 0, fifo: 1, round_robin: 2, batch: 3, idle: 5, deadline: 6 } as const;
+
+export function capabilityMask(names: string[]): bigint {
+  let mask = 0n;
+  for (const n of names) {
+    const i = (CAPABILITIES as readonly string[]).indexOf(n);
+    if (i < 0) throw errors.invalidArguments(`unknown capability ${n}`);
+    mask |= 1n << BigInt(i);
+  }
+  return mask;
+}
+
+export function schedOf(policy: SchedPolicy | undefined): InitSpec['sched'] {
+  if (policy === undefined) return undefined;
+  if (policy === 'idle' || policy === 'deadline') return { policy: SCHED[policy], priority: 0 };
+  if ('other' in policy) return { policy: SCHED.other, priority: 0, nice: policy.other.nice };
+  if ('batch' in policy) return { policy: SCHED.batch, priority: 0, nice: policy.batch.nice };
+  if ('fifo' in policy) return { policy: SCHED.fifo, priority: policy.fifo.priority };
+  return { policy: SCHED.round_robin, priority: policy.round_robin.priority };
+}
+
+function optionFlags(options: MountOption[]): number {
+  let f = 0;
+  if (options.includes('nosuid')) f |= MS_NOSUID;
+  if (options.includes('nodev')) f |= MS_NODEV;
+  if (options.includes('noexec')) f |= MS_NOEXEC;
+  return f;
+}
+
+/** A bind mount, then (the kernel ignores other flags on MS_BIND) the remount that applies them. */
+function bind(source: string, target: string, flags: number, rec: boolean): MountOp[] {
+  const ops: MountOp[] = [{ flags: MS_BIND | (rec ? MS_REC : 0), source, target, fstype: '', data: '' }];
+  if (flags !== 0) ops.push({ flags: MS_REMOUNT | MS_BIND | flags, source: '', target, fstype: '', data: '' });
+  return ops;
+}
+
+export interface HostProbe {
+  exists(path: string): boolean;
+}
+
+/** The mount list of spec/launch.md §5.3, parents before children. */
+export function planMounts(spec: LaunchSpec, probe: HostProbe = { exists: existsSync }): MountOp[] {
+  const m = spec.manifest;
+  const ops: MountOp[] = [];
+  for (const target of Object.keys(m.mounts).sort()) {
+    const mount = m.mounts[target];
+    switch (mount.type) {
+      case 'bind':
+        // Northstar skips bind sources the host does not have (examples bind /lib64).
+        if (!probe.exists(mount.host)) {
+          log.debug(`${spec.container}: skipping bind mount of missing ${mount.host}`);
+          break;
+        }
+        ops.push(...bind(mount.host, target, optionFlags(mount.options) | (mount.options.includes('rw') ? 0 : MS_RDONLY), mount.options.includes('rec')));
+        break;
+      case 'persist':
+        ops.push(...bind(persistDir(spec), target, MS_NODEV | MS_NOSUID | MS_NOEXEC, false));
+        break;
+      case 'proc':
+        ops.push({ flags: MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV, source: 'proc', target, fstype: 'proc', data: '' });
+        break;
+      case 'sysfs':
+        ops.push({ flags: MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV, source: 'sysfs', target, fstype: 'sysfs', data: '' });
+        break;
+      case 'sockets':
+        ops.push(...bind(spec.socketDir, target, 0, false));
+        break;
+      case 'resource': {
+        const source = spec.resources[target];
+        if (source === undefined || !probe.exists(source)) {
+          throw errors.missingResource(spec.container, mount.name, mount.version);
+        }
+        // `rw` is ignored for resources: always read-only.
+        ops.push(...bind(source, target, MS_RDONLY | optionFlags(mount.options), false));
+        break;
+      }
+      case 'tmpfs':
+        ops.push({ flags: MS_NODEV | MS_NOSUID | MS_NOEXEC, source: 'tmpfs', target, fstype: 'tmpfs', data: `size=${mount.size},mode=1777` });
+        break;
+      case 'dev':
+        // The nodes come from the image's pseudo files (spec/npk.md §1.5).
+        break;
+    }
+  }
+  return ops;
+}
+
+export function persistDir(spec: LaunchSpec): string {
+  return join(spec.dataDir, spec.manifest.name);
+}
+
+/** mkdir -p, chmod 0700 and chown uid:gid of the persist dir, on every start. */
+export function preparePersist(spec: LaunchSpec): void {
+  const m = spec.manifest;
+  if (!Object.values(m.mounts).some((x) => x.type === 'persist')) return;
+  const dir = persistDir(spec);
+  mkdirSync(dir, { recursive: true });
+  chmodSync(dir, 0o700);
+  chownSync(dir, m.uid, m.gid);
+}
+
+/** Supplementary group names resolved with the host's /etc/group; unknown names are skipped with a warning. */
+export function resolveGroups(container: string, names: string[], groupFile = '/etc/group'): number[] {
+  if (names.length === 0) return [];
+  let text = '';
+  try {
+    text = readFileSync(groupFile, 'utf8');
+  } catch {
+    // no group database: every name is unknown
+  }
+  const byName = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const [name, , gid] = line.split(':');
+    if (name && gid !== undefined && !byName.has(name)) byName.set(name, Number(gid));
+  }
+  const gids: number[] = [];
+  for (const n of names) {
+    const g = byName.get(n);
+    if (g === undefined) log.warn(`${container}: skipping unknown supplementary group ${n}`);
+    else gids.push(g);
+  }
+  return gids;
+}
+
+function networkOf(m: Manifest): InitSpec['net'] {
+  if (m.network === 'host') return { mode: 'host' };
+  if (m.network && typeof m.network === 'object') return { mode: 'join', name: m.network.namespace };
+  return { mode: 'new' };
+}
+
+/** The host has SELinux when /sys/fs/selinux/enforce exists. */
+function hostSelinux(): boolean {
+  return existsSync('/sys/fs/selinux/enforce');
+}
+
+/** The complete init spec for a launch (without the fd-dependent env entries). */
+export function planSandbox(spec: LaunchSpec, env: Record<string, string>, nfds: number, probe?: HostProbe): InitSpec {
+  const m = spec.manifest;
+  return {
+    name: spec.container,
+    root: spec.root,
+    net: networkOf(m),
+    mounts: planMounts(spec, probe),
+    uid: m.uid,
+    gid: m.gid,
+    groups: resolveGroups(spec.container, m.suppl_groups),
+    rlimits: Object.entries(m.rlimits).map(([res, l]) => ({ resource: RLIMITS[res as RlimitResource], soft: l?.soft, hard: l?.hard })),
+    sched: schedOf(m.sched?.policy),
+    caps: capabilityMask(m.capabilities),
+    seccomp: spec.seccomp,
+    selinuxExec: m.selinux?.exec !== undefined && hostSelinux() ? m.selinux.exec : undefined,
+    init: spec.init,
+    args: spec.args,
+    env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    nfds,
+  };
+}

@@ -1,0 +1,72 @@
+// The `northstar` daemon (bin/northstar enters a private mount namespace
+// before Node starts). Loads the config — the embedded default when no `-c` is
+// given (spec/README.md deviation 16) — creates run/data/socket dirs, runs the
+// runtime until SIGINT/SIGTERM/SIGHUP or a shutdown request, and exits 0, or
+// 1 with the reason.
+import { mkdirSync } from 'node:fs';
+
+import { Command } from 'commander';
+
+import { Logger, parseLevel, setLevel } from '../log.js';
+import { configDirs, EMBEDDED_DEFAULT_CONFIG, loadConfig, parseConfig, type Config } from '../model/config.js';
+import { VERSION } from '../model/version.js';
+import { Runtime } from '../runtime.js';
+
+const log = new Logger('northstar');
+
+interface Options {
+  config?: string;
+  disableMountNamespace?: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const program = new Command('northstar')
+    .description('Northstar-compatible embedded container runtime')
+    .version(VERSION)
+    .option('-c, --config <toml>', 'configuration file (default: the embedded default config)')
+    .option('-d, --disable-mount-namespace', 'do not run in a private mount namespace (bin/northstar enters it)')
+    .exitOverride();
+  program.parse(argv, { from: 'user' });
+  return program.opts<Options>();
+}
+
+async function configFrom(opts: Options): Promise<Config> {
+  if (opts.config) return loadConfig(opts.config);
+  log.info('No config given (-c): using the embedded default config');
+  return parseConfig(EMBEDDED_DEFAULT_CONFIG);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let opts: Options;
+  try {
+    opts = parseArgs(argv);
+  } catch (e) {
+    const code = (e as { exitCode?: number }).exitCode;
+    return code ?? 1;
+  }
+  let runtime: Runtime | undefined;
+  try {
+    const config = await configFrom(opts);
+    const level = parseLevel(process.env.NSTAR_LOG) ?? config.log.level;
+    setLevel(level);
+    for (const dir of configDirs(config)) mkdirSync(dir, { recursive: true });
+    runtime = await Runtime.start(config);
+    const rt = runtime;
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.on(sig, () => {
+        log.info(`Received ${sig}: shutting down`);
+        void rt.shutdown();
+      });
+    }
+    const result = await runtime.stopped;
+    if (!result.ok) {
+      log.error(`Runtime stopped: ${result.reason}`);
+      return 1;
+    }
+    return 0;
+  } catch (e) {
+    log.error(`Failed to run the runtime: ${e instanceof Error ? e.message : String(e)}`);
+    if (runtime) await runtime.shutdown().catch(() => undefined);
+    return 1;
+  }
+}

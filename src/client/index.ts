@@ -1,0 +1,451 @@
+// Client library for the console (spec/tools.md §9.1, the package export
+// "./client"). Connects over unix or TCP sockets (or the NORTHSTAR_CONSOLE fd
+// inside a container), performs the handshake, sends one request at a time
+// and yields notifications as an async iterator.
+//
+//   const client = await Client.connect('unix:///run/northstar/console', { subscribe: true });
+//   await client.start('hello-world:0.0.1');
+//   for await (const n of client.notifications()) console.log(n);
+import { createReadStream, statSync } from 'node:fs';
+import net from 'node:net';
+import type { Duplex, Readable } from 'node:stream';
+
+import { EMBEDDED_DEFAULT_CONFIG, parseConfig } from '../model/config.js';
+import { RuntimeError, type ErrorCode, type WireError } from '../model/errors.js';
+import { VERSION } from '../model/version.js';
+import { encodeMessage, FrameReader } from '../console/codec.js';
+import {
+  canonicalRequest,
+  decodeMessage,
+  type ContainerData,
+  type ContainerResult,
+  type ExitStatus,
+  type Message,
+  type Notification,
+  type Request,
+  type Response,
+  type StatCategory,
+  type VerificationResult,
+} from '../console/protocol.js';
+
+export type * from '../console/protocol.js';
+
+/** Where `nstar` looks without `-u` (deviation 16): the embedded default config's socket, then Northstar's default. */
+export const DEFAULT_URLS = [
+  parseConfig(EMBEDDED_DEFAULT_CONFIG).console.global?.bind ?? 'unix:///run/northstar/console',
+  'tcp://localhost:4200',
+];
+export const DEFAULT_TIMEOUT_MS = 10_000;
+/** The TCP/unix connect itself (Northstar's nstar hard-codes 5 s). */
+export const CONNECT_TIMEOUT_MS = 5_000;
+
+export type ClientErrorKind =
+  | 'runtime'
+  | 'permission_denied'
+  | 'invalid_protocol_version'
+  | 'connect_permission_denied'
+  | 'closed'
+  | 'lagged_notifications'
+  | 'protocol'
+  | 'timeout';
+
+export class ClientError extends Error {
+  override name = 'ClientError';
+  constructor(
+    readonly kind: ClientErrorKind,
+    message: string,
+    /** The runtime's error for kind "runtime". */
+    readonly wire?: WireError,
+  ) {
+    super(message);
+  }
+
+  static runtime(wire: WireError): ClientError {
+    const [code, fields] = Object.entries(wire)[0] as [ErrorCode, never];
+    let msg: string;
+    try {
+      msg = new RuntimeError(code, fields).message;
+    } catch {
+      msg = JSON.stringify(wire);
+    }
+    return new ClientError('runtime', msg, wire);
+  }
+}
+
+export interface ConnectOptions {
+  /** Subscribe to notifications; a number is the buffer size (default 100). Overflow: `lagged_notifications`. */
+  subscribe?: boolean | number;
+  /** Connect and handshake deadline (default 10 s). */
+  timeoutMs?: number;
+  /** The version announced in `connect` (default ours, 0.9.3). */
+  version?: string;
+  /** Sees every line read and written (nstar -j). */
+  onRaw?: (direction: 'read' | 'write', line: string) => void;
+}
+
+interface Pending {
+  resolve: (r: Response) => void;
+  reject: (e: Error) => void;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout?: () => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      onTimeout?.();
+      reject(new ClientError('timeout', `${what}: timeout after ${ms} ms`));
+    }, ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e) => (clearTimeout(t), reject(e)),
+    );
+  });
+}
+
+/** Opens the transport of a console url: `unix:///path` or `tcp://host[:port]`. */
+export function openSocket(url: string, timeoutMs = CONNECT_TIMEOUT_MS): Promise<net.Socket> {
+  let opts: net.NetConnectOpts;
+  if (url.startsWith('unix://')) opts = { path: url.slice('unix://'.length) };
+  else if (url.startsWith('tcp://')) {
+    const u = new URL(url);
+    opts = { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port ? Number(u.port) : 4200 };
+  } else return Promise.reject(new ClientError('protocol', `invalid url "${url}": the scheme must be tcp or unix`));
+  return new Promise((resolve, reject) => {
+    const s = net.connect(opts);
+    const t = setTimeout(() => {
+      s.destroy();
+      reject(new ClientError('timeout', `connect to ${url}: timeout after ${timeoutMs} ms`));
+    }, timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(t);
+      s.removeListener('error', reject);
+      resolve(s);
+    });
+    s.once('error', (e) => {
+      clearTimeout(t);
+      reject(new ClientError('closed', `connect to ${url}: ${e.message}`));
+    });
+  });
+}
+
+export class Client {
+  private readonly reader: FrameReader;
+  private readonly pending: Pending[] = [];
+  private readonly notes: Notification[] = [];
+  private noteWaiter: (() => void) | undefined;
+  private lagged = false;
+  private closedError: ClientError | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly handshake: Promise<void>;
+  private resolveHandshake!: () => void;
+  private rejectHandshake!: (e: Error) => void;
+  private readonly capacity: number;
+
+  private constructor(
+    private readonly stream: Duplex,
+    private readonly opts: ConnectOptions,
+  ) {
+    this.capacity = opts.subscribe === true ? 100 : typeof opts.subscribe === 'number' ? opts.subscribe : 0;
+    this.reader = new FrameReader(stream, 64 * 1024 * 1024);
+    this.handshake = new Promise((res, rej) => {
+      this.resolveHandshake = res;
+      this.rejectHandshake = rej;
+    });
+    this.handshake.catch(() => undefined);
+    stream.on('error', () => undefined);
+  }
+
+  /** Connects to `url` and performs the handshake. */
+  static async connect(url: string, opts: ConnectOptions = {}): Promise<Client> {
+    const timeout = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const socket = await openSocket(url, Math.min(CONNECT_TIMEOUT_MS, timeout));
+    return Client.fromStream(socket, opts);
+  }
+
+  /** Tries each url in turn (nstar without -u); the error names all that failed. */
+  static async connectFirst(urls: string[], opts: ConnectOptions = {}): Promise<Client> {
+    const failures: string[] = [];
+    for (const url of urls) {
+      try {
+        return await Client.connect(url, opts);
+      } catch (e) {
+        if (e instanceof ClientError && e.kind !== 'closed' && e.kind !== 'timeout') throw e;
+        failures.push((e as Error).message);
+      }
+    }
+    throw new ClientError('closed', `no console reachable: ${failures.join('; ')}`);
+  }
+
+  /** Inside a container: the console fd passed as NORTHSTAR_CONSOLE. */
+  static async fromEnv(opts: ConnectOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Client> {
+    const v = env.NORTHSTAR_CONSOLE;
+    if (v === undefined) throw new ClientError('closed', 'NORTHSTAR_CONSOLE is not set: the container has no console');
+    const fd = Number(v);
+    if (!Number.isInteger(fd) || fd < 0) throw new ClientError('protocol', `NORTHSTAR_CONSOLE="${v}" is not an fd number`);
+    return Client.fromStream(new net.Socket({ fd, readable: true, writable: true }), opts);
+  }
+
+  /** Handshake over an already open stream. */
+  static async fromStream(stream: Duplex, opts: ConnectOptions = {}): Promise<Client> {
+    const c = new Client(stream, opts);
+    c.write({ connect: { version: opts.version ?? VERSION, subscribe_notifications: c.capacity > 0 } });
+    void c.readLoop();
+    await withTimeout(c.handshake, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, 'handshake', () => stream.destroy());
+    return c;
+  }
+
+  private write(m: Message): void {
+    const line = encodeMessage(m);
+    this.opts.onRaw?.('write', line.slice(0, -1));
+    this.stream.write(line);
+  }
+
+  private fail(e: ClientError): void {
+    if (this.closedError) return;
+    this.closedError = e;
+    this.rejectHandshake(e);
+    for (const p of this.pending.splice(0)) p.reject(e);
+    this.wakeNotes();
+  }
+
+  private async readLoop(): Promise<void> {
+    let handshaken = false;
+    try {
+      for (;;) {
+        const line = await this.reader.readLine();
+        if (line === null) break;
+        this.opts.onRaw?.('read', line);
+        const m = decodeMessage(JSON.parse(line));
+        if (!handshaken) {
+          if ('connect_ack' in m) {
+            handshaken = true;
+            this.resolveHandshake();
+          } else if ('connect_nack' in m) {
+            const n = m.connect_nack;
+            if (n === 'permission_denied')
+              throw new ClientError('connect_permission_denied', 'connect: notifications are not permitted on this console');
+            throw new ClientError(
+              'invalid_protocol_version',
+              `connect: the runtime (version ${n.invalid_protocol_version.version}) refused our protocol version`,
+            );
+          } else throw new ClientError('protocol', `expected connect_ack, got ${line.slice(0, 80)}`);
+        } else if ('notification' in m) this.pushNote(m.notification);
+        else if ('response' in m) {
+          const p = this.pending.shift();
+          if (!p) throw new ClientError('protocol', `a response without a request: ${line.slice(0, 80)}`);
+          p.resolve(m.response);
+        } else throw new ClientError('protocol', `unexpected message ${line.slice(0, 80)}`);
+      }
+      this.fail(new ClientError('closed', 'the runtime closed the connection'));
+    } catch (e) {
+      this.fail(e instanceof ClientError ? e : new ClientError('closed', `connection: ${(e as Error).message}`));
+      this.stream.destroy();
+    }
+  }
+
+  private pushNote(n: Notification): void {
+    if (this.notes.length >= this.capacity) this.lagged = true;
+    else this.notes.push(n);
+    this.wakeNotes();
+  }
+
+  private wakeNotes(): void {
+    const w = this.noteWaiter;
+    this.noteWaiter = undefined;
+    w?.();
+  }
+
+  /** Notifications as they arrive; ends when the connection closes, throws `lagged_notifications` after an overflow. */
+  async *notifications(): AsyncGenerator<Notification> {
+    for (;;) {
+      if (this.notes.length > 0) {
+        yield this.notes.shift()!;
+        continue;
+      }
+      if (this.lagged) throw new ClientError('lagged_notifications', 'notifications lagged: the buffer overflowed');
+      if (this.closedError) return;
+      await new Promise<void>((r) => (this.noteWaiter = r));
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<Notification> {
+    return this.notifications();
+  }
+
+  /** Sends one request and resolves to its response; requests are serialized. */
+  request(req: Request, rawBody?: (s: Duplex) => Promise<void>): Promise<Response> {
+    const run = async (): Promise<Response> => {
+      if (this.closedError) throw this.closedError;
+      const response = new Promise<Response>((resolve, reject) => this.pending.push({ resolve, reject }));
+      this.write({ request: canonicalRequest(req) });
+      if (rawBody) {
+        const body = rawBody(this.stream).catch((e: Error) => {
+          throw this.closedError ?? new ClientError('closed', `sending data: ${e.message}`);
+        });
+        const [r] = await Promise.all([response, body]);
+        return r;
+      }
+      return response;
+    };
+    const p = this.chain.then(run, run);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  close(): void {
+    this.stream.end();
+    this.stream.destroy();
+    this.fail(new ClientError('closed', 'the client closed the connection'));
+  }
+
+  // ---- typed requests ----------------------------------------------------
+
+  async ident(): Promise<string> {
+    return expect(await this.request('ident'), 'ident') as string;
+  }
+
+  async list(): Promise<string[]> {
+    return expect(await this.request('list'), 'list') as string[];
+  }
+
+  async repositories(): Promise<string[]> {
+    return expect(await this.request('repositories'), 'repositories') as string[];
+  }
+
+  /** Starts with the manifest's init, args and env unless given (`<INIT>` stands for the manifest init). */
+  async start(container: string, o: { init?: string | null; args?: string[]; env?: Record<string, string> } = {}): Promise<string> {
+    const r = await this.request({
+      start: { container, init: o.init ?? null, arguments: o.args ?? [], environment: o.env ?? {} },
+    });
+    return unwrap(expect(r, 'start') as ContainerResult);
+  }
+
+  async kill(container: string, signal = 15): Promise<string> {
+    return unwrap(expect(await this.request({ kill: { container, signal } }), 'kill') as ContainerResult);
+  }
+
+  /** Extension: SIGTERM, SIGKILL when still running after the grace. */
+  async stop(container: string, graceMs: number): Promise<string> {
+    return unwrap(expect(await this.request({ stop: { container, grace_ms: graceMs } }), 'stop') as ContainerResult);
+  }
+
+  /** Extension: runs `path` in the running container; with `wait` resolves after its exit with the status. */
+  async exec(
+    container: string,
+    path: string,
+    o: { args?: string[]; env?: Record<string, string>; wait?: boolean } = {},
+  ): Promise<{ pid: number; status: ExitStatus | null }> {
+    const r = await this.request({
+      exec: { container, path, arguments: o.args ?? [], environment: o.env ?? {}, wait: o.wait ?? false },
+    });
+    const e = expect(r, 'exec') as { ok: { pid: number; status: ExitStatus | null } } | { error: { error: WireError } };
+    if ('error' in e) throw ClientError.runtime(e.error.error);
+    return { pid: e.ok.pid, status: e.ok.status };
+  }
+
+  async pause(container: string): Promise<string> {
+    return unwrap(expect(await this.request({ pause: { container } }), 'pause') as ContainerResult);
+  }
+
+  async resume(container: string): Promise<string> {
+    return unwrap(expect(await this.request({ resume: { container } }), 'resume') as ContainerResult);
+  }
+
+  /** Streams `size` bytes from `data` after the request line; resolves to the installed container. */
+  async install(
+    data: Readable | Buffer,
+    size: number,
+    repository: string,
+    onProgress?: (sent: number, size: number) => void,
+  ): Promise<string> {
+    const r = await this.request({ install: { repository, size } }, async (s) => {
+      if (Buffer.isBuffer(data)) {
+        await writeAll(s, data);
+        onProgress?.(data.length, size);
+        return;
+      }
+      let sent = 0;
+      for await (const chunk of data as AsyncIterable<Buffer>) {
+        await writeAll(s, chunk);
+        sent += chunk.length;
+        onProgress?.(sent, size);
+      }
+      if (sent !== size) throw new Error(`the npk stream had ${sent} bytes, announced ${size}`);
+    });
+    const i = expect(r, 'install') as { ok: { container: string } } | { error: { error: WireError } };
+    if ('error' in i) throw ClientError.runtime(i.error.error);
+    return i.ok.container;
+  }
+
+  async installFile(path: string, repository: string, onProgress?: (sent: number, size: number) => void): Promise<string> {
+    const size = statSync(path).size;
+    return this.install(createReadStream(path, { highWaterMark: 1024 * 1024 }), size, repository, onProgress);
+  }
+
+  async uninstall(container: string, wipe = false): Promise<string> {
+    return unwrap(expect(await this.request({ uninstall: { container, wipe } }), 'uninstall') as ContainerResult);
+  }
+
+  /** Asks the runtime to shut down; the result is ignored (the connection closes). */
+  async shutdown(): Promise<void> {
+    await this.request('shutdown').catch(() => undefined);
+  }
+
+  async mount(containers: string[]): Promise<ContainerResult[]> {
+    return expect(await this.request({ mount: { containers } }), 'mount') as ContainerResult[];
+  }
+
+  async umount(containers: string[]): Promise<ContainerResult[]> {
+    return expect(await this.request({ umount: { containers } }), 'umount') as ContainerResult[];
+  }
+
+  async inspect(container: string, statistics?: StatCategory[]): Promise<ContainerData> {
+    const req: Request = statistics ? { inspect: { container, statistics } } : { inspect: { container } };
+    const i = expect(await this.request(req), 'inspect') as
+      | { ok: { data: ContainerData } }
+      | { error: { error: WireError } };
+    if ('error' in i) throw ClientError.runtime(i.error.error);
+    return i.ok.data;
+  }
+
+  /** A token for `target`; `shared` is the data both sides agree on. */
+  async createToken(target: string, shared: Buffer | string): Promise<string> {
+    const r = await this.request({ token_create: { target, shared: Buffer.from(shared).toString('base64') } });
+    return expect(r, 'token') as string;
+  }
+
+  async verifyToken(token: string, user: string, shared: Buffer | string): Promise<VerificationResult> {
+    const r = await this.request({ token_verify: { token, user, shared: Buffer.from(shared).toString('base64') } });
+    return expect(r, 'token_verification') as VerificationResult;
+  }
+}
+
+function writeAll(s: Duplex, b: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (s.destroyed || s.writableEnded) return reject(new Error('connection closed'));
+    const ok = s.write(b, (e) => (e ? reject(e) : undefined));
+    if (ok) resolve();
+    else {
+      const onDrain = () => (s.off('close', onClose), resolve());
+      const onClose = () => (s.off('drain', onDrain), reject(new Error('connection closed')));
+      s.once('drain', onDrain);
+      s.once('close', onClose);
+    }
+  });
+}
+
+/** The body of the expected response variant; permission_denied and error become ClientErrors. */
+function expect(r: Response, variant: string): unknown {
+  if (typeof r === 'object' && r !== null) {
+    if ('permission_denied' in r) {
+      throw new ClientError('permission_denied', `permission denied: ${JSON.stringify(r.permission_denied)}`);
+    }
+    if ('error' in r) throw ClientError.runtime(r.error);
+    if (variant in r) return (r as Record<string, unknown>)[variant];
+  } else if (r === variant) return r;
+  throw new ClientError('protocol', `expected a ${variant} response, got ${JSON.stringify(r).slice(0, 120)}`);
+}
+
+function unwrap(r: ContainerResult): string {
+  if ('error' in r) throw ClientError.runtime(r.error.error);
+  return r.ok.container;
+}

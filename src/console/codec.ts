@@ -1,0 +1,154 @@
+// Newline-delimited JSON framing (tokio's LinesCodec + serde_json in
+// Northstar) over a byte stream that also carries raw NPK bytes after an
+// install request. One reader per connection pulls either a line or a chunk
+// of raw bytes from the same buffer, so bytes the line reader already holds
+// are handed to the install stream (spec/console.md §4.4 step 4).
+import type { Duplex } from 'node:stream';
+
+import type { Message } from './protocol.js';
+
+/** A line (without "\n") was longer than the allowed maximum. */
+export class LineTooLong extends Error {
+  override name = 'LineTooLong';
+  constructor(readonly max: number) {
+    super(`line longer than ${max} bytes`);
+  }
+}
+
+/** No data arrived within the deadline. */
+export class ReadTimeout extends Error {
+  override name = 'ReadTimeout';
+  constructor(readonly ms: number) {
+    super(`no data within ${ms} ms`);
+  }
+}
+
+/** One JSON line of a message. serde writes no spaces; JSON.stringify neither. */
+export function encodeMessage(m: Message): string {
+  return JSON.stringify(m) + '\n';
+}
+
+/** Parses one line; throws SyntaxError on invalid JSON. */
+export function parseLine(line: string): unknown {
+  return JSON.parse(line);
+}
+
+/**
+ * Pulls lines and raw chunks from a stream. The stream is paused while more
+ * than `highWater` bytes wait unread, so a fast sender cannot grow memory.
+ */
+export class FrameReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private ended = false;
+  private failure: Error | undefined;
+  private wake: (() => void) | undefined;
+  private readonly highWater: number;
+
+  constructor(
+    private readonly stream: Duplex,
+    readonly maxLine: number,
+  ) {
+    this.highWater = Math.max(maxLine + 1, 1 << 20);
+    stream.on('data', (d: Buffer) => {
+      this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
+      if (this.buf.length > this.highWater) stream.pause();
+      this.notify();
+    });
+    stream.on('end', () => {
+      this.ended = true;
+      this.notify();
+    });
+    stream.on('close', () => {
+      this.ended = true;
+      this.notify();
+    });
+    stream.on('error', (e) => {
+      this.failure = e;
+      this.notify();
+    });
+  }
+
+  /** Bytes received but not yet read. */
+  get buffered(): number {
+    return this.buf.length;
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private take(n: number): Buffer {
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(n);
+    if (this.buf.length <= this.highWater && this.stream.isPaused()) this.stream.resume();
+    return out;
+  }
+
+  /** Waits for more data, EOF or an error; rejects with ReadTimeout after `timeoutMs`. */
+  private more(timeoutMs?: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      this.wake = () => {
+        if (timer) clearTimeout(timer);
+        resolve();
+      };
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          this.wake = undefined;
+          reject(new ReadTimeout(timeoutMs));
+        }, timeoutMs);
+      }
+      if (this.stream.isPaused() && this.buf.length <= this.highWater) this.stream.resume();
+    });
+  }
+
+  /**
+   * The next line without its "\n" (and a trailing "\r"), or null at EOF.
+   * A partial line at EOF is dropped: the peer is gone, nothing could answer it.
+   * Throws LineTooLong, ReadTimeout, or the stream's error.
+   */
+  async readLine(timeoutMs?: number): Promise<string | null> {
+    let scanned = 0;
+    for (;;) {
+      const i = this.buf.indexOf(0x0a, scanned);
+      if (i >= 0) {
+        let end = i;
+        if (end > 0 && this.buf[end - 1] === 0x0d) end--;
+        if (end > this.maxLine) throw new LineTooLong(this.maxLine);
+        const line = this.take(i + 1).subarray(0, end).toString('utf8');
+        return line;
+      }
+      scanned = this.buf.length;
+      if (this.buf.length > this.maxLine + 1) throw new LineTooLong(this.maxLine);
+      if (this.failure) throw this.failure;
+      if (this.ended) return null;
+      await this.more(timeoutMs);
+    }
+  }
+
+  /** Up to `max` raw bytes, or null at EOF; ReadTimeout when nothing arrives in `timeoutMs`. */
+  async readChunk(max: number, timeoutMs?: number): Promise<Buffer | null> {
+    for (;;) {
+      if (this.buf.length > 0) return Buffer.from(this.take(Math.min(max, this.buf.length)));
+      if (this.failure) throw this.failure;
+      if (this.ended) return null;
+      await this.more(timeoutMs);
+    }
+  }
+
+  /**
+   * Exactly `size` raw bytes as chunks of at most `chunk` bytes, each arriving
+   * within `timeoutMs`. Throws when the stream ends early.
+   */
+  async *readExactly(size: number, chunk: number, timeoutMs?: number): AsyncGenerator<Buffer> {
+    let left = size;
+    while (left > 0) {
+      const b = await this.readChunk(Math.min(chunk, left), timeoutMs);
+      if (b === null) throw new Error(`stream ended with ${left} of ${size} bytes missing`);
+      left -= b.length;
+      yield b;
+    }
+  }
+}

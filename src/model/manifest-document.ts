@@ -1,0 +1,109 @@
+// Reads manifest text into a neutral value tree, trying YAML, then JSON, then
+// TOML (Northstar's Manifest::from_str order). The tree is plain JS data plus
+// two markers that keep what serde_yaml would see:
+//   - Tagged: a YAML local tag (`!fifo {priority: 11}`, `!namespace x`, `!args {...}`),
+//     serde_yaml's form of an externally tagged enum variant;
+//   - Lit: a plain (unquoted) YAML scalar that resolved to a number, bool or
+//     null, with its source text, because serde_yaml hands a plain scalar to a
+//     string field as written (`version: 1.0` stays "1.0").
+// Integers are bigint (u64 seccomp values exceed 2^53) except from JSON.parse.
+import { parse as parseToml } from 'smol-toml';
+import { isAlias, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
+import { ManifestError } from './manifest-schema.js';
+
+export class Tagged {
+  constructor(
+    readonly tag: string,
+    readonly value: unknown,
+  ) {}
+}
+
+export class Lit {
+  constructor(
+    readonly value: bigint | number | boolean,
+    readonly source: string,
+  ) {}
+}
+
+export type Format = 'yaml' | 'json' | 'toml';
+
+/** Sets a key without ever touching the prototype (a manifest may name an env var `__proto__`). */
+export function put(obj: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+function isMapping(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Tagged) && !(v instanceof Lit);
+}
+
+function firstLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.split('\n')[0]!.trim().replace(/:$/, '');
+}
+
+/** Parses YAML, then JSON, then TOML; the first that yields a mapping wins. */
+export function readDocument(text: string): { value: Record<string, unknown>; format: Format } {
+  let yamlError: string;
+  const doc = parseDocument(text, { intAsBigInt: true, uniqueKeys: false });
+  if (doc.errors.length === 0) {
+    const value = fromYaml(doc, doc.contents, '');
+    if (isMapping(value)) return { value: value as Record<string, unknown>, format: 'yaml' };
+    yamlError = 'the document is not a mapping';
+  } else {
+    yamlError = firstLine(doc.errors[0]);
+  }
+  try {
+    const value: unknown = JSON.parse(text);
+    if (isMapping(value)) return { value: value as Record<string, unknown>, format: 'json' };
+  } catch {
+    // not JSON; TOML is the last resort
+  }
+  try {
+    return { value: parseToml(text, { integersAsBigInt: true }) as Record<string, unknown>, format: 'toml' };
+  } catch (e) {
+    throw new ManifestError('', `not a YAML, JSON or TOML manifest (YAML: ${yamlError}; TOML: ${firstLine(e)})`);
+  }
+}
+
+function localTag(node: { tag?: string | undefined }): string | undefined {
+  const t = node.tag;
+  return t !== undefined && t.startsWith('!') && !t.startsWith('!!') ? t.slice(1) : undefined;
+}
+
+function fromYaml(doc: Document, node: unknown, path: string): unknown {
+  if (node === null || node === undefined) return null;
+  if (isAlias(node)) return fromYaml(doc, node.resolve(doc), path);
+  if (isScalar(node)) {
+    const tag = localTag(node);
+    const v = node.value;
+    let out: unknown;
+    if (typeof v === 'string') out = tag !== undefined && v === '' ? null : v;
+    else if (v === null || v === undefined) out = null;
+    else if (typeof v === 'bigint' || typeof v === 'number' || typeof v === 'boolean') {
+      const plain = node.type === 'PLAIN' || node.type === undefined;
+      out = plain ? new Lit(v, node.source ?? String(v)) : v;
+    } else out = v;
+    return tag === undefined ? out : new Tagged(tag, out);
+  }
+  if (isMap(node)) {
+    const obj: Record<string, unknown> = {};
+    for (const pair of node.items) {
+      if (!isPair(pair)) continue;
+      const key = fromYaml(doc, pair.key, path);
+      const k = key instanceof Lit ? key.source : key;
+      if (typeof k !== 'string') throw new ManifestError(path, `map keys must be strings, got ${JSON.stringify(String(k))}`);
+      const p = path === '' ? k : `${path}.${k}`;
+      // serde_with maps_duplicate_key_is_error (mounts, rlimits) and serde's duplicate field error.
+      if (Object.hasOwn(obj, k)) throw new ManifestError(p, 'duplicate key');
+      put(obj, k, fromYaml(doc, pair.value, p));
+    }
+    const tag = localTag(node);
+    return tag === undefined ? obj : new Tagged(tag, obj);
+  }
+  if (isSeq(node)) {
+    const arr = node.items.map((item, i) => fromYaml(doc, item as Node, `${path}[${i}]`));
+    const tag = localTag(node);
+    return tag === undefined ? arr : new Tagged(tag, arr);
+  }
+  return null;
+}
