@@ -290,11 +290,22 @@ export function applyWrites(writes: PlannedWrite[], dirOf: (c: Controller) => st
   }
 }
 
+/**
+ * Enables v2 controllers for the children of `dir`, one at a time: the kernel
+ * may refuse one (e.g. cpu while real-time tasks sit outside the root) and the
+ * others are still worth having. A refused controller is a warning here; a
+ * manifest that needs it then fails naming the missing file (memory.max, ...).
+ */
 function enableSubtree(dir: string, controllers: string[]): void {
   const file = join(dir, 'cgroup.subtree_control');
   const enabled = readCgroupFile(file).split(/\s+/);
-  const missing = controllers.filter((c) => !enabled.includes(c));
-  if (missing.length) writeCgroupFile(file, missing.map((c) => `+${c}`).join(' '));
+  for (const c of controllers.filter((x) => !enabled.includes(x))) {
+    try {
+      writeCgroupFile(file, `+${c}`);
+    } catch (e) {
+      log.warn(`cgroup v2 controller ${c} unavailable below ${dir}: ${(e as Error).message}`);
+    }
+  }
 }
 
 /** The per-container cgroups: ContainerCgroupsHandle plus stats() and pids(). */
