@@ -282,8 +282,8 @@ test('statistics by category have sane values', async (t) => {
   assert.doesNotThrow(() => JSON.stringify(s));
 });
 
-test('destroy kills every process inside, frozen ones too, and removes every directory', async (t) => {
-  const f = await fixture(t);
+async function destroyKillsEverything(t: TestContext, layout?: CgroupLayout) {
+  const f = await fixture(t, layout);
   if (!f) return;
   const p = f.gated('sleep 1000 & sleep 1000 & wait');
   const h = await f.tree.container('crowd:0.0.1', undefined, p.pid);
@@ -300,6 +300,16 @@ test('destroy kills every process inside, frozen ones too, and removes every dir
     assert.ok(state === 'gone' || state === 'Z', `${pid} is ${state}`);
   }
   await h.destroy(); // idempotent
+}
+
+test('destroy kills every process inside, frozen ones too, and removes every directory', async (t) => {
+  await destroyKillsEverything(t);
+});
+
+test('without a cgroup2 mount (no cgroup.kill) destroy kills pid by pid', async (t) => {
+  const host = readLayout();
+  if (!homeOf(host, 'freezer')) return t.skip('no v1 freezer on this host');
+  await destroyKillsEverything(t, { v1: host.v1 });
 });
 
 test('destroying the tree removes live containers and the top cgroup', async (t) => {
