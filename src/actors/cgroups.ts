@@ -73,8 +73,18 @@ export class CgroupTree implements ParentDirs {
     const created: string[] = [];
     const tree = new CgroupTree(rel, layout, hierarchies, created);
     try {
-      for (const h of hierarchies) {
-        tree.ensurePath(h, rel, (d) => created.push(d));
+      for (const h of [...hierarchies]) {
+        try {
+          tree.ensurePath(h, rel, (d) => created.push(d));
+        } catch (e) {
+          // A hierarchy serving no controller (the controller-less cgroup2
+          // mount of a hybrid host) only adds cgroup.kill and cgroup.events:
+          // without it (e.g. mounted read-only) the runtime still works.
+          if (h.controllers.length > 0) throw e;
+          log.warn(`cgroups: not using ${h.mount}: ${(e as Error).message}`);
+          hierarchies.splice(hierarchies.indexOf(h), 1);
+          continue;
+        }
         // The top is ours by name (config.cgroup) even when a dead instance
         // left it: it goes at shutdown. Pre-existing parents of a nested top stay.
         const leaf = join(h.mount, rel);

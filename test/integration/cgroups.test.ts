@@ -439,3 +439,17 @@ test('a top cgroup left by a dead instance is taken over and removed at shutdown
   await tree.destroy();
   assert.deepEqual(leftovers(top), []);
 });
+
+test('a controller-less cgroup2 mount that cannot be used is left out, the rest works', async (t) => {
+  const host = readLayout();
+  if (!homeOf(host, 'freezer')) return t.skip('no v1 freezer on this host');
+  // Stands for a read-only or otherwise unusable cgroup2 mount of a hybrid host.
+  const f = await fixture(t, { v1: host.v1, v2: { mount: '/proc/nstar-no-such-cgroup2', controllers: [] } });
+  if (!f) return;
+  assert.ok(f.tree.hierarchies.every((h) => h.version === 1), 'only the v1 hierarchies are used');
+  const p = f.gated('exec sleep 1000');
+  const h = await f.tree.container('nov2:0.0.1', undefined, p.pid);
+  assert.deepEqual(h.pids(), [p.pid]);
+  await h.destroy();
+  assert.equal((await p.exited)[1], 'SIGKILL');
+});
