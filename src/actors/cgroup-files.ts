@@ -1,9 +1,10 @@
-// Reading and writing cgroup files, with errors that name the file:
+// Reading and writing cgroup files and directories, with errors that name the file:
 //   write `/sys/fs/cgroup/memory/northstar/hello/memory.limit_in_bytes`: Invalid argument
 // Synchronous on purpose: kernfs reads and writes do no disk I/O and take
 // microseconds, and a container's whole cgroup setup is a few hundred of them
 // (the start path's `cgroups` phase); a threadpool round trip per file would
-// cost more than the work. Main thread.
+// cost more than the work. Also: parsers of the kernel's file formats, and
+// applyWrites(), which performs a limit plan (cgroup-plan.ts). Main thread.
 import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
