@@ -99,8 +99,10 @@ void OnReadable(uv_poll_t* handle, int status, int events) {
   Napi::Value arg1 = Napi::Number::New(env, static_cast<double>(count));
   try {
     w->callback.MakeCallback(w->resource.Value(), {arg0, arg1}, w->context);
-  } catch (const Napi::Error&) {
-    // Thrown by the JS callback: Node reports it as uncaught.
+  } catch (const Napi::Error& e) {
+    // Thrown by the JS callback: hand it to Node's uncaught-exception path
+    // (there is no JS caller on this stack to receive it).
+    napi_fatal_exception(w->env, e.Value());
   }
   // A read error ends the watch; JS heard it once, with the error. The watch
   // is freed in the uv_close callback, so `w` is still valid here even if the

@@ -1,10 +1,15 @@
-// Reading and writing cgroup files, with errors that name the file:
+// Reading and writing cgroup files and directories, with errors that name the file:
 //   write `/sys/fs/cgroup/memory/northstar/hello/memory.limit_in_bytes`: Invalid argument
 // Synchronous on purpose: kernfs reads and writes do no disk I/O and take
 // microseconds, and a container's whole cgroup setup is a few hundred of them
 // (the start path's `cgroups` phase); a threadpool round trip per file would
-// cost more than the work. Main thread.
-import { closeSync, constants, openSync, readFileSync, writeSync } from 'node:fs';
+// cost more than the work. Also: parsers of the kernel's file formats, and
+// applyWrites(), which performs a limit plan (cgroup-plan.ts). Main thread.
+import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+import type { Controller } from './cgroup-layout.js';
+import type { PlannedWrite } from './cgroup-plan.js';
 
 // glibc's strerror() texts for what cgroup files answer (libuv's differ, e.g.
 // EBUSY "resource busy or locked"), so messages match the native addon's.
@@ -146,4 +151,59 @@ export function parsePids(text: string): number[] {
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map(Number);
+}
+
+/** mkdir of a cgroup; false when it exists already. */
+export function mkdirCgroup(path: string): boolean {
+  try {
+    mkdirSync(path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw fileError(e, 'mkdir', path);
+  }
+}
+
+/** rmdir of a cgroup; one that is gone already is fine. */
+export function rmdirCgroup(path: string): void {
+  try {
+    rmdirSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw fileError(e, 'rmdir', path);
+  }
+}
+
+/** A new v1 cpuset cgroup has empty cpus/mems, and no task may join it: copy the parent's. */
+export function initCpusetV1(dir: string): void {
+  for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+    const cur = readCgroupFile(join(dir, f)).trim();
+    const inherited = cur === '' ? readCgroupFile(join(dirname(dir), f)).trim() : '';
+    if (inherited !== '') writeCgroupFile(join(dir, f), inherited);
+  }
+}
+
+/** The members of a cgroup (none when it is gone). */
+export function procsOf(dir: string): number[] {
+  const t = readOptional(join(dir, 'cgroup.procs'));
+  return t === undefined ? [] : parsePids(t);
+}
+
+/**
+ * Performs planned writes in order. For each, the first of its files that
+ * exists is written; when none exists the write fails naming the first file
+ * (an attribute the kernel lacks), unless it is optional (warned and skipped).
+ */
+export function applyWrites(writes: PlannedWrite[], dirOf: (c: Controller) => string | undefined, warn: (m: string) => void): void {
+  for (const w of writes) {
+    const dir = dirOf(w.controller);
+    if (dir === undefined) continue; // planLimits already refused what the host lacks
+    const choice = w.choices.find((c) => existsSync(join(dir, c.file)));
+    if (!choice && w.optional) {
+      warn(w.optional);
+      continue;
+    }
+    const { file, value } = choice ?? w.choices[0]!;
+    writeCgroupFile(join(dir, file), value);
+  }
 }

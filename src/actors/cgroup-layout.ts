@@ -114,3 +114,25 @@ export function withoutV1(layout: CgroupLayout, ...drop: Controller[]): CgroupLa
     .filter((h) => h.controllers.length > 0);
   return { v1, v2: layout.v2 };
 }
+
+/** One hierarchy the runtime uses, with the controllers it serves. */
+export interface Hierarchy {
+  version: 1 | 2;
+  mount: string;
+  controllers: Controller[];
+}
+
+/** Every hierarchy with a controller we use, plus the v2 one (cgroup.kill, cgroup.events) on hybrid hosts. */
+export function usedHierarchies(layout: CgroupLayout): Hierarchy[] {
+  const byMount = new Map<string, Hierarchy>();
+  for (const c of CONTROLLERS) {
+    const home = homeOf(layout, c);
+    if (!home) continue;
+    const h = byMount.get(home.mount) ?? { version: home.version, mount: home.mount, controllers: [] };
+    h.controllers.push(c);
+    byMount.set(home.mount, h);
+  }
+  if (layout.v2 && !byMount.has(layout.v2.mount)) byMount.set(layout.v2.mount, { version: 2, mount: layout.v2.mount, controllers: [] });
+  // v1 first: on a hybrid host the v2 directory is the last to get the pid.
+  return [...byMount.values()].sort((a, b) => a.version - b.version);
+}

@@ -7,35 +7,22 @@
 // Ordering: limits are written before the pid joins, and the pid joins every
 // hierarchy before the start gate opens (the caller opens it once container()
 // resolves), so the container process never runs outside its limits.
-import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
-import { dirname, join, relative, sep } from 'node:path';
+import { join } from 'node:path';
 
 import { Logger } from '../log.js';
-import type { MemoryEvent } from '../machines/contracts.js';
 import type { CGroups, SchedPolicy } from '../model/manifest.js';
-import { CONTROLLERS, type CgroupLayout, type Controller, type Home, homeOf, layoutKind, readLayout, v2SubtreeControllers } from './cgroup-layout.js';
-import { fileError, parsePids, readCgroupFile, readOptional, writeCgroupFile } from './cgroup-files.js';
-import { type OomMonitor, watchOomV1, watchOomV2 } from './cgroup-oom.js';
-import { type LimitPlan, type PlannedWrite, planLimits, type RealtimeBudget } from './cgroup-plan.js';
-import { type CgroupStats, readStats, STAT_CATEGORIES, type StatCategory } from './cgroup-stats.js';
-import { waitUntil } from './cgroup-wait.js';
-import type { ContainerCgroupsHandle } from './machine-actors.js';
+import { ContainerCgroups, type ParentDirs } from './cgroup-container.js';
+import { type CgroupLayout, type Hierarchy, homeOf, layoutKind, readLayout, usedHierarchies, v2SubtreeControllers } from './cgroup-layout.js';
+import { initCpusetV1, mkdirCgroup, readCgroupFile, rmdirCgroup, writeCgroupFile } from './cgroup-files.js';
+import { planLimits } from './cgroup-plan.js';
 
-export type { CgroupLayout } from './cgroup-layout.js';
+export type { CgroupLayout, Hierarchy } from './cgroup-layout.js';
 export type { CgroupStats, StatCategory } from './cgroup-stats.js';
+export { DEFAULT_RT_RUNTIME_US } from './cgroup-plan.js';
+export { ContainerCgroups, EMPTY_TIMEOUT_MS, FREEZE_TIMEOUT_MS } from './cgroup-container.js';
+export { applyWrites } from './cgroup-files.js';
 
 const log = new Logger('cgroups');
-
-/** Bounds of the waits: freezing, thawing, and emptying a cgroup after SIGKILL. */
-export const FREEZE_TIMEOUT_MS = 10_000;
-export const EMPTY_TIMEOUT_MS = 10_000;
-
-/** One hierarchy the runtime uses, with the controllers it serves. */
-export interface Hierarchy {
-  version: 1 | 2;
-  mount: string;
-  controllers: Controller[];
-}
 
 export interface TreeOptions {
   /** Defaults to the host's (readLayout()); tests pass a modified one to force v2 paths. */
@@ -61,40 +48,7 @@ function checkRelative(what: string, p: string): string {
   return parts.join('/');
 }
 
-function mkdirCgroup(path: string): boolean {
-  try {
-    mkdirSync(path);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw fileError(e, 'mkdir', path);
-  }
-}
-
-function rmdirCgroup(path: string): void {
-  try {
-    rmdirSync(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw fileError(e, 'rmdir', path);
-  }
-}
-
-/** A new v1 cpuset cgroup has empty cpus/mems, and no task may join it: copy the parent's. */
-function initCpusetV1(dir: string): void {
-  for (const f of ['cpuset.cpus', 'cpuset.mems']) {
-    const cur = readCgroupFile(join(dir, f)).trim();
-    const inherited = cur === '' ? readCgroupFile(join(dirname(dir), f)).trim() : '';
-    if (inherited !== '') writeCgroupFile(join(dir, f), inherited);
-  }
-}
-
-function procsOf(dir: string): number[] {
-  const t = readOptional(join(dir, 'cgroup.procs'));
-  return t === undefined ? [] : parsePids(t);
-}
-
-export class CgroupTree {
+export class CgroupTree implements ParentDirs {
   /** Directories below a hierarchy mount created by this tree (parents of containers), with users. */
   private readonly parentRefs = new Map<string, number>();
   private readonly live = new Map<string, ContainerCgroups>();
@@ -119,7 +73,23 @@ export class CgroupTree {
     const created: string[] = [];
     const tree = new CgroupTree(rel, layout, hierarchies, created);
     try {
-      for (const h of hierarchies) tree.ensurePath(h, rel, (d) => created.push(d));
+      for (const h of [...hierarchies]) {
+        try {
+          tree.ensurePath(h, rel, (d) => created.push(d));
+        } catch (e) {
+          // A hierarchy serving no controller (the controller-less cgroup2
+          // mount of a hybrid host) only adds cgroup.kill and cgroup.events:
+          // without it (e.g. mounted read-only) the runtime still works.
+          if (h.controllers.length > 0) throw e;
+          log.warn(`cgroups: not using ${h.mount}: ${(e as Error).message}`);
+          hierarchies.splice(hierarchies.indexOf(h), 1);
+          continue;
+        }
+        // The top is ours by name (config.cgroup) even when a dead instance
+        // left it: it goes at shutdown. Pre-existing parents of a nested top stay.
+        const leaf = join(h.mount, rel);
+        if (!created.includes(leaf)) created.push(leaf);
+      }
     } catch (e) {
       tree.removeCreated(created);
       throw e;
@@ -249,295 +219,20 @@ export class CgroupTree {
   }
 }
 
-/** Every hierarchy with a controller we use, plus the v2 one (cgroup.kill, cgroup.events) on hybrid hosts. */
-function usedHierarchies(layout: CgroupLayout): Hierarchy[] {
-  const byMount = new Map<string, Hierarchy>();
-  for (const c of CONTROLLERS) {
-    const home = homeOf(layout, c);
-    if (!home) continue;
-    const h = byMount.get(home.mount) ?? { version: home.version, mount: home.mount, controllers: [] };
-    h.controllers.push(c);
-    byMount.set(home.mount, h);
-  }
-  if (layout.v2 && !byMount.has(layout.v2.mount)) byMount.set(layout.v2.mount, { version: 2, mount: layout.v2.mount, controllers: [] });
-  // v1 first: on a hybrid host the v2 directory is the last to get the pid.
-  return [...byMount.values()].sort((a, b) => a.version - b.version);
-}
-
 /**
- * Performs planned writes in order. For each, the first of its files that
- * exists is written; when none exists the write fails naming the first file
- * (an attribute the kernel lacks), unless it is optional (warned and skipped).
+ * Enables v2 controllers for the children of `dir`, one at a time: the kernel
+ * may refuse one (e.g. cpu while real-time tasks sit outside the root) and the
+ * others are still worth having. A refused controller is a warning here; a
+ * manifest that needs it then fails naming the missing file (memory.max, ...).
  */
-export function applyWrites(writes: PlannedWrite[], dirOf: (c: Controller) => string | undefined, warn: (m: string) => void): void {
-  for (const w of writes) {
-    const dir = dirOf(w.controller);
-    if (dir === undefined) continue; // planLimits already refused what the host lacks
-    const choice = w.choices.find((c) => existsSync(join(dir, c.file)));
-    if (!choice && w.optional) {
-      warn(w.optional);
-      continue;
-    }
-    const { file, value } = choice ?? w.choices[0]!;
-    writeCgroupFile(join(dir, file), value);
-  }
-}
-
 function enableSubtree(dir: string, controllers: string[]): void {
   const file = join(dir, 'cgroup.subtree_control');
   const enabled = readCgroupFile(file).split(/\s+/);
-  const missing = controllers.filter((c) => !enabled.includes(c));
-  if (missing.length) writeCgroupFile(file, missing.map((c) => `+${c}`).join(' '));
-}
-
-/** The per-container cgroups: ContainerCgroupsHandle plus stats() and pids(). */
-export class ContainerCgroups implements ContainerCgroupsHandle {
-  /** The container's directory in each hierarchy, in the order the pid joins them. */
-  readonly paths: string[] = [];
-  private readonly dirs = new Map<Hierarchy, string>();
-  private readonly created = new Set<string>();
-  private readonly parentsHeld = new Set<Hierarchy>();
-  private rtHeld: { ancestors: string[]; adds: number[] } | undefined;
-  private oom?: OomMonitor;
-  private oomCount = 0;
-  private readonly oomListeners: ((m: MemoryEvent) => void)[] = [];
-  private readonly oomBacklog: MemoryEvent[] = [];
-  private destroying?: Promise<void>;
-
-  constructor(
-    private readonly tree: CgroupTree,
-    readonly container: string,
-    private readonly plan: LimitPlan,
-    private readonly parent: string,
-    readonly name: string,
-    private readonly hierarchies: Hierarchy[],
-    private readonly oomMonitor: boolean,
-  ) {
-    for (const h of hierarchies) {
-      const dir = join(h.mount, parent, name);
-      this.dirs.set(h, dir);
-      this.paths.push(dir);
+  for (const c of controllers.filter((x) => !enabled.includes(x))) {
+    try {
+      writeCgroupFile(file, `+${c}`);
+    } catch (e) {
+      log.warn(`cgroup v2 controller ${c} unavailable below ${dir}: ${(e as Error).message}`);
     }
   }
-
-  /** The directory serving a controller, with its home. */
-  dirOf(c: Controller): { dir: string; home: Home } | undefined {
-    for (const [h, dir] of this.dirs) if (h.controllers.includes(c)) return { dir, home: { version: h.version, mount: h.mount } as Home };
-    return undefined;
-  }
-
-  private get v2Dir(): string | undefined {
-    for (const [h, dir] of this.dirs) if (h.version === 2) return dir;
-    return undefined;
-  }
-
-  /** mkdir in every hierarchy, then the limits. Synchronous: a few hundred µs of kernfs writes. */
-  create(): void {
-    for (const h of this.hierarchies) {
-      this.tree.acquireParents(h, this.parent);
-      this.parentsHeld.add(h);
-      const dir = this.dirs.get(h)!;
-      if (!mkdirCgroup(dir)) {
-        // Left by an earlier instance that recovery did not see: reuse it only when empty.
-        const procs = procsOf(dir);
-        if (procs.length) throw fileError(Object.assign(new Error(), { code: 'EEXIST', errno: 17 }), 'mkdir', dir);
-        log.debug(`${this.container}: reusing empty ${dir}`);
-      }
-      this.created.add(dir);
-      if (h.version === 1 && h.controllers.includes('cpuset')) initCpusetV1(dir);
-    }
-    if (this.plan.realtime) this.grantRealtime(this.plan.realtime);
-    applyWrites(this.plan.writes, (c) => this.dirOf(c)?.dir, (m) => log.warn(`${this.container}: ${m}`));
-  }
-
-  /** OOM monitor, then the pid into every hierarchy: last, after all limits. */
-  start(pid: number): void {
-    if (this.oomMonitor) {
-      const m = this.dirOf('memory');
-      if (!m) throw Object.assign(new Error('manifest cgroups.memory.oom_monitor: this host has no memory controller'), { code: 'ENOTSUP' });
-      const emit = (e: MemoryEvent) => this.emitOom(e);
-      this.oom = m.home.version === 1 ? watchOomV1(m.dir, emit, log) : watchOomV2(m.dir, emit, log);
-    }
-    for (const dir of this.paths) writeCgroupFile(join(dir, 'cgroup.procs'), String(pid));
-  }
-
-  /**
-   * cpu.rt_runtime_us of a v1 cgroup is bounded by its parent's, and a new
-   * cgroup gets 0: every ancestor below the root gets the container's budget
-   * added (top-down, as the kernel checks children against parents), then the
-   * container's own. Given back in destroy().
-   */
-  private grantRealtime(rt: RealtimeBudget): void {
-    const cpu = [...this.dirs].find(([h]) => h.version === 1 && h.controllers.includes('cpu'));
-    if (!cpu) return;
-    const [h, dir] = cpu;
-    const childPeriod = rt.periodUs ?? 1_000_000;
-    const ancestors = this.tree.ancestors(h, this.parent);
-    this.rtHeld = { ancestors: [], adds: [] };
-    for (const a of ancestors) {
-      const period = Number(readCgroupFile(join(a, 'cpu.rt_period_us')));
-      const add = Math.ceil((rt.runtimeUs * period) / childPeriod);
-      const cur = Number(readCgroupFile(join(a, 'cpu.rt_runtime_us')));
-      writeCgroupFile(join(a, 'cpu.rt_runtime_us'), String(cur + add));
-      this.rtHeld.ancestors.push(a);
-      this.rtHeld.adds.push(add);
-    }
-    if (rt.periodUs !== undefined) writeCgroupFile(join(dir, 'cpu.rt_period_us'), String(rt.periodUs));
-    writeCgroupFile(join(dir, 'cpu.rt_runtime_us'), String(rt.runtimeUs));
-  }
-
-  private releaseRealtime(): void {
-    const held = this.rtHeld;
-    if (!held) return;
-    this.rtHeld = undefined;
-    for (let i = held.ancestors.length - 1; i >= 0; i--) {
-      const f = join(held.ancestors[i]!, 'cpu.rt_runtime_us');
-      const cur = Number(readCgroupFile(f));
-      writeCgroupFile(f, String(Math.max(0, cur - held.adds[i]!)));
-    }
-  }
-
-  private emitOom(e: MemoryEvent): void {
-    if (e.oom !== null && this.dirOf('memory')?.home.version === 1) this.oomCount += e.oom;
-    if (this.oomListeners.length === 0) this.oomBacklog.push(e);
-    for (const cb of this.oomListeners) cb(e);
-  }
-
-  onOom(cb: (m: MemoryEvent) => void): void {
-    this.oomListeners.push(cb);
-    for (const e of this.oomBacklog.splice(0)) cb(e);
-  }
-
-  /** Member pids (cgroup.procs of the first hierarchy). */
-  pids(): number[] {
-    return procsOf(this.paths[0]!);
-  }
-
-  stats(categories: readonly StatCategory[] = STAT_CATEGORIES): CgroupStats {
-    return readStats((c) => this.dirOf(c), categories, this.oom && this.dirOf('memory')?.home.version === 1 ? this.oomCount : undefined);
-  }
-
-  /** Stops every process (v1 freezer.state FROZEN, or v2 cgroup.freeze) and waits until the kernel says frozen. */
-  async freeze(): Promise<void> {
-    await this.setFrozen(true);
-  }
-
-  async thaw(): Promise<void> {
-    await this.setFrozen(false);
-  }
-
-  private async setFrozen(frozen: boolean): Promise<void> {
-    const f = this.dirOf('freezer');
-    if (!f) throw Object.assign(new Error('cgroups: this host has no freezer'), { code: 'ENOTSUP' });
-    if (f.home.version === 1) {
-      const file = join(f.dir, 'freezer.state');
-      const want = frozen ? 'FROZEN' : 'THAWED';
-      writeCgroupFile(file, want);
-      let state = '';
-      await waitUntil(
-        () => {
-          state = readCgroupFile(file).trim();
-          return state === want;
-        },
-        { timeoutMs: FREEZE_TIMEOUT_MS, what: `${frozen ? 'freeze' : 'thaw'} \`${file}\``, detail: () => `state ${state}` },
-      ).catch((e: unknown) => {
-        if (frozen) writeCgroupFile(file, 'THAWED');
-        throw e;
-      });
-      return;
-    }
-    const file = join(f.dir, 'cgroup.freeze');
-    const events = join(f.dir, 'cgroup.events');
-    writeCgroupFile(file, frozen ? '1' : '0');
-    const want = `frozen ${frozen ? 1 : 0}`;
-    await waitUntil(() => readCgroupFile(events).split('\n').includes(want), {
-      watchPath: events,
-      timeoutMs: FREEZE_TIMEOUT_MS,
-      what: `${frozen ? 'freeze' : 'thaw'} \`${file}\``,
-    }).catch((e: unknown) => {
-      if (frozen) writeCgroupFile(file, '0');
-      throw e;
-    });
-  }
-
-  /** Stops the OOM monitor, kills what is left, waits until every cgroup is empty, removes them. Idempotent. */
-  destroy(): Promise<void> {
-    this.destroying ??= this.teardown();
-    return this.destroying;
-  }
-
-  private async teardown(): Promise<void> {
-    // Before rmdir: removing a v1 memory cgroup signals its eventfds once more.
-    this.oom?.stop();
-    this.oom = undefined;
-    const dirs = this.paths.filter((d) => this.created.has(d));
-    if (dirs.length) {
-      this.kill(dirs);
-      let left: number[] = [];
-      const v2 = this.v2Dir;
-      await waitUntil(
-        () => {
-          left = [...new Set(dirs.flatMap(procsOf))];
-          if (left.length) this.kill(dirs, left);
-          return left.length === 0;
-        },
-        {
-          watchPath: v2 && this.created.has(v2) ? join(v2, 'cgroup.events') : undefined,
-          timeoutMs: EMPTY_TIMEOUT_MS,
-          what: `empty \`${dirs[0]}\``,
-          detail: () => `pids ${left.join(' ')} still inside`,
-        },
-      );
-    }
-    const errors: unknown[] = [];
-    const attempt = (fn: () => void) => {
-      try {
-        fn();
-      } catch (e) {
-        errors.push(e);
-      }
-    };
-    for (const d of dirs) attempt(() => rmdirCgroup(d));
-    attempt(() => this.releaseRealtime());
-    for (const h of this.parentsHeld) attempt(() => this.tree.releaseParents(h, this.parent));
-    this.parentsHeld.clear();
-    this.tree.forget(join(this.parent, this.name), this);
-    if (errors.length) throw errors[0];
-  }
-
-  /**
-   * SIGKILL to everything inside: v2 cgroup.kill (kernel >= 5.14) where a v2
-   * directory exists, else each pid of cgroup.procs. Frozen tasks die only
-   * once thawed, so the freezer is thawed afterwards.
-   */
-  private kill(dirs: string[], pids?: number[]): void {
-    const v2 = this.v2Dir;
-    if (v2 && dirs.includes(v2) && existsSync(join(v2, 'cgroup.kill'))) writeCgroupFile(join(v2, 'cgroup.kill'), '1');
-    for (const pid of pids ?? [...new Set(dirs.flatMap(procsOf))]) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
-      }
-    }
-    const f = this.dirOf('freezer');
-    if (f && dirs.includes(f.dir)) writeCgroupFile(join(f.dir, f.home.version === 1 ? 'freezer.state' : 'cgroup.freeze'), f.home.version === 1 ? 'THAWED' : '0');
-  }
-}
-
-/** Paths relative to a hierarchy mount, for logs and the journal. */
-export function relativeToMount(h: Hierarchy, dir: string): string {
-  return relative(h.mount, dir).split(sep).join('/');
-}
-
-/** The directories below `dir` (a leftover check for tests and recovery). */
-export function listCgroupDirs(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    if (!e.isDirectory()) continue;
-    const d = join(dir, e.name);
-    out.push(d, ...listCgroupDirs(d));
-  }
-  return out;
 }

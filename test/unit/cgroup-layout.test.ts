@@ -83,7 +83,7 @@ test('dropping the v1 freezer moves freezing to cgroup v2', () => {
   const { v1, v2Mount } = parseMountinfo(HYBRID);
   const layout = withoutV1({ v1, v2: { mount: v2Mount!, controllers: [] } }, 'freezer');
   assert.deepEqual(homeOf(layout, 'freezer'), { version: 2, mount: '/sys/fs/cgroup/unified' });
-  assert.ok(!layout.v1.some((h) => h.mount.endsWith('freezer')));
+  assert.ok(!layout.v1.some((h) => h.mount.endsWith('freezer')), 'no v1 freezer left');
 });
 
 test('mount paths with escaped spaces are unescaped', () => {
