@@ -149,3 +149,16 @@ test('connectFirst falls back to the next url and names all failures when none a
     /no console reachable: connect to unix:\/\/\/nonexistent\/a: .*; connect to unix:\/\/\/nonexistent\/b/,
   );
 });
+
+test('a native socketpair serves a container console in-process: adopt(fd) on one end, fromEnv on the other', async (t) => {
+  const { native } = await import('../../src/native.js');
+  const { server } = await startServer(t);
+  const [runtimeFd, containerFd] = native().socketpair('stream');
+  const handle = server.adopt(runtimeFd, { container: 'pair:0.0.1', permissions: ['ident'] });
+  const c = await Client.fromEnv({}, { NORTHSTAR_CONSOLE: String(containerFd) });
+  assert.equal(await c.ident(), 'pair:0.0.1');
+  handle.close();
+  await handle.closed;
+  await assert.rejects(c.ident(), (e: ClientError) => e.kind === 'closed');
+  c.close();
+});
