@@ -319,6 +319,11 @@ export class Client {
     return unwrap(expect(r, 'start') as ContainerResult);
   }
 
+  /** Northstar's start_command: init override (`<INIT>` for the manifest's), arguments and environment. */
+  startCommand(container: string, init: string | null, args: string[], env: Record<string, string>): Promise<string> {
+    return this.start(container, { init, args, env });
+  }
+
   async kill(container: string, signal = 15): Promise<string> {
     return unwrap(expect(await this.request({ kill: { container, signal } }), 'kill') as ContainerResult);
   }
@@ -396,6 +401,16 @@ export class Client {
 
   async umount(containers: string[]): Promise<ContainerResult[]> {
     return expect(await this.request({ umount: { containers } }), 'umount') as ContainerResult[];
+  }
+
+  /** Mounts every installed container (Northstar's mount_all). */
+  async mountAll(): Promise<ContainerResult[]> {
+    return this.mount(await this.list());
+  }
+
+  /** Unmounts every installed container (Northstar's umount_all). */
+  async umountAll(): Promise<ContainerResult[]> {
+    return this.umount(await this.list());
   }
 
   async inspect(container: string, statistics?: StatCategory[]): Promise<ContainerData> {

@@ -162,3 +162,23 @@ test('a native socketpair serves a container console in-process: adopt(fd) on on
   await assert.rejects(c.ident(), (e: ClientError) => e.kind === 'closed');
   c.close();
 });
+
+test('mountAll and umountAll act on every installed container, startCommand sends the overrides', async (t) => {
+  const { url, backend } = await startServer(t);
+  const c = await Client.connect(url);
+  const mounted = await c.mountAll();
+  assert.deepEqual(
+    mounted.map((r) => ('ok' in r ? r.ok.container : `!${r.error.container}`)),
+    ['hello-world:0.0.1', '!message:0.0.2', '!crashing:0.0.1'],
+  );
+  const umounted = await c.umountAll();
+  assert.deepEqual(
+    umounted.map((r) => ('ok' in r ? r.ok.container : `!${r.error.container}`)),
+    ['hello-world:0.0.1', 'message:0.0.2', '!crashing:0.0.1'],
+  );
+  await c.startCommand('hello-world:0.0.1', '<INIT>', ['a'], { K: 'V' });
+  assert.deepEqual(backend.requests.at(-1)!.req, {
+    start: { container: 'hello-world:0.0.1', init: '<INIT>', arguments: ['a'], environment: { K: 'V' } },
+  });
+  c.close();
+});
