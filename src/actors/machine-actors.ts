@@ -3,12 +3,18 @@
 // the events of src/machines/contracts.ts. Tests of the machines replace these
 // with fakes through `.provide()`; this file is what the runtime provides.
 // Main thread.
+import { rm } from 'node:fs/promises';
+
 import { fromCallback, fromPromise } from 'xstate';
 
 import { Logger } from '../log.js';
 import type { CGroups, Manifest } from '../model/manifest.js';
 import type { LaunchSpec, Launched, MemoryEvent, MountInput, MountOutput, UmountInput } from '../machines/contracts.js';
-import { RuntimeError } from '../model/errors.js';
+import type { ActorFact, CgroupsCommand, ProcessCommand, Statistics } from '../machines/container-events.js';
+import type { NpkInfo } from '../machines/plan.js';
+import { fail, ok } from '../machines/reply.js';
+import type { InstallInput, UninstallInput } from '../machines/supervisor.js';
+import { errors, RuntimeError } from '../model/errors.js';
 
 /** What the adapters need from the runtime's I/O modules. */
 export interface Io {
@@ -19,6 +25,19 @@ export interface Io {
   /** Called for every process the runtime starts and ends (journal, debug commands, consoles). */
   onSpawned?(container: string, pid: number): void;
   onExited?(container: string, pid: number): void;
+  /**
+   * Runs one debug command (config `debug.commands`, already split, `<PID>` and
+   * `<CONTAINER>` substituted) after a container's init exists; its output is
+   * logged at info with the container as target. Not killed at the exit.
+   */
+  spawnDebug?(container: string, argv: string[]): void;
+  /** Removes a persistent data directory (uninstall with wipe); defaults to rm -rf. */
+  wipe?(dir: string): Promise<void>;
+}
+
+export interface ActorOptions {
+  /** config `debug.commands`: "strace -c -p <PID>" style templates. */
+  debugCommands?: string[];
 }
 
 export interface ContainerCgroupsHandle {
@@ -26,6 +45,16 @@ export interface ContainerCgroupsHandle {
   thaw(): Promise<void>;
   onOom(cb: (m: MemoryEvent) => void): void;
   destroy(): Promise<void>;
+  /** Statistics by category (all when none are named); sync or async. */
+  stats?(categories?: readonly string[]): object | Promise<object>;
+}
+
+/** A debug command template with `<PID>` and `<CONTAINER>` substituted, split on whitespace. */
+export function debugArgv(template: string, pid: number, container: string): string[] {
+  return template
+    .split(/\s+/)
+    .filter((w) => w !== '')
+    .map((w) => w.replaceAll('<PID>', String(pid)).replaceAll('<CONTAINER>', container));
 }
 
 const log = new Logger('actors');
@@ -37,81 +66,149 @@ function errorData(e: unknown): { code: string; message: string } {
   return { code: err?.code ?? 'unexpected', message: err?.message ?? String(e) };
 }
 
-export function makeActors(io: Io) {
+export function makeActors(io: Io, opts: ActorOptions = {}) {
   return {
     mount: fromPromise<MountOutput, MountInput>(({ input }) => io.mount(input)),
     umount: fromPromise<void, UmountInput>(({ input }) => io.umount(input)),
-
-    process: fromCallback<{ type: 'gate.open' } | { type: 'signal'; signal: number }, LaunchSpec>(
-      ({ input, sendBack, receive }) => {
-        let launched: Launched | undefined;
-        let gateRequested = false;
-        const pendingSignals: number[] = [];
-        receive((e) => {
-          if (e.type === 'gate.open') {
-            gateRequested = true;
-            launched?.openGate();
-          } else if (launched) launched.kill(e.signal);
-          else pendingSignals.push(e.signal);
-        });
-        io.launch(input).then(
-          (l) => {
-            launched = l;
-            io.onSpawned?.(input.container, l.pid);
-            sendBack({ type: 'process.spawned', pid: l.pid });
-            if (gateRequested) l.openGate();
-            for (const s of pendingSignals.splice(0)) l.kill(s);
-            l.started.then(
-              ({ phases }) => sendBack({ type: 'process.started', pid: l.pid, phases }),
-              (e) => log.debug(`${input.container}: start did not complete: ${errorData(e).message}`),
-            );
-            l.exited.then(
-              (status) => {
-                io.onExited?.(input.container, l.pid);
-                sendBack({ type: 'process.exit', status });
-              },
-              (e) => sendBack({ type: 'process.failed', error: errorData(e) }),
-            );
-          },
-          (e) => sendBack({ type: 'process.failed', error: errorData(e) }),
-        );
-        // The machine leaves the started state only after process.exit or a
-        // failed launch, so there is nothing left to kill here.
-        return () => undefined;
-      },
-    ),
-
-    cgroups: fromCallback<{ type: 'freeze' } | { type: 'thaw' }, { container: string; manifest: Manifest; pid: number }>(
-      ({ input, sendBack, receive }) => {
-        let handle: ContainerCgroupsHandle | undefined;
-        let stopped = false;
-        const queue: ('freeze' | 'thaw')[] = [];
-        const apply = (op: 'freeze' | 'thaw') =>
-          handle?.[op]().then(
-            () => sendBack({ type: op === 'freeze' ? 'cgroups.frozen' : 'cgroups.thawed' }),
-            (e) => sendBack({ type: 'cgroups.failed', error: errorData(e) }),
-          );
-        receive((e) => (handle ? apply(e.type) : queue.push(e.type)));
-        io.cgroups(input.container, input.manifest, input.pid).then(
-          (h) => {
-            handle = h;
-            if (stopped) {
-              void h.destroy();
-              return;
-            }
-            h.onOom((memory) => sendBack({ type: 'cgroups.oom', memory }));
-            sendBack({ type: 'cgroups.ready' });
-            for (const op of queue.splice(0)) void apply(op);
-          },
-          (e) => sendBack({ type: 'cgroups.failed', error: errorData(e) }),
-        );
-        return () => {
-          stopped = true;
-          void handle?.destroy().catch((e) => log.warn(`${input.container}: cgroup removal: ${errorData(e).message}`));
-        };
-      },
-    ),
+    process: processActor(io, opts),
+    cgroups: cgroupsActor(io),
+    install: fromPromise<NpkInfo, InstallInput>(({ input }) => input.repository.insert(input.data, input.size)),
+    uninstall: fromPromise<void, UninstallInput>(async ({ input }) => {
+      await input.repository.remove(input.container);
+      if (input.wipe === undefined) return;
+      log.info(`Wiping persistent data dir ${input.wipe} of ${input.container}`);
+      try {
+        await (io.wipe ? io.wipe(input.wipe) : rm(input.wipe, { recursive: true, force: true }));
+      } catch (e) {
+        log.warn(`Failed to wipe ${input.wipe} of ${input.container}: ${errorData(e).message}`);
+      }
+    }),
   };
+}
+
+/** nstar-init behind the start gate, then the container process; signals and exec go to it. */
+function processActor(io: Io, opts: ActorOptions) {
+  return fromCallback<ProcessCommand, LaunchSpec>(({ input, sendBack, receive }) => {
+    const send = sendBack as (e: ActorFact) => void;
+    let launched: Launched | undefined;
+    let gateRequested = false;
+    const pendingSignals: number[] = [];
+    receive((e) => {
+      if (e.type === 'gate.open') {
+        gateRequested = true;
+        launched?.openGate();
+      } else if (e.type === 'exec') {
+        if (!launched?.exec) return e.reply(fail(errors.unexpected(`exec into ${input.container} is not supported`)));
+        launched.exec(e.exec).then((x) => e.reply(ok(x)), (err) => e.reply(fail(err)));
+      } else if (launched) launched.kill(e.signal);
+      else pendingSignals.push(e.signal);
+    });
+    io.launch(input).then(
+      (l) => {
+        launched = l;
+        io.onSpawned?.(input.container, l.pid);
+        for (const t of opts.debugCommands ?? []) io.spawnDebug?.(input.container, debugArgv(t, l.pid, input.container));
+        send({ type: 'process.spawned', pid: l.pid });
+        if (gateRequested) l.openGate();
+        for (const s of pendingSignals.splice(0)) l.kill(s);
+        l.started.then(
+          ({ phases }) => send({ type: 'process.started', pid: l.pid, phases }),
+          (e) => log.debug(`${input.container}: start did not complete: ${errorData(e).message}`),
+        );
+        l.exited.then(
+          (status) => {
+            io.onExited?.(input.container, l.pid);
+            send({ type: 'process.exit', status });
+          },
+          (e) => send({ type: 'process.failed', error: errorData(e) }),
+        );
+      },
+      (e) => send({ type: 'process.failed', error: errorData(e) }),
+    );
+    // The machine leaves the started state only after process.exit or a
+    // failed launch, so there is nothing left to kill here.
+    return () => undefined;
+  });
+}
+
+/**
+ * The container's cgroups for one run: created when the machine attaches the
+ * init pid, destroyed when it asks (before the exit is reported) or when the
+ * run ends. Operations run one after another, in the order asked.
+ */
+function cgroupsActor(io: Io) {
+  return fromCallback<CgroupsCommand, { container: string; manifest: Manifest }>(({ input, sendBack, receive }) => {
+    const send = sendBack as (e: ActorFact) => void;
+    let handle: Promise<ContainerCgroupsHandle | undefined> = Promise.resolve(undefined);
+    let attached = false;
+    let destroyed = false;
+    let chain: Promise<unknown> = Promise.resolve();
+    const then = (f: (h: ContainerCgroupsHandle | undefined) => unknown) => {
+      chain = chain.then(() => handle).then(f);
+    };
+    const destroy = (h: ContainerCgroupsHandle | undefined) => {
+      if (destroyed) return;
+      destroyed = true;
+      return h?.destroy();
+    };
+    receive((e) => {
+      switch (e.type) {
+        case 'attach':
+          attached = true;
+          handle = io.cgroups(input.container, input.manifest, e.pid).then(
+            (h) => {
+              h.onOom((memory) => send({ type: 'cgroups.oom', memory }));
+              send({ type: 'cgroups.ready' });
+              return h;
+            },
+            (err) => {
+              send({ type: 'cgroups.failed', error: errorData(err) });
+              return undefined;
+            },
+          );
+          return;
+        case 'freeze':
+        case 'thaw':
+          return then(async (h) => {
+            try {
+              if (!h) throw errors.unexpected(`${input.container} has no cgroups`);
+              await h[e.type]();
+              send({ type: e.type === 'freeze' ? 'cgroups.frozen' : 'cgroups.thawed' });
+            } catch (err) {
+              send({ type: 'cgroups.failed', error: errorData(err) });
+            }
+          });
+        case 'stats':
+          return then(async (h) => {
+            try {
+              if (!h?.stats) throw errors.unexpected(`no statistics for ${input.container}`);
+              e.reply(ok((await h.stats(e.categories)) as Statistics));
+            } catch (err) {
+              e.reply(fail(err));
+            }
+          });
+        case 'destroy':
+          return then(async (h) => {
+            try {
+              await destroy(h);
+            } catch (err) {
+              log.warn(`${input.container}: cgroup removal: ${errorData(err).message}`);
+            }
+            send({ type: 'cgroups.destroyed' });
+          });
+      }
+    });
+    return () => {
+      if (!attached || destroyed) return;
+      then(async (h) => {
+        try {
+          await destroy(h);
+        } catch (err) {
+          log.warn(`${input.container}: cgroup removal: ${errorData(err).message}`);
+        }
+      });
+    };
+  });
 }
 
 export type { CGroups };

@@ -93,6 +93,8 @@ export interface Launched {
   exited: Promise<ExitStatus>;
   /** Signals the container's process group (ESRCH ignored). */
   kill(signal: number): void;
+  /** Runs an additional process inside the running container (exec request). */
+  exec?(req: { path: string; args: string[]; env: Record<string, string> }): Promise<{ pid: number; exited: Promise<ExitStatus> }>;
 }
 
 // Process actor events (to the parent machine):
@@ -103,6 +105,7 @@ export interface Launched {
 // Events to the process actor:
 //   { type: 'gate.open' }                       after cgroups hold the pid
 //   { type: 'signal', signal }
+//   { type: 'exec', exec, reply }               exec into the running container
 
 // ---------------------------------------------------------------- cgroups (main thread)
 
@@ -116,6 +119,9 @@ export interface MemoryEvent {
 
 // cgroups actor events (to the parent machine):
 //   { type: 'cgroups.ready' }                   the pid is in every hierarchy
+//   { type: 'cgroups.frozen' } / { type: 'cgroups.thawed' } / { type: 'cgroups.destroyed' }
 //   { type: 'cgroups.oom', memory: MemoryEvent }
 //   { type: 'cgroups.failed', error }
-// Events to the cgroups actor: { type: 'freeze' } / { type: 'thaw' }
+// Events to the cgroups actor (invoked for the whole run; see container-events.ts):
+//   { type: 'attach', pid } / { type: 'freeze' } / { type: 'thaw' } / { type: 'destroy' } /
+//   { type: 'stats', categories?, reply }

@@ -1,0 +1,104 @@
+// The vocabulary of one container machine: requests in (each with a one-shot
+// reply), facts from its child actors (`source.fact`), and what it tells its
+// parent (the supervisor). Types only.
+import type { ExitStatus, SystemErrorData } from '../model/errors.js';
+import type { LaunchSpec, MemoryEvent, MountOutput, Phases } from './contracts.js';
+import type { Reply } from './reply.js';
+
+/** An additional process to run inside a running container (exec request). */
+export interface ExecSpec {
+  path: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+/** A process started by exec: its host pid and its exit status to come. */
+export interface Executed {
+  pid: number;
+  exited: Promise<ExitStatus>;
+}
+
+/** Statistics by category ("cpu", "memory", "memory_events", "blkio", "pids"), as the cgroups module reports them. */
+export type Statistics = Record<string, unknown>;
+
+/** What a container machine knows about itself (the machine part of `inspect`). */
+export interface ContainerStatus {
+  /** The machine state, e.g. "mounted" or "started.running". */
+  state: string;
+  mounted: boolean;
+  /** The block device backing the mount, when mounted. */
+  device?: string;
+  process: null | {
+    pid: number;
+    /** Nanoseconds since the container process started. */
+    uptime: number;
+    /** null when the statistics could not be read. */
+    statistics: Statistics | null;
+  };
+  /** Startup phases of the last start, in ms (resolve, mount, spawn, setup, cgroups, gate_wait, exec, total). */
+  startup?: Phases;
+}
+
+export interface StartOrder {
+  spec: LaunchSpec;
+  reply: Reply;
+  /** ms the supervisor spent resolving resources and mounting them. */
+  resolveMs?: number;
+  /** now() when the request arrived; base of the `total` phase. */
+  requestedAt?: number;
+}
+
+/** Requests (from the supervisor). */
+export type ContainerRequest =
+  /** Mount. `ensure`: a mounted container is fine and an in-flight mount is awaited (resources of a start). */
+  | { type: 'mount'; ensure?: boolean; reply: Reply }
+  | { type: 'umount'; reply: Reply }
+  | ({ type: 'start' } & StartOrder)
+  | { type: 'kill'; signal: number; reply: Reply }
+  /** SIGTERM, then SIGKILL when the process is still there after `graceMs`. Replied at the exit. */
+  | { type: 'stop'; graceMs: number; reply: Reply<ExitStatus> }
+  /** SIGKILL and wait for the exit (shutdown). A container that is not started answers at once. */
+  | { type: 'halt'; reply: Reply }
+  | { type: 'pause'; reply: Reply }
+  | { type: 'resume'; reply: Reply }
+  | { type: 'exec'; exec: ExecSpec; reply: Reply<Executed> }
+  | { type: 'inspect'; categories?: string[]; reply: Reply<ContainerStatus> }
+  /** The runtime is shutting down: refuse further starts. */
+  | { type: 'close' };
+
+/** Facts from the invoked actors (see contracts.ts and src/actors/machine-actors.ts). */
+export type ActorFact =
+  | { type: 'process.spawned'; pid: number }
+  | { type: 'process.started'; pid: number; phases: Phases }
+  | { type: 'process.exit'; status: ExitStatus }
+  | { type: 'process.failed'; error: SystemErrorData }
+  | { type: 'cgroups.ready' }
+  | { type: 'cgroups.frozen' }
+  | { type: 'cgroups.thawed' }
+  | { type: 'cgroups.destroyed' }
+  | { type: 'cgroups.oom'; memory: MemoryEvent }
+  | { type: 'cgroups.failed'; error: SystemErrorData };
+
+export type ContainerEvent = ContainerRequest | ActorFact;
+
+/** Events to the process actor. */
+export type ProcessCommand =
+  | { type: 'gate.open' }
+  | { type: 'signal'; signal: number }
+  | { type: 'exec'; exec: ExecSpec; reply: Reply<Executed> };
+
+/** Events to the cgroups actor. */
+export type CgroupsCommand =
+  | { type: 'attach'; pid: number }
+  | { type: 'freeze' }
+  | { type: 'thaw' }
+  | { type: 'destroy' }
+  | { type: 'stats'; categories?: string[]; reply: Reply<Statistics> };
+
+/** What a container machine tells its parent. */
+export type ContainerReport =
+  | { type: 'container.started'; id: string; pid: number }
+  | { type: 'container.exit'; id: string; status: ExitStatus }
+  | { type: 'container.oom'; id: string; memory: MemoryEvent };
+
+export type { MountOutput };

@@ -1,0 +1,139 @@
+// Pure decisions of a start (spec/console.md §4.7 "Start", steps 4–6 and
+// 15–16): reserved environment keys, the init override, resource resolution
+// and the launch spec. Plain data in, plain data (or a RuntimeError) out.
+import { join } from 'node:path';
+
+import semver from 'semver';
+
+import { errors, type RuntimeError } from '../model/errors.js';
+import type { Manifest } from '../model/manifest.js';
+import type { LaunchSpec, MountInput, VerityInfo, VerityMode } from './contracts.js';
+
+/** What the supervisor knows of an installed container (from its NPK). */
+export interface NpkInfo {
+  /** A path a worker can open (the file, or /proc/<pid>/fd/<n> of a memfd). */
+  path: string;
+  manifest: Manifest;
+  fsImgOffset: number;
+  fsImgSize: number;
+  verity?: VerityInfo;
+}
+
+export interface Dirs {
+  runDir: string;
+  dataDir: string;
+  socketDir: string;
+}
+
+export interface MountConfig {
+  runDir: string;
+  verity: VerityMode;
+  loopDeviceTimeoutMs: number;
+}
+
+export const INIT_PLACEHOLDER = '<INIT>';
+const RESERVED_ENV = 'NORTHSTAR_';
+
+export function idOf(m: Manifest): string {
+  return `${m.name}:${m.version}`;
+}
+
+/** The mount task's input; `keyed` repositories never mount unverified. */
+export function mountInput(npk: NpkInfo, keyed: boolean, cfg: MountConfig): MountInput {
+  const id = idOf(npk.manifest);
+  const input: MountInput = {
+    container: id,
+    npkPath: npk.path,
+    fsImgOffset: npk.fsImgOffset,
+    fsImgSize: npk.fsImgSize,
+    target: join(cfg.runDir, id),
+    verityMode: cfg.verity,
+    loopDeviceTimeoutMs: cfg.loopDeviceTimeoutMs,
+  };
+  if (keyed && npk.verity) input.verity = npk.verity;
+  const ctx = npk.manifest.selinux?.mount_context;
+  if (ctx !== undefined) input.selinuxContext = ctx;
+  return input;
+}
+
+/** Step 4: the start environment may not set NORTHSTAR_* keys. */
+export function checkEnvironment(id: string, env: Record<string, string>): RuntimeError | undefined {
+  const k = Object.keys(env).find((key) => key.startsWith(RESERVED_ENV));
+  if (k === undefined) return undefined;
+  void id;
+  return errors.invalidArguments(`environment variable ${k} is reserved`);
+}
+
+/** Step 5: the init to exec; undefined for a resource without an override. */
+export function resolveInit(m: Manifest, override: string | null | undefined): string | undefined {
+  if (override === undefined || override === null) return m.init;
+  return override.split(INIT_PLACEHOLDER).join(m.init ?? '');
+}
+
+/** A resource mount resolved to an installed container. */
+export interface ResolvedResource {
+  target: string;
+  container: string;
+  dir: string;
+}
+
+/**
+ * Step 6: every resource mount to the HIGHEST installed version satisfying
+ * its requirement (deviation 1: Northstar takes the lowest).
+ */
+export function resolveResources(
+  id: string,
+  m: Manifest,
+  installed: Iterable<string>,
+): { ok: true; resources: ResolvedResource[] } | { ok: false; error: RuntimeError } {
+  const versions = new Map<string, string[]>();
+  for (const c of installed) {
+    const i = c.indexOf(':');
+    const list = versions.get(c.slice(0, i)) ?? [];
+    list.push(c.slice(i + 1));
+    versions.set(c.slice(0, i), list);
+  }
+  const resources: ResolvedResource[] = [];
+  for (const [target, mount] of Object.entries(m.mounts).sort(([a], [b]) => a.localeCompare(b))) {
+    if (mount.type !== 'resource') continue;
+    const best = semver.maxSatisfying(versions.get(mount.name) ?? [], mount.version);
+    if (best === null) return { ok: false, error: errors.missingResource(id, mount.name, mount.version) };
+    resources.push({ target, container: `${mount.name}:${best}`, dir: mount.dir });
+  }
+  return { ok: true, resources };
+}
+
+/** Steps 15–16 and the rest of the launch spec. */
+export function launchSpec(
+  m: Manifest,
+  init: string,
+  args: string[],
+  env: Record<string, string>,
+  resources: ResolvedResource[],
+  dirs: Dirs,
+): LaunchSpec {
+  const id = idOf(m);
+  return {
+    container: id,
+    manifest: m,
+    root: join(dirs.runDir, id),
+    init,
+    args: args.length > 0 ? args : m.args,
+    env: {
+      ...(Object.keys(env).length > 0 ? env : m.env),
+      NORTHSTAR_NAME: m.name,
+      NORTHSTAR_VERSION: m.version,
+      NORTHSTAR_CONTAINER: id,
+    },
+    runDir: dirs.runDir,
+    dataDir: dirs.dataDir,
+    socketDir: dirs.socketDir,
+    resources: Object.fromEntries(resources.map((r) => [r.target, join(dirs.runDir, r.container, r.dir)])),
+  };
+}
+
+/** Signals a kill request may carry: the standard ones, 1..=31 (Northstar's nix::Signal). */
+export function checkSignal(signal: number): RuntimeError | undefined {
+  if (Number.isInteger(signal) && signal >= 1 && signal <= 31) return undefined;
+  return errors.unexpected(`invalid signal ${signal}`);
+}

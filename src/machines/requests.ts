@@ -1,0 +1,99 @@
+// The supervisor's requests and their answers: the runtime API behind the
+// console (spec/console.md §4.2 plus our additive extensions stop, exec,
+// pause, resume, stats). Container names arrive as "name:version" strings; the
+// console has already checked their syntax and the permissions.
+import type { ExitStatus } from '../model/errors.js';
+import type { RuntimeError } from '../model/errors.js';
+import type { Manifest } from '../model/manifest.js';
+import type { MemoryEvent } from './contracts.js';
+import type { ContainerStatus, Executed, Statistics } from './container-events.js';
+import type { Reply } from './reply.js';
+
+export type Request =
+  | { type: 'list' }
+  | { type: 'repositories' }
+  | { type: 'mount'; containers: string[] }
+  | { type: 'umount'; containers: string[] }
+  | {
+      type: 'start';
+      container: string;
+      /** Override of the manifest init; "<INIT>" inside it stands for the manifest's init. */
+      init?: string | null;
+      /** Replace the manifest args when non-empty. */
+      arguments: string[];
+      /** Replace the manifest env when non-empty; NORTHSTAR_* keys are refused. */
+      environment: Record<string, string>;
+    }
+  | { type: 'kill'; container: string; signal: number }
+  /** SIGTERM, SIGKILL after `graceMs` if the process is still there; answered with the exit status. */
+  | { type: 'stop'; container: string; graceMs: number }
+  | { type: 'install'; repository: string; data: AsyncIterable<Buffer | Uint8Array>; size?: number }
+  | { type: 'uninstall'; container: string; wipe: boolean }
+  | { type: 'inspect'; container: string; categories?: string[] }
+  | { type: 'exec'; container: string; path: string; args: string[]; env: Record<string, string> }
+  | { type: 'pause'; container: string }
+  | { type: 'resume'; container: string }
+  | { type: 'stats'; container: string; categories?: string[] }
+  | { type: 'shutdown' };
+
+export type RequestType = Request['type'];
+
+/** One result per container of a mount/umount request, in request order. */
+export type ContainerResult = { container: string; ok: true } | { container: string; ok: false; error: RuntimeError };
+
+/** The `inspect` answer: wire `data` plus our additions (state, startup phases). */
+export interface ContainerData {
+  container: string;
+  manifest: Manifest;
+  repository: string;
+  mounted: boolean;
+  /** null when not started; uptime in ns, statistics by category (null if unreadable). */
+  process: ContainerStatus['process'];
+  /** The container machine's state, e.g. "started.running". */
+  state: string;
+  /** Startup phases of the last start (ms). */
+  startup?: ContainerStatus['startup'];
+}
+
+export interface Responses {
+  list: string[];
+  repositories: string[];
+  mount: ContainerResult[];
+  umount: ContainerResult[];
+  start: void;
+  kill: void;
+  stop: ExitStatus;
+  /** The installed container's id. */
+  install: string;
+  uninstall: void;
+  inspect: ContainerData;
+  exec: Executed;
+  pause: void;
+  resume: void;
+  stats: Statistics;
+  shutdown: void;
+}
+
+export type ResponseOf<R extends Request> = Responses[R['type']];
+
+/** The one event the runtime sends for a request. */
+export interface RequestEvent<R extends Request = Request> {
+  type: 'request';
+  request: R;
+  reply: Reply<ResponseOf<R>>;
+}
+
+/** Notifications in their wire shape (spec/console.md §4.3). */
+export type Notification =
+  | { started: string }
+  | { exit: [string, ExitStatus] }
+  | { install: string }
+  | { uninstall: string }
+  | { c_group: [string, { memory: MemoryEvent }] }
+  | 'shutdown';
+
+/** What the supervisor emits: subscribe with `actor.on('notification', …)`. */
+export interface NotificationEvent {
+  type: 'notification';
+  notification: Notification;
+}

@@ -1,0 +1,201 @@
+// Fake I/O actors for the machine tests: each records what the machine asked
+// and lets the test decide when and how it answers. No I/O, no timers.
+import assert from 'node:assert/strict';
+
+import { fromCallback, fromPromise, type AnyActorRef } from 'xstate';
+
+import type { LaunchSpec, MountInput, MountOutput, UmountInput } from '../../src/machines/contracts.js';
+import type { ActorFact, CgroupsCommand, ProcessCommand } from '../../src/machines/container-events.js';
+import type { Outcome, Reply } from '../../src/machines/reply.js';
+import type { Manifest } from '../../src/model/manifest.js';
+
+export function manifest(name: string, version: string, over: Partial<Manifest> = {}): Manifest {
+  return {
+    name,
+    version,
+    init: '/probe',
+    args: [],
+    env: {},
+    uid: 1000,
+    gid: 1000,
+    mounts: {},
+    capabilities: [],
+    suppl_groups: [],
+    rlimits: {},
+    sockets: {},
+    ...over,
+  };
+}
+
+export function resourceManifest(name: string, version: string): Manifest {
+  const m = manifest(name, version);
+  delete m.init;
+  return m;
+}
+
+/** Lets pending promise callbacks and the actors' reactions run. */
+export async function flush(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+}
+
+interface Pending<I, O> {
+  input: I;
+  resolve(v: O): void;
+  reject(e: unknown): void;
+}
+
+export class FakeProcess {
+  readonly got: ProcessCommand[] = [];
+  constructor(
+    readonly input: LaunchSpec,
+    private readonly sendBack: (e: ActorFact) => void,
+  ) {}
+  send(e: ActorFact): void {
+    this.sendBack(e);
+  }
+  signals(): number[] {
+    return this.got.flatMap((c) => (c.type === 'signal' ? [c.signal] : []));
+  }
+  /** Walks the process through spawn; the test answers cgroups itself. */
+  spawned(pid = 4242): void {
+    this.send({ type: 'process.spawned', pid });
+  }
+  started(pid = 4242): void {
+    this.send({ type: 'process.started', pid, phases: { spawn: 1, setup: 2, gate_wait: 0.5, exec: 1 } });
+  }
+  exit(code = 0): void {
+    this.send({ type: 'process.exit', status: { exit: { code } } });
+  }
+  signalled(signal: number): void {
+    this.send({ type: 'process.exit', status: { signalled: { signal } } });
+  }
+}
+
+export class FakeCgroups {
+  readonly got: CgroupsCommand[] = [];
+  constructor(
+    readonly input: { container: string; manifest: Manifest },
+    private readonly sendBack: (e: ActorFact) => void,
+  ) {}
+  send(e: ActorFact): void {
+    this.sendBack(e);
+  }
+  types(): string[] {
+    return this.got.map((c) => c.type);
+  }
+}
+
+/** Fakes of every container actor, recording per container id. */
+export class FakeIo {
+  readonly mounts: Pending<MountInput, MountOutput>[] = [];
+  readonly umounts: Pending<UmountInput, void>[] = [];
+  readonly processes = new Map<string, FakeProcess[]>();
+  readonly cgroups = new Map<string, FakeCgroups[]>();
+  /** Answer mounts at once (for supervisor tests that do not look at mount timing). */
+  autoMount = false;
+  autoUmount = false;
+  mountError?: (input: MountInput) => unknown;
+  /** Auto-destroy cgroups when asked (the usual case). */
+  autoDestroy = true;
+
+  actors() {
+    return {
+      mount: fromPromise<MountOutput, MountInput>(
+        ({ input }) =>
+          new Promise((resolve, reject) => {
+            const err = this.mountError?.(input);
+            if (err) return reject(err);
+            if (this.autoMount) return resolve({ device: `/dev/loop-${input.container}`, target: input.target, phases: {} });
+            this.mounts.push({ input, resolve, reject });
+          }),
+      ),
+      umount: fromPromise<void, UmountInput>(
+        ({ input }) =>
+          new Promise((resolve, reject) => {
+            if (this.autoUmount) return resolve();
+            this.umounts.push({ input, resolve, reject });
+          }),
+      ),
+      process: fromCallback<ProcessCommand, LaunchSpec>(({ input, sendBack, receive }) => {
+        const p = new FakeProcess(input, sendBack as (e: ActorFact) => void);
+        receive((e) => {
+          p.got.push(e);
+          if (e.type === 'exec') e.reply({ ok: true, value: { pid: 777, exited: Promise.resolve({ exit: { code: 0 } }) } });
+        });
+        const list = this.processes.get(input.container) ?? [];
+        list.push(p);
+        this.processes.set(input.container, list);
+      }),
+      cgroups: fromCallback<CgroupsCommand, { container: string; manifest: Manifest }>(({ input, sendBack, receive }) => {
+        const c = new FakeCgroups(input, sendBack as (e: ActorFact) => void);
+        receive((e) => {
+          c.got.push(e);
+          if (e.type === 'destroy' && this.autoDestroy) sendBack({ type: 'cgroups.destroyed' });
+          if (e.type === 'stats') e.reply({ ok: true, value: { pids: { current: 1 }, categories: e.categories ?? 'all' } });
+        });
+        const list = this.cgroups.get(input.container) ?? [];
+        list.push(c);
+        this.cgroups.set(input.container, list);
+      }),
+    };
+  }
+
+  proc(id: string): FakeProcess {
+    const p = this.processes.get(id)?.at(-1);
+    assert.ok(p, `no process was launched for ${id}`);
+    return p;
+  }
+
+  cg(id: string): FakeCgroups {
+    const c = this.cgroups.get(id)?.at(-1);
+    assert.ok(c, `no cgroups actor for ${id}`);
+    return c;
+  }
+
+  /** Runs a launched container through spawn → cgroups → started. */
+  async run(id: string, pid = 4242): Promise<void> {
+    await flush();
+    this.proc(id).spawned(pid);
+    this.cg(id).send({ type: 'cgroups.ready' });
+    this.proc(id).started(pid);
+    await flush();
+  }
+}
+
+/** A reply that records every settlement; `settledOnce()` asserts exactly one. */
+export interface Recorded<T> extends Reply<T> {
+  calls: Outcome<T>[];
+}
+
+export function recorder<T = void>(): Recorded<T> {
+  const calls: Outcome<T>[] = [];
+  const r = ((o: Outcome<T>) => {
+    calls.push(o);
+  }) as Recorded<T>;
+  r.calls = calls;
+  return r;
+}
+
+export function settledOk<T>(r: Recorded<T>): T {
+  assert.equal(r.calls.length, 1, `expected exactly one reply, got ${r.calls.length}`);
+  const o = r.calls[0]!;
+  assert.ok(o.ok, `expected ok, got ${o.ok ? '' : o.error.message}`);
+  return o.value;
+}
+
+export function settledError<T>(r: Recorded<T>, code: string): Record<string, unknown> {
+  assert.equal(r.calls.length, 1, `expected exactly one reply, got ${r.calls.length}`);
+  const o = r.calls[0]!;
+  assert.ok(!o.ok, `expected error ${code}, got ok`);
+  assert.equal(o.error.code, code, o.error.message);
+  return o.error.fields as Record<string, unknown>;
+}
+
+export function unsettled<T>(r: Recorded<T>): void {
+  assert.equal(r.calls.length, 0, 'expected no reply yet');
+}
+
+export function send(ref: AnyActorRef | undefined, e: unknown): void {
+  assert.ok(ref, 'no actor');
+  ref.send(e as never);
+}
