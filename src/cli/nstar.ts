@@ -160,7 +160,7 @@ async function list(s: Session): Promise<void> {
     const [name, version] = [c.slice(0, c.indexOf(':')), c.slice(c.indexOf(':') + 1)];
     let d: ContainerData | undefined;
     try {
-      d = await client.inspect(c);
+      d = await client.inspect(c, []);
     } catch (e) {
       if (!(e instanceof ClientError && e.kind === 'runtime')) throw e;
     }

@@ -15,6 +15,7 @@ import { RuntimeError, type ErrorCode, type WireError } from '../model/errors.js
 import { VERSION } from '../model/version.js';
 import { encodeMessage, FrameReader } from '../console/codec.js';
 import {
+  STAT_CATEGORIES,
   canonicalRequest,
   decodeMessage,
   type ContainerData,
@@ -413,8 +414,13 @@ export class Client {
     return this.umount(await this.list());
   }
 
-  async inspect(container: string, statistics?: StatCategory[]): Promise<ContainerData> {
-    const req: Request = statistics ? { inspect: { container, statistics } } : { inspect: { container } };
+  /**
+   * Inspects with the statistics of `statistics` (default: every category).
+   * Sending the field marks us as a client that knows our extensions, so
+   * the answer also carries the startup phases and the machine state.
+   */
+  async inspect(container: string, statistics: readonly StatCategory[] = STAT_CATEGORIES): Promise<ContainerData> {
+    const req: Request = { inspect: { container, statistics: [...statistics] } };
     const i = expect(await this.request(req), 'inspect') as
       | { ok: { data: ContainerData } }
       | { error: { error: WireError } };

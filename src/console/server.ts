@@ -484,7 +484,8 @@ class Connection {
       return { token_verification: r };
     }
     try {
-      return await this.server.backend.request(req, this.ctx());
+      const r = await this.server.backend.request(req, this.ctx());
+      return typeof req === 'object' && 'inspect' in req && req.inspect.statistics === undefined ? northstarInspect(r) : r;
     } catch (e) {
       log.warn(`${formatPeer(this.peer)}: ${requestName(req)} failed: ${(e as Error).message}`);
       return errorResponse(req, RuntimeError.from(e).toWire());
@@ -540,6 +541,17 @@ class Connection {
     }
     return result;
   }
+}
+
+/**
+ * A Northstar client's inspect (no `statistics` field) gets Northstar's
+ * ContainerData only: our additions (startup phases, machine state) go to
+ * clients that ask with the extension field.
+ */
+function northstarInspect(r: Response): Response {
+  if (typeof r !== 'object' || !('inspect' in r) || !('ok' in r.inspect)) return r;
+  const { startup: _startup, state: _state, ...data } = r.inspect.ok.data;
+  return { inspect: { ok: { container: r.inspect.ok.container, data } } };
 }
 
 function isInstallAttempt(v: unknown): boolean {

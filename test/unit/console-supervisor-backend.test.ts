@@ -96,7 +96,7 @@ test('wire requests reach the supervisor and its answers come back in wire shape
     ],
     ['{"request":{"stop":{"container":"hello:0.0.1","grace_ms":500}}}', '{"response":{"stop":{"ok":{"container":"hello:0.0.1"}}}}'],
     [
-      '{"request":{"inspect":{"container":"hello:0.0.1"}}}',
+      '{"request":{"inspect":{"container":"hello:0.0.1","statistics":["cpu","memory"]}}}',
       '{"response":{"inspect":{"ok":{"container":"hello:0.0.1","data":{"manifest":{"name":"hello","version":"0.0.1","init":"/hello","uid":1000,"gid":1000},"repository":"mem","mounted":true,"process":{"pid":42,"uptime":7,"statistics":{}},"startup":{"total":3.5},"state":"started.running"}}}}}',
     ],
     [
