@@ -1,11 +1,13 @@
-// The supervisor adapter: wire requests become supervisor requests, answers
-// and RuntimeErrors become the wire variants (checked on the raw lines).
+// The runtime's console backend (src/runtime-backend.ts) over a fake
+// supervisor: wire requests become supervisor requests, answers and
+// RuntimeErrors become the wire variants (checked on the raw lines).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { ConsoleServer } from '../../src/console/server.js';
-import { supervisorBackend, type SupervisorAccess } from '../../src/console/supervisor-backend.js';
-import type { Notification, Request } from '../../src/machines/requests.js';
+import type { Supervisor } from '../../src/machines/supervisor.js';
+import { consoleBackend } from '../../src/runtime-backend.js';
+import type { Notification, Request, RequestEvent } from '../../src/machines/requests.js';
 import { errors } from '../../src/model/errors.js';
 import { parseManifest } from '../../src/model/manifest.js';
 import { RawPeer } from './console-fake-backend.js';
@@ -15,65 +17,74 @@ const manifest = parseManifest('name: hello\nversion: 0.0.1\ninit: /hello\nuid: 
 function fakeSupervisor() {
   const asked: Request[] = [];
   const sinks = new Set<(n: Notification) => void>();
-  const access: SupervisorAccess = {
-    async ask(r) {
-      asked.push(r);
-      const answer = (): unknown => {
-        switch (r.type) {
-          case 'list':
-            return ['hello:0.0.1'];
-          case 'repositories':
-            return ['mem'];
-          case 'mount':
-            return [
-              { container: 'hello:0.0.1', ok: true },
-              { container: 'nope:0.0.1', ok: false, error: errors.invalidContainer('nope:0.0.1') },
-            ];
-          case 'start':
-            if (r.container !== 'hello:0.0.1') throw errors.invalidContainer(r.container);
-            return undefined;
-          case 'kill':
-            throw errors.notStarted(r.container);
-          case 'stop':
-            return { signalled: { signal: 9 } };
-          case 'install':
-            return (async () => {
-              let n = 0;
-              for await (const c of r.data) n += c.length;
-              if (r.repository !== 'mem') throw errors.invalidRepository(r.repository);
-              return `installed-${n}:0.0.1`;
-            })();
-          case 'inspect':
-            return {
-              container: r.container,
-              manifest,
-              repository: 'mem',
-              mounted: true,
-              process: { pid: 42, uptime: 7, statistics: null },
-              state: 'started.running',
-              startup: { total: 3.5 },
-            };
-          case 'exec':
-            return { pid: 77, exited: Promise.resolve({ exit: { code: 3 } }) };
-          case 'shutdown':
-            return undefined;
-          default:
-            throw new Error('boom');
-        }
-      };
-      return answer() as never;
+  const ask = async (r: Request): Promise<unknown> => {
+    asked.push(r);
+    const answer = (): unknown => {
+      switch (r.type) {
+        case 'list':
+          return ['hello:0.0.1'];
+        case 'repositories':
+          return ['mem'];
+        case 'mount':
+          return [
+            { container: 'hello:0.0.1', ok: true },
+            { container: 'nope:0.0.1', ok: false, error: errors.invalidContainer('nope:0.0.1') },
+          ];
+        case 'start':
+          if (r.container !== 'hello:0.0.1') throw errors.invalidContainer(r.container);
+          return undefined;
+        case 'kill':
+          throw errors.notStarted(r.container);
+        case 'stop':
+          return { signalled: { signal: 9 } };
+        case 'install':
+          return (async () => {
+            let n = 0;
+            for await (const c of r.data) n += c.length;
+            if (r.repository !== 'mem') throw errors.invalidRepository(r.repository);
+            return `installed-${n}:0.0.1`;
+          })();
+        case 'inspect':
+          return {
+            container: r.container,
+            manifest,
+            repository: 'mem',
+            mounted: true,
+            process: { pid: 42, uptime: 7, statistics: null },
+            state: 'started.running',
+            startup: { total: 3.5 },
+          };
+        case 'exec':
+          return { pid: 77, exited: Promise.resolve({ exit: { code: 3 } }) };
+        case 'shutdown':
+          return undefined;
+        default:
+          throw new Error('boom');
+      }
+    };
+    return answer();
+  };
+  // Just what request() and consoleBackend use of the actor: send and on.
+  const actor = {
+    send(ev: RequestEvent) {
+      ask(ev.request).then(
+        (value) => ev.reply({ ok: true, value } as never),
+        (error) => ev.reply({ ok: false, error } as never),
+      );
     },
-    subscribe(cb) {
-      sinks.add(cb);
-      return () => sinks.delete(cb);
+    on(_type: 'notification', cb: (e: { type: 'notification'; notification: Notification }) => void) {
+      const sink = (notification: Notification) => cb({ type: 'notification', notification });
+      sinks.add(sink);
+      return { unsubscribe: () => sinks.delete(sink) };
     },
   };
-  return { access, asked, emit: (n: Notification) => sinks.forEach((s) => s(n)) };
+  return { supervisor: actor as unknown as Supervisor, asked, emit: (n: Notification) => sinks.forEach((s) => s(n)) };
 }
 
 test('wire requests reach the supervisor and its answers come back in wire shape', async (t) => {
   const sup = fakeSupervisor();
-  const server = new ConsoleServer(supervisorBackend(sup.access));
+  let shutdowns = 0;
+  const server = new ConsoleServer(consoleBackend(sup.supervisor, () => shutdowns++));
   t.after(() => server.close());
   const url = await server.listen('tcp://127.0.0.1:0', 'full');
   const p = await RawPeer.connect(url);
@@ -120,5 +131,8 @@ test('wire requests reach the supervisor and its answers come back in wire shape
   assert.equal(await p.line(), '{"notification":{"exit":["hello:0.0.1",{"exit":{"code":0}}]}}');
   assert.deepEqual(sup.asked.find((r) => r.type === 'stop'), { type: 'stop', container: 'hello:0.0.1', graceMs: 500 });
   assert.deepEqual(sup.asked.find((r) => r.type === 'exec'), { type: 'exec', container: 'hello:0.0.1', path: '/bin/x', args: ['a'], env: {} });
+  p.send('{"request":"shutdown"}\n');
+  assert.equal(await p.line(), '{"response":"shutdown"}');
+  assert.equal(shutdowns, 1, 'the runtime was asked to shut down');
   p.close();
 });
