@@ -223,3 +223,17 @@ test('without -u nstar looks for the embedded default config\'s socket first', a
   const slice: Slice = parseConfig(EMBEDDED_DEFAULT_CONFIG); // the runtime's Config fits the console's slice
   assert.ok(slice.console.global);
 });
+
+test('install shows a progress bar on a terminal for large files, and none otherwise', async (t) => {
+  const { url } = await startServer(t);
+  const dir = mkdtempSync(join(tmpdir(), 'nstar-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const big = join(dir, 'big.npk');
+  writeFileSync(big, Buffer.alloc(6 * 1024 * 1024));
+  let err = '';
+  const code = await main(['-u', url, 'install', big, 'mem'], { out: () => undefined, err: (s) => void (err += s), isTTY: true });
+  assert.equal(code, 0, err);
+  assert.match(err, /\r\[#{20}\] 100% 6\.0\/6\.0 MiB\n$/);
+  const plain = await nstar(['-u', url, 'install', big, 'mem']);
+  assert.equal(plain.err, '');
+});
