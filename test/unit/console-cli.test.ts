@@ -53,7 +53,8 @@ test('errors print the runtime message and exit non-zero', async (t) => {
   assert.match(u.err, /no container named "nope" is installed/);
   const m = await nstar(['-u', url, 'mount', 'hello-world', 'message']);
   assert.equal(m.code, 1);
-  assert.equal(m.out, 'mounted hello-world:0.0.1\nfailed to mount message:0.0.2: container message:0.0.2 cannot be mounted: busy\n');
+  assert.equal(m.out, 'mounted hello-world:0.0.1\n');
+  assert.equal(m.err, 'nstar: failed to mount message:0.0.2: container message:0.0.2 cannot be mounted: busy\n');
 });
 
 test('a name alone must be unique among the installed containers', async (t) => {
