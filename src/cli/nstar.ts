@@ -133,6 +133,11 @@ class Session {
     throw new UsageError(`"${c}" is ambiguous: ${matches.join(', ')} (give name:version)`);
   }
 
+  /** An error line on stderr (also with -j). */
+  fail(s: string): void {
+    this.io.err(`nstar: ${s}\n`);
+  }
+
   /** Normal output; with -j the raw JSON lines are the output. */
   print(s: string): void {
     if (!this.g.json) this.io.out(s.endsWith('\n') ? s : s + '\n');
@@ -146,7 +151,7 @@ function reportResults(s: Session, verb: string, results: ContainerResult[]): bo
     else {
       ok = false;
       const e = ClientError.runtime(r.error.error);
-      s.print(`failed to ${verb.replace(/ed$/, '')} ${r.error.container}: ${e.message}`);
+      s.fail(`failed to ${verb.replace(/ed$/, '')} ${r.error.container}: ${e.message}`);
     }
   }
   return ok;
@@ -160,7 +165,7 @@ async function list(s: Session): Promise<void> {
     const [name, version] = [c.slice(0, c.indexOf(':')), c.slice(c.indexOf(':') + 1)];
     let d: ContainerData | undefined;
     try {
-      d = await client.inspect(c);
+      d = await client.inspect(c, []);
     } catch (e) {
       if (!(e instanceof ClientError && e.kind === 'runtime')) throw e;
     }

@@ -31,6 +31,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const random = (maxMs: number) => Math.floor(Math.random() * (maxMs + 1));
 /** Poll interval while waiting for a state change seen through inspect. */
 const POLL_MS = 10;
+/** How long one state change may take before the cycle goes on regardless. */
+const STATE_TIMEOUT_MS = 30_000;
 
 async function connect(o: Options, subscribe = false): Promise<Client> {
   const opts = { subscribe };
@@ -38,7 +40,7 @@ async function connect(o: Options, subscribe = false): Promise<Client> {
 }
 
 async function until(client: Client, c: string, pred: (d: Awaited<ReturnType<Client['inspect']>>) => boolean, deadline: number): Promise<void> {
-  while (!pred(await client.inspect(c))) {
+  while (!pred(await client.inspect(c, []))) {
     if (Date.now() > deadline) return;
     await sleep(POLL_MS);
   }
@@ -69,18 +71,20 @@ async function cycle(o: Options, container: string, barrier: Promise<void>, end:
   try {
     await barrier;
     await sleep(random(parseTimeout(o.initialRandomDelay)));
+    // A cycle started before the end is finished, so nothing stays started or mounted.
     while (Date.now() < end) {
+      const give = Date.now() + STATE_TIMEOUT_MS;
       if (mount) await client.mount([container]);
       if (start) {
         await client.start(container);
-        await until(client, container, (d) => d.process !== null, end);
+        await until(client, container, (d) => d.process !== null, give);
         if (delay) await sleep(random(delay));
         await client.kill(container, 15);
-        await until(client, container, (d) => d.process === null, end);
+        await until(client, container, (d) => d.process === null, give);
       }
       if (umount) {
         await client.umount([container]);
-        await until(client, container, (d) => !d.mounted, end);
+        await until(client, container, (d) => !d.mounted, give);
       }
       n++;
     }

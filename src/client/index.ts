@@ -15,6 +15,7 @@ import { RuntimeError, type ErrorCode, type WireError } from '../model/errors.js
 import { VERSION } from '../model/version.js';
 import { encodeMessage, FrameReader } from '../console/codec.js';
 import {
+  STAT_CATEGORIES,
   canonicalRequest,
   decodeMessage,
   type ContainerData,
@@ -319,6 +320,11 @@ export class Client {
     return unwrap(expect(r, 'start') as ContainerResult);
   }
 
+  /** Northstar's start_command: init override (`<INIT>` for the manifest's), arguments and environment. */
+  startCommand(container: string, init: string | null, args: string[], env: Record<string, string>): Promise<string> {
+    return this.start(container, { init, args, env });
+  }
+
   async kill(container: string, signal = 15): Promise<string> {
     return unwrap(expect(await this.request({ kill: { container, signal } }), 'kill') as ContainerResult);
   }
@@ -398,8 +404,23 @@ export class Client {
     return expect(await this.request({ umount: { containers } }), 'umount') as ContainerResult[];
   }
 
-  async inspect(container: string, statistics?: StatCategory[]): Promise<ContainerData> {
-    const req: Request = statistics ? { inspect: { container, statistics } } : { inspect: { container } };
+  /** Mounts every installed container (Northstar's mount_all). */
+  async mountAll(): Promise<ContainerResult[]> {
+    return this.mount(await this.list());
+  }
+
+  /** Unmounts every installed container (Northstar's umount_all). */
+  async umountAll(): Promise<ContainerResult[]> {
+    return this.umount(await this.list());
+  }
+
+  /**
+   * Inspects with the statistics of `statistics` (default: every category).
+   * Sending the field marks us as a client that knows our extensions, so
+   * the answer also carries the startup phases and the machine state.
+   */
+  async inspect(container: string, statistics: readonly StatCategory[] = STAT_CATEGORIES): Promise<ContainerData> {
+    const req: Request = { inspect: { container, statistics: [...statistics] } };
     const i = expect(await this.request(req), 'inspect') as
       | { ok: { data: ContainerData } }
       | { error: { error: WireError } };

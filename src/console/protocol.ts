@@ -412,7 +412,8 @@ function canonData(d: ContainerData): ContainerData {
     manifest: d.manifest,
     repository: d.repository,
     mounted: d.mounted,
-    process: d.process ? { pid: d.process.pid, uptime: d.process.uptime, statistics: d.process.statistics } : null,
+    // Northstar's Process.statistics is not optional: unreadable statistics go out as {}.
+    process: d.process ? { pid: d.process.pid, uptime: d.process.uptime, statistics: d.process.statistics ?? {} } : null,
   };
   if (d.startup !== undefined) out.startup = d.startup;
   if (d.state !== undefined) out.state = d.state;

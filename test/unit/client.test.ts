@@ -149,3 +149,36 @@ test('connectFirst falls back to the next url and names all failures when none a
     /no console reachable: connect to unix:\/\/\/nonexistent\/a: .*; connect to unix:\/\/\/nonexistent\/b/,
   );
 });
+
+test('a native socketpair serves a container console in-process: adopt(fd) on one end, fromEnv on the other', async (t) => {
+  const { native } = await import('../../src/native.js');
+  const { server } = await startServer(t);
+  const [runtimeFd, containerFd] = native().socketpair('stream');
+  const handle = server.adopt(runtimeFd, { container: 'pair:0.0.1', permissions: ['ident'] });
+  const c = await Client.fromEnv({}, { NORTHSTAR_CONSOLE: String(containerFd) });
+  assert.equal(await c.ident(), 'pair:0.0.1');
+  handle.close();
+  await handle.closed;
+  await assert.rejects(c.ident(), (e: ClientError) => e.kind === 'closed');
+  c.close();
+});
+
+test('mountAll and umountAll act on every installed container, startCommand sends the overrides', async (t) => {
+  const { url, backend } = await startServer(t);
+  const c = await Client.connect(url);
+  const mounted = await c.mountAll();
+  assert.deepEqual(
+    mounted.map((r) => ('ok' in r ? r.ok.container : `!${r.error.container}`)),
+    ['hello-world:0.0.1', '!message:0.0.2', '!crashing:0.0.1'],
+  );
+  const umounted = await c.umountAll();
+  assert.deepEqual(
+    umounted.map((r) => ('ok' in r ? r.ok.container : `!${r.error.container}`)),
+    ['hello-world:0.0.1', 'message:0.0.2', '!crashing:0.0.1'],
+  );
+  await c.startCommand('hello-world:0.0.1', '<INIT>', ['a'], { K: 'V' });
+  assert.deepEqual(backend.requests.at(-1)!.req, {
+    start: { container: 'hello-world:0.0.1', init: '<INIT>', arguments: ['a'], environment: { K: 'V' } },
+  });
+  c.close();
+});

@@ -53,7 +53,8 @@ test('errors print the runtime message and exit non-zero', async (t) => {
   assert.match(u.err, /no container named "nope" is installed/);
   const m = await nstar(['-u', url, 'mount', 'hello-world', 'message']);
   assert.equal(m.code, 1);
-  assert.equal(m.out, 'mounted hello-world:0.0.1\nfailed to mount message:0.0.2: container message:0.0.2 cannot be mounted: busy\n');
+  assert.equal(m.out, 'mounted hello-world:0.0.1\n');
+  assert.equal(m.err, 'nstar: failed to mount message:0.0.2: container message:0.0.2 cannot be mounted: busy\n');
 });
 
 test('a name alone must be unique among the installed containers', async (t) => {
@@ -222,4 +223,18 @@ test('without -u nstar looks for the embedded default config\'s socket first', a
   type Slice = Parameters<typeof startConsole>[0];
   const slice: Slice = parseConfig(EMBEDDED_DEFAULT_CONFIG); // the runtime's Config fits the console's slice
   assert.ok(slice.console.global);
+});
+
+test('install shows a progress bar on a terminal for large files, and none otherwise', async (t) => {
+  const { url } = await startServer(t);
+  const dir = mkdtempSync(join(tmpdir(), 'nstar-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const big = join(dir, 'big.npk');
+  writeFileSync(big, Buffer.alloc(6 * 1024 * 1024));
+  let err = '';
+  const code = await main(['-u', url, 'install', big, 'mem'], { out: () => undefined, err: (s) => void (err += s), isTTY: true });
+  assert.equal(code, 0, err);
+  assert.match(err, /\r\[#{20}\] 100% 6\.0\/6\.0 MiB\n$/);
+  const plain = await nstar(['-u', url, 'install', big, 'mem']);
+  assert.equal(plain.err, '');
 });

@@ -255,3 +255,25 @@ test('a shutdown request closing the console still gets its response, then the s
   p.send('{"request":"shutdown"}\n');
   assert.deepEqual(await p.closed(), ['{"response":"shutdown"}', '{"notification":"shutdown"}']);
 });
+
+test('inspect carries startup phases and state only when the request names statistics (our extension)', async (t) => {
+  const { url, backend } = await startServer(t);
+  const original = backend.request.bind(backend);
+  backend.request = async (req, ctx) => {
+    const r = await original(req, ctx);
+    if (typeof r === 'object' && 'inspect' in r && 'ok' in r.inspect) {
+      r.inspect.ok.data.startup = { total: 4.25 };
+      r.inspect.ok.data.state = 'mounted';
+    }
+    return r;
+  };
+  const got = await exchange(url, [
+    '{"request":{"inspect":{"container":"message:0.0.2"}}}',
+    '{"request":{"inspect":{"container":"message:0.0.2","statistics":["cpu"]}}}',
+  ]);
+  assert.deepEqual(got, [
+    '{"response":{"inspect":{"ok":{"container":"message:0.0.2","data":{"manifest":{"name":"message","version":"0.0.2"},"repository":"fs","mounted":true,"process":null}}}}}',
+    '{"response":{"inspect":{"ok":{"container":"message:0.0.2","data":{"manifest":{"name":"message","version":"0.0.2"},"repository":"fs","mounted":true,"process":null,"startup":{"total":4.25},"state":"mounted"}}}}}',
+  ]);
+  assert.deepEqual(backend.requests.at(-1)!.req, { inspect: { container: 'message:0.0.2', statistics: ['cpu'] } });
+});

@@ -250,10 +250,12 @@ test('a container console answers with its permissions and refuses what it lacks
 });
 
 test('a container console has no handshake deadline', async (t) => {
-  const { server, dir } = await startServer(t, { server: { handshakeTimeoutMs: 20 } });
+  const { server, dir, url } = await startServer(t, { server: { handshakeTimeoutMs: 20 } });
   const [runtimeEnd, containerEnd] = await socketPair(dir, 'pair');
   server.adopt(runtimeEnd, { container: 'late:0.0.1', permissions: ['ident'] });
-  await new Promise((r) => setTimeout(r, 100));
+  // A silent global connection opened after it is closed by the deadline: the deadline has passed.
+  const global = await RawPeer.connect(url);
+  assert.deepEqual(await global.closed(), []);
   const c = await Client.fromStream(containerEnd);
   assert.equal(await c.ident(), 'late:0.0.1');
   server.disconnect('late:0.0.1');
@@ -356,4 +358,44 @@ test('a slow sender dribbling a request byte by byte is answered', async (t) => 
   }
   assert.equal(await p.line(), '{"response":{"ident":"extern:0.0.0"}}');
   p.close();
+});
+
+test('connections of every kind leave no file descriptors behind', async (t) => {
+  const { readdirSync } = await import('node:fs');
+  const { native } = await import('../../src/native.js');
+  const fds = () => readdirSync('/proc/self/fd').length;
+  const { url, server } = await startServer(t);
+  // Warm up: the first connection allocates lasting things (e.g. the server's handles).
+  const warm = await RawPeer.connect(url);
+  await warm.handshake();
+  warm.close();
+  await new Promise<void>((r) => (server.connectionCount === 0 ? r() : server.once('disconnected', () => r())));
+  const before = fds();
+  const gone = (n: number) =>
+    new Promise<void>((resolve) => {
+      let left = n;
+      server.on('disconnected', () => --left === 0 && resolve());
+    });
+  const all = gone(40);
+  for (let i = 0; i < 10; i++) {
+    const ok = await RawPeer.connect(url);
+    await ok.handshake(true);
+    ok.close();
+    const junk = await RawPeer.connect(url);
+    await junk.handshake();
+    junk.send('not json\n');
+    await junk.closed();
+    const nack = await RawPeer.connect(url);
+    nack.send('{"connect":{"version":"0.1.0","subscribe_notifications":false}}\n');
+    await nack.closed();
+    const [ours, theirs] = native().socketpair('stream');
+    const h = server.adopt(ours, { container: `c${i}:0.0.1`, permissions: ['ident'] });
+    const c = await Client.fromEnv({}, { NORTHSTAR_CONSOLE: String(theirs) });
+    assert.equal(await c.ident(), `c${i}:0.0.1`);
+    c.close();
+    await h.closed;
+  }
+  await all;
+  assert.equal(server.connectionCount, 0);
+  assert.equal(fds(), before, 'fd count back to where it was');
 });

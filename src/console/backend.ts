@@ -1,0 +1,60 @@
+// What the console shares with the runtime: the limits of a console, who is
+// on the other end of a connection, and the ConsoleBackend the runtime
+// implements. Types and two small helpers only.
+import type { InstallResult, Notification, Request, Response } from './protocol.js';
+
+/** Limits of one console (config `console.options` / `console.global.options`; camelCase as in Config). */
+export interface ConsoleOptions {
+  tokenValidityMs: number;
+  maxRequestsPerSec: number;
+  maxRequestSize: number;
+  maxNpkInstallSize: number;
+  npkStreamTimeoutMs: number;
+}
+
+export const DEFAULT_CONSOLE_OPTIONS: ConsoleOptions = {
+  tokenValidityMs: 60_000,
+  maxRequestsPerSec: 1000,
+  maxRequestSize: 1024 * 1024,
+  maxNpkInstallSize: 256 * 1024 * 1024,
+  npkStreamTimeoutMs: 10_000,
+};
+
+export const DEFAULT_PORT = 4200;
+/** Global connections must send `connect` within this time; container connections have no deadline. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+export type Peer = { type: 'remote'; url: string } | { type: 'container'; container: string };
+
+/** Northstar's Display of a peer: `Remote(tcp://1.2.3.4:5)` or `Container(name:ver)`. */
+export function formatPeer(p: Peer): string {
+  return p.type === 'remote' ? `Remote(${p.url})` : `Container(${p.container})`;
+}
+
+export interface RequestContext {
+  peer: Peer;
+  /** The container of a container console ("name:version"). */
+  container?: string;
+}
+
+/**
+ * What the runtime provides to the console.
+ *
+ * - `request` gets every request except `ident`, `token_create`, `token_verify`
+ *   and `install` (the server answers the first three, `install` goes to
+ *   `install`), only after the permission check. It resolves to the matching
+ *   Response variant (`{start: {ok|error}}`, `{list: [...]}`, `"shutdown"`...).
+ *   A rejection becomes the request's error variant with `unexpected`.
+ *   After answering `shutdown` the runtime shuts down and calls `server.close()`.
+ * - `install` consumes `data` (exactly `size` bytes in chunks, each chunk
+ *   arriving within `npk_stream_timeout`; the iterator throws when the peer is
+ *   too slow or goes away). It may stop reading early (e.g. invalid
+ *   repository): the server drains the rest before it answers.
+ * - `subscribe` registers the notification sink; it must not block. The
+ *   returned function unsubscribes.
+ */
+export interface ConsoleBackend {
+  request(req: Request, ctx: RequestContext): Promise<Response>;
+  install(repository: string, size: number, data: AsyncIterable<Buffer>, ctx: RequestContext): Promise<InstallResult>;
+  subscribe(cb: (n: Notification) => void): () => void;
+}

@@ -1,0 +1,330 @@
+// One console connection: handshake, throttled request loop, permission
+// checks, install streaming and the notification queue with the lag rule.
+// Main thread.
+import type { Duplex } from 'node:stream';
+
+import semver from 'semver';
+
+import { Logger } from '../log.js';
+import { RuntimeError } from '../model/errors.js';
+import { COMPATIBLE, VERSION } from '../model/version.js';
+import { formatPeer, type ConsoleBackend, type ConsoleOptions, type Peer } from './backend.js';
+import { encodeMessage, FrameReader, LineTooLong, ReadTimeout } from './codec.js';
+import {
+  canonicalResponse,
+  decodeConnect,
+  decodeRequest,
+  errorResponse,
+  ProtocolError,
+  requestName,
+  type Message,
+  type Notification,
+  type Request,
+  type Response,
+} from './protocol.js';
+import { formatPermissions, requiredPermission, type Permissions } from './permissions.js';
+import { Throttle } from './throttle.js';
+import type { TokenAuthority } from './token.js';
+
+/** The Rust client copies NPKs with a 1 MiB buffer; we hand the backend chunks of at most this. */
+export const INSTALL_CHUNK = 1024 * 1024;
+
+/** What a connection needs of its server. */
+export interface ConnectionHost {
+  readonly backend: ConsoleBackend;
+  readonly tokens: TokenAuthority;
+  readonly notificationBufferSize: number;
+  readonly handshakeTimeoutMs: number;
+  emit(event: 'connected', peer: Peer): boolean;
+}
+
+const log = new Logger('console');
+
+/** Ends the connection: invalid framing, a lagging subscriber, a timeout, shutdown. */
+class Close extends Error {}
+
+export class Connection {
+  readonly closed: Promise<void>;
+  closeReason = '';
+  private resolveClosed!: () => void;
+  private readonly reader: FrameReader;
+  private readonly throttle: Throttle;
+  private subscribed = false;
+  private shutdownSent = false;
+  private ended = false;
+  private readonly queue: string[] = [];
+  private pumping = false;
+  /** A request is being handled: shutdown waits for its response. */
+  private inFlight = false;
+  private closing = false;
+
+  constructor(
+    private readonly server: ConnectionHost,
+    private readonly socket: Duplex,
+    readonly peer: Peer,
+    private readonly perms: Permissions,
+    private readonly opts: ConsoleOptions,
+    readonly container: string | undefined,
+  ) {
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+    this.reader = new FrameReader(socket, opts.maxRequestSize);
+    this.throttle = new Throttle(opts.maxRequestsPerSec);
+    socket.on('error', (e) => log.debug(`${formatPeer(peer)}: ${e.message}`));
+    socket.on('close', () => this.finish('peer closed'));
+  }
+
+  private finish(reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.closeReason ||= reason;
+    this.resolveClosed();
+  }
+
+  close(reason: string): void {
+    this.closeReason ||= reason;
+    if (this.ended) return;
+    this.socket.destroy();
+    this.finish(reason);
+  }
+
+  /**
+   * Sends `shutdown` if subscribed, then ends the stream after what is
+   * queued. A request in flight (e.g. the `shutdown` request that caused
+   * this) gets its response first.
+   */
+  shutdown(): void {
+    if (this.subscribed && !this.shutdownSent) {
+      this.shutdownSent = true;
+      this.queue.push(encodeMessage({ notification: 'shutdown' }));
+    }
+    this.closeReason ||= 'console is shutting down';
+    this.closing = true;
+    this.endWhenIdle();
+    // A peer that never reads must not hold the shutdown.
+    setTimeout(() => this.close('console is shutting down'), 1000).unref();
+  }
+
+  private endWhenIdle(): void {
+    if (!this.closing || this.inFlight || this.ended) return;
+    this.pump();
+    if (this.queue.length === 0) this.socket.end();
+    else this.socket.once('drain', () => this.endWhenIdle());
+  }
+
+  /** Queues a notification; a subscriber more than notificationBufferSize behind is closed. */
+  notify(n: Notification): void {
+    if (!this.subscribed || this.ended || this.shutdownSent) return;
+    if (n === 'shutdown') this.shutdownSent = true;
+    if (this.queue.length >= this.server.notificationBufferSize) {
+      log.warn(`${formatPeer(this.peer)} lags behind notifications: disconnecting`);
+      this.close('notification lag');
+      return;
+    }
+    this.queue.push(encodeMessage({ notification: n }));
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.pumping) return;
+    while (this.queue.length > 0 && !this.ended) {
+      const ok = this.socket.write(this.queue.shift()!);
+      if (!ok) {
+        this.pumping = true;
+        this.socket.once('drain', () => {
+          this.pumping = false;
+          this.pump();
+        });
+        return;
+      }
+    }
+  }
+
+  private send(m: Message): void {
+    if (!this.ended && !this.socket.writableEnded) this.socket.write(encodeMessage(m));
+  }
+
+  async run(): Promise<void> {
+    try {
+      if (!(await this.handshake())) return;
+      for (;;) {
+        await this.throttle.admit();
+        const line = await this.reader.readLine();
+        if (line === null) return this.close('peer closed');
+        if (this.closing) continue; // no new requests once shutting down; wait for EOF or the deadline
+        await this.message(line);
+      }
+    } catch (e) {
+      if (e instanceof LineTooLong) log.warn(`${formatPeer(this.peer)}: request ${e.message}: closing`);
+      else if (e instanceof ReadTimeout) log.warn(`${formatPeer(this.peer)}: ${e.message}: closing`);
+      else if (!(e instanceof Close)) log.debug(`${formatPeer(this.peer)}: ${(e as Error).message}`);
+      this.close(e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  /** Reads `connect`; answers ack or nack. False when the connection is done. */
+  private async handshake(): Promise<boolean> {
+    const timeout = this.container === undefined ? this.server.handshakeTimeoutMs : undefined;
+    const line = await this.reader.readLine(timeout);
+    if (line === null) return (this.close('peer closed before connect'), false);
+    let connect;
+    try {
+      const v = JSON.parse(line) as Record<string, unknown>;
+      if (typeof v !== 'object' || v === null || !('connect' in v)) throw new ProtocolError('expected connect');
+      connect = decodeConnect(v.connect);
+    } catch {
+      return (this.close('first message is not connect'), false);
+    }
+    const version = semver.valid(connect.version);
+    if (!version || !semver.satisfies(version, COMPATIBLE)) {
+      log.warn(`${formatPeer(this.peer)}: client version ${connect.version} does not satisfy ${COMPATIBLE}`);
+      this.send({ connect_nack: { invalid_protocol_version: { version: VERSION } } });
+      this.socket.end();
+      return (this.finishAfterFlush('invalid protocol version'), false);
+    }
+    if (connect.subscribe_notifications && !this.perms.has('notifications')) {
+      this.send({ connect_nack: 'permission_denied' });
+      this.socket.end();
+      return (this.finishAfterFlush('notifications not permitted'), false);
+    }
+    this.send({ connect_ack: null });
+    this.subscribed = connect.subscribe_notifications;
+    const p = formatPermissions(this.perms);
+    if (this.container) log.info(`Container ${this.container} connected with permissions ${p}`);
+    else log.info(`Client ${formatPeer(this.peer)} connected with permissions ${p}`);
+    this.server.emit('connected', this.peer);
+    return true;
+  }
+
+  private finishAfterFlush(reason: string): void {
+    this.closeReason ||= reason;
+    setTimeout(() => this.close(reason), 1000).unref();
+  }
+
+  private async message(line: string): Promise<void> {
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      // Northstar's codec fails on invalid JSON: the connection ends without a response.
+      throw new Close('invalid JSON');
+    }
+    const tagged = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+    if (!tagged || Object.keys(tagged).length !== 1 || !('request' in tagged)) {
+      this.send({ response: { error: { invalid_arguments: { cause: 'expected a request message {"request":...}' } } } });
+      return;
+    }
+    let req: Request;
+    try {
+      req = decodeRequest(tagged.request);
+    } catch (e) {
+      const cause = e instanceof ProtocolError ? e.message : String(e);
+      this.send({ response: { error: { invalid_arguments: { cause } } } });
+      // A broken install request leaves an unknown number of raw bytes behind.
+      if (isInstallAttempt(tagged.request)) throw new Close(`invalid install request: ${cause}`);
+      return;
+    }
+    this.inFlight = true;
+    try {
+      const response = await this.handle(req);
+      this.send({ response: canonicalResponse(response) });
+    } finally {
+      this.inFlight = false;
+      this.endWhenIdle();
+    }
+  }
+
+  private ctx() {
+    return { peer: this.peer, container: this.container };
+  }
+
+  private ownName(): string {
+    return this.container ? this.container.slice(0, this.container.indexOf(':')) : 'extern';
+  }
+
+  private async handle(req: Request): Promise<Response> {
+    if (typeof req === 'object' && 'install' in req) return this.install(req.install.repository, req.install.size);
+    if (!this.perms.has(requiredPermission(req))) return { permission_denied: req };
+    if (req === 'ident') return { ident: this.container ?? 'extern:0.0.0' };
+    if (typeof req === 'object' && 'token_create' in req) {
+      const t = req.token_create;
+      return { token: this.server.tokens.create(this.ownName(), t.target, Buffer.from(t.shared, 'base64')) };
+    }
+    if (typeof req === 'object' && 'token_verify' in req) {
+      const t = req.token_verify;
+      const r = this.server.tokens.verify(t.token, t.user, this.ownName(), Buffer.from(t.shared, 'base64'), this.opts.tokenValidityMs);
+      return { token_verification: r };
+    }
+    try {
+      const r = await this.server.backend.request(req, this.ctx());
+      return typeof req === 'object' && 'inspect' in req && req.inspect.statistics === undefined ? northstarInspect(r) : r;
+    } catch (e) {
+      log.warn(`${formatPeer(this.peer)}: ${requestName(req)} failed: ${(e as Error).message}`);
+      return errorResponse(req, RuntimeError.from(e).toWire());
+    }
+  }
+
+  /**
+   * Streams `size` raw bytes to the backend. Over the size limit the
+   * connection closes unanswered (before reading). Without permission the
+   * bytes are drained (deviation 5: never parsed as JSON).
+   */
+  private async install(repository: string, size: number): Promise<Response> {
+    if (size > this.opts.maxNpkInstallSize) {
+      log.warn(`${formatPeer(this.peer)}: install of ${size} bytes exceeds max_npk_install_size ${this.opts.maxNpkInstallSize}`);
+      throw new Close('npk too large');
+    }
+    const req: Request = { install: { repository, size } };
+    let left = size;
+    const timeout = this.opts.npkStreamTimeoutMs;
+    const reader = this.reader;
+    let streamFailure: unknown;
+    const data = async function* (): AsyncGenerator<Buffer> {
+      while (left > 0) {
+        let b: Buffer | null;
+        try {
+          b = await reader.readChunk(Math.min(INSTALL_CHUNK, left), timeout);
+        } catch (e) {
+          streamFailure = e;
+          throw e;
+        }
+        if (b === null) {
+          streamFailure = new Error(`npk stream ended with ${left} of ${size} bytes missing`);
+          throw streamFailure;
+        }
+        left -= b.length;
+        yield b;
+      }
+    };
+    let result: Response;
+    if (!this.perms.has('install')) {
+      result = { permission_denied: req };
+    } else {
+      try {
+        result = { install: await this.server.backend.install(repository, size, data(), this.ctx()) };
+      } catch (e) {
+        if (streamFailure) throw new Close(`install stream: ${(streamFailure as Error).message}`);
+        result = { install: { error: { error: RuntimeError.from(e).toWire() } } };
+      }
+    }
+    if (streamFailure) throw new Close(`install stream: ${(streamFailure as Error).message}`);
+    for await (const _ of data()) {
+      // drained: the bytes belong to this request, not to the next line
+    }
+    return result;
+  }
+}
+
+/**
+ * A Northstar client's inspect (no `statistics` field) gets Northstar's
+ * ContainerData only: our additions (startup phases, machine state) go to
+ * clients that ask with the extension field.
+ */
+function northstarInspect(r: Response): Response {
+  if (typeof r !== 'object' || !('inspect' in r) || !('ok' in r.inspect)) return r;
+  const { startup: _startup, state: _state, ...data } = r.inspect.ok.data;
+  return { inspect: { ok: { container: r.inspect.ok.container, data } } };
+}
+
+function isInstallAttempt(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && 'install' in v;
+}
