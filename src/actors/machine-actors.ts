@@ -22,6 +22,9 @@ export interface Io {
   umount(input: UmountInput): Promise<void>;
   launch(spec: LaunchSpec): Promise<Launched>;
   cgroups(container: string, manifest: Manifest, pid: number): Promise<ContainerCgroupsHandle>;
+  /** Called after every mount and umount (the crash journal records what is mounted where). */
+  onMounted?(input: MountInput, output: MountOutput): void;
+  onUnmounted?(input: UmountInput): void;
   /** Called for every process the runtime starts and ends (journal, debug commands, consoles). */
   onSpawned?(container: string, pid: number): void;
   onExited?(container: string, pid: number): void;
@@ -68,8 +71,15 @@ function errorData(e: unknown): { code: string; message: string } {
 
 export function makeActors(io: Io, opts: ActorOptions = {}) {
   return {
-    mount: fromPromise<MountOutput, MountInput>(({ input }) => io.mount(input)),
-    umount: fromPromise<void, UmountInput>(({ input }) => io.umount(input)),
+    mount: fromPromise<MountOutput, MountInput>(async ({ input }) => {
+      const output = await io.mount(input);
+      io.onMounted?.(input, output);
+      return output;
+    }),
+    umount: fromPromise<void, UmountInput>(async ({ input }) => {
+      await io.umount(input);
+      io.onUnmounted?.(input);
+    }),
     process: processActor(io, opts),
     cgroups: cgroupsActor(io),
     install: fromPromise<NpkInfo, InstallInput>(({ input }) => input.repository.insert(input.data, input.size)),

@@ -49,6 +49,7 @@ import { join } from 'node:path';
 
 import { Logger } from '../log.js';
 import { errors, exitSuccess, type ExitStatus, type RuntimeError } from '../model/errors.js';
+import type { Config } from '../model/config.js';
 import type { Manifest } from '../model/manifest.js';
 import type { Repository } from '../actors/repository.js';
 import { containerMachine, type ContainerInput } from './container.js';
@@ -73,6 +74,20 @@ const log = new Logger('supervisor');
 export interface SupervisorConfig extends Dirs, MountConfig {
   /** Repositories whose containers are mounted at start (`mount_on_start`). */
   mountOnStart: string[];
+}
+
+/** The supervisor's part of the runtime configuration. */
+export function supervisorConfig(config: Config): SupervisorConfig {
+  return {
+    runDir: config.runDir,
+    dataDir: config.dataDir,
+    socketDir: config.socketDir,
+    verity: config.verity,
+    loopDeviceTimeoutMs: config.loopDeviceTimeoutMs,
+    mountOnStart: Object.entries(config.repositories)
+      .filter(([, r]) => r.mountOnStart)
+      .map(([id]) => id),
+  };
 }
 
 export interface SupervisorInput {
@@ -197,6 +212,8 @@ export const supervisorMachine = setup({
       await ask(input.ref, (reply) => ({ type: 'start', ...input.order, resolveMs, reply }));
     }),
     uninstallFlow: fromPromise<void, { ref: AnyActorRef }>(async ({ input }) => {
+      // Not started (the supervisor checked); halt waits for a mount in flight.
+      await ask(input.ref, (reply) => ({ type: 'halt', reply }));
       const s = input.ref.getSnapshot() as { hasTag(t: string): boolean };
       if (s.hasTag('mounted')) await ask(input.ref, (reply) => ({ type: 'umount', reply }));
     }),

@@ -441,3 +441,45 @@ test('a start in flight when the shutdown comes is answered, and nothing stays m
   assert.ok(!mounted(h.sup, 'app:0.0.1') && !mounted(h.sup, 'res:0.0.1'));
   h.allSettledOnce();
 });
+
+test('random request storms settle every reply exactly once and shut down clean', async () => {
+  let seed = 42;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const ids = ['app:0.0.1', 'res:0.0.1', 'other:1.0.0', 'nope:1.0.0'];
+  for (let round = 0; round < 20; round++) {
+    const h = await boot({ repos: [new FakeRepository('mem', [user(), res('0.0.1')]), new FakeRepository('fs', [manifest('other', '1.0.0')])] });
+    for (let step = 0; step < 40; step++) {
+      const container = ids[rnd(ids.length)]!;
+      const requests: Request[] = [
+        { type: 'start', container, arguments: [], environment: {} },
+        { type: 'kill', container, signal: 15 },
+        { type: 'stop', container, graceMs: 10 },
+        { type: 'mount', containers: [container, ids[rnd(ids.length)]!] },
+        { type: 'umount', containers: [container] },
+        { type: 'uninstall', container, wipe: rnd(2) === 0 },
+        { type: 'install', repository: rnd(2) ? 'mem' : 'fs', data: stream(rnd(2) ? user() : res('0.0.1')) },
+        { type: 'pause', container },
+        { type: 'resume', container },
+        { type: 'inspect', container },
+        { type: 'list' },
+      ];
+      h.req(requests[rnd(requests.length)]!);
+      if (rnd(3) === 0) await flush();
+      if (rnd(4) === 0) h.clock.increment(10);
+    }
+    await flush();
+    h.req({ type: 'shutdown' });
+    for (let i = 0; i < 5; i++) {
+      h.clock.increment(10);
+      await flush();
+    }
+    await whenDone(h.sup);
+    h.allSettledOnce();
+    for (const id of Object.keys(h.sup.getSnapshot().context.containers)) {
+      assert.ok(!mounted(h.sup, id), `${id} is still mounted after the shutdown (round ${round})`);
+    }
+  }
+});
