@@ -698,7 +698,8 @@ export function supervisorLogic(actors: SupervisorActors) {
 /** Creates (does not start) the supervisor actor. */
 export function createSupervisor(opts: CreateSupervisorOptions) {
   const { actors, inspect, clock, ...input } = opts;
-  return createActor(supervisorLogic(actors), { input, inspect, clock });
+  // An explicit `clock: undefined` would replace XState's default clock.
+  return createActor(supervisorLogic(actors), { input, ...(inspect ? { inspect } : {}), ...(clock ? { clock } : {}) });
 }
 
 export type Supervisor = ReturnType<typeof createSupervisor>;

@@ -51,7 +51,8 @@ interface Setup {
   repos?: FakeRepository[];
   config?: Partial<SupervisorConfig>;
   autoRun?: boolean;
-  removeFails?: boolean;
+  /** Real timers instead of the simulated clock. */
+  realClock?: boolean;
 }
 
 async function boot(opts: Setup = {}) {
@@ -75,7 +76,7 @@ async function boot(opts: Setup = {}) {
     repositories: repos as unknown as Repository[],
     config: { ...CONFIG, ...opts.config },
     actors,
-    clock,
+    ...(opts.realClock ? {} : { clock }),
   });
   const notifications: Notification[] = [];
   sup.on('notification', (e) => notifications.push(e.notification));
@@ -482,4 +483,15 @@ test('random request storms settle every reply exactly once and shut down clean'
       assert.ok(!mounted(h.sup, id), `${id} is still mounted after the shutdown (round ${round})`);
     }
   }
+});
+
+test('with the default clock, a stop whose grace ends sends SIGKILL on a real timer', async () => {
+  const h = await boot({ realClock: true });
+  h.io.ignoreTerm = true;
+  settledOk(await h.start('app:0.0.1'));
+  const s = h.req<ExitStatus>({ type: 'stop', container: 'app:0.0.1', graceMs: 20 });
+  await new Promise((r) => setTimeout(r, 60));
+  await flush();
+  assert.deepEqual(settledOk(s), { signalled: { signal: 9 } });
+  assert.equal(h.sup.getSnapshot().status, 'active');
 });
