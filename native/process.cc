@@ -300,7 +300,9 @@ void OnMessages(uv_poll_t* handle, int status, int events) {
     if (!w.polling) return;  // the callback closed us
     char buf[65536];
     ssize_t n = recv(w.fd, buf, sizeof buf, MSG_DONTWAIT);
-    if (n < 0 && errno == EINTR) continue;
+    // A peer that closed with our messages unread in its queue makes the
+    // kernel report ECONNRESET once; what it sent before is still queued.
+    if (n < 0 && (errno == EINTR || errno == ECONNRESET)) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     Napi::HandleScope scope(env);
     if (n <= 0) {

@@ -373,8 +373,13 @@ static void ids(const struct spec* s) {
 }
 
 static void limits(const struct spec* s) {
-  for (int i = 0; i < s->nrlimits; i++)
-    if (setrlimit(s->rlimits[i].resource, &s->rlimits[i].value) != 0) fail("setrlimit", NULL);
+  static const char* const names[] = {"cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile",
+                                      "memlock", "as", "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime"};
+  for (int i = 0; i < s->nrlimits; i++) {
+    int r = s->rlimits[i].resource;
+    // Raising a hard limit needs CAP_SYS_RESOURCE in the runtime.
+    if (setrlimit(r, &s->rlimits[i].value) != 0) fail("setrlimit", r >= 0 && r < 16 ? names[r] : "?");
+  }
 }
 
 static void setup(struct spec* s) {
@@ -575,7 +580,7 @@ int main(int argc, char** argv) {
   if (s.root == NULL || s.init == NULL) fail("spec", "root and init are required");
 
   setup(&s);
-  send_msg("ready %lld", (long long)(now_us() - t0));
+  send_msg("ready %lld %lld %lld", (long long)(now_us() - t0), (long long)t0, (long long)now_us());
   wait_gate();
 
   // SIGCHLD through a signalfd: one poll loop over it and the control socket.
@@ -601,7 +606,7 @@ int main(int argc, char** argv) {
     send_msg("exit %s", text);
     _exit(0);
   }
-  send_msg("started %d %lld", main_pid, (long long)(now_us() - t1));
+  send_msg("started %d %lld %lld %lld", main_pid, (long long)(now_us() - t1), (long long)t1, (long long)now_us());
 
   struct pollfd pfd[2] = {{sfd, POLLIN, 0}, {CONTROL_FD, POLLIN, 0}};
   for (;;) {

@@ -3,6 +3,7 @@
 // logged at info with the container as target — deviation 15) or inherit
 // (the runtime's own fd 1/2). Main thread.
 import { closeSync, openSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 
 import { Logger } from '../log.js';
 import type { Output } from '../model/manifest.js';
@@ -11,16 +12,19 @@ import { native } from '../native.js';
 /** Splits a byte stream into lines; a trailing partial line is flushed at end(). */
 export class LineSplitter {
   private rest = '';
+  // A multi-byte character may be split across chunks.
+  private readonly decoder = new StringDecoder('utf8');
   constructor(private readonly onLine: (line: string) => void) {}
 
   push(chunk: Buffer): void {
-    const text = this.rest + chunk.toString('utf8');
+    const text = this.rest + this.decoder.write(chunk);
     const lines = text.split('\n');
     this.rest = lines.pop() ?? '';
     for (const l of lines) this.onLine(l);
   }
 
   end(): void {
+    this.rest += this.decoder.end();
     if (this.rest !== '') this.onLine(this.rest);
     this.rest = '';
   }

@@ -42,6 +42,8 @@ export interface Executed {
 }
 
 export interface LaunchedContainer extends Launched {
+  /** Resolves when init finished the sandbox setup and waits at the start gate (rejects like `started`). */
+  ready: Promise<{ setupMs: number }>;
   /** Runs an additional process inside the running container (same namespaces, root, cgroups, ids, caps, seccomp). */
   exec(req: ExecRequest): Promise<Executed>;
 }
@@ -55,7 +57,9 @@ const log = new Logger('launch');
 const CAPTURE_LIMIT = 1 << 20;
 
 function errnoData(errno: number, syscall: string, path: string): SystemErrorData {
-  const [code, text] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, `error ${errno}`];
+  const [code, lower] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, `error ${errno}`];
+  // libuv's texts are strerror's, lower-cased: match the addon's messages.
+  const text = lower.charAt(0).toUpperCase() + lower.slice(1);
   const message = `${syscall}${path ? ` \`${path}\`` : ''}: ${text}`;
   return { code, errno, syscall, ...(path ? { path } : {}), message };
 }
@@ -108,6 +112,7 @@ interface PendingExec {
 class Launch {
   private readonly t0 = performance.now();
   private readonly started = deferred<{ phases: Phases }>();
+  private readonly ready = deferred<{ setupMs: number }>();
   private readonly exited = deferred<ExitStatus>();
   private child?: SpawnedChild;
   private control = -1;
@@ -187,6 +192,7 @@ class Launch {
     return {
       pid: child.pid,
       openGate: () => this.openGate(),
+      ready: this.ready.promise,
       started: this.started.promise,
       exited: this.exited.promise,
       kill: (signal: number) => {
@@ -196,10 +202,16 @@ class Launch {
     };
   }
 
+  /** False when init is gone (its exit is reported through the pidfd and the socket's EOF). */
   private send(msg: Buffer, fds?: number[]): boolean {
     if (this.controlClosed) return false;
-    native().sendMessage(this.control, msg, fds);
-    return true;
+    try {
+      native().sendMessage(this.control, msg, fds);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EPIPE' || (e as NodeJS.ErrnoException).code === 'ECONNRESET') return false;
+      throw e;
+    }
   }
 
   private openGate(): void {
@@ -218,10 +230,12 @@ class Launch {
       case 'ready':
         this.readyAt = performance.now();
         this.phases.setup = m.setupUs / 1000;
+        this.ready.resolve({ setupMs: this.phases.setup });
         break;
       case 'error': {
         const data = errnoData(m.errno, m.syscall, m.path);
         this.setupError = this.fail(data.message, systemError(data));
+        this.ready.reject(this.setupError);
         this.started.reject(this.setupError);
         break;
       }
@@ -269,6 +283,7 @@ class Launch {
     this.settled = true;
     this.unlinkSockets();
     const status = this.containerStatus ?? this.initStatus;
+    this.ready.reject(this.fail(`nstar-init exited before its setup completed (${JSON.stringify(this.initStatus)})`));
     this.started.reject(this.fail(`nstar-init exited before the container started (${JSON.stringify(this.initStatus)})`));
     // Processes still running from exec requests died with the namespace.
     for (const [id, p] of this.execs) {

@@ -79,6 +79,7 @@ export class MountPool {
     } finally {
       aborted.dispose();
     }
+    if (!r.ok && r.phase === 'target' && r.error.code === 'EBUSY') throw withCause(errors.mountBusy(input.container), r);
     if (!r.ok) throw failure('mount', input.container, r);
     return r.value as MountOutput;
   }

@@ -4,7 +4,8 @@
 // the thread boundary. The loop-device fd opened by the attach is released
 // by this task on every path (a terminated worker leaves it to the addon's
 // env cleanup hook, and AUTOCLEAR then detaches the device).
-import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 import type { MountInput, MountOutput, Phases, Result, UmountInput } from '../machines/contracts.js';
 import type { SystemErrorData } from '../model/errors.js';
@@ -60,12 +61,15 @@ interface Undo {
 function unwind(u: Undo): SystemErrorData[] {
   const errs: SystemErrorData[] = [];
   const n = native();
+  let stillMounted = false;
   if (u.mounted) {
     const r = n.umount(u.mounted, { detach: true });
     if (!r.ok) errs.push(r.error);
+    stillMounted = !r.ok;
   }
   if (u.dmName) {
-    const r = removeVerityDevice(u.dmName, !!u.mounted);
+    // Deferred only if the mount could not go: the device then leaves with it.
+    const r = removeVerityDevice(u.dmName, stillMounted);
     if (!r.ok) errs.push(r.error);
   }
   if (u.loop) {
@@ -101,6 +105,9 @@ async function mountTask(input: MountInput, hooks?: MountHooks, abort?: Int32Arr
     if (!existsSync(input.target)) {
       mkdirSync(input.target, { recursive: true, mode: 0o755 });
       u.createdTarget = input.target;
+    } else if (isMountPoint(input.target)) {
+      // Never stack a second image on a mounted container.
+      return fail(phase, { code: 'EBUSY', syscall: 'mount', path: input.target, message: `mount \`${input.target}\`: already a mount point` });
     }
     if (isAborted()) return fail(phase, ABORTED, unwind(u));
     phase = 'attach';
@@ -172,6 +179,11 @@ async function verity(input: MountInput, loop: LoopAttached, u: Undo): Promise<R
   const v = await verifyImageFd(loop.fd, input.fsImgSize, input.verity);
   if (!v.ok) return v;
   return { ok: true, value: loop.device };
+}
+
+/** A directory on another device than its parent is a mount point (no mountinfo scan). */
+function isMountPoint(path: string): boolean {
+  return statSync(path).dev !== statSync(dirname(path)).dev;
 }
 
 function hasSelinux(): boolean {

@@ -9,7 +9,7 @@ import { NpkError } from '../npk/error.js';
 import { generateKey, readKeyFile } from '../npk/keys.js';
 import { manifestYaml, parseManifestText } from '../npk/manifest-io.js';
 import { closeNpk, openNpk, type Npk } from '../npk/npk.js';
-import { packNpk } from '../npk/pack.js';
+import { packNpk, type PackProgress } from '../npk/pack.js';
 import { COMPRESSIONS, type Compression } from '../npk/squashfs.js';
 import { unpackNpk, unsquashfs } from '../npk/unpack.js';
 import { verifyImage } from '../npk/verity.js';
@@ -32,10 +32,23 @@ interface PackFlags {
   mksquashfs?: string;
 }
 
+/** A one-line progress display on the terminal, redrawn at most every 100 ms. */
+function progressLine(): (p: PackProgress) => void {
+  let last = 0;
+  return (p) => {
+    const now = Date.now();
+    if (now - last < 100 && p.done < p.total) return;
+    last = now;
+    const pct = p.total ? Math.floor((p.done * 100) / p.total) : 100;
+    process.stderr.write(`\r${p.phase === 'verity' ? 'hashing fs.img' : 'writing npk   '} ${String(pct).padStart(3)}%${p.done >= p.total ? '\n' : ''}`);
+  };
+}
+
 async function pack(f: PackFlags, print: (s: string) => void): Promise<void> {
   const common = {
     root: f.root, key: f.key, compression: f.compression, blockSize: f.blockSize, mksquashfs: f.mksquashfs,
     progress: !!process.stdout.isTTY,
+    onProgress: process.stderr.isTTY ? progressLine() : undefined,
   };
   if (f.clones === undefined) {
     const r = await packNpk({ ...common, manifestPath: f.manifestPath, out: f.out });

@@ -2,13 +2,15 @@
 // commands (stop, exec, pause, resume). Without `-u` it tries the embedded
 // default config's unix socket, then tcp://localhost:4200 (deviation 16).
 // Exit code 0 on success, 1 with the runtime's error message otherwise.
-import { statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 
 import { Command, CommanderError, Option } from 'commander';
 
 import { Client, ClientError, DEFAULT_URLS, type ConnectOptions } from '../client/index.js';
 import type { ContainerData, ContainerResult, StatCategory } from '../console/protocol.js';
 import { STAT_CATEGORIES } from '../console/protocol.js';
+import { BASE, BASE_BY_ARCH } from '../model/seccomp-default.js';
+import { hostArch } from '../model/seccomp.js';
 import { VERSION } from '../model/version.js';
 
 export interface CliIo {
@@ -76,6 +78,27 @@ function completionScript(shell: string, commands: string[]): string {
     default:
       throw new UsageError(`unsupported shell "${shell}" (bash, zsh, fish)`);
   }
+}
+
+/** A syscall name at the start of an strace line (`123 openat(`, `[pid 123] read(`). */
+const STRACE_SYSCALL = /^(?:\[pid\s+\d+\]\s+|\d+\s+)?([a-z_][a-z0-9_]*)\(/;
+
+/**
+ * `nstar seccomp`: the syscalls an strace log shows, as a manifest `seccomp`
+ * section in YAML. With a default-profile base list, only the syscalls the
+ * profile lacks are listed under `allow` (and `profile: default` is set).
+ */
+export function seccompFromStrace(log: string, base?: ReadonlySet<string>): string {
+  const names = new Set<string>();
+  for (const line of log.split('\n')) {
+    const m = STRACE_SYSCALL.exec(line.trim());
+    if (m && !(base?.has(m[1]!) ?? false)) names.add(m[1]!);
+  }
+  const lines: string[] = [];
+  if (base) lines.push('profile: default');
+  const sorted = [...names].sort();
+  if (sorted.length > 0) lines.push('allow:', ...sorted.map((n) => `  ${n}: any`));
+  return lines.join('\n') + '\n';
 }
 
 class Session {
@@ -364,6 +387,23 @@ function build(io: CliIo, run: (fn: (s: Session) => Promise<boolean | void>) => 
     .command('ident')
     .description('print the identity of this console connection')
     .action(() => run(async (s) => s.print(await (await s.connect()).ident())));
+  program
+    .command('seccomp')
+    .description('print a manifest seccomp section allowing the syscalls of an strace log')
+    .argument('<strace.log>')
+    .option('--no-default-profile', 'list every syscall instead of those beyond the default profile')
+    .action((file: string, o: { defaultProfile: boolean }) =>
+      run(async () => {
+        let log: string;
+        try {
+          log = readFileSync(file, 'utf8');
+        } catch (e) {
+          throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
+        }
+        const base = new Set([...BASE, ...BASE_BY_ARCH[hostArch()]]);
+        io.out(seccompFromStrace(log, o.defaultProfile ? base : undefined));
+      }),
+    );
   program
     .command('completion')
     .description('print a shell completion script')

@@ -10,6 +10,7 @@ import { createReadStream, statSync } from 'node:fs';
 import net from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 
+import { EMBEDDED_DEFAULT_CONFIG, parseConfig } from '../model/config.js';
 import { RuntimeError, type ErrorCode, type WireError } from '../model/errors.js';
 import { VERSION } from '../model/version.js';
 import { encodeMessage, FrameReader } from '../console/codec.js';
@@ -30,7 +31,10 @@ import {
 export type * from '../console/protocol.js';
 
 /** Where `nstar` looks without `-u` (deviation 16): the embedded default config's socket, then Northstar's default. */
-export const DEFAULT_URLS = ['unix:///run/northstar/console', 'tcp://localhost:4200'];
+export const DEFAULT_URLS = [
+  parseConfig(EMBEDDED_DEFAULT_CONFIG).console.global?.bind ?? 'unix:///run/northstar/console',
+  'tcp://localhost:4200',
+];
 export const DEFAULT_TIMEOUT_MS = 10_000;
 /** The TCP/unix connect itself (Northstar's nstar hard-codes 5 s). */
 export const CONNECT_TIMEOUT_MS = 5_000;

@@ -14,9 +14,13 @@ export type ConsolePermission = (typeof CONSOLE_PERMISSIONS)[number];
 
 export type Permissions = ReadonlySet<ConsolePermission>;
 
-/** "full" or a list, as in config (`console.global.permissions`) and manifests. Unknown names throw. */
+/**
+ * "full" or a list, as in config (`console.global.permissions`) and manifests.
+ * Unknown names throw. A list of all 15 Northstar permissions is "full" (that
+ * is how Northstar serializes it), so it grants our extensions too.
+ */
 export function permissionSet(p: 'full' | readonly string[]): Permissions {
-  if (p === 'full') return new Set(CONSOLE_PERMISSIONS);
+  if (p === 'full' || NORTHSTAR_PERMISSIONS.every((x) => p.includes(x))) return new Set(CONSOLE_PERMISSIONS);
   const out = new Set<ConsolePermission>();
   for (const x of p) {
     if (!(CONSOLE_PERMISSIONS as readonly string[]).includes(x)) {

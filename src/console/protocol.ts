@@ -29,7 +29,8 @@ export type Message =
   | { notification: Notification };
 
 /** Statistic categories of our `inspect` extension (spec/README.md "Beyond Northstar"). */
-export const STAT_CATEGORIES = ['cpu', 'memory', 'memory_events', 'blkio', 'pids'] as const;
+// The same names as src/actors/cgroup-stats.ts.
+export const STAT_CATEGORIES = ['cpu', 'memory', 'memory_events', 'io', 'pids'] as const;
 export type StatCategory = (typeof STAT_CATEGORIES)[number];
 
 export type Request =

@@ -283,6 +283,9 @@ class Connection {
   private ended = false;
   private readonly queue: string[] = [];
   private pumping = false;
+  /** A request is being handled: shutdown waits for its response. */
+  private inFlight = false;
+  private closing = false;
 
   constructor(
     private readonly server: ConsoleServer,
@@ -313,21 +316,33 @@ class Connection {
     this.finish(reason);
   }
 
-  /** Sends `shutdown` if subscribed, then ends the stream after what is queued. */
+  /**
+   * Sends `shutdown` if subscribed, then ends the stream after what is
+   * queued. A request in flight (e.g. the `shutdown` request that caused
+   * this) gets its response first.
+   */
   shutdown(): void {
     if (this.subscribed && !this.shutdownSent) {
       this.shutdownSent = true;
-      this.socket.write(encodeMessage({ notification: 'shutdown' }));
+      this.queue.push(encodeMessage({ notification: 'shutdown' }));
     }
     this.closeReason ||= 'console is shutting down';
-    this.socket.end();
+    this.closing = true;
+    this.endWhenIdle();
     // A peer that never reads must not hold the shutdown.
     setTimeout(() => this.close('console is shutting down'), 1000).unref();
   }
 
+  private endWhenIdle(): void {
+    if (!this.closing || this.inFlight || this.ended) return;
+    this.pump();
+    if (this.queue.length === 0) this.socket.end();
+    else this.socket.once('drain', () => this.endWhenIdle());
+  }
+
   /** Queues a notification; a subscriber more than notificationBufferSize behind is closed. */
   notify(n: Notification): void {
-    if (!this.subscribed || this.ended) return;
+    if (!this.subscribed || this.ended || this.shutdownSent) return;
     if (n === 'shutdown') this.shutdownSent = true;
     if (this.queue.length >= this.server.notificationBufferSize) {
       log.warn(`${formatPeer(this.peer)} lags behind notifications: disconnecting`);
@@ -354,7 +369,7 @@ class Connection {
   }
 
   private send(m: Message): void {
-    if (!this.ended) this.socket.write(encodeMessage(m));
+    if (!this.ended && !this.socket.writableEnded) this.socket.write(encodeMessage(m));
   }
 
   async run(): Promise<void> {
@@ -364,6 +379,7 @@ class Connection {
         await this.throttle.admit();
         const line = await this.reader.readLine();
         if (line === null) return this.close('peer closed');
+        if (this.closing) continue; // no new requests once shutting down; wait for EOF or the deadline
         await this.message(line);
       }
     } catch (e) {
@@ -436,8 +452,14 @@ class Connection {
       if (isInstallAttempt(tagged.request)) throw new Close(`invalid install request: ${cause}`);
       return;
     }
-    const response = await this.handle(req);
-    this.send({ response: canonicalResponse(response) });
+    this.inFlight = true;
+    try {
+      const response = await this.handle(req);
+      this.send({ response: canonicalResponse(response) });
+    } finally {
+      this.inFlight = false;
+      this.endWhenIdle();
+    }
   }
 
   private ctx() {

@@ -2,7 +2,7 @@
 // serde's type checks (required fields, deny_unknown_fields, integer ranges,
 // enum variants, duplicate set entries) with errors that name the field path.
 // The semantic rules of validation.rs live in manifest-validate.ts.
-import { checkVersionReq, IdError, parseVersion } from './container-id.js';
+import { IdError, parseVersion } from './container-id.js';
 import { Lit, put, Tagged } from './manifest-document.js';
 import {
   CAPABILITIES, ManifestError, MOUNT_OPTIONS, PERMISSIONS, RLIMIT_RESOURCES,
@@ -13,6 +13,7 @@ import type {
   SeccompRule, Socket, SocketType,
 } from './manifest.js';
 import { parseByteSize, UnitError } from './units.js';
+import { canonicalVersionReq } from './version-req.js';
 
 type Obj = Record<string, unknown>;
 
@@ -296,9 +297,10 @@ function decodeMount(v: unknown, path: string): Mount {
     case 'resource': {
       denyUnknown(m, path, ['type', 'name', 'version', 'dir', 'options']);
       const name = str(required(m, 'name', path), join(path, 'name'));
-      const version = str(required(m, 'version', path), join(path, 'version'));
+      let version = str(required(m, 'version', path), join(path, 'version'));
       try {
-        checkVersionReq(version);
+        // Stored as Rust's VersionReq displays it, so "1.2.3" reads back as "^1.2.3".
+        version = canonicalVersionReq(version);
       } catch (e) {
         fail(join(path, 'version'), e instanceof Error ? e.message : String(e));
       }

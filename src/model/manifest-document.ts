@@ -38,13 +38,13 @@ function isMapping(v: unknown): boolean {
 
 function firstLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
-  return msg.split('\n')[0]!.trim();
+  return msg.split('\n')[0]!.trim().replace(/:$/, '');
 }
 
 /** Parses YAML, then JSON, then TOML; the first that yields a mapping wins. */
 export function readDocument(text: string): { value: Record<string, unknown>; format: Format } {
   let yamlError: string;
-  const doc = parseDocument(text, { intAsBigInt: true, uniqueKeys: false, prettyErrors: false });
+  const doc = parseDocument(text, { intAsBigInt: true, uniqueKeys: false });
   if (doc.errors.length === 0) {
     const value = fromYaml(doc, doc.contents, '');
     if (isMapping(value)) return { value: value as Record<string, unknown>, format: 'yaml' };

@@ -10,7 +10,7 @@
 //     since a JS number cannot hold them and JSON.stringify refuses bigint.
 //     parseManifest accepts such decimal strings for seccomp values and mask, so
 //     the JSON form round-trips. Values up to 2^53-1 are plain numbers.
-import { Document, isMap, isScalar, isSeq, YAMLMap, type Node } from 'yaml';
+import { Document, isMap, isScalar, isSeq, Scalar, YAMLMap, type Node } from 'yaml';
 import { Tagged } from './manifest-document.js';
 import { PERMISSIONS } from './manifest-schema.js';
 import type { CGroups, Manifest, Mount, SchedPolicy, Seccomp } from './manifest.js';
@@ -119,7 +119,19 @@ export function serdeTree(m: Manifest): Obj {
   });
 }
 
+/**
+ * Strings a YAML 1.1 reader or serde_yaml's scalar resolution could take for a
+ * number or bool (0b101, 0x_1f, yes, off, ...) that yaml's 1.2 core schema would
+ * write plain: quoted, so every reader sees a string.
+ */
+const AMBIGUOUS = /^(?:[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF))|\.(?:nan|NaN|NAN)|y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF|=|<<)$/;
+
 function yamlNode(doc: Document, v: unknown): unknown {
+  if (typeof v === 'string' && AMBIGUOUS.test(v)) {
+    const s = new Scalar(v);
+    s.type = 'QUOTE_SINGLE';
+    return s;
+  }
   if (v instanceof Tagged) {
     const inner = yamlNode(doc, v.value);
     const node = (isMap(inner) || isSeq(inner) || isScalar(inner) ? inner : doc.createNode(inner)) as Node;

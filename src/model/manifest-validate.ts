@@ -1,9 +1,10 @@
 // The semantic rules of Northstar's manifest validation (validation.rs, sched.rs,
 // network.rs, seccomp.rs, selinux.rs), plus our deviation: round_robin validates
 // like fifo (spec/README.md #2). Throws a ManifestError naming the first problem.
-import { checkName, checkVersionReq, IdError, parseVersion } from './container-id.js';
+import { checkName, IdError, parseVersion } from './container-id.js';
 import { CAPABILITIES, LIMITS, ManifestError, RESERVED_ENV } from './manifest-schema.js';
 import type { Manifest, Mount, SchedPolicy, Seccomp } from './manifest.js';
+import { canonicalVersionReq } from './version-req.js';
 
 function fail(path: string, rule: string): never {
   throw new ManifestError(path, rule);
@@ -111,7 +112,7 @@ function checkMounts(mounts: Record<string, Mount>): void {
     if (m.options.includes('rec')) fail(`mounts.${target}.options`, 'rec is not allowed on a resource mount (non-bind mounts must not be recursive)');
     if (!m.dir.startsWith('/')) fail(`mounts.${target}.dir`, `resource directory must be absolute, got "${m.dir}"`);
     try {
-      checkVersionReq(m.version);
+      canonicalVersionReq(m.version);
     } catch (e) {
       fail(`mounts.${target}.version`, e instanceof Error ? e.message : String(e));
     }

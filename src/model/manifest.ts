@@ -1,10 +1,16 @@
-// The Northstar 0.9 manifest (spec/manifest.md). The TypeScript shape below IS
-// the serde JSON shape (what `inspect` returns on the wire), normalized:
-// defaults filled in (args [], env {}, mounts {}, ...). YAML serialization
-// (manifest.yaml inside NPKs) is produced from it by manifestToYaml.
+// The Northstar 0.9 manifest (spec/manifest.md). The TypeScript shape below is
+// close to the serde JSON shape, normalized for code: defaults filled in (args [],
+// env {}, mounts {}, ...), mount options and console permissions as arrays in a
+// fixed order, u64 seccomp values as bigint, resource requirements in canonical
+// Rust-semver form. manifestToJson gives the exact wire shape ("rw,nosuid",
+// permissions "full"), manifestToYaml what manifest.yaml inside an NPK holds.
+//
+// Pipeline: manifest-document.ts (YAML, then JSON, then TOML into a value tree)
+// → manifest-decode.ts (serde's type rules) → manifest-validate.ts (validation.rs)
+// → manifest-serialize.ts (serde_yaml / serde_json shapes).
 //
 // CONTRACT (shared by every module): the types and the exported function
-// signatures below. Implementation: the model issue.
+// signatures below.
 
 export { CAPABILITIES, LIMITS, ManifestError, MOUNT_OPTIONS, PERMISSIONS, RESERVED_ENV, RLIMIT_RESOURCES } from './manifest-schema.js';
 import { ManifestError, PERMISSIONS, RLIMIT_RESOURCES } from './manifest-schema.js';
@@ -24,6 +30,7 @@ export type Mount =
   | { type: 'proc' }
   | { type: 'sysfs' }
   | { type: 'sockets' }
+  /** version: a Rust-semver requirement in canonical form ("^1.2.3", ">=0.0.1, <1.0.0"); match it with version-req.ts. */
   | { type: 'resource'; name: string; version: string; dir: string; options: MountOption[] }
   | { type: 'tmpfs'; size: number };
 

@@ -6,7 +6,7 @@
 //
 // The fd stays open: it backs the loop device. closeNpk closes it, also when
 // the caller handed us the fd (a mem repository's memfd).
-import { closeSync, fstat, open } from 'node:fs';
+import { closeSync, constants, fstat, open } from 'node:fs';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 
@@ -181,7 +181,8 @@ export async function openNpk(src: string | { fd: number; path: string }, opts: 
   if (typeof src !== 'string') return readNpk(src.fd, src.path, opts);
   let fd: number;
   try {
-    fd = await openAsync(src, 'r');
+    // O_NONBLOCK: a FIFO given as an NPK must fail, not block the open forever.
+    fd = await openAsync(src, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     throw new NpkError('npk_io', `${src}: ${(e as Error).message}`, { cause: e });
   }

@@ -38,6 +38,14 @@ export interface PackOptions {
   mksquashfs?: string;
   /** Show mksquashfs's progress bar (only sensible on a TTY). */
   progress?: boolean;
+  /** Progress of the phases after mksquashfs: hashing the image, writing the zip. */
+  onProgress?: (p: PackProgress) => void;
+}
+
+export interface PackProgress {
+  phase: 'verity' | 'zip';
+  done: number;
+  total: number;
 }
 
 export interface PackResult {
@@ -93,12 +101,18 @@ async function checkRoot(root: string): Promise<void> {
 }
 
 /** Appends superblock + hash tree to the image; returns the signature.yaml text. */
-async function sealImage(image: string, seed: Buffer, comment: Buffer, manifestText: string): Promise<{ signature: string; rootHash: string }> {
+async function sealImage(
+  image: string,
+  seed: Buffer,
+  comment: Buffer,
+  manifestText: string,
+  onProgress?: (p: PackProgress) => void,
+): Promise<{ signature: string; rootHash: string }> {
   const fh = await open(image, 'r+');
   try {
     const { size } = await fh.stat();
     if (size % VERITY_BLOCK !== 0) throw new NpkError('npk_pack', `fs.img: squashfs size ${size} is not a multiple of 4096`);
-    const v = await buildVerity({ fd: fh.fd, offset: 0, size });
+    const v = await buildVerity({ fd: fh.fd, offset: 0, size }, { onProgress: (done, total) => onProgress?.({ phase: 'verity', done, total }) });
     await fh.write(Buffer.concat([v.superblock, v.tree]), 0, v.superblock.length + v.tree.length, size);
     const rootHash = v.rootHash.toString('hex');
     const signature = buildSignature(
@@ -112,7 +126,12 @@ async function sealImage(image: string, seed: Buffer, comment: Buffer, manifestT
 }
 
 /** Writes the zip to `tmp`: manifest.yaml, signature.yaml (when signed), fs.img aligned to 4096. */
-async function writeZip(tmp: string, manifestText: string, signature: string | undefined, image: string, comment: Buffer): Promise<void> {
+async function writeZip(
+  tmp: string,
+  parts: { manifestText: string; signature?: string; image: string; comment: Buffer },
+  onProgress?: (p: PackProgress) => void,
+): Promise<void> {
+  const { manifestText, signature, image, comment } = parts;
   const fh = await open(tmp, 'wx', 0o644);
   try {
     const zip = new StoredZipWriter((d) => writeAll(fh, d));
@@ -121,7 +140,12 @@ async function writeZip(tmp: string, manifestText: string, signature: string | u
     const { size } = await stat(image);
     const crc = await crcOfFile(image);
     await zip.addStream('fs.img', size, crc, VERITY_BLOCK, async () => {
-      for await (const chunk of createReadStream(image, { highWaterMark: 1 << 20 })) await writeAll(fh, chunk as Buffer);
+      let done = 0;
+      for await (const chunk of createReadStream(image, { highWaterMark: 1 << 20 })) {
+        await writeAll(fh, chunk as Buffer);
+        done += (chunk as Buffer).length;
+        onProgress?.({ phase: 'zip', done, total: size });
+      }
     });
     await zip.finish(comment);
     await fh.sync();
@@ -149,8 +173,8 @@ export async function packNpk(opts: PackOptions): Promise<PackResult> {
       compression: opts.compression, blockSize: opts.blockSize, mksquashfs: opts.mksquashfs, progress: opts.progress,
     });
     const comment = Buffer.from(META_COMMENT, 'utf8');
-    const sealed = seed ? await sealImage(image, seed, comment, manifestText) : undefined;
-    await writeZip(tmp, manifestText, sealed?.signature, image, comment);
+    const sealed = seed ? await sealImage(image, seed, comment, manifestText, opts.onProgress) : undefined;
+    await writeZip(tmp, { manifestText, signature: sealed?.signature, image, comment }, opts.onProgress);
     await rename(tmp, out);
     return { path: out, manifest, fsImgSize: (await stat(image)).size, ...(sealed ? { rootHash: sealed.rootHash } : {}) };
   } finally {

@@ -142,6 +142,7 @@ async function fill(fd: number, buf: Buffer, len: number, position: number, what
 export async function buildHashTree(
   src: ImageSource | Buffer,
   salt: Buffer,
+  onProgress?: (doneBytes: number, totalBytes: number) => void,
 ): Promise<{ rootHash: Buffer; tree: Buffer; dataBlocks: number }> {
   const size = Buffer.isBuffer(src) ? src.length : src.size;
   if (size === 0 || size % VERITY_BLOCK !== 0) {
@@ -152,6 +153,7 @@ export async function buildHashTree(
   if (sizes.length === 0) {
     const block = Buffer.isBuffer(src) ? src : Buffer.alloc(VERITY_BLOCK);
     if (!Buffer.isBuffer(src)) await fill(src.fd, block, VERITY_BLOCK, src.offset, 'fs.img');
+    onProgress?.(size, size);
     return { rootHash: saltedHash(salt, block), tree: Buffer.alloc(0), dataBlocks };
   }
   const levels = sizes.map((n) => Buffer.alloc(n * VERITY_BLOCK));
@@ -169,6 +171,7 @@ export async function buildHashTree(
       saltedHash(salt, view.subarray(i * VERITY_BLOCK, (i + 1) * VERITY_BLOCK)).copy(levels[0]!, (b + i) * DIGEST);
     }
     b += n;
+    onProgress?.(b * VERITY_BLOCK, size);
   }
   // Upper levels: hash the blocks of the level below.
   for (let l = 1; l < levels.length; l++) {
@@ -184,10 +187,10 @@ export async function buildHashTree(
 /** Superblock + tree for `src`, ready to append after the data. Salt and uuid are random unless given. */
 export async function buildVerity(
   src: ImageSource | Buffer,
-  opts: { salt?: Buffer; uuid?: Buffer } = {},
+  opts: { salt?: Buffer; uuid?: Buffer; onProgress?: (doneBytes: number, totalBytes: number) => void } = {},
 ): Promise<{ rootHash: Buffer; salt: Buffer; superblock: Buffer; tree: Buffer; dataBlocks: number }> {
   const salt = opts.salt ?? randomBytes(32);
-  const { rootHash, tree, dataBlocks } = await buildHashTree(src, salt);
+  const { rootHash, tree, dataBlocks } = await buildHashTree(src, salt, opts.onProgress);
   return { rootHash, salt, superblock: buildSuperblock({ dataBlocks, salt, uuid: opts.uuid }), tree, dataBlocks };
 }
 

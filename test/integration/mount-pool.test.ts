@@ -89,6 +89,16 @@ describe('the mount pool', privileged({ loop: true, mksquashfs: true, tools: ['v
     assertClean();
   });
 
+  test('mounting onto a target that is already mounted answers mount_busy and leaves the first mount alone', async () => {
+    const i = input(plain, 'twice');
+    await pool.mount(i);
+    await assert.rejects(pool.mount(i), (e: RuntimeError) => e instanceof RuntimeError && e.code === 'mount_busy');
+    assert.deepEqual(mountsUnder(run), [i.target]);
+    assert.equal(readFileSync(join(i.target, 'hello'), 'utf8'), 'hello from plain\n');
+    await pool.umount(i);
+    assertClean();
+  });
+
   test('a bad image fails in the mount phase with a clear error, and nothing is left', async () => {
     const i = input({ ...plain, offset: 0, size: plain.size }, 'bad');
     await assert.rejects(pool.mount(i), (e: RuntimeError) => {

@@ -171,8 +171,7 @@ describe('packing', req, () => {
     const r = await packNpk({ manifestPath, root: makeRoot(), out });
     const unpacked = join(out, 'u');
     assert.equal((await cli('unpack', '-n', r.path, '-o', unpacked)).code, 0);
-    const label = (p: string): string =>
-      execFileSync('python3', ['-c', 'import os,sys; print(os.getxattr(sys.argv[1], "security.selinux", follow_symlinks=False).decode().rstrip("\\0"))', p]).toString().trim();
+    const label = (p: string): string => readLabel(p);
     assert.equal(label(join(unpacked, 'root/dev/null')), 'u:object_r:null_device:s0');
     assert.equal(label(join(unpacked, 'root/dev/full')), 'u:object_r:full_device:s0');
     assert.equal(label(join(unpacked, 'root/dev/urandom')), 'u:object_r:random_device:s0');
@@ -204,6 +203,36 @@ describe('packing', req, () => {
     assert.equal(r.path, out);
     const res = await cli('inspect', '-s', out);
     assert.equal(res.out, 'name: res, version: 0.0.2, NPK version: 0.9.3, resource container: yes');
+  });
+
+  test('progress reports hashing and writing up to their totals', async () => {
+    const seen: { phase: string; done: number; total: number }[] = [];
+    const out = join(dir, 'progress.npk');
+    await packNpk({ manifestPath, root: makeRoot(), out, key: (await keysP).keyPath, onProgress: (p) => seen.push(p) });
+    for (const phase of ['verity', 'zip']) {
+      const last = seen.filter((p) => p.phase === phase).at(-1);
+      assert.ok(last && last.done === last.total && last.total > 0, `${phase} progress reaches its total`);
+    }
+  });
+
+  test('with mksquashfs 4.6 the /dev labels go in as x pseudo lines and the root is the only source', async () => {
+    const record = join(dir, 'record');
+    const fake = join(dir, 'mksquashfs-4.6');
+    writeFileSync(
+      fake,
+      `#!/bin/sh\n[ "$1" = -version ] && { echo "mksquashfs version 4.6.1 (2023/03/25)"; exit 0; }\n` +
+        `echo "$@" > ${record}.args\nwhile [ "$1" != -pf ]; do shift; done\ncp "$2" ${record}.pseudo\nexit 3\n`,
+    );
+    chmodSync(fake, 0o755);
+    const root = makeRoot();
+    await assert.rejects(packNpk({ manifestPath, root, out: join(dir, 'x.npk'), mksquashfs: fake, compression: 'zstd', blockSize: 65536 }), /exit 3/);
+    const args = readFileSync(`${record}.args`, 'utf8').trim().split(' ');
+    assert.equal(args[0], root);
+    assert.ok(args[1]!.endsWith('fs.img'));
+    for (const a of ['-noappend', '-force-uid 1000', '-force-gid 1001', '-comp zstd', '-b 65536']) assert.ok(args.join(' ').includes(a), a);
+    const pseudo = readFileSync(`${record}.pseudo`, 'utf8');
+    assert.match(pseudo, /^\/dev\/null c 666 1000 1001 1 3\n\/dev\/null x security\.selinux=u:object_r:null_device:s0$/m);
+    assert.match(pseudo, /^\/dev\/fd s 777 1000 1001 \/proc\/self\/fd$/m);
   });
 
   test('a failing mksquashfs leaves no NPK and no temporary file behind', async () => {
@@ -278,10 +307,23 @@ describe('packing', req, () => {
 });
 
 function hasXattrTool(): boolean {
+  for (const [cmd, args] of [['getfattr', ['--version']], ['python3', ['-c', 'import os; os.getxattr']]] as const) {
+    try {
+      execFileSync(cmd, args, { stdio: 'ignore' });
+      return true;
+    } catch {
+      // try the next tool
+    }
+  }
+  return false;
+}
+
+/** security.selinux of a file or link (not followed): getfattr, else python3. */
+function readLabel(p: string): string {
   try {
-    execFileSync('python3', ['-c', 'import os; os.getxattr'], { stdio: 'ignore' });
-    return true;
+    return execFileSync('getfattr', ['-h', '--only-values', '-n', 'security.selinux', p]).toString().replace(/\0$/, '');
   } catch {
-    return false;
+    const script = 'import os,sys; print(os.getxattr(sys.argv[1], "security.selinux", follow_symlinks=False).decode().rstrip("\\0"))';
+    return execFileSync('python3', ['-c', script, p]).toString().trim();
   }
 }

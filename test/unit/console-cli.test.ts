@@ -183,3 +183,43 @@ test('durations, uptimes and tables format like nstar', () => {
   assert.equal(formatUptime(3_723_000_000_000), '1h 2m 3s');
   assert.equal(table(['A', 'Bee'], [['xx', 'y']]), 'A   Bee\nxx  y\n');
 });
+
+test('seccompFromStrace lists the syscalls of an strace log beyond the default profile', async () => {
+  const { seccompFromStrace } = await import('../../src/cli/nstar.js');
+  const log = [
+    '1234  execve("/bin/x", ["x"], 0x7ff /* 3 vars */) = 0',
+    '[pid  1235] openat(AT_FDCWD, "/etc/passwd", O_RDONLY) = 3',
+    'read(3, "root", 4096) = 4',
+    '1235  <... read resumed>"x", 1) = 1',
+    '1235  --- SIGCHLD {si_signo=SIGCHLD} ---',
+    '1235  +++ exited with 0 +++',
+    'mount("none", "/mnt", "tmpfs", 0, NULL) = -1 EPERM',
+  ].join('\n');
+  assert.equal(seccompFromStrace(log), 'allow:\n  execve: any\n  mount: any\n  openat: any\n  read: any\n');
+  assert.equal(seccompFromStrace(log, new Set(['execve', 'openat', 'read'])), 'profile: default\nallow:\n  mount: any\n');
+  assert.equal(seccompFromStrace('', new Set()), 'profile: default\n');
+});
+
+test('nstar seccomp prints the syscalls beyond the default profile, or all with --no-default-profile', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'nstar-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const log = join(dir, 'strace.log');
+  writeFileSync(log, '100 read(3, "", 1) = 0\n100 mount("a", "b", NULL, 0, NULL) = -1 EPERM\n100 reboot(0) = -1 EPERM\n');
+  const r = await nstar(['seccomp', log]);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, 'profile: default\nallow:\n  mount: any\n  reboot: any\n');
+  assert.equal((await nstar(['seccomp', log, '--no-default-profile'])).out, 'allow:\n  mount: any\n  read: any\n  reboot: any\n');
+  const missing = await nstar(['seccomp', join(dir, 'nope.log')]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.err, /cannot read .*nope\.log/);
+});
+
+test('without -u nstar looks for the embedded default config\'s socket first', async () => {
+  const { DEFAULT_URLS } = await import('../../src/client/index.js');
+  const { EMBEDDED_DEFAULT_CONFIG, parseConfig } = await import('../../src/model/config.js');
+  assert.deepEqual(DEFAULT_URLS, [parseConfig(EMBEDDED_DEFAULT_CONFIG).console.global!.bind, 'tcp://localhost:4200']);
+  const { startConsole } = await import('../../src/console/index.js');
+  type Slice = Parameters<typeof startConsole>[0];
+  const slice: Slice = parseConfig(EMBEDDED_DEFAULT_CONFIG); // the runtime's Config fits the console's slice
+  assert.ok(slice.console.global);
+});

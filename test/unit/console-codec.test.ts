@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 
 import { encodeMessage, FrameReader, LineTooLong, ReadTimeout } from '../../src/console/codec.js';
-import { permissionSet, requiredPermission } from '../../src/console/permissions.js';
+import { NORTHSTAR_PERMISSIONS, permissionSet, requiredPermission } from '../../src/console/permissions.js';
 import { canonicalResponse, decodeMessage, decodeRequest, ProtocolError, type Request } from '../../src/console/protocol.js';
 import { Throttle, type ThrottleClock } from '../../src/console/throttle.js';
 import { TokenAuthority } from '../../src/console/token.js';
@@ -129,6 +129,8 @@ test('start needs start_command as soon as it overrides init, arguments or envir
   assert.equal(requiredPermission('list'), 'list');
   assert.equal(requiredPermission({ stop: { container: 'c:0.0.1', grace_ms: 1 } }), 'stop');
   assert.equal(permissionSet('full').size, 19);
+  assert.equal(permissionSet([...NORTHSTAR_PERMISSIONS]).size, 19, 'all 15 of Northstar is full, extensions included');
+  assert.equal(permissionSet(NORTHSTAR_PERMISSIONS.filter((x) => x !== 'kill')).has('stop'), false);
   assert.throws(() => permissionSet(['list', 'root']), /unknown console permission "root"/);
 });
 

@@ -210,7 +210,7 @@ test('the independent NPK vectors stream through a raw install byte for byte', a
   await p.handshake();
   const files = ['vector-signed.npk', 'vector-unsigned.npk', 'vector-signed-d935-uncompressed.npk'];
   for (const [i, f] of files.entries()) {
-    const bytes = readFileSync(join(dir, f));
+    const bytes: Buffer = readFileSync(join(dir, f));
     p.send(`{"request":{"install":{"repository":"mem","size":${bytes.length}}}}\n`);
     p.send(bytes);
     assert.equal(await p.line(), `{"response":{"install":{"ok":{"container":"installed-${i + 1}:0.0.1"}}}}`);
@@ -240,4 +240,18 @@ test('connections log "Client <peer> connected" and "Container <c> connected" wi
   assert.ok(lines.includes('Container console:0.0.1 connected with permissions {ident, inspect, kill, list, notifications}'), lines.join('\n'));
   p.close();
   q.close();
+});
+
+test('a shutdown request closing the console still gets its response, then the shutdown notification', async (t) => {
+  const { url, server, backend } = await startServer(t);
+  const original = backend.request.bind(backend);
+  backend.request = async (req, ctx) => {
+    // The runtime begins shutting down (and closes the console) while it answers.
+    if (req === 'shutdown') void server.close();
+    return original(req, ctx);
+  };
+  const p = await RawPeer.connect(url);
+  await p.handshake(true);
+  p.send('{"request":"shutdown"}\n');
+  assert.deepEqual(await p.closed(), ['{"response":"shutdown"}', '{"notification":"shutdown"}']);
 });

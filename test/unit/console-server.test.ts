@@ -195,7 +195,7 @@ test('requests beyond max_requests_per_sec are delayed, not dropped', async (t) 
   const { url } = await startServer(t, { options: { maxRequestsPerSec: 5 } });
   const p = await RawPeer.connect(url);
   await p.handshake();
-  // connect counts as the first message in the window; 8 more exceed it.
+  // 8 requests with 5 per second: the last 3 wait for the window.
   p.send('{"request":"ident"}\n'.repeat(8));
   for (let i = 0; i < 8; i++) assert.equal(await p.line(), '{"response":{"ident":"extern:0.0.0"}}');
   p.close();
@@ -306,5 +306,54 @@ test('the backend failing a request becomes the request\'s unexpected error', as
   p.send('{"request":{"kill":{"container":"c:0.0.1","signal":9}}}\n{"request":"list"}\n');
   assert.equal(await p.line(), '{"response":{"kill":{"error":{"container":"c:0.0.1","error":{"unexpected":{"error":"boom"}}}}}}');
   assert.equal(await p.line(), '{"response":{"error":{"unexpected":{"error":"boom"}}}}');
+  p.close();
+});
+
+test('startConsole listens on console.global.bind with its permissions and options', async (t) => {
+  const { startConsole } = await import('../../src/console/index.js');
+  const { FakeBackend } = await import('./console-fake-backend.js');
+  const config = {
+    notificationBufferSize: 8,
+    console: { global: { bind: 'tcp://127.0.0.1:0', permissions: ['ident'] }, options: { maxRequestsPerSec: 2 } },
+  };
+  const { server, url } = await startConsole(config, new FakeBackend());
+  t.after(() => server.close());
+  assert.match(url!, /^tcp:\/\/127\.0\.0\.1:\d+$/);
+  assert.equal(server.notificationBufferSize, 8);
+  assert.equal(server.containerOptions.maxRequestsPerSec, 2);
+  const c = await Client.connect(url!);
+  assert.equal(await c.ident(), 'extern:0.0.0');
+  await assert.rejects(c.list(), (e: ClientError) => e.kind === 'permission_denied');
+  c.close();
+  const none = await startConsole({ notificationBufferSize: 8, console: { options: {} } }, new FakeBackend());
+  assert.equal(none.url, undefined);
+  await none.server.close();
+  await assert.rejects(
+    startConsole({ notificationBufferSize: 8, console: { global: { bind: 'unix:///nonexistent/dir/console', permissions: 'full' }, options: {} } }, new FakeBackend()),
+    /console: cannot listen on unix:\/\/\/nonexistent\/dir\/console: listen E/,
+  );
+  await assert.rejects(
+    startConsole({ notificationBufferSize: 8, console: { global: { bind: 'http://x', permissions: 'full' }, options: {} } }, new FakeBackend()),
+    /the scheme must be tcp or unix/,
+  );
+});
+
+test('parseBindUrl takes unix paths and tcp hosts with the default port 4200', async () => {
+  const { parseBindUrl } = await import('../../src/console/server.js');
+  assert.deepEqual(parseBindUrl('unix:///run/northstar/console'), { type: 'unix', path: '/run/northstar/console' });
+  assert.deepEqual(parseBindUrl('tcp://localhost'), { type: 'tcp', host: 'localhost', port: 4200 });
+  assert.deepEqual(parseBindUrl('tcp://[::1]:4300'), { type: 'tcp', host: '::1', port: 4300 });
+  assert.throws(() => parseBindUrl('unix://'), /missing path/);
+});
+
+test('a slow sender dribbling a request byte by byte is answered', async (t) => {
+  const { url } = await startServer(t);
+  const p = await RawPeer.connect(url);
+  await p.handshake();
+  for (const ch of '{"request":"ident"}\n') {
+    p.send(ch);
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(await p.line(), '{"response":{"ident":"extern:0.0.0"}}');
   p.close();
 });

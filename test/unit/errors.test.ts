@@ -6,7 +6,9 @@ const C = 'hello:0.0.1';
 
 describe('RuntimeError wire form', () => {
   // spec/repositories.md §7: variant → display text → API error (externally tagged, snake_case).
-  const cases: [RuntimeError, unknown, string][] = [
+  // Typed structurally: RuntimeError<'x'> is not assignable to RuntimeError<ErrorCode> on main (FieldsOf of a union is never).
+  type AnyRuntimeError = Pick<RuntimeError, 'toWire' | 'message' | 'code' | 'name'>;
+  const cases: [AnyRuntimeError, unknown, string][] = [
     [errors.configuration('bad key'), { configuration: { context: 'bad key' } }, 'invalid configuration: bad key'],
     [errors.invalidContainer(C), { invalid_container: { container: C } }, `invalid container ${C}`],
     [errors.invalidArguments('env'), { invalid_arguments: { cause: 'env' } }, 'invalid arguments env'],

@@ -368,6 +368,50 @@ mask = 7
     assert.deepEqual(m.mounts['/foo'], { type: 'resource', name: 'foo-bar.qwerty12', version: '>=0.0.1', dir: '/', options: ['rw', 'noexec', 'nosuid'] });
   });
 
+  it('stores resource requirements in Rust semver form: a bare version is caret, commas separate', () => {
+    const m = parseWith("mounts:\n  /a:\n    type: resource\n    name: a\n    version: 1.2.3\n    dir: /\n  /b:\n    type: resource\n    name: b\n    version: '>= 1.0.0 ,<2.0.0'\n    dir: /\n");
+    assert.equal(m.mounts['/a']?.type === 'resource' && m.mounts['/a'].version, '^1.2.3');
+    assert.equal(m.mounts['/b']?.type === 'resource' && m.mounts['/b'].version, '>=1.0.0, <2.0.0');
+    roundTrips(m);
+  });
+
+  it('reads what serde_yaml writes: unindented sequences, nulls inside cgroups, quoted numbers', () => {
+    const m = parseManifest(`name: memeater
+version: 0.0.1
+console:
+  permissions:
+  - ident
+  - list
+init: /memeater
+env:
+  THREADS: '4'
+uid: 1000
+gid: 1000
+sched:
+  policy: !other
+    nice: 0
+cgroups:
+  blkio: null
+  cpu: null
+  memory:
+    oom_monitor: true
+    kernel_memory_limit: null
+    memory_hard_limit: 10000000
+    memory_soft_limit: null
+    kernel_tcp_memory_limit: null
+    memory_swap_limit: null
+    swappiness: 0
+network: !namespace container
+io:
+  stdout: pipe
+  stderr: discard
+`);
+    assert.deepEqual(m.cgroups, { memory: { oom_monitor: true, memory_hard_limit: 10000000, swappiness: 0, attrs: {} } });
+    assert.deepEqual(m.console, { permissions: ['ident', 'list'] });
+    assert.deepEqual(m.env, { THREADS: '4' });
+    roundTrips(m);
+  });
+
   it('accepts the limits themselves: 64 env entries, 64 groups, index 5, 50 values, 4096-character init', () => {
     const env = Array.from({ length: 64 }, (_, i) => `  K${i}: v`).join('\n');
     assert.equal(Object.keys(parseWith(`env:\n${env}\n`).env).length, 64);
@@ -526,9 +570,11 @@ describe('serialization', () => {
   });
 
   it('quotes strings that YAML would otherwise read as numbers, booleans or null', () => {
-    const m = parseWith("env:\n  A: '1'\n  B: 'true'\n  C: 'null'\n  D: '0o7'\n  E: '1.5'\n");
-    const back = parseManifest(manifestToYaml(m));
-    assert.deepEqual(back.env, { A: '1', B: 'true', C: 'null', D: '0o7', E: '1.5' });
+    const m = parseWith("env:\n  A: '1'\n  B: 'true'\n  C: 'null'\n  D: '0o7'\n  E: '1.5'\n  F: '0b101'\n  G: 'yes'\n  H: '~'\n  I: '1_000'\n");
+    const yaml = manifestToYaml(m);
+    const back = parseManifest(yaml);
+    assert.deepEqual(back.env, { A: '1', B: 'true', C: 'null', D: '0o7', E: '1.5', F: '0b101', G: 'yes', H: '~', I: '1_000' });
+    for (const k of 'ABCDEFGHI') assert.match(yaml, new RegExp(`^  ${k}: '`, 'm'), `${k} is quoted`);
   });
 
   it('keeps an env variable named __proto__ as data', () => {

@@ -1,6 +1,7 @@
 // Reading and verifying NPKs: the independent vectors, and every bad input of
 // the NPK issue, each refused with an error naming the problem.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -9,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 import { NpkError } from '../../src/npk/error.js';
 import { generateKey, publicKeyOf } from '../../src/npk/keys.js';
+import { manifestYaml } from '../../src/npk/manifest-io.js';
 import { closeNpk, openNpk, type Npk } from '../../src/npk/npk.js';
 import { buildSignature, sha256Hex } from '../../src/npk/signature.js';
 import { buildVerity, verifyImage } from '../../src/npk/verity.js';
@@ -123,6 +125,12 @@ describe('the independent vectors', () => {
     });
   }
 
+  test('our manifest serialization reproduces the vectors\' manifest.yaml byte for byte', async () => {
+    await withNpk(join(vectors, 'vector-signed.npk'), vectorKey, async (npk) => {
+      assert.equal(manifestYaml(npk.manifest), npk.manifestText);
+    });
+  });
+
   test('the signed vector also opens without a key (signature ignored, no verity)', async () => {
     await withNpk(join(vectors, 'vector-signed.npk'), undefined, async (npk) => {
       assert.equal(npk.verity, undefined);
@@ -225,6 +233,14 @@ describe('bad input is refused with an error naming the problem', () => {
     await refused(full.subarray(0, 6000), undefined, 'npk_zip', /not a zip archive \(or truncated\)/);
   });
 
+  test('a FIFO or a directory instead of a file, without blocking', async () => {
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    await refused(fifo, undefined, 'npk_io', /not a regular file/);
+    await refused(dir, undefined, 'npk_io', /not a regular file/);
+    await refused(join(dir, 'missing.npk'), undefined, 'npk_io', /ENOENT/);
+  });
+
   test('a missing manifest.yaml', async () => {
     await refused(await zipOf([{ name: 'fs.img', data: fsImg, align: 4096 }]), undefined, 'npk_entry', /manifest\.yaml: missing from the archive/);
   });
@@ -265,6 +281,49 @@ describe('bad input is refused with an error naming the problem', () => {
       { name: 'fs.img', data: fsImg, align: 4096 },
     ]);
     await refused(root, undefined, 'npk_manifest', /manifest\.yaml: .*uid/);
+  });
+
+  test('a zip64 end record and zip64 entry sizes are read', async () => {
+    const z = await good();
+    const eocd = z.lastIndexOf(Buffer.from('PK\x05\x06', 'latin1'));
+    const count = z.readUInt16LE(eocd + 10);
+    const cdSize = z.readUInt32LE(eocd + 12);
+    const cdOffset = z.readUInt32LE(eocd + 16);
+    // Rewrite fs.img's central entry with saturated sizes and a zip64 extra field.
+    const cd = Buffer.from(z.subarray(cdOffset, cdOffset + cdSize));
+    const second = cd.indexOf(Buffer.from('PK\x01\x02', 'latin1'), 4);
+    const entry = Buffer.from(cd.subarray(second));
+    const extra = Buffer.alloc(4 + 16);
+    extra.writeUInt16LE(1, 0);
+    extra.writeUInt16LE(16, 2);
+    extra.writeBigUInt64LE(BigInt(fsImg.length), 4);
+    extra.writeBigUInt64LE(BigInt(fsImg.length), 12);
+    entry.writeUInt32LE(0xffffffff, 20);
+    entry.writeUInt32LE(0xffffffff, 24);
+    entry.writeUInt16LE(extra.length, 30);
+    const nameEnd = 46 + entry.readUInt16LE(28);
+    const newCd = Buffer.concat([cd.subarray(0, second), entry.subarray(0, nameEnd), extra, entry.subarray(nameEnd)]);
+    const rec = Buffer.alloc(56);
+    rec.writeUInt32LE(0x06064b50, 0);
+    rec.writeBigUInt64LE(44n, 4);
+    rec.writeBigUInt64LE(BigInt(count), 24);
+    rec.writeBigUInt64LE(BigInt(count), 32);
+    rec.writeBigUInt64LE(BigInt(newCd.length), 40);
+    rec.writeBigUInt64LE(BigInt(cdOffset), 48);
+    const loc = Buffer.alloc(20);
+    loc.writeUInt32LE(0x07064b50, 0);
+    loc.writeBigUInt64LE(BigInt(cdOffset + newCd.length), 8);
+    loc.writeUInt32LE(1, 16);
+    const end = Buffer.from(z.subarray(eocd));
+    end.writeUInt16LE(0xffff, 8);
+    end.writeUInt16LE(0xffff, 10);
+    end.writeUInt32LE(0xffffffff, 12);
+    end.writeUInt32LE(0xffffffff, 16);
+    const zip64 = Buffer.concat([z.subarray(0, cdOffset), newCd, rec, loc, end]);
+    await withNpk(write(zip64), undefined, async (npk) => {
+      assert.equal(npk.fsImgSize, fsImg.length);
+      assert.equal(npk.fsImgOffset % 4096, 0);
+    });
   });
 
   test('duplicated entries', async () => {

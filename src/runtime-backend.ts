@@ -1,0 +1,124 @@
+// The console's view of the runtime: every wire request (src/console/protocol.ts)
+// becomes a supervisor request (src/machines/requests.ts), its answer or
+// RuntimeError the wire response. The only place the two vocabularies meet.
+// Main thread.
+import type {
+  ConsoleBackend,
+  ContainerResult as WireResult,
+  InstallResult,
+  Notification as WireNotification,
+  Request as WireRequest,
+  Response,
+} from './console/index.js';
+import { request, type Supervisor } from './machines/supervisor.js';
+import type { ContainerResult, NotificationEvent } from './machines/requests.js';
+import { RuntimeError } from './model/errors.js';
+import { manifestToJson } from './model/manifest.js';
+
+const wireError = (e: unknown) => RuntimeError.from(e).toWire();
+
+function results(rs: ContainerResult[]): WireResult[] {
+  return rs.map((r) => (r.ok ? { ok: { container: r.container } } : { error: { container: r.container, error: r.error.toWire() } }));
+}
+
+/** Runs a per-container request; success and failure both become a ContainerResult. */
+async function single(container: string, run: () => Promise<unknown>): Promise<WireResult> {
+  try {
+    await run();
+    return { ok: { container } };
+  } catch (e) {
+    return { error: { container, error: wireError(e) } };
+  }
+}
+
+export function consoleBackend(sup: Supervisor, onShutdown: () => void): ConsoleBackend {
+  const handle = async (req: WireRequest): Promise<Response> => {
+    if (req === 'list') return { list: await request(sup, { type: 'list' }) };
+    if (req === 'repositories') return { repositories: await request(sup, { type: 'repositories' }) };
+    if (req === 'shutdown') {
+      onShutdown();
+      return 'shutdown';
+    }
+    if (req === 'ident') throw new Error('ident is answered by the console');
+    if ('mount' in req) return { mount: results(await request(sup, { type: 'mount', containers: req.mount.containers })) };
+    if ('umount' in req) return { umount: results(await request(sup, { type: 'umount', containers: req.umount.containers })) };
+    if ('start' in req) {
+      const { container, init, arguments: args, environment } = req.start;
+      return {
+        start: await single(container, () =>
+          request(sup, { type: 'start', container, init, arguments: args ?? [], environment: environment ?? {} }),
+        ),
+      };
+    }
+    if ('kill' in req) {
+      const { container, signal } = req.kill;
+      return { kill: await single(container, () => request(sup, { type: 'kill', container, signal })) };
+    }
+    if ('stop' in req) {
+      const { container, grace_ms } = req.stop;
+      return { stop: await single(container, () => request(sup, { type: 'stop', container, graceMs: grace_ms })) };
+    }
+    if ('pause' in req) {
+      const { container } = req.pause;
+      return { pause: await single(container, () => request(sup, { type: 'pause', container })) };
+    }
+    if ('resume' in req) {
+      const { container } = req.resume;
+      return { resume: await single(container, () => request(sup, { type: 'resume', container })) };
+    }
+    if ('uninstall' in req) {
+      const { container, wipe } = req.uninstall;
+      return { uninstall: await single(container, () => request(sup, { type: 'uninstall', container, wipe })) };
+    }
+    if ('inspect' in req) {
+      const { container, statistics } = req.inspect;
+      try {
+        const d = await request(sup, { type: 'inspect', container, categories: statistics });
+        return {
+          inspect: {
+            ok: {
+              container,
+              data: {
+                manifest: manifestToJson(d.manifest),
+                repository: d.repository,
+                mounted: d.mounted,
+                process: d.process,
+                startup: d.startup ?? null,
+                state: d.state,
+              },
+            },
+          },
+        };
+      } catch (e) {
+        return { inspect: { error: { container, error: wireError(e) } } };
+      }
+    }
+    if ('exec' in req) {
+      const { container, path, arguments: args, environment, wait } = req.exec;
+      try {
+        const x = await request(sup, { type: 'exec', container, path, args: args ?? [], env: environment ?? {} });
+        const status = wait ? await x.exited : null;
+        return { exec: { ok: { container, pid: x.pid, status } } };
+      } catch (e) {
+        return { exec: { error: { container, error: wireError(e) } } };
+      }
+    }
+    throw new Error(`unsupported request ${JSON.stringify(req)}`);
+  };
+
+  return {
+    request: (req) => handle(req),
+    async install(repository, size, data): Promise<InstallResult> {
+      try {
+        const container = await request(sup, { type: 'install', repository, data, size });
+        return { ok: { container } };
+      } catch (e) {
+        return { error: { error: wireError(e) } };
+      }
+    },
+    subscribe(cb) {
+      const sub = sup.on('notification', (e: NotificationEvent) => cb(e.notification as WireNotification));
+      return () => sub.unsubscribe();
+    },
+  };
+}

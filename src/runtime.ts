@@ -1,0 +1,299 @@
+// The runtime: wires the supervisor (decisions) to the real actors (mount
+// pool, launch, cgroups, repositories), the console and the inspector, in the
+// order of spec/launch.md §5.8. Main thread.
+//
+// Startup: clean what a dead instance left (journal, deviation 17) → top
+// cgroup → mount pool → repositories → console → supervisor boot
+// (mount_on_start, autostart) → "Runtime up and running".
+// Shutdown (request, signal, critical exit): the supervisor kills every
+// container and unmounts everything, emits `shutdown`; then the console
+// closes, the pool stops, the top cgroup goes, the journal is removed →
+// "Shutdown complete".
+import { spawn } from 'node:child_process';
+import { closeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+
+import type { InspectionEvent } from 'xstate';
+
+import { CgroupTree } from './actors/cgroups.js';
+import { Journal } from './actors/journal.js';
+import { launch } from './actors/launch.js';
+import { makeActors, type Io } from './actors/machine-actors.js';
+import { MountPool } from './actors/mount-pool.js';
+import { recover } from './actors/recovery.js';
+import { FsRepository, type Repository } from './actors/repository.js';
+import { MemRepository } from './actors/repository-mem.js';
+import { consoleBackend } from './runtime-backend.js';
+import { startConsole, type ConsoleServer, type ContainerConsole } from './console/index.js';
+import { Logger } from './log.js';
+import type { LaunchSpec } from './machines/contracts.js';
+import { createSupervisor, request, whenDone, whenReady, type Supervisor } from './machines/supervisor.js';
+import type { Config } from './model/config.js';
+import { RuntimeError } from './model/errors.js';
+import { compileSeccomp } from './model/seccomp.js';
+import { native } from './native.js';
+
+const log = new Logger('runtime');
+
+export interface RuntimeOptions {
+  /** XState inspection observer (the state-chart inspector, tests). */
+  inspect?: (e: InspectionEvent) => void;
+}
+
+export interface Stopped {
+  ok: boolean;
+  reason?: string;
+}
+
+/** What has been set up so far; torn down in reverse on shutdown or a failed start. */
+interface Parts {
+  journal: Journal;
+  tree?: CgroupTree;
+  pool?: MountPool;
+  repositories: Repository[];
+  console?: ConsoleServer;
+  consoles: Map<string, ContainerConsole>;
+  inspector?: { close(): Promise<void> };
+}
+
+export class Runtime {
+  readonly stopped: Promise<Stopped>;
+  private resolveStopped!: (s: Stopped) => void;
+  private teardown?: Promise<void>;
+  /** The bound console url (tcp port 0 resolved), when a global console is configured. */
+  consoleUrl?: string;
+  inspectorUrl?: string;
+
+  private constructor(
+    readonly config: Config,
+    private readonly parts: Parts,
+    private sup?: Supervisor,
+  ) {
+    this.stopped = new Promise((r) => (this.resolveStopped = r));
+  }
+
+  get supervisor(): Supervisor {
+    if (!this.sup) throw new Error('the runtime is not started');
+    return this.sup;
+  }
+
+  static async start(config: Config, opts: RuntimeOptions = {}): Promise<Runtime> {
+    const parts: Parts = { journal: new Journal(config.runDir), repositories: [], consoles: new Map() };
+    const rt = new Runtime(config, parts);
+    try {
+      await rt.boot(opts);
+    } catch (e) {
+      await rt.tearDown();
+      throw e;
+    }
+    return rt;
+  }
+
+  private async boot(opts: RuntimeOptions): Promise<void> {
+    const { config, parts } = this;
+    const report = recover(
+      {
+        runDir: config.runDir,
+        socketDir: config.socketDir,
+        cgroup: config.cgroup,
+        repositoryDirs: Object.values(config.repositories).flatMap((r) => (typeof r.type === 'object' ? [r.type.fs.dir] : [])),
+      },
+      parts.journal,
+    );
+    const cleaned = Object.values(report).reduce((n, l: unknown[]) => n + l.length, 0);
+    if (cleaned > 0) log.warn(`Cleaned what a previous instance left: ${JSON.stringify(report)}`);
+    parts.journal.reset();
+
+    parts.tree = await CgroupTree.create(config.cgroup);
+    parts.journal.addList('topCgroups', parts.tree.topPaths());
+    parts.pool = new MountPool(config.pool);
+    parts.repositories = await loadRepositories(config);
+
+    let inspect = opts.inspect;
+    if (config.inspector) {
+      // Loaded only when configured: the inspector is a development tool.
+      const inspectorModule = './inspector/index.js';
+      const { startInspector } = (await import(inspectorModule)) as {
+        startInspector(o: { bind: string }): Promise<{ url: string; inspect(e: InspectionEvent): void; close(): Promise<void> }>;
+      };
+      const inspector = await startInspector({ bind: config.inspector.bind });
+      parts.inspector = inspector;
+      this.inspectorUrl = inspector.url;
+      const outer = inspect;
+      inspect = (e) => {
+        inspector.inspect(e);
+        outer?.(e);
+      };
+      log.info(`Inspector on ${inspector.url}`);
+    }
+
+    const sup = createSupervisor({
+      repositories: parts.repositories,
+      config: {
+        runDir: config.runDir,
+        dataDir: config.dataDir,
+        socketDir: config.socketDir,
+        verity: config.verity,
+        loopDeviceTimeoutMs: config.loopDeviceTimeoutMs,
+        mountOnStart: Object.entries(config.repositories)
+          .filter(([, r]) => r.mountOnStart)
+          .map(([id]) => id),
+      },
+      actors: makeActors(this.io(), { debugCommands: config.debug.commands }),
+      inspect,
+    });
+    this.sup = sup;
+
+    const { server, url } = await startConsole(config, consoleBackend(sup, () => void this.shutdown()));
+    parts.console = server;
+    this.consoleUrl = url;
+    if (url) log.info(`Console on ${url}`);
+
+    sup.start();
+    await whenReady(sup);
+    log.info('Runtime up and running');
+    void whenDone(sup).then(
+      (out) => this.finish(out.error),
+      (e) => this.finish(RuntimeError.from(e)),
+    );
+  }
+
+  /** Asks for an orderly shutdown; resolves when it is complete. */
+  async shutdown(): Promise<Stopped> {
+    const sup = this.sup;
+    if (sup && sup.getSnapshot().status === 'active') {
+      await request(sup, { type: 'shutdown' }).catch((e) => log.debug(`shutdown: ${(e as Error).message}`));
+    } else if (!this.teardown) {
+      await this.finish(undefined);
+    }
+    return this.stopped;
+  }
+
+  private async finish(error: RuntimeError | undefined): Promise<void> {
+    if (error) log.error(`Shutting down: ${error.message}`);
+    await this.tearDown();
+    log.info('Shutdown complete');
+    this.resolveStopped(error ? { ok: false, reason: error.message } : { ok: true });
+  }
+
+  /** Reverse of boot; each step runs even when an earlier one failed. */
+  private tearDown(): Promise<void> {
+    this.teardown ??= (async () => {
+      const { parts } = this;
+      const step = async (what: string, fn: () => unknown) => {
+        try {
+          await fn();
+        } catch (e) {
+          log.warn(`Shutdown: ${what}: ${(e as Error).message}`);
+        }
+      };
+      for (const c of parts.consoles.values()) c.close();
+      if (parts.console) await step('console', () => parts.console!.close());
+      if (parts.inspector) await step('inspector', () => parts.inspector!.close());
+      if (parts.pool) await step('mount pool', () => parts.pool!.close());
+      for (const r of parts.repositories) await step(`repository ${r.id}`, () => r.close());
+      if (parts.tree) await step('cgroups', () => parts.tree!.destroy());
+      await step('journal', () => parts.journal.remove());
+    })();
+    return this.teardown;
+  }
+
+  /** The real I/O behind the machines' actors. */
+  private io(): Io {
+    const { parts } = this;
+    return {
+      mount: async (input) => {
+        const out = await parts.pool!.mount(input);
+        parts.journal.addMount(out.target, out.device);
+        return out;
+      },
+      umount: async (input) => {
+        await parts.pool!.umount(input);
+        parts.journal.removeMount(input.target);
+      },
+      launch: (spec) => this.launch(spec),
+      cgroups: (container, manifest, pid) => parts.tree!.container(container, manifest.cgroups, pid),
+      onSpawned: (_container, pid) => parts.journal.addPid(pid),
+      onExited: (container, pid) => {
+        parts.journal.removePid(pid);
+        parts.consoles.get(container)?.close();
+        parts.consoles.delete(container);
+      },
+      spawnDebug: (container, argv) => spawnDebug(container, argv),
+    };
+  }
+
+  /** Seccomp compiled, the container console's socketpair made, then launched. */
+  private async launch(spec: LaunchSpec): Promise<Awaited<ReturnType<typeof launch>>> {
+    const m = spec.manifest;
+    const full: LaunchSpec = { ...spec };
+    if (m.seccomp) full.seccomp = compileSeccomp(m.seccomp, undefined, { capabilities: m.capabilities });
+    let ours: number | undefined;
+    if (m.console && this.parts.console) {
+      const [a, b] = native().socketpair('stream');
+      ours = a;
+      full.consoleFd = b;
+    }
+    try {
+      const launched = await launch(full);
+      if (ours !== undefined) {
+        this.parts.consoles.set(
+          spec.container,
+          this.parts.console!.adopt(ours, { container: spec.container, permissions: m.console!.permissions }),
+        );
+      }
+      return launched;
+    } catch (e) {
+      if (ours !== undefined) closeSync(ours);
+      throw e;
+    }
+  }
+}
+
+async function loadRepositories(config: Config): Promise<Repository[]> {
+  const repos: Repository[] = [];
+  for (const [id, r] of Object.entries(config.repositories)) {
+    const key = r.key ? await readKey(id, r.key) : undefined;
+    const opts = { id, key, capacityNum: r.capacityNum, capacitySize: r.capacitySize };
+    if (r.type === 'mem') {
+      repos.push(new MemRepository(opts));
+      continue;
+    }
+    const repo = new FsRepository(r.type.fs.dir, opts);
+    const { skipped } = await repo.load();
+    for (const s of skipped) log.warn(`Repository ${id}: skipped ${s.path}: ${s.error}`);
+    log.info(`Repository ${id}: ${repo.containers.size} containers in ${r.type.fs.dir}`);
+    repos.push(repo);
+  }
+  return repos;
+}
+
+async function readKey(repository: string, path: string): Promise<Buffer> {
+  let key: Buffer;
+  try {
+    key = await readFile(path);
+  } catch (e) {
+    throw new Error(`repository ${repository}: cannot read key ${path}: ${(e as Error).message}`);
+  }
+  if (key.length !== 32) throw new Error(`repository ${repository}: key ${path} has ${key.length} bytes, expected a raw 32-byte ed25519 public key`);
+  return key;
+}
+
+/** A debug command: output logged with the container as target; not killed at the container's exit. */
+function spawnDebug(container: string, argv: string[]): void {
+  const clog = new Logger(container);
+  const [cmd, ...args] = argv;
+  if (!cmd) return;
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.on('error', (e) => clog.warn(`debug command ${cmd}: ${e.message}`));
+  for (const s of [child.stdout, child.stderr]) {
+    s.setEncoding('utf8');
+    let buf = '';
+    s.on('data', (d: string) => {
+      buf += d;
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? '';
+      for (const l of lines) clog.info(l);
+    });
+  }
+}
