@@ -52,6 +52,37 @@ export interface ContainerCgroupsHandle {
   stats?(categories?: readonly string[]): object | Promise<object>;
 }
 
+/** The real modules behind an Io (structural, so nothing loads here). */
+export interface IoModules {
+  /** src/actors/mount-pool.ts MountPool. */
+  pool: { mount(input: MountInput): Promise<MountOutput>; umount(input: UmountInput): Promise<void> };
+  /** src/actors/cgroups.ts CgroupTree. */
+  tree: {
+    container(container: string, cgroups: CGroups | undefined, pid: number, opts?: { realtime?: boolean }): Promise<ContainerCgroupsHandle>;
+  };
+  /** src/actors/launch.ts launch (with its options bound). */
+  launch(spec: LaunchSpec): Promise<Launched>;
+}
+
+/**
+ * An Io over the real modules; `extra` adds the hooks (journal, debug
+ * commands, wipe). A fifo/round_robin container gets an RT budget in its cpu
+ * cgroup (CONFIG_RT_GROUP_SCHED), or sched_setscheduler would fail inside it.
+ */
+export function ioFrom(m: IoModules, extra: Partial<Io> = {}): Io {
+  return {
+    mount: (input) => m.pool.mount(input),
+    umount: (input) => m.pool.umount(input),
+    launch: (spec) => m.launch(spec),
+    cgroups: (container, manifest, pid) => {
+      const policy = manifest.sched?.policy;
+      const realtime = typeof policy === 'object' && ('fifo' in policy || 'round_robin' in policy);
+      return m.tree.container(container, manifest.cgroups, pid, { realtime });
+    },
+    ...extra,
+  };
+}
+
 /** A debug command template with `<PID>` and `<CONTAINER>` substituted, split on whitespace. */
 export function debugArgv(template: string, pid: number, container: string): string[] {
   return template

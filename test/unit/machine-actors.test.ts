@@ -3,7 +3,7 @@ import { test } from 'node:test';
 
 import { createActor, setup, type AnyActorRef } from 'xstate';
 
-import { debugArgv, makeActors, type ContainerCgroupsHandle, type Io } from '../../src/actors/machine-actors.js';
+import { debugArgv, ioFrom, makeActors, type ContainerCgroupsHandle, type Io } from '../../src/actors/machine-actors.js';
 import { containerMachine } from '../../src/machines/container.js';
 import type { ContainerStatus, Executed } from '../../src/machines/container-events.js';
 import type { LaunchSpec, Launched, MemoryEvent } from '../../src/machines/contracts.js';
@@ -249,5 +249,29 @@ test('debug command templates get the pid and container substituted and are spli
     '42',
     '-o',
     '/tmp/a:0.0.1-42.txt',
+  ]);
+});
+
+test('ioFrom maps the real modules and asks for an RT budget only for real-time policies', async () => {
+  const asked: unknown[] = [];
+  const handle = {} as ContainerCgroupsHandle;
+  const io = ioFrom({
+    pool: { mount: async (i) => ({ device: '/dev/loop0', target: i.target, phases: {} }), umount: async () => undefined },
+    tree: {
+      container: async (c, cg, pid, opts) => {
+        asked.push([c, cg, pid, opts]);
+        return handle;
+      },
+    },
+    launch: async () => {
+      throw new Error('unused');
+    },
+  });
+  const cg = { memory: { oom_monitor: true, attrs: {} } };
+  assert.equal(await io.cgroups('a:1.0.0', manifest('a', '1.0.0', { cgroups: cg }), 7), handle);
+  await io.cgroups('b:1.0.0', manifest('b', '1.0.0', { sched: { policy: { fifo: { priority: 10 } } } }), 8);
+  assert.deepEqual(asked, [
+    ['a:1.0.0', cg, 7, { realtime: false }],
+    ['b:1.0.0', undefined, 8, { realtime: true }],
   ]);
 });
