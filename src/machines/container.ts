@@ -20,6 +20,7 @@
 // the timer.
 import { assign, fromCallback, fromPromise, sendParent, sendTo, setup, type StateValue } from 'xstate';
 
+import { Logger } from '../log.js';
 import { errors, type ExitStatus } from '../model/errors.js';
 import type { Manifest } from '../model/manifest.js';
 import type { LaunchSpec, MountInput, MountOutput, Phases, UmountInput } from './contracts.js';
@@ -32,7 +33,7 @@ import type {
   StartOrder,
   Statistics,
 } from './container-events.js';
-import { fail, ok, toRuntimeError, type Reply } from './reply.js';
+import { fail, ok, statusText, toRuntimeError, type Reply } from './reply.js';
 
 export const SIGKILL = 9;
 export const SIGTERM = 15;
@@ -80,6 +81,8 @@ export interface ContainerContext {
   closed: boolean;
 }
 
+const log = new Logger('container');
+
 /** Northstar reports a broken process channel as Exit(-2); we do the same for a lost process. */
 const LOST: ExitStatus = { exit: { code: -2 } };
 
@@ -92,10 +95,6 @@ export function stateName(value: StateValue): string {
   return Object.entries(value)
     .map(([k, v]) => (v === undefined ? k : `${k}.${stateName(v as StateValue)}`))
     .join(',');
-}
-
-function statusText(s: ExitStatus): string {
-  return 'exit' in s ? `Exit(${s.exit.code})` : `Signalled(${s.signalled.signal})`;
 }
 
 const busy = (c: ContainerContext) => errors.umountBusy(c.id);
@@ -158,9 +157,12 @@ export const containerMachine = setup({
       mountReplies: ({ context, event }) => [...context.mountReplies, (event as { reply: Reply }).reply],
     }),
     beginMount: assign({ mountBegan: ({ context }) => context.now() }),
-    recordMount: assign({
-      device: ({ event }) => (event as unknown as { output: MountOutput }).output.device,
-      mountMs: ({ context }) => context.now() - context.mountBegan,
+    recordMount: assign(({ context, event }) => {
+      log.info(`Mounted ${context.id}`);
+      return {
+        device: (event as unknown as { output: MountOutput }).output.device,
+        mountMs: context.now() - context.mountBegan,
+      };
     }),
     answerMountReplies: assign({
       mountReplies: ({ context }) => {
@@ -182,6 +184,7 @@ export const containerMachine = setup({
     takeHeldStart: assign(({ context }) => ({ start: context.heldStart, heldStart: undefined })),
     keepUmountReply: assign({ umountReply: ({ event }: { event: ContainerEvent }) => (event as { reply: Reply }).reply }),
     recordUmount: assign(({ context }) => {
+      log.info(`Umounted ${context.id}`);
       context.umountReply?.(ok(undefined));
       return { umountReply: undefined, device: undefined };
     }),

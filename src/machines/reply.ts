@@ -1,10 +1,12 @@
 // One-shot replies (Northstar's oneshot channels): every request event carries
 // a `reply` that is settled exactly once, with a value or a RuntimeError.
 // Machines call replies from actions; they never throw.
+import { constants } from 'node:os';
+
 import type { AnyActorRef, EventObject } from 'xstate';
 
 import { Logger } from '../log.js';
-import { errors, RuntimeError } from '../model/errors.js';
+import { errors, RuntimeError, type ExitStatus } from '../model/errors.js';
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: RuntimeError };
 export type Reply<T = void> = (outcome: Outcome<T>) => void;
@@ -62,4 +64,16 @@ export function ask<T>(ref: AnyActorRef, make: (reply: Reply<T>) => EventObject)
   const { reply, promise } = deferred<T>();
   ref.send(make(reply));
   return promise;
+}
+
+const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
+
+/** "SIGTERM" for 15 (the number itself when it has no name). */
+export function signalName(signal: number): string {
+  return SIGNAL_NAMES.get(signal) ?? String(signal);
+}
+
+/** Northstar's display of an exit status: "Exit(0)", "Signalled(SIGTERM)". */
+export function statusText(s: ExitStatus): string {
+  return 'exit' in s ? `Exit(${s.exit.code})` : `Signalled(${signalName(s.signalled.signal)})`;
 }

@@ -11,7 +11,7 @@ import { errors, type ExitStatus } from '../model/errors.js';
 import type { ContainerInput } from './container.js';
 import type { ContainerRequest, ContainerStatus } from './container-events.js';
 import { checkEnvironment, checkSignal, idOf, launchSpec, mountInput, resolveInit, resolveResources, type NpkInfo } from './plan.js';
-import { fail, ok, type Reply } from './reply.js';
+import { fail, ok, signalName, type Reply } from './reply.js';
 import type { ContainerData, ContainerResult, Notification, Request } from './requests.js';
 import {
   blocker,
@@ -76,6 +76,7 @@ function forward(
     case 'kill': {
       const bad = checkSignal(r.signal);
       if (bad) return reply(fail(bad));
+      log.info(`Killing ${entry.id} with ${signalName(r.signal)}`);
       return fx.send(entry.ref, { type: 'kill', signal: r.signal, reply });
     }
     case 'stop':

@@ -4,7 +4,7 @@ import type { ActorRefFrom, AnyActorRef } from 'xstate';
 
 import type { Repository } from '../actors/repository.js';
 import type { Config } from '../model/config.js';
-import { errors, type ExitStatus, type RuntimeError } from '../model/errors.js';
+import { errors, type RuntimeError } from '../model/errors.js';
 import type { Manifest } from '../model/manifest.js';
 import type { containerMachine } from './container.js';
 import type { ContainerReport, ContainerRequest } from './container-events.js';
@@ -135,8 +135,4 @@ export function without<T>(map: Record<string, T>, key: string): Record<string, 
 export function patch(map: Record<string, Entry>, key: string, fields: Partial<Entry>): Record<string, Entry> {
   const e = map[key];
   return e ? { ...map, [key]: { ...e, ...fields } } : map;
-}
-
-export function statusText(s: ExitStatus): string {
-  return 'exit' in s ? `Exit(${s.exit.code})` : `Signalled(${s.signalled.signal})`;
 }

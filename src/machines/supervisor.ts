@@ -51,13 +51,12 @@ import type { Repository } from '../actors/repository.js';
 import { containerMachine } from './container.js';
 import type { ContainerReport } from './container-events.js';
 import { mountInput, type NpkInfo } from './plan.js';
-import { deferred, fail, ok, once, toRuntimeError, type Reply } from './reply.js';
+import { deferred, fail, ok, once, statusText, toRuntimeError, type Reply } from './reply.js';
 import type { NotificationEvent, Request, RequestEvent, ResponseOf } from './requests.js';
 import { flows } from './supervisor-flows.js';
 import { done, handle, type Effects, type Queue, type Spawn } from './supervisor-requests.js';
 import {
   patch,
-  statusText,
   without,
   type Entry,
   type InstallInput,
@@ -161,7 +160,7 @@ export const supervisorMachine = setup({
     })),
     containerExited: enqueueActions(({ event, enqueue }) => {
       const e = event as Extract<ContainerReport, { type: 'container.exit' }>;
-      log.info(`Process ${e.id} exited with status ${statusText(e.status)}`);
+      log.info(`Container ${e.id} exited with status ${statusText(e.status)}`);
       enqueue.assign(({ context: c }) => ({ users: without(c.users, e.id) }));
       enqueue.emit({ type: 'notification', notification: { exit: [e.id, e.status] } });
     }),

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { createActor, setup, SimulatedClock, type AnyActorRef, type EventObject } from 'xstate';
 
 import { containerMachine, SIGKILL, SIGTERM, stateName } from '../../src/machines/container.js';
+import { statusText } from '../../src/machines/reply.js';
 import type { ContainerStatus, Executed } from '../../src/machines/container-events.js';
 import type { LaunchSpec } from '../../src/machines/contracts.js';
 import type { ExitStatus } from '../../src/model/errors.js';
@@ -450,4 +451,10 @@ test('a stop during the start kills the process; a start that still completes is
   h.io.proc(ID).signalled(SIGTERM);
   assert.deepEqual(settledOk(s), { signalled: { signal: SIGTERM } });
   assert.ok(h.reports.some((e) => e.type === 'container.exit'));
+});
+
+test('exit statuses display like Northstar: Exit(0), Signalled(SIGTERM)', () => {
+  assert.equal(statusText({ exit: { code: 0 } }), 'Exit(0)');
+  assert.equal(statusText({ signalled: { signal: 15 } }), 'Signalled(SIGTERM)');
+  assert.equal(statusText({ signalled: { signal: 31 } }), 'Signalled(SIGSYS)');
 });
