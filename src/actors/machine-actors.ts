@@ -12,9 +12,9 @@ import type { CGroups, Manifest } from '../model/manifest.js';
 import type { LaunchSpec, Launched, MemoryEvent, MountInput, MountOutput, UmountInput } from '../machines/contracts.js';
 import type { ActorFact, CgroupsCommand, ProcessCommand, Statistics } from '../machines/container-events.js';
 import type { NpkInfo } from '../machines/plan.js';
-import { fail, ok } from '../machines/reply.js';
+import { fail, failureData, ok } from '../machines/reply.js';
 import type { InstallInput, UninstallInput } from '../machines/supervisor.js';
-import { errors, RuntimeError } from '../model/errors.js';
+import { errors } from '../model/errors.js';
 
 /** What the adapters need from the runtime's I/O modules. */
 export interface Io {
@@ -93,12 +93,8 @@ export function debugArgv(template: string, pid: number, container: string): str
 
 const log = new Logger('actors');
 
-/** Errors crossing into machine events are plain data. */
-function errorData(e: unknown): { code: string; message: string } {
-  if (e instanceof RuntimeError) return { code: e.code, message: e.message };
-  const err = e as { code?: string; message?: string };
-  return { code: err?.code ?? 'unexpected', message: err?.message ?? String(e) };
-}
+/** Errors crossing into machine events are plain data (RuntimeError fields kept). */
+const errorData = failureData;
 
 export function makeActors(io: Io, opts: ActorOptions = {}) {
   return {

@@ -21,7 +21,7 @@
 import { assign, fromCallback, fromPromise, sendParent, sendTo, setup, type StateValue } from 'xstate';
 
 import { Logger } from '../log.js';
-import { errors, type ExitStatus } from '../model/errors.js';
+import { errors, type ExitStatus, type RuntimeError } from '../model/errors.js';
 import type { Manifest } from '../model/manifest.js';
 import type { LaunchSpec, MountInput, MountOutput, Phases, UmountInput } from './contracts.js';
 import type {
@@ -33,7 +33,7 @@ import type {
   StartOrder,
   Statistics,
 } from './container-events.js';
-import { fail, ok, statusText, toRuntimeError, type Reply } from './reply.js';
+import { fail, ok, runtimeErrorOf, statusText, toRuntimeError, type FailureData, type Reply } from './reply.js';
 
 export const SIGKILL = 9;
 export const SIGTERM = 15;
@@ -77,7 +77,8 @@ export interface ContainerContext {
   freezeReplies: Reply[];
   afterThaw?: AfterThaw;
   exit?: ExitStatus;
-  failure?: string;
+  /** Why the run failed (launch or cgroups), as data; RuntimeError fields kept. */
+  failure?: FailureData;
   closed: boolean;
 }
 
@@ -88,6 +89,19 @@ const LOST: ExitStatus = { exit: { code: -2 } };
 
 function notProvided(name: string): never {
   throw errors.unexpected(`the ${name} actor was not provided`);
+}
+
+/**
+ * The answer to a start that did not reach `running`: a launch's own start
+ * error (e.g. start_container_missing_resource for a missing resource
+ * directory) as it is, anything else as start_container_failed.
+ */
+function startError(c: ContainerContext, status: ExitStatus): RuntimeError {
+  const f = c.failure;
+  if (!f) return errors.startFailed(c.id, `the process ended with ${statusText(status)} before it started`);
+  const own = runtimeErrorOf(f);
+  if (own && own.code !== 'unexpected') return own;
+  return errors.startFailed(c.id, f.message, f);
 }
 
 export function stateName(value: StateValue): string {
@@ -231,7 +245,7 @@ export const containerMachine = setup({
     }),
     reportStarted: sendParent(({ context }): ContainerReport => ({ type: 'container.started', id: context.id, pid: context.pid! })),
     recordFailure: assign({
-      failure: ({ event }) => (event as { error: { message: string } }).error.message,
+      failure: ({ event }) => (event as { error: FailureData }).error,
     }),
     recordExit: assign({ exit: ({ event }) => (event as { status: ExitStatus }).status }),
 
@@ -307,8 +321,7 @@ export const containerMachine = setup({
     finishRun: assign(({ context }) => {
       const status = context.exit ?? LOST;
       if (context.start) {
-        const why = context.failure ?? `the process ended with ${statusText(status)} before it started`;
-        context.start.reply(fail(errors.startFailed(context.id, why)));
+        context.start.reply(fail(startError(context, status)));
       }
       for (const r of context.stopReplies) r(ok(status));
       for (const r of context.freezeReplies) r(fail(notStarted(context)));

@@ -6,7 +6,7 @@ import { constants } from 'node:os';
 import type { AnyActorRef, EventObject } from 'xstate';
 
 import { Logger } from '../log.js';
-import { errors, RuntimeError, type ExitStatus } from '../model/errors.js';
+import { errors, RuntimeError, type ErrorCode, type ExitStatus, type SystemErrorData } from '../model/errors.js';
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: RuntimeError };
 export type Reply<T = void> = (outcome: Outcome<T>) => void;
@@ -21,6 +21,33 @@ export function fail(error: unknown): Outcome<never> {
   return { ok: false, error: toRuntimeError(error) };
 }
 
+/** A failure as event data: system error data, or a RuntimeError's code, message and fields. */
+export type FailureData = SystemErrorData & { fields?: unknown };
+
+/** The failure as data (what the actors put into events). */
+export function failureData(e: unknown): FailureData {
+  if (e instanceof RuntimeError) return { code: e.code, message: e.message, fields: e.fields };
+  const err = e as { code?: unknown; message?: unknown; errno?: number; syscall?: string; path?: string };
+  const d: FailureData = {
+    code: typeof err?.code === 'string' ? err.code : 'unexpected',
+    message: typeof err?.message === 'string' ? err.message : String(e),
+  };
+  if (typeof err?.errno === 'number') d.errno = err.errno;
+  if (typeof err?.syscall === 'string') d.syscall = err.syscall;
+  if (typeof err?.path === 'string') d.path = err.path;
+  return d;
+}
+
+/** The RuntimeError a failure's data describes, when it is one. */
+export function runtimeErrorOf(d: FailureData): RuntimeError | undefined {
+  if (d.fields === undefined || typeof d.fields !== 'object') return undefined;
+  try {
+    return new RuntimeError(d.code as ErrorCode, d.fields as never);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Any failure as a RuntimeError. Errors from actors may be plain data (they
  * crossed a thread: `{code, errno, syscall, path, message}`); their message is
@@ -28,6 +55,8 @@ export function fail(error: unknown): Outcome<never> {
  */
 export function toRuntimeError(e: unknown): RuntimeError {
   if (e instanceof RuntimeError) return e;
+  const own = typeof e === 'object' && e !== null ? runtimeErrorOf(e as FailureData) : undefined;
+  if (own) return own;
   if (!(e instanceof Error) && typeof e === 'object' && e !== null && typeof (e as { message?: unknown }).message === 'string') {
     return errors.unexpected((e as { message: string }).message, e) as RuntimeError;
   }

@@ -8,7 +8,7 @@ import { containerMachine } from '../../src/machines/container.js';
 import type { ContainerStatus, Executed } from '../../src/machines/container-events.js';
 import type { LaunchSpec, Launched, MemoryEvent } from '../../src/machines/contracts.js';
 import type { Reply } from '../../src/machines/reply.js';
-import type { ExitStatus } from '../../src/model/errors.js';
+import { errors, type ExitStatus } from '../../src/model/errors.js';
 import { flush, manifest, recorder, settledError, settledOk } from './machine-fakes.js';
 
 const ID = 'hello:0.0.1';
@@ -274,4 +274,22 @@ test('ioFrom maps the real modules and asks for an RT budget only for real-time 
     ['a:1.0.0', cg, 7, { realtime: false }],
     ['b:1.0.0', undefined, 8, { realtime: true }],
   ]);
+});
+
+test("the real adapters: a launch's own start error reaches the start reply unchanged", async () => {
+  for (const error of [errors.missingResource(ID, 'res', '>=1.0.0'), errors.startFailed(ID, 'clone3: Operation not permitted')]) {
+    const f = fakeIo();
+    f.io.launch = async () => {
+      throw error;
+    };
+    const m = machine(f.io);
+    const start = m.req('start', { spec: SPEC });
+    await flush();
+    assert.equal(start.calls.length, 1);
+    const o = start.calls[0]!;
+    assert.ok(!o.ok);
+    assert.equal(o.error.code, error.code);
+    assert.deepEqual(o.error.fields, error.fields);
+    assert.equal(o.error.message, error.message, 'not wrapped twice');
+  }
 });
