@@ -491,11 +491,17 @@ export const containerMachine = setup({
       },
       initial: 'spawning',
       states: {
+        // Before the gate opens only nstar-init exists, and as the init of a
+        // pid namespace it ignores SIGTERM: a stop kills at once.
         spawning: {
-          on: { 'process.spawned': { target: 'confining', actions: ['recordSpawn', 'attachCgroups'] } },
+          on: {
+            'process.spawned': { target: 'confining', actions: ['recordSpawn', 'attachCgroups'] },
+            stop: { target: 'killing', actions: 'queueStopReply' },
+          },
         },
         confining: {
           on: {
+            stop: { target: 'killing', actions: 'queueStopReply' },
             'cgroups.ready': { target: 'gating', actions: ['recordCgroups', 'openGate'] },
             'cgroups.failed': { target: 'aborting', actions: 'recordFailure' },
           },

@@ -458,3 +458,17 @@ test('exit statuses display like Northstar: Exit(0), Signalled(SIGTERM)', () => 
   assert.equal(statusText({ signalled: { signal: 15 } }), 'Signalled(SIGTERM)');
   assert.equal(statusText({ signalled: { signal: 31 } }), 'Signalled(SIGSYS)');
 });
+
+test('a stop before the gate opens kills at once: nstar-init ignores SIGTERM', async () => {
+  const h = harness();
+  const r = h.start();
+  await flush();
+  h.io.mounts.shift()!.resolve({ device: '/dev/loop7', target: '/run/x', phases: {} });
+  await flush();
+  h.io.proc(ID).spawned(5);
+  const s = h.req<ExitStatus>('stop', { graceMs: 10_000 });
+  assert.deepEqual(h.io.proc(ID).signals(), [SIGKILL]);
+  h.io.proc(ID).signalled(SIGKILL);
+  assert.deepEqual(settledOk(s), { signalled: { signal: SIGKILL } });
+  settledError(r, 'start_container_failed');
+});
