@@ -196,6 +196,10 @@ function installed(c: SupervisorContext, p: Extract<Pending, { kind: 'install' }
   const id = idOf(npk.manifest);
   const repo = c.repositories[p.repository]!;
   const prev = c.containers[id];
+  if (prev && prev.repository === p.repository) {
+    // Two installs of one NPK into one repository raced past its own check.
+    return q.run(() => p.reply(fail(errors.unexpected(`container ${id} is already in repository ${p.repository}`))));
+  }
   if (prev) {
     log.warn(`Container ${id} is already installed in ${prev.repository}: removing the copy in ${p.repository}`);
     return q.spawn('uninstall', { repository: repo, container: id }, { kind: 'duplicate', id, reply: p.reply });

@@ -232,6 +232,8 @@ export function fakeNpk(m: Manifest): FakeNpk {
 export class FakeRepository {
   readonly containers = new Map<string, { npk: FakeNpk; size: number }>();
   readonly removed: string[] = [];
+  /** Skip the duplicate check, like two inserts racing past it. */
+  racy = false;
   constructor(
     readonly id: string,
     manifests: Manifest[] = [],
@@ -244,7 +246,8 @@ export class FakeRepository {
     for await (const c of data) chunks.push(Buffer.from(c));
     const m = JSON.parse(Buffer.concat(chunks).toString()) as Manifest;
     const id = `${m.name}:${m.version}`;
-    if (this.containers.has(id)) throw new Error(`container ${id} is already in repository ${this.id}`);
+    await new Promise((r) => setImmediate(r));
+    if (this.containers.has(id) && !this.racy) throw new Error(`container ${id} is already in repository ${this.id}`);
     const npk = fakeNpk(m);
     this.containers.set(id, { npk, size: 1 });
     return npk;

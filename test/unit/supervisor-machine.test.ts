@@ -495,3 +495,16 @@ test('with the default clock, a stop whose grace ends sends SIGKILL on a real ti
   assert.deepEqual(settledOk(s), { signalled: { signal: 9 } });
   assert.equal(h.sup.getSnapshot().status, 'active');
 });
+
+test('two installs of one NPK racing into one repository: one wins, the other is refused, nothing is removed', async () => {
+  const mem = new FakeRepository('mem');
+  mem.racy = true;
+  const h = await boot({ repos: [mem] });
+  const a = h.req({ type: 'install', repository: 'mem', data: stream(user()) });
+  const b = h.req({ type: 'install', repository: 'mem', data: stream(user()) });
+  await flush();
+  settledOk(a);
+  assert.match(String(settledError(b, 'unexpected').error), /already in repository mem/);
+  assert.deepEqual(mem.removed, []);
+  assert.deepEqual(settledOk(await h.ask({ type: 'list' })), ['app:0.0.1']);
+});
