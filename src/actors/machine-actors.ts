@@ -92,6 +92,7 @@ export function debugArgv(template: string, pid: number, container: string): str
 }
 
 const log = new Logger('actors');
+const SIGKILL = 9;
 
 /** Errors crossing into machine events are plain data (RuntimeError fields kept). */
 const errorData = failureData;
@@ -129,6 +130,8 @@ function processActor(io: Io, opts: ActorOptions) {
     const send = sendBack as (e: ActorFact) => void;
     let launched: Launched | undefined;
     let gateRequested = false;
+    let ended = false;
+    let abandoned = false;
     const pendingSignals: number[] = [];
     receive((e) => {
       if (e.type === 'gate.open') {
@@ -143,6 +146,10 @@ function processActor(io: Io, opts: ActorOptions) {
     io.launch(input).then(
       (l) => {
         launched = l;
+        if (abandoned) {
+          l.kill(SIGKILL);
+          return;
+        }
         io.onSpawned?.(input.container, l.pid);
         for (const t of opts.debugCommands ?? []) io.spawnDebug?.(input.container, debugArgv(t, l.pid, input.container));
         send({ type: 'process.spawned', pid: l.pid });
@@ -154,17 +161,25 @@ function processActor(io: Io, opts: ActorOptions) {
         );
         l.exited.then(
           (status) => {
+            ended = true;
             io.onExited?.(input.container, l.pid);
             send({ type: 'process.exit', status });
           },
-          (e) => send({ type: 'process.failed', error: errorData(e) }),
+          (e) => {
+            ended = true;
+            send({ type: 'process.failed', error: errorData(e) });
+          },
         );
       },
       (e) => send({ type: 'process.failed', error: errorData(e) }),
     );
     // The machine leaves the started state only after process.exit or a
-    // failed launch, so there is nothing left to kill here.
-    return () => undefined;
+    // failed launch. Only a supervisor stopped abruptly (not shut down)
+    // leaves a process behind: kill it rather than leak it.
+    return () => {
+      abandoned = true;
+      if (launched && !ended) launched.kill(SIGKILL);
+    };
   });
 }
 

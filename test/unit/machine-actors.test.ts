@@ -99,12 +99,13 @@ function machine(io: Io) {
   });
   const actor = createActor(parent).start();
   const c = actor.getSnapshot().children.c as AnyActorRef;
+  const stop = () => actor.stop();
   const req = <T = void>(type: string, extra: Record<string, unknown> = {}) => {
     const r = recorder<T>();
     c.send({ type, ...extra, reply: r as Reply<T> });
     return r;
   };
-  return { c, reports, req };
+  return { c, reports, req, stop };
 }
 
 const SPEC: LaunchSpec = {
@@ -292,4 +293,18 @@ test("the real adapters: a launch's own start error reaches the start reply unch
     assert.deepEqual(o.error.fields, error.fields);
     assert.equal(o.error.message, error.message, 'not wrapped twice');
   }
+});
+
+test('the real adapters: a machine stopped abruptly kills its process and removes its cgroups instead of leaking them', async () => {
+  const f = fakeIo();
+  const m = machine(f.io);
+  m.req('start', { spec: SPEC });
+  await flush();
+  f.cgroupsReady.resolve(f.handle);
+  f.started.resolve({ phases: {} });
+  await flush();
+  m.stop();
+  await flush();
+  assert.ok(f.calls.includes('kill 9'));
+  assert.ok(f.calls.includes('destroy'));
 });
