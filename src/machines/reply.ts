@@ -65,7 +65,9 @@ export function toRuntimeError(e: unknown): RuntimeError {
 
 /**
  * Wraps a reply so that a second settlement is caught: it is an invariant
- * break (a machine answered twice), logged loudly and otherwise dropped.
+ * break (a machine answered twice), logged loudly and otherwise dropped. A
+ * reply that throws (say, a console writing to a closed connection) is logged:
+ * it must not take the machine that answered down with it.
  */
 export function once<T>(reply: Reply<T>, what = 'request'): Reply<T> {
   let settled = false;
@@ -75,7 +77,11 @@ export function once<T>(reply: Reply<T>, what = 'request'): Reply<T> {
       return;
     }
     settled = true;
-    reply(outcome);
+    try {
+      reply(outcome);
+    } catch (e) {
+      log.warn(`${what}: the reply failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
   };
 }
 

@@ -12,7 +12,7 @@
 //     inspect?,              // XState inspection observer (the state-chart inspector)
 //     clock?,                // SimulatedClock in tests
 //   });
-//   sup.on('notification', ({ notification }) => …)   // the one subscription point (wire shapes)
+//   onNotification(sup, (n) => …)                    // the one subscription point (wire shapes)
 //   sup.start();                                       // boots: mount_on_start, then autostart
 //   await whenReady(sup);                              // "Runtime up and running" (rejects if boot failed)
 //   const list = await request(sup, { type: 'list' }); // any Request of requests.ts; rejects with RuntimeError
@@ -43,6 +43,7 @@ import {
   type AnyActorRef,
   type InspectionEvent,
   type Observer,
+  type Subscription,
 } from 'xstate';
 
 import { Logger } from '../log.js';
@@ -52,7 +53,7 @@ import { containerMachine } from './container.js';
 import type { ContainerReport } from './container-events.js';
 import { mountInput, type NpkInfo } from './plan.js';
 import { deferred, fail, ok, once, statusText, toRuntimeError, type Reply } from './reply.js';
-import type { NotificationEvent, Request, RequestEvent, ResponseOf } from './requests.js';
+import type { Notification, NotificationEvent, Request, RequestEvent, ResponseOf } from './requests.js';
 import { flows } from './supervisor-flows.js';
 import { done, handle, type Effects, type Queue, type Spawn } from './supervisor-requests.js';
 import {
@@ -321,6 +322,21 @@ export function request<R extends Request>(sup: AnyActorRef, r: R): Promise<Resp
   const { reply, promise } = deferred<ResponseOf<R>>();
   sup.send({ type: 'request', request: r, reply } satisfies RequestEvent<R>);
   return promise;
+}
+
+/**
+ * The one subscription point for notifications (wire shapes). A listener that
+ * throws is logged, never let through: XState would rethrow it from the
+ * supervisor's event loop and take the daemon down.
+ */
+export function onNotification(sup: Supervisor, listener: (n: Notification) => void): Subscription {
+  return sup.on('notification', (e) => {
+    try {
+      listener(e.notification);
+    } catch (err) {
+      log.error(`A notification listener failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  });
 }
 
 /** Resolves once booted ("Runtime up and running"); rejects when the boot ended in a shutdown. */

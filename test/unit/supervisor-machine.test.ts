@@ -8,6 +8,7 @@ import type { NpkInfo } from '../../src/machines/plan.js';
 import type { ContainerData, ContainerResult, Notification, Request } from '../../src/machines/requests.js';
 import {
   createSupervisor,
+  onNotification,
   whenDone,
   whenReady,
   type InstallInput,
@@ -79,7 +80,7 @@ async function boot(opts: Setup = {}) {
     ...(opts.realClock ? {} : { clock }),
   });
   const notifications: Notification[] = [];
-  sup.on('notification', (e) => notifications.push(e.notification));
+  onNotification(sup, (n) => notifications.push(n));
   const replies: Recorded<unknown>[] = [];
   sup.start();
   const h = {
@@ -507,4 +508,35 @@ test('two installs of one NPK racing into one repository: one wins, the other is
   assert.match(String(settledError(b, 'unexpected').error), /already in repository mem/);
   assert.deepEqual(mem.removed, []);
   assert.deepEqual(settledOk(await h.ask({ type: 'list' })), ['app:0.0.1']);
+});
+
+test('a reply that throws does not take the supervisor down', async () => {
+  const h = await boot();
+  h.sup.send({
+    type: 'request',
+    request: { type: 'list' },
+    reply: () => {
+      throw new Error('write after end');
+    },
+  });
+  h.sup.send({
+    type: 'request',
+    request: { type: 'kill', container: 'app:0.0.1', signal: 15 },
+    reply: () => {
+      throw new Error('write after end');
+    },
+  });
+  await flush();
+  assert.equal(h.sup.getSnapshot().status, 'active');
+  settledOk(await h.start('app:0.0.1'));
+});
+
+test('a notification listener that throws does not take the supervisor down', async () => {
+  const h = await boot();
+  onNotification(h.sup, () => {
+    throw new Error('subscriber gone');
+  });
+  settledOk(await h.start('app:0.0.1'));
+  assert.equal(h.sup.getSnapshot().status, 'active');
+  assert.deepEqual(h.notifications, [{ started: 'app:0.0.1' }]);
 });
