@@ -13,6 +13,17 @@
 //            cgroups.failed while confining ─▶ aborting (SIGKILL)
 //            process.exit / process.failed ─▶ exiting (cgroups destroyed) ─▶ mounted
 //
+// Requests by state (every one answered exactly once):
+//   request   unmounted        mounting            mounted       unmounting        started
+//   mount     → mounting       mount_busy¹         mount_busy¹   after the umount  mount_busy¹
+//   umount    umount_busy      umount_busy         → unmounting  umount_busy       umount_busy
+//   start     → mounting, held held (2nd: started) → started     held, then mount  start_container_started
+//   kill/stop/pause/resume/exec: stop_container_not_started unless started
+//   halt      ok               after the mount     ok            ok                SIGKILL, answered at the exit
+//   ¹ an `ensure` mount (a start's resource) is fine there, or waits for the mount in flight.
+//   A resource (no init, no override) answers start_container_resource; after `close`, starts
+//   answer start_container_failed.
+//
 // Ordering: the start gate opens only after cgroups.ready — the container
 // process never runs outside its cgroups. The exit is reported only after the
 // cgroups are gone (spec/console.md §4.3). A stop never waits the full grace
