@@ -99,9 +99,11 @@ export const supervisorMachine = setup({
     },
   },
   actions: {
-    answerOk: ({ event }) => (event as RequestEvent).reply(ok(undefined as never)),
-    answerShuttingDown: ({ event }) =>
-      (event as RequestEvent).reply(fail(errors.unexpected('the runtime is shutting down'))),
+    answerOk: ({ event }) => once((event as RequestEvent).reply, 'shutdown')(ok(undefined as never)),
+    answerShuttingDown: ({ event }) => {
+      const e = event as RequestEvent;
+      once(e.reply, e.request.type)(fail(errors.unexpected('the runtime is shutting down')));
+    },
     handleRequest: enqueueActions(({ context, event, enqueue }) => {
       const { request, reply } = event as RequestEvent;
       const fx: Effects = {

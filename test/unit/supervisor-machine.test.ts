@@ -540,3 +540,18 @@ test('a notification listener that throws does not take the supervisor down', as
   assert.equal(h.sup.getSnapshot().status, 'active');
   assert.deepEqual(h.notifications, [{ started: 'app:0.0.1' }]);
 });
+
+test('install, start, stop and uninstall ten times over: the container machine is replaced cleanly each time', async () => {
+  const mem = new FakeRepository('mem', [res('0.0.1')]);
+  const h = await boot({ repos: [mem] });
+  for (let i = 0; i < 10; i++) {
+    assert.equal(settledOk(await h.ask({ type: 'install', repository: 'mem', data: stream(user()) })), 'app:0.0.1');
+    settledOk(await h.start('app:0.0.1'));
+    settledOk(await h.ask({ type: 'stop', container: 'app:0.0.1', graceMs: 100 }));
+    settledOk(await h.ask({ type: 'uninstall', container: 'app:0.0.1', wipe: true }));
+  }
+  assert.deepEqual(settledOk(await h.ask({ type: 'list' })), ['res:0.0.1']);
+  assert.equal(h.notifications.filter((n) => typeof n === 'object' && 'exit' in n).length, 10);
+  assert.deepEqual(Object.keys(h.sup.getSnapshot().children).sort(), ['res:0.0.1'], 'no flow or machine left behind');
+  h.allSettledOnce();
+});
