@@ -115,6 +115,12 @@ function startError(c: ContainerContext, status: ExitStatus): RuntimeError {
   return errors.startFailed(c.id, f.message, f);
 }
 
+/** setTimeout fires at once for delays past 2^31-1 ms (~24.8 days): clamp, and read junk as 0. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+function graceOf(ms: number): number {
+  return Number.isFinite(ms) ? Math.min(Math.max(0, ms), MAX_DELAY_MS) : ms > 0 ? MAX_DELAY_MS : 0;
+}
+
 export function stateName(value: StateValue): string {
   if (typeof value === 'string') return value;
   return Object.entries(value)
@@ -273,7 +279,7 @@ export const containerMachine = setup({
         return [...context.stopReplies, (o) => reply(o.ok ? ok(undefined) : o)];
       },
     }),
-    setGrace: assign({ graceMs: ({ event }) => Math.max(0, (event as { graceMs: number }).graceMs) }),
+    setGrace: assign({ graceMs: ({ event }) => graceOf((event as { graceMs: number }).graceMs) }),
 
     // ------------------------------------------------------------ pause / resume
     freeze: sendTo('cgroups', { type: 'freeze' } satisfies CgroupsCommand),
@@ -304,7 +310,7 @@ export const containerMachine = setup({
       return { type: 'signal', signal: a.signal };
     }),
     graceAfterThaw: assign(({ context }) => ({
-      graceMs: context.afterThaw?.kind === 'stop' ? Math.max(0, context.afterThaw.graceMs) : 0,
+      graceMs: context.afterThaw?.kind === 'stop' ? graceOf(context.afterThaw.graceMs) : 0,
       afterThaw: undefined,
     })),
 

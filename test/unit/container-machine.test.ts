@@ -472,3 +472,13 @@ test('a stop before the gate opens kills at once: nstar-init ignores SIGTERM', a
   assert.deepEqual(settledOk(s), { signalled: { signal: SIGKILL } });
   settledError(r, 'start_container_failed');
 });
+
+test('a huge grace is clamped to what a timer can hold, not turned into an immediate SIGKILL', async () => {
+  const h = harness();
+  await h.running();
+  h.req<ExitStatus>('stop', { graceMs: 1e12 });
+  h.advance(1);
+  assert.deepEqual(h.io.proc(ID).signals(), [SIGTERM]);
+  h.advance(2 ** 31 - 1);
+  assert.deepEqual(h.io.proc(ID).signals(), [SIGTERM, SIGKILL]);
+});
