@@ -12,9 +12,9 @@ import type { CGroups, Manifest } from '../model/manifest.js';
 import type { LaunchSpec, Launched, MemoryEvent, MountInput, MountOutput, UmountInput } from '../machines/contracts.js';
 import type { ActorFact, CgroupsCommand, ProcessCommand, Statistics } from '../machines/container-events.js';
 import type { NpkInfo } from '../machines/plan.js';
-import { fail, ok } from '../machines/reply.js';
+import { fail, failureData, ok } from '../machines/reply.js';
 import type { InstallInput, UninstallInput } from '../machines/supervisor.js';
-import { errors, RuntimeError } from '../model/errors.js';
+import { errors } from '../model/errors.js';
 
 /** What the adapters need from the runtime's I/O modules. */
 export interface Io {
@@ -22,6 +22,9 @@ export interface Io {
   umount(input: UmountInput): Promise<void>;
   launch(spec: LaunchSpec): Promise<Launched>;
   cgroups(container: string, manifest: Manifest, pid: number): Promise<ContainerCgroupsHandle>;
+  /** Called after every mount and umount (the crash journal records what is mounted where). */
+  onMounted?(input: MountInput, output: MountOutput): void;
+  onUnmounted?(input: UmountInput): void;
   /** Called for every process the runtime starts and ends (journal, debug commands, consoles). */
   onSpawned?(container: string, pid: number): void;
   onExited?(container: string, pid: number): void;
@@ -49,6 +52,37 @@ export interface ContainerCgroupsHandle {
   stats?(categories?: readonly string[]): object | Promise<object>;
 }
 
+/** The real modules behind an Io (structural, so nothing loads here). */
+export interface IoModules {
+  /** src/actors/mount-pool.ts MountPool. */
+  pool: { mount(input: MountInput): Promise<MountOutput>; umount(input: UmountInput): Promise<void> };
+  /** src/actors/cgroups.ts CgroupTree. */
+  tree: {
+    container(container: string, cgroups: CGroups | undefined, pid: number, opts?: { realtime?: boolean }): Promise<ContainerCgroupsHandle>;
+  };
+  /** src/actors/launch.ts launch (with its options bound). */
+  launch(spec: LaunchSpec): Promise<Launched>;
+}
+
+/**
+ * An Io over the real modules; `extra` adds the hooks (journal, debug
+ * commands, wipe). A fifo/round_robin container gets an RT budget in its cpu
+ * cgroup (CONFIG_RT_GROUP_SCHED), or sched_setscheduler would fail inside it.
+ */
+export function ioFrom(m: IoModules, extra: Partial<Io> = {}): Io {
+  return {
+    mount: (input) => m.pool.mount(input),
+    umount: (input) => m.pool.umount(input),
+    launch: (spec) => m.launch(spec),
+    cgroups: (container, manifest, pid) => {
+      const policy = manifest.sched?.policy;
+      const realtime = typeof policy === 'object' && ('fifo' in policy || 'round_robin' in policy);
+      return m.tree.container(container, manifest.cgroups, pid, { realtime });
+    },
+    ...extra,
+  };
+}
+
 /** A debug command template with `<PID>` and `<CONTAINER>` substituted, split on whitespace. */
 export function debugArgv(template: string, pid: number, container: string): string[] {
   return template
@@ -58,18 +92,22 @@ export function debugArgv(template: string, pid: number, container: string): str
 }
 
 const log = new Logger('actors');
+const SIGKILL = 9;
 
-/** Errors crossing into machine events are plain data. */
-function errorData(e: unknown): { code: string; message: string } {
-  if (e instanceof RuntimeError) return { code: e.code, message: e.message };
-  const err = e as { code?: string; message?: string };
-  return { code: err?.code ?? 'unexpected', message: err?.message ?? String(e) };
-}
+/** Errors crossing into machine events are plain data (RuntimeError fields kept). */
+const errorData = failureData;
 
 export function makeActors(io: Io, opts: ActorOptions = {}) {
   return {
-    mount: fromPromise<MountOutput, MountInput>(({ input }) => io.mount(input)),
-    umount: fromPromise<void, UmountInput>(({ input }) => io.umount(input)),
+    mount: fromPromise<MountOutput, MountInput>(async ({ input }) => {
+      const output = await io.mount(input);
+      io.onMounted?.(input, output);
+      return output;
+    }),
+    umount: fromPromise<void, UmountInput>(async ({ input }) => {
+      await io.umount(input);
+      io.onUnmounted?.(input);
+    }),
     process: processActor(io, opts),
     cgroups: cgroupsActor(io),
     install: fromPromise<NpkInfo, InstallInput>(({ input }) => input.repository.insert(input.data, input.size)),
@@ -92,6 +130,8 @@ function processActor(io: Io, opts: ActorOptions) {
     const send = sendBack as (e: ActorFact) => void;
     let launched: Launched | undefined;
     let gateRequested = false;
+    let ended = false;
+    let abandoned = false;
     const pendingSignals: number[] = [];
     receive((e) => {
       if (e.type === 'gate.open') {
@@ -106,6 +146,10 @@ function processActor(io: Io, opts: ActorOptions) {
     io.launch(input).then(
       (l) => {
         launched = l;
+        if (abandoned) {
+          l.kill(SIGKILL);
+          return;
+        }
         io.onSpawned?.(input.container, l.pid);
         for (const t of opts.debugCommands ?? []) io.spawnDebug?.(input.container, debugArgv(t, l.pid, input.container));
         send({ type: 'process.spawned', pid: l.pid });
@@ -117,17 +161,25 @@ function processActor(io: Io, opts: ActorOptions) {
         );
         l.exited.then(
           (status) => {
+            ended = true;
             io.onExited?.(input.container, l.pid);
             send({ type: 'process.exit', status });
           },
-          (e) => send({ type: 'process.failed', error: errorData(e) }),
+          (e) => {
+            ended = true;
+            send({ type: 'process.failed', error: errorData(e) });
+          },
         );
       },
       (e) => send({ type: 'process.failed', error: errorData(e) }),
     );
     // The machine leaves the started state only after process.exit or a
-    // failed launch, so there is nothing left to kill here.
-    return () => undefined;
+    // failed launch. Only a supervisor stopped abruptly (not shut down)
+    // leaves a process behind: kill it rather than leak it.
+    return () => {
+      abandoned = true;
+      if (launched && !ended) launched.kill(SIGKILL);
+    };
   });
 }
 

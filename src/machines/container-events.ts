@@ -1,9 +1,9 @@
 // The vocabulary of one container machine: requests in (each with a one-shot
 // reply), facts from its child actors (`source.fact`), and what it tells its
 // parent (the supervisor). Types only.
-import type { ExitStatus, SystemErrorData } from '../model/errors.js';
+import type { ExitStatus } from '../model/errors.js';
 import type { LaunchSpec, MemoryEvent, MountOutput, Phases } from './contracts.js';
-import type { Reply } from './reply.js';
+import type { FailureData, Reply } from './reply.js';
 
 /** An additional process to run inside a running container (exec request). */
 export interface ExecSpec {
@@ -71,13 +71,13 @@ export type ActorFact =
   | { type: 'process.spawned'; pid: number }
   | { type: 'process.started'; pid: number; phases: Phases }
   | { type: 'process.exit'; status: ExitStatus }
-  | { type: 'process.failed'; error: SystemErrorData }
+  | { type: 'process.failed'; error: FailureData }
   | { type: 'cgroups.ready' }
   | { type: 'cgroups.frozen' }
   | { type: 'cgroups.thawed' }
   | { type: 'cgroups.destroyed' }
   | { type: 'cgroups.oom'; memory: MemoryEvent }
-  | { type: 'cgroups.failed'; error: SystemErrorData };
+  | { type: 'cgroups.failed'; error: FailureData };
 
 export type ContainerEvent = ContainerRequest | ActorFact;
 

@@ -13,6 +13,17 @@
 //            cgroups.failed while confining ─▶ aborting (SIGKILL)
 //            process.exit / process.failed ─▶ exiting (cgroups destroyed) ─▶ mounted
 //
+// Requests by state (every one answered exactly once):
+//   request   unmounted        mounting            mounted       unmounting        started
+//   mount     → mounting       mount_busy¹         mount_busy¹   after the umount  mount_busy¹
+//   umount    umount_busy      umount_busy         → unmounting  umount_busy       umount_busy
+//   start     → mounting, held held (2nd: started) → started     held, then mount  start_container_started
+//   kill/stop/pause/resume/exec: stop_container_not_started unless started
+//   halt      ok               after the mount     ok            ok                SIGKILL, answered at the exit
+//   ¹ an `ensure` mount (a start's resource) is fine there, or waits for the mount in flight.
+//   A resource (no init, no override) answers start_container_resource; after `close`, starts
+//   answer start_container_failed.
+//
 // Ordering: the start gate opens only after cgroups.ready — the container
 // process never runs outside its cgroups. The exit is reported only after the
 // cgroups are gone (spec/console.md §4.3). A stop never waits the full grace
@@ -20,7 +31,8 @@
 // the timer.
 import { assign, fromCallback, fromPromise, sendParent, sendTo, setup, type StateValue } from 'xstate';
 
-import { errors, type ExitStatus } from '../model/errors.js';
+import { Logger } from '../log.js';
+import { errors, type ExitStatus, type RuntimeError } from '../model/errors.js';
 import type { Manifest } from '../model/manifest.js';
 import type { LaunchSpec, MountInput, MountOutput, Phases, UmountInput } from './contracts.js';
 import type {
@@ -32,7 +44,7 @@ import type {
   StartOrder,
   Statistics,
 } from './container-events.js';
-import { fail, ok, toRuntimeError, type Reply } from './reply.js';
+import { fail, ok, runtimeErrorOf, statusText, toRuntimeError, type FailureData, type Reply } from './reply.js';
 
 export const SIGKILL = 9;
 export const SIGTERM = 15;
@@ -76,9 +88,12 @@ export interface ContainerContext {
   freezeReplies: Reply[];
   afterThaw?: AfterThaw;
   exit?: ExitStatus;
-  failure?: string;
+  /** Why the run failed (launch or cgroups), as data; RuntimeError fields kept. */
+  failure?: FailureData;
   closed: boolean;
 }
+
+const log = new Logger('container');
 
 /** Northstar reports a broken process channel as Exit(-2); we do the same for a lost process. */
 const LOST: ExitStatus = { exit: { code: -2 } };
@@ -87,15 +102,30 @@ function notProvided(name: string): never {
   throw errors.unexpected(`the ${name} actor was not provided`);
 }
 
+/**
+ * The answer to a start that did not reach `running`: a launch's own start
+ * error (e.g. start_container_missing_resource for a missing resource
+ * directory) as it is, anything else as start_container_failed.
+ */
+function startError(c: ContainerContext, status: ExitStatus): RuntimeError {
+  const f = c.failure;
+  if (!f) return errors.startFailed(c.id, `the process ended with ${statusText(status)} before it started`);
+  const own = runtimeErrorOf(f);
+  if (own && own.code !== 'unexpected') return own;
+  return errors.startFailed(c.id, f.message, f);
+}
+
+/** setTimeout fires at once for delays past 2^31-1 ms (~24.8 days): clamp, and read junk as 0. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+function graceOf(ms: number): number {
+  return Number.isFinite(ms) ? Math.min(Math.max(0, ms), MAX_DELAY_MS) : ms > 0 ? MAX_DELAY_MS : 0;
+}
+
 export function stateName(value: StateValue): string {
   if (typeof value === 'string') return value;
   return Object.entries(value)
     .map(([k, v]) => (v === undefined ? k : `${k}.${stateName(v as StateValue)}`))
     .join(',');
-}
-
-function statusText(s: ExitStatus): string {
-  return 'exit' in s ? `Exit(${s.exit.code})` : `Signalled(${s.signalled.signal})`;
 }
 
 const busy = (c: ContainerContext) => errors.umountBusy(c.id);
@@ -158,9 +188,12 @@ export const containerMachine = setup({
       mountReplies: ({ context, event }) => [...context.mountReplies, (event as { reply: Reply }).reply],
     }),
     beginMount: assign({ mountBegan: ({ context }) => context.now() }),
-    recordMount: assign({
-      device: ({ event }) => (event as unknown as { output: MountOutput }).output.device,
-      mountMs: ({ context }) => context.now() - context.mountBegan,
+    recordMount: assign(({ context, event }) => {
+      log.info(`Mounted ${context.id}`);
+      return {
+        device: (event as unknown as { output: MountOutput }).output.device,
+        mountMs: context.now() - context.mountBegan,
+      };
     }),
     answerMountReplies: assign({
       mountReplies: ({ context }) => {
@@ -182,6 +215,7 @@ export const containerMachine = setup({
     takeHeldStart: assign(({ context }) => ({ start: context.heldStart, heldStart: undefined })),
     keepUmountReply: assign({ umountReply: ({ event }: { event: ContainerEvent }) => (event as { reply: Reply }).reply }),
     recordUmount: assign(({ context }) => {
+      log.info(`Umounted ${context.id}`);
       context.umountReply?.(ok(undefined));
       return { umountReply: undefined, device: undefined };
     }),
@@ -228,7 +262,7 @@ export const containerMachine = setup({
     }),
     reportStarted: sendParent(({ context }): ContainerReport => ({ type: 'container.started', id: context.id, pid: context.pid! })),
     recordFailure: assign({
-      failure: ({ event }) => (event as { error: { message: string } }).error.message,
+      failure: ({ event }) => (event as { error: FailureData }).error,
     }),
     recordExit: assign({ exit: ({ event }) => (event as { status: ExitStatus }).status }),
 
@@ -245,7 +279,7 @@ export const containerMachine = setup({
         return [...context.stopReplies, (o) => reply(o.ok ? ok(undefined) : o)];
       },
     }),
-    setGrace: assign({ graceMs: ({ event }) => Math.max(0, (event as { graceMs: number }).graceMs) }),
+    setGrace: assign({ graceMs: ({ event }) => graceOf((event as { graceMs: number }).graceMs) }),
 
     // ------------------------------------------------------------ pause / resume
     freeze: sendTo('cgroups', { type: 'freeze' } satisfies CgroupsCommand),
@@ -276,7 +310,7 @@ export const containerMachine = setup({
       return { type: 'signal', signal: a.signal };
     }),
     graceAfterThaw: assign(({ context }) => ({
-      graceMs: context.afterThaw?.kind === 'stop' ? Math.max(0, context.afterThaw.graceMs) : 0,
+      graceMs: context.afterThaw?.kind === 'stop' ? graceOf(context.afterThaw.graceMs) : 0,
       afterThaw: undefined,
     })),
 
@@ -304,8 +338,7 @@ export const containerMachine = setup({
     finishRun: assign(({ context }) => {
       const status = context.exit ?? LOST;
       if (context.start) {
-        const why = context.failure ?? `the process ended with ${statusText(status)} before it started`;
-        context.start.reply(fail(errors.startFailed(context.id, why)));
+        context.start.reply(fail(startError(context, status)));
       }
       for (const r of context.stopReplies) r(ok(status));
       for (const r of context.freezeReplies) r(fail(notStarted(context)));
@@ -475,11 +508,17 @@ export const containerMachine = setup({
       },
       initial: 'spawning',
       states: {
+        // Before the gate opens only nstar-init exists, and as the init of a
+        // pid namespace it ignores SIGTERM: a stop kills at once.
         spawning: {
-          on: { 'process.spawned': { target: 'confining', actions: ['recordSpawn', 'attachCgroups'] } },
+          on: {
+            'process.spawned': { target: 'confining', actions: ['recordSpawn', 'attachCgroups'] },
+            stop: { target: 'killing', actions: 'queueStopReply' },
+          },
         },
         confining: {
           on: {
+            stop: { target: 'killing', actions: 'queueStopReply' },
             'cgroups.ready': { target: 'gating', actions: ['recordCgroups', 'openGate'] },
             'cgroups.failed': { target: 'aborting', actions: 'recordFailure' },
           },

@@ -92,7 +92,7 @@ export type Notification =
   | { c_group: [string, { memory: MemoryEvent }] }
   | 'shutdown';
 
-/** What the supervisor emits: subscribe with `actor.on('notification', …)`. */
+/** What the supervisor emits: subscribe with onNotification(sup, …) (supervisor.ts), which guards the listener. */
 export interface NotificationEvent {
   type: 'notification';
   notification: Notification;

@@ -12,7 +12,7 @@
 //     inspect?,              // XState inspection observer (the state-chart inspector)
 //     clock?,                // SimulatedClock in tests
 //   });
-//   sup.on('notification', ({ notification }) => …)   // the one subscription point (wire shapes)
+//   onNotification(sup, (n) => …)                    // the one subscription point (wire shapes)
 //   sup.start();                                       // boots: mount_on_start, then autostart
 //   await whenReady(sup);                              // "Runtime up and running" (rejects if boot failed)
 //   const list = await request(sup, { type: 'list' }); // any Request of requests.ts; rejects with RuntimeError
@@ -26,9 +26,10 @@
 // carries the error that caused it (critical_container, or a failed critical
 // autostart), if any.
 //
-// Decisions are synchronous (request handlers below, plan.ts); waiting is done
-// by small flow actors that only message container machines; I/O is in the
-// container machines' actors and in `install` / `uninstall`, all provided.
+// Decisions are synchronous (supervisor-requests.ts, plan.ts); waiting is done
+// by small flow actors that only message container machines
+// (supervisor-flows.ts); I/O is in the container machines' actors and in
+// `install` / `uninstall`, all provided. The context is supervisor-state.ts.
 import {
   createActor,
   emit,
@@ -37,132 +38,40 @@ import {
   setup,
   toPromise,
   waitFor,
-  type ActorRefFrom,
+  type ActorOptions,
   type AnyActorLogic,
   type AnyActorRef,
-  type ActorOptions,
   type InspectionEvent,
   type Observer,
+  type Subscription,
 } from 'xstate';
 
-import { join } from 'node:path';
-
 import { Logger } from '../log.js';
-import { errors, exitSuccess, type ExitStatus, type RuntimeError } from '../model/errors.js';
-import type { Manifest } from '../model/manifest.js';
+import { errors, exitSuccess } from '../model/errors.js';
 import type { Repository } from '../actors/repository.js';
-import { containerMachine, type ContainerInput } from './container.js';
-import type { ContainerReport, ContainerRequest, ContainerStatus } from './container-events.js';
+import { containerMachine } from './container.js';
+import type { ContainerReport } from './container-events.js';
+import { mountInput, type NpkInfo } from './plan.js';
+import { deferred, fail, ok, once, statusText, toRuntimeError, type Reply } from './reply.js';
+import type { Notification, NotificationEvent, Request, RequestEvent, ResponseOf } from './requests.js';
+import { flows } from './supervisor-flows.js';
+import { done, handle, type Effects, type Queue, type Spawn } from './supervisor-requests.js';
 import {
-  checkEnvironment,
-  checkSignal,
-  idOf,
-  launchSpec,
-  mountInput,
-  resolveInit,
-  resolveResources,
-  type Dirs,
-  type MountConfig,
-  type NpkInfo,
-} from './plan.js';
-import { ask, deferred, fail, ok, once, toRuntimeError, type Reply } from './reply.js';
-import type { ContainerData, ContainerResult, Notification, NotificationEvent, Request, RequestEvent, ResponseOf } from './requests.js';
+  patch,
+  without,
+  type Entry,
+  type InstallInput,
+  type SupervisorContext,
+  type SupervisorEvent,
+  type SupervisorInput,
+  type SupervisorOutput,
+  type UninstallInput,
+} from './supervisor-state.js';
 
 const log = new Logger('supervisor');
 
-export interface SupervisorConfig extends Dirs, MountConfig {
-  /** Repositories whose containers are mounted at start (`mount_on_start`). */
-  mountOnStart: string[];
-}
-
-export interface SupervisorInput {
-  repositories: Repository[];
-  config: SupervisorConfig;
-  /** Monotonic ms (startup phases, uptime); defaults to performance.now(). */
-  now?: () => number;
-}
-
-type ContainerRef = ActorRefFrom<typeof containerMachine>;
-
-interface Entry {
-  id: string;
-  manifest: Manifest;
-  repository: string;
-  ref: ContainerRef;
-  /** An uninstall is under way: the container is gone for every request. */
-  removing: boolean;
-}
-
-/** A request waiting for a flow or I/O actor (by the actor's id). */
-type Pending =
-  | { kind: 'results'; reply: Reply<ContainerResult[]> }
-  | { kind: 'start'; id: string; reply: Reply }
-  | { kind: 'install'; repository: string; reply: Reply<string> }
-  | { kind: 'duplicate'; id: string; reply: Reply<string> }
-  | { kind: 'uninstall.umount'; id: string; wipe: boolean; reply: Reply }
-  | { kind: 'uninstall.remove'; id: string; reply: Reply };
-
-export interface SupervisorContext {
-  config: SupervisorConfig;
-  now: () => number;
-  repositories: Record<string, Repository>;
-  repositoryOrder: string[];
-  containers: Record<string, Entry>;
-  /** Started and starting containers → the resources they use. */
-  users: Record<string, string[]>;
-  pending: Record<string, Pending>;
-  seq: number;
-  /** Why the runtime shuts down, when it is an error. */
-  error?: RuntimeError;
-}
-
-type SupervisorEvent = RequestEvent | ContainerReport;
-
-export interface SupervisorOutput {
-  error?: RuntimeError;
-}
-
-/** Inputs of the flow actors. */
-interface Target {
-  container: string;
-  ref?: AnyActorRef;
-  error?: RuntimeError;
-}
-interface StartFlowInput {
-  id: string;
-  ref: AnyActorRef;
-  resources: { id: string; ref: AnyActorRef }[];
-  order: Omit<Extract<ContainerRequest, { type: 'start' }>, 'reply' | 'type'>;
-  now: () => number;
-}
-export interface InstallInput {
-  repository: Repository;
-  data: AsyncIterable<Buffer | Uint8Array>;
-  size?: number;
-}
-export interface UninstallInput {
-  repository: Repository;
-  container: string;
-  /** Remove this persistent data directory too (a failure only logs). */
-  wipe?: string;
-}
-
 function notProvided(name: string): never {
   throw errors.unexpected(`the ${name} actor was not provided`);
-}
-
-async function results(targets: Target[], make: (reply: Reply) => ContainerRequest): Promise<ContainerResult[]> {
-  return Promise.all(
-    targets.map(async ({ container, ref, error }): Promise<ContainerResult> => {
-      if (error || !ref) return { container, ok: false, error: error ?? errors.invalidContainer(container) };
-      try {
-        await ask(ref, make);
-        return { container, ok: true };
-      } catch (e) {
-        return { container, ok: false, error: toRuntimeError(e) };
-      }
-    }),
-  );
 }
 
 export const supervisorMachine = setup({
@@ -179,56 +88,7 @@ export const supervisorMachine = setup({
     install: fromPromise<NpkInfo, InstallInput>(async () => notProvided('install')),
     /** Removes a container from its repository, and wipes its data when asked (I/O). */
     uninstall: fromPromise<void, UninstallInput>(async () => notProvided('uninstall')),
-    mountFlow: fromPromise<ContainerResult[], Target[]>(({ input }) =>
-      results(input, (reply) => ({ type: 'mount', reply })),
-    ),
-    umountFlow: fromPromise<ContainerResult[], Target[]>(({ input }) =>
-      results(input, (reply) => ({ type: 'umount', reply })),
-    ),
-    startFlow: fromPromise<void, StartFlowInput>(async ({ input }) => {
-      await Promise.all(
-        input.resources.map(({ id, ref }) =>
-          ask(ref, (reply) => ({ type: 'mount', ensure: true, reply })).catch((e: unknown) => {
-            throw errors.startFailed(input.id, `resource ${id} failed to mount: ${toRuntimeError(e).message}`, e);
-          }),
-        ),
-      );
-      const resolveMs = input.now() - (input.order.requestedAt ?? input.now());
-      await ask(input.ref, (reply) => ({ type: 'start', ...input.order, resolveMs, reply }));
-    }),
-    uninstallFlow: fromPromise<void, { ref: AnyActorRef }>(async ({ input }) => {
-      const s = input.ref.getSnapshot() as { hasTag(t: string): boolean };
-      if (s.hasTag('mounted')) await ask(input.ref, (reply) => ({ type: 'umount', reply }));
-    }),
-    boot: fromPromise<void, { self: AnyActorRef; mountOnStart: { id: string; ref: AnyActorRef }[]; autostart: Entry[] }>(
-      async ({ input }) => {
-        await Promise.all(
-          input.mountOnStart.map(({ id, ref }) =>
-            ask(ref, (reply) => ({ type: 'mount', ensure: true, reply })).catch((e: unknown) =>
-              log.warn(`Failed to mount ${id}: ${toRuntimeError(e).message}`),
-            ),
-          ),
-        );
-        for (const e of input.autostart) {
-          const request: Request = { type: 'start', container: e.id, arguments: [], environment: {} };
-          try {
-            await ask(input.self, (reply) => ({ type: 'request', request, reply }));
-          } catch (err) {
-            if (e.manifest.autostart === 'critical') throw err;
-            log.warn(`Failed to autostart relaxed container ${e.id}: ${toRuntimeError(err).message}`);
-          }
-        }
-      },
-    ),
-    shutdown: fromPromise<void, { entries: { id: string; ref: AnyActorRef; resource: boolean }[] }>(async ({ input }) => {
-      const settle = (what: string, id: string) => (e: unknown) => log.warn(`${what} ${id}: ${toRuntimeError(e).message}`);
-      await Promise.all(input.entries.map(({ id, ref }) => ask(ref, (reply) => ({ type: 'halt', reply })).catch(settle('Stopping', id))));
-      // Users before the resources they bind.
-      for (const resources of [false, true]) {
-        const group = input.entries.filter((e) => e.resource === resources && (e.ref.getSnapshot() as { matches(s: string): boolean }).matches('mounted'));
-        await Promise.all(group.map(({ id, ref }) => ask(ref, (reply) => ({ type: 'umount', reply })).catch(settle('Unmounting', id))));
-      }
-    }),
+    ...flows,
   },
   guards: {
     isShutdownRequest: ({ event }) => event.type === 'request' && event.request.type === 'shutdown',
@@ -239,10 +99,12 @@ export const supervisorMachine = setup({
     },
   },
   actions: {
-    answerOk: ({ event }) => (event as RequestEvent).reply(ok(undefined as never)),
-    answerShuttingDown: ({ event }) =>
-      (event as RequestEvent).reply(fail(errors.unexpected('the runtime is shutting down'))),
-    handleRequest: enqueueActions(({ context, event, enqueue, self }) => {
+    answerOk: ({ event }) => once((event as RequestEvent).reply, 'shutdown')(ok(undefined as never)),
+    answerShuttingDown: ({ event }) => {
+      const e = event as RequestEvent;
+      once(e.reply, e.request.type)(fail(errors.unexpected('the runtime is shutting down')));
+    },
+    handleRequest: enqueueActions(({ context, event, enqueue }) => {
       const { request, reply } = event as RequestEvent;
       const fx: Effects = {
         flow(src, input, pending) {
@@ -257,7 +119,7 @@ export const supervisorMachine = setup({
           enqueue.sendTo(ref, e);
         },
       };
-      handle(context, request, once(reply as Reply<unknown>, request.type), fx, self);
+      handle(context, request, once(reply as Reply<unknown>, request.type), fx);
     }),
     flowDone: enqueueActions(({ context, event, enqueue }) => {
       const id = event.type.slice('xstate.done.actor.'.length);
@@ -301,7 +163,7 @@ export const supervisorMachine = setup({
     })),
     containerExited: enqueueActions(({ event, enqueue }) => {
       const e = event as Extract<ContainerReport, { type: 'container.exit' }>;
-      log.info(`Process ${e.id} exited with status ${statusText(e.status)}`);
+      log.info(`Container ${e.id} exited with status ${statusText(e.status)}`);
       enqueue.assign(({ context: c }) => ({ users: without(c.users, e.id) }));
       enqueue.emit({ type: 'notification', notification: { exit: [e.id, e.status] } });
     }),
@@ -420,236 +282,6 @@ export const supervisorMachine = setup({
   output: ({ context }) => (context.error ? { error: context.error } : {}),
 });
 
-// ---------------------------------------------------------------- request handlers
-
-type FlowName = 'mountFlow' | 'umountFlow' | 'startFlow' | 'install' | 'uninstallFlow';
-
-/** What a handler may do besides replying: all of it is queued on the supervisor. */
-interface Effects {
-  flow(src: FlowName, input: unknown, pending: Pending): void;
-  assign(f: (c: SupervisorContext) => Partial<SupervisorContext>): void;
-  send(ref: AnyActorRef, e: ContainerRequest): void;
-}
-
-function handle(c: SupervisorContext, r: Request, reply: Reply<unknown>, fx: Effects, self: AnyActorRef): void {
-  void self;
-  switch (r.type) {
-    case 'list':
-      return reply(ok(Object.values(c.containers).filter((e) => !e.removing).map((e) => e.id)));
-    case 'repositories':
-      return reply(ok([...c.repositoryOrder]));
-    case 'mount':
-      return fx.flow('mountFlow', r.containers.map((id) => target(c, id)), { kind: 'results', reply });
-    case 'umount':
-      return fx.flow('umountFlow', r.containers.map((id) => umountTarget(c, id)), { kind: 'results', reply });
-    case 'start':
-      return start(c, r, reply, fx);
-    case 'install':
-      return install(c, r, reply, fx);
-    case 'uninstall':
-      return uninstall(c, r, reply, fx);
-    case 'shutdown':
-      return reply(ok(undefined));
-    default:
-      return forward(c, r, reply, fx);
-  }
-}
-
-/** Requests a container machine answers itself. */
-function forward(
-  c: SupervisorContext,
-  r: Extract<Request, { container: string }>,
-  reply: Reply<unknown>,
-  fx: Effects,
-): void {
-  const entry = live(c, r.container);
-  if (!entry) return reply(fail(errors.invalidContainer(r.container)));
-  switch (r.type) {
-    case 'kill': {
-      const bad = checkSignal(r.signal);
-      if (bad) return reply(fail(bad));
-      return fx.send(entry.ref, { type: 'kill', signal: r.signal, reply });
-    }
-    case 'stop':
-      return fx.send(entry.ref, { type: 'stop', graceMs: r.graceMs, reply: reply as Reply<ExitStatus> });
-    case 'pause':
-    case 'resume':
-      return fx.send(entry.ref, { type: r.type, reply });
-    case 'exec':
-      return fx.send(entry.ref, { type: 'exec', exec: { path: r.path, args: r.args, env: r.env }, reply: reply as never });
-    case 'inspect':
-      return fx.send(entry.ref, {
-        type: 'inspect',
-        categories: r.categories,
-        reply: (o) => reply(o.ok ? ok(inspectData(c, entry, o.value)) : o),
-      });
-    case 'stats':
-      return fx.send(entry.ref, {
-        type: 'inspect',
-        categories: r.categories,
-        reply: (o) => {
-          if (!o.ok) return reply(o);
-          if (!o.value.process) return reply(fail(errors.notStarted(entry.id)));
-          reply(ok(o.value.process.statistics ?? {}));
-        },
-      });
-    default:
-      return reply(fail(errors.invalidArguments(`unknown request ${(r as { type: string }).type}`)));
-  }
-}
-
-function live(c: SupervisorContext, id: string): Entry | undefined {
-  const e = c.containers[id];
-  return e && !e.removing ? e : undefined;
-}
-
-function target(c: SupervisorContext, id: string): Target {
-  const e = live(c, id);
-  return e ? { container: id, ref: e.ref } : { container: id, error: errors.invalidContainer(id) };
-}
-
-/** Who keeps `id` from being unmounted: itself when started, else a started user of it. */
-function blocker(c: SupervisorContext, id: string): string | undefined {
-  if (c.users[id]) return id;
-  return Object.entries(c.users).find(([, resources]) => resources.includes(id))?.[0];
-}
-
-function umountTarget(c: SupervisorContext, id: string): Target {
-  const t = target(c, id);
-  const by = t.ref ? blocker(c, id) : undefined;
-  return by ? { container: id, error: errors.umountBusy(by) } : t;
-}
-
-/** spec/console.md §4.7 "Start", steps 1–7 (the rest happens in the container machine). */
-function start(c: SupervisorContext, r: Extract<Request, { type: 'start' }>, reply: Reply<unknown>, fx: Effects): void {
-  const requestedAt = c.now();
-  const entry = live(c, r.container);
-  if (!entry) return reply(fail(errors.invalidContainer(r.container)));
-  if (c.users[entry.id]) return reply(fail(errors.started(entry.id)));
-  const other = Object.keys(c.users).find((u) => u !== entry.id && c.containers[u]?.manifest.name === entry.manifest.name);
-  if (other) return reply(fail(errors.started(other)));
-  const badEnv = checkEnvironment(entry.id, r.environment);
-  if (badEnv) return reply(fail(badEnv));
-  const init = resolveInit(entry.manifest, r.init);
-  if (!init) return reply(fail(errors.isResource(entry.id)));
-  const installed = Object.values(c.containers).filter((e) => !e.removing).map((e) => e.id);
-  const resolved = resolveResources(entry.id, entry.manifest, installed);
-  if (!resolved.ok) return reply(fail(resolved.error));
-
-  const resources = [...new Set(resolved.resources.map((x) => x.container))];
-  fx.assign((cc) => ({ users: { ...cc.users, [entry.id]: resources } }));
-  const input: StartFlowInput = {
-    id: entry.id,
-    ref: entry.ref,
-    resources: resources.map((id) => ({ id, ref: c.containers[id]!.ref })),
-    order: { spec: launchSpec(entry.manifest, init, r.arguments, r.environment, resolved.resources, c.config), requestedAt },
-    now: c.now,
-  };
-  fx.flow('startFlow', input, { kind: 'start', id: entry.id, reply: reply as Reply });
-}
-
-function install(c: SupervisorContext, r: Extract<Request, { type: 'install' }>, reply: Reply<unknown>, fx: Effects): void {
-  const repository = c.repositories[r.repository];
-  if (!repository) return reply(fail(errors.invalidRepository(r.repository)));
-  const input: InstallInput = { repository, data: r.data };
-  if (r.size !== undefined) input.size = r.size;
-  fx.flow('install', input, { kind: 'install', repository: r.repository, reply: reply as Reply<string> });
-}
-
-/** spec/console.md §4.7 "Uninstall". */
-function uninstall(c: SupervisorContext, r: Extract<Request, { type: 'uninstall' }>, reply: Reply<unknown>, fx: Effects): void {
-  const entry = live(c, r.container);
-  if (!entry) return reply(fail(errors.invalidContainer(r.container)));
-  const by = blocker(c, entry.id);
-  if (by) return reply(fail(errors.umountBusy(by)));
-  fx.assign((cc) => ({ containers: patch(cc.containers, entry.id, { removing: true }) }));
-  fx.flow('uninstallFlow', { ref: entry.ref }, { kind: 'uninstall.umount', id: entry.id, wipe: r.wipe, reply: reply as Reply });
-}
-
-type Spawn = (src: 'container', opts: { id: string; input: ContainerInput }) => ContainerRef;
-
-/** What a flow's completion may do: queued on the supervisor. */
-interface Queue {
-  assign(f: (c: SupervisorContext, spawn: Spawn) => Partial<SupervisorContext>): void;
-  spawn(src: 'uninstall', input: UninstallInput, pending: Pending): void;
-  stop(ref: AnyActorRef): void;
-  notify(n: Notification): void;
-  run(f: () => void): void;
-}
-
-/** A flow or I/O actor finished: the next step of its request. */
-function done(c: SupervisorContext, p: Pending, output: unknown, q: Queue): void {
-  switch (p.kind) {
-    case 'results':
-      return q.run(() => p.reply(ok(output as ContainerResult[])));
-    case 'start':
-      return q.run(() => p.reply(ok(undefined)));
-    case 'install':
-      return installed(c, p, output as NpkInfo, q);
-    case 'duplicate':
-      return q.run(() => p.reply(fail(errors.installDuplicate(p.id))));
-    case 'uninstall.umount': {
-      const entry = c.containers[p.id]!;
-      const input: UninstallInput = { repository: c.repositories[entry.repository]!, container: p.id };
-      if (p.wipe) input.wipe = join(c.config.dataDir, entry.manifest.name);
-      return q.spawn('uninstall', input, { kind: 'uninstall.remove', id: p.id, reply: p.reply });
-    }
-    case 'uninstall.remove': {
-      const entry = c.containers[p.id];
-      if (entry) q.stop(entry.ref);
-      q.assign((cc) => ({ containers: without(cc.containers, p.id) }));
-      q.notify({ uninstall: p.id });
-      return q.run(() => p.reply(ok(undefined)));
-    }
-  }
-}
-
-/** An NPK landed in a repository: keep it, unless another repository already has it. */
-function installed(c: SupervisorContext, p: Extract<Pending, { kind: 'install' }>, npk: NpkInfo, q: Queue): void {
-  const id = idOf(npk.manifest);
-  const repo = c.repositories[p.repository]!;
-  const prev = c.containers[id];
-  if (prev) {
-    log.warn(`Container ${id} is already installed in ${prev.repository}: removing the copy in ${p.repository}`);
-    return q.spawn('uninstall', { repository: repo, container: id }, { kind: 'duplicate', id, reply: p.reply });
-  }
-  q.assign((cc, spawn) => {
-    const input: ContainerInput = { id, manifest: npk.manifest, mount: mountInput(npk, repo.key !== undefined, cc.config), now: cc.now };
-    const ref = spawn('container', { id, input });
-    return { containers: { ...cc.containers, [id]: { id, manifest: npk.manifest, repository: p.repository, ref, removing: false } } };
-  });
-  q.notify({ install: id });
-  q.run(() => p.reply(ok(id)));
-}
-
-function inspectData(c: SupervisorContext, e: Entry, s: ContainerStatus): ContainerData {
-  void c;
-  const data: ContainerData = {
-    container: e.id,
-    manifest: e.manifest,
-    repository: e.repository,
-    mounted: s.mounted,
-    process: s.process,
-    state: s.state,
-  };
-  if (s.startup) data.startup = s.startup;
-  return data;
-}
-
-function without<T>(map: Record<string, T>, key: string): Record<string, T> {
-  const { [key]: _, ...rest } = map;
-  return rest;
-}
-
-function patch(map: Record<string, Entry>, key: string, fields: Partial<Entry>): Record<string, Entry> {
-  const e = map[key];
-  return e ? { ...map, [key]: { ...e, ...fields } } : map;
-}
-
-function statusText(s: ExitStatus): string {
-  return 'exit' in s ? `Exit(${s.exit.code})` : `Signalled(${s.signalled.signal})`;
-}
-
 // ---------------------------------------------------------------- the runtime's entry points
 
 /** The I/O actors: those of the container machines and those of the repositories. */
@@ -681,7 +313,8 @@ export function supervisorLogic(actors: SupervisorActors) {
 /** Creates (does not start) the supervisor actor. */
 export function createSupervisor(opts: CreateSupervisorOptions) {
   const { actors, inspect, clock, ...input } = opts;
-  return createActor(supervisorLogic(actors), { input, inspect, clock });
+  // An explicit `clock: undefined` would replace XState's default clock.
+  return createActor(supervisorLogic(actors), { input, ...(inspect ? { inspect } : {}), ...(clock ? { clock } : {}) });
 }
 
 export type Supervisor = ReturnType<typeof createSupervisor>;
@@ -691,6 +324,21 @@ export function request<R extends Request>(sup: AnyActorRef, r: R): Promise<Resp
   const { reply, promise } = deferred<ResponseOf<R>>();
   sup.send({ type: 'request', request: r, reply } satisfies RequestEvent<R>);
   return promise;
+}
+
+/**
+ * The one subscription point for notifications (wire shapes). A listener that
+ * throws is logged, never let through: XState would rethrow it from the
+ * supervisor's event loop and take the daemon down.
+ */
+export function onNotification(sup: Supervisor, listener: (n: Notification) => void): Subscription {
+  return sup.on('notification', (e) => {
+    try {
+      listener(e.notification);
+    } catch (err) {
+      log.error(`A notification listener failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  });
 }
 
 /** Resolves once booted ("Runtime up and running"); rejects when the boot ended in a shutdown. */
@@ -707,3 +355,6 @@ export function whenDone(sup: Supervisor): Promise<SupervisorOutput> {
 }
 
 export type { Notification, NotificationEvent, Request, RequestEvent } from './requests.js';
+
+export { supervisorConfig } from './supervisor-state.js';
+export type { InstallInput, SupervisorConfig, SupervisorContext, SupervisorInput, SupervisorOutput, UninstallInput } from './supervisor-state.js';

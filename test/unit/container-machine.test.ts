@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { createActor, setup, SimulatedClock, type AnyActorRef, type EventObject } from 'xstate';
 
 import { containerMachine, SIGKILL, SIGTERM, stateName } from '../../src/machines/container.js';
+import { statusText } from '../../src/machines/reply.js';
 import type { ContainerStatus, Executed } from '../../src/machines/container-events.js';
 import type { LaunchSpec } from '../../src/machines/contracts.js';
 import type { ExitStatus } from '../../src/model/errors.js';
@@ -450,4 +451,34 @@ test('a stop during the start kills the process; a start that still completes is
   h.io.proc(ID).signalled(SIGTERM);
   assert.deepEqual(settledOk(s), { signalled: { signal: SIGTERM } });
   assert.ok(h.reports.some((e) => e.type === 'container.exit'));
+});
+
+test('exit statuses display like Northstar: Exit(0), Signalled(SIGTERM)', () => {
+  assert.equal(statusText({ exit: { code: 0 } }), 'Exit(0)');
+  assert.equal(statusText({ signalled: { signal: 15 } }), 'Signalled(SIGTERM)');
+  assert.equal(statusText({ signalled: { signal: 31 } }), 'Signalled(SIGSYS)');
+});
+
+test('a stop before the gate opens kills at once: nstar-init ignores SIGTERM', async () => {
+  const h = harness();
+  const r = h.start();
+  await flush();
+  h.io.mounts.shift()!.resolve({ device: '/dev/loop7', target: '/run/x', phases: {} });
+  await flush();
+  h.io.proc(ID).spawned(5);
+  const s = h.req<ExitStatus>('stop', { graceMs: 10_000 });
+  assert.deepEqual(h.io.proc(ID).signals(), [SIGKILL]);
+  h.io.proc(ID).signalled(SIGKILL);
+  assert.deepEqual(settledOk(s), { signalled: { signal: SIGKILL } });
+  settledError(r, 'start_container_failed');
+});
+
+test('a huge grace is clamped to what a timer can hold, not turned into an immediate SIGKILL', async () => {
+  const h = harness();
+  await h.running();
+  h.req<ExitStatus>('stop', { graceMs: 1e12 });
+  h.advance(1);
+  assert.deepEqual(h.io.proc(ID).signals(), [SIGTERM]);
+  h.advance(2 ** 31 - 1);
+  assert.deepEqual(h.io.proc(ID).signals(), [SIGTERM, SIGKILL]);
 });

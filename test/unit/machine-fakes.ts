@@ -97,6 +97,12 @@ export class FakeIo {
   mountError?: (input: MountInput) => unknown;
   /** Auto-destroy cgroups when asked (the usual case). */
   autoDestroy = true;
+  /** Processes spawn, get their cgroups and start by themselves. */
+  autoRun = false;
+  /** Processes exit on SIGKILL (and on SIGTERM unless ignored) by themselves. */
+  autoExit = false;
+  ignoreTerm = false;
+  private nextPid = 1000;
 
   actors() {
     return {
@@ -118,10 +124,16 @@ export class FakeIo {
       ),
       process: fromCallback<ProcessCommand, LaunchSpec>(({ input, sendBack, receive }) => {
         const p = new FakeProcess(input, sendBack as (e: ActorFact) => void);
+        const pid = this.nextPid++;
         receive((e) => {
           p.got.push(e);
           if (e.type === 'exec') e.reply({ ok: true, value: { pid: 777, exited: Promise.resolve({ exit: { code: 0 } }) } });
+          if (e.type === 'gate.open' && this.autoRun) queueMicrotask(() => p.started(pid));
+          if (e.type === 'signal' && this.autoExit && (e.signal === 9 || (e.signal === 15 && !this.ignoreTerm))) {
+            queueMicrotask(() => p.signalled(e.signal));
+          }
         });
+        if (this.autoRun) queueMicrotask(() => p.spawned(pid));
         const list = this.processes.get(input.container) ?? [];
         list.push(p);
         this.processes.set(input.container, list);
@@ -130,6 +142,9 @@ export class FakeIo {
         const c = new FakeCgroups(input, sendBack as (e: ActorFact) => void);
         receive((e) => {
           c.got.push(e);
+          if (e.type === 'attach' && this.autoRun) queueMicrotask(() => c.send({ type: 'cgroups.ready' }));
+          if (e.type === 'freeze' && this.autoRun) queueMicrotask(() => c.send({ type: 'cgroups.frozen' }));
+          if (e.type === 'thaw' && this.autoRun) queueMicrotask(() => c.send({ type: 'cgroups.thawed' }));
           if (e.type === 'destroy' && this.autoDestroy) sendBack({ type: 'cgroups.destroyed' });
           if (e.type === 'stats') e.reply({ ok: true, value: { pids: { current: 1 }, categories: e.categories ?? 'all' } });
         });
@@ -198,4 +213,52 @@ export function unsettled<T>(r: Recorded<T>): void {
 export function send(ref: AnyActorRef | undefined, e: unknown): void {
   assert.ok(ref, 'no actor');
   ref.send(e as never);
+}
+
+// ---------------------------------------------------------------- repositories
+
+export interface FakeNpk {
+  path: string;
+  manifest: Manifest;
+  fsImgOffset: number;
+  fsImgSize: number;
+}
+
+export function fakeNpk(m: Manifest): FakeNpk {
+  return { path: `/repo/${m.name}:${m.version}.npk`, manifest: m, fsImgOffset: 4096, fsImgSize: 8192 };
+}
+
+/** A Repository holding plain manifests; an "NPK stream" is a JSON manifest. */
+export class FakeRepository {
+  readonly containers = new Map<string, { npk: FakeNpk; size: number }>();
+  readonly removed: string[] = [];
+  /** Skip the duplicate check, like two inserts racing past it. */
+  racy = false;
+  constructor(
+    readonly id: string,
+    manifests: Manifest[] = [],
+    readonly key?: Buffer,
+  ) {
+    for (const m of manifests) this.containers.set(`${m.name}:${m.version}`, { npk: fakeNpk(m), size: 1 });
+  }
+  async insert(data: AsyncIterable<Buffer | Uint8Array>): Promise<FakeNpk> {
+    const chunks: Buffer[] = [];
+    for await (const c of data) chunks.push(Buffer.from(c));
+    const m = JSON.parse(Buffer.concat(chunks).toString()) as Manifest;
+    const id = `${m.name}:${m.version}`;
+    await new Promise((r) => setImmediate(r));
+    if (this.containers.has(id) && !this.racy) throw new Error(`container ${id} is already in repository ${this.id}`);
+    const npk = fakeNpk(m);
+    this.containers.set(id, { npk, size: 1 });
+    return npk;
+  }
+  async remove(id: string): Promise<void> {
+    if (!this.containers.delete(id)) throw new Error(`no ${id} in ${this.id}`);
+    this.removed.push(id);
+  }
+  async close(): Promise<void> {}
+}
+
+export async function* stream(m: Manifest): AsyncIterable<Buffer> {
+  yield Buffer.from(JSON.stringify(m));
 }

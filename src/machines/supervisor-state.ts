@@ -1,0 +1,138 @@
+// The supervisor's data: its configuration, what it knows of each installed
+// container, and the requests waiting for a flow. Types and pure helpers only.
+import type { ActorRefFrom, AnyActorRef } from 'xstate';
+
+import type { Repository } from '../actors/repository.js';
+import type { Config } from '../model/config.js';
+import { errors, type RuntimeError } from '../model/errors.js';
+import type { Manifest } from '../model/manifest.js';
+import type { containerMachine } from './container.js';
+import type { ContainerReport, ContainerRequest } from './container-events.js';
+import type { Dirs, MountConfig } from './plan.js';
+import type { Reply } from './reply.js';
+import type { ContainerResult, RequestEvent } from './requests.js';
+
+export interface SupervisorConfig extends Dirs, MountConfig {
+  /** Repositories whose containers are mounted at start (`mount_on_start`). */
+  mountOnStart: string[];
+}
+
+/** The supervisor's part of the runtime configuration. */
+export function supervisorConfig(config: Config): SupervisorConfig {
+  return {
+    runDir: config.runDir,
+    dataDir: config.dataDir,
+    socketDir: config.socketDir,
+    verity: config.verity,
+    loopDeviceTimeoutMs: config.loopDeviceTimeoutMs,
+    mountOnStart: Object.entries(config.repositories)
+      .filter(([, r]) => r.mountOnStart)
+      .map(([id]) => id),
+  };
+}
+
+export interface SupervisorInput {
+  repositories: Repository[];
+  config: SupervisorConfig;
+  /** Monotonic ms (startup phases, uptime); defaults to performance.now(). */
+  now?: () => number;
+}
+
+export type ContainerRef = ActorRefFrom<typeof containerMachine>;
+
+export interface Entry {
+  id: string;
+  manifest: Manifest;
+  repository: string;
+  ref: ContainerRef;
+  /** An uninstall is under way: the container is gone for every request. */
+  removing: boolean;
+}
+
+/** A request waiting for a flow or I/O actor (by the actor's id). */
+export type Pending =
+  | { kind: 'results'; reply: Reply<ContainerResult[]> }
+  | { kind: 'start'; id: string; reply: Reply }
+  | { kind: 'install'; repository: string; reply: Reply<string> }
+  | { kind: 'duplicate'; id: string; reply: Reply<string> }
+  | { kind: 'uninstall.umount'; id: string; wipe: boolean; reply: Reply }
+  | { kind: 'uninstall.remove'; id: string; reply: Reply };
+
+export interface SupervisorContext {
+  config: SupervisorConfig;
+  now: () => number;
+  repositories: Record<string, Repository>;
+  repositoryOrder: string[];
+  containers: Record<string, Entry>;
+  /** Started and starting containers → the resources they use. */
+  users: Record<string, string[]>;
+  pending: Record<string, Pending>;
+  seq: number;
+  /** Why the runtime shuts down, when it is an error. */
+  error?: RuntimeError;
+}
+
+export type SupervisorEvent = RequestEvent | ContainerReport;
+
+export interface SupervisorOutput {
+  error?: RuntimeError;
+}
+
+/** Inputs of the flow actors. */
+export interface Target {
+  container: string;
+  ref?: AnyActorRef;
+  error?: RuntimeError;
+}
+export interface StartFlowInput {
+  id: string;
+  ref: AnyActorRef;
+  resources: { id: string; ref: AnyActorRef }[];
+  order: Omit<Extract<ContainerRequest, { type: 'start' }>, 'reply' | 'type'>;
+  now: () => number;
+}
+export interface InstallInput {
+  repository: Repository;
+  data: AsyncIterable<Buffer | Uint8Array>;
+  size?: number;
+}
+export interface UninstallInput {
+  repository: Repository;
+  container: string;
+  /** Remove this persistent data directory too (a failure only logs). */
+  wipe?: string;
+}
+
+/** The container, unless it is being uninstalled. */
+export function live(c: SupervisorContext, id: string): Entry | undefined {
+  const e = c.containers[id];
+  return e && !e.removing ? e : undefined;
+}
+
+/** A request's view of a container: its machine, or invalid_container. */
+export function target(c: SupervisorContext, id: string): Target {
+  const e = live(c, id);
+  return e ? { container: id, ref: e.ref } : { container: id, error: errors.invalidContainer(id) };
+}
+
+/** Who keeps `id` from being unmounted: itself when started, else a started user of it. */
+export function blocker(c: SupervisorContext, id: string): string | undefined {
+  if (c.users[id]) return id;
+  return Object.entries(c.users).find(([, resources]) => resources.includes(id))?.[0];
+}
+
+export function umountTarget(c: SupervisorContext, id: string): Target {
+  const t = target(c, id);
+  const by = t.ref ? blocker(c, id) : undefined;
+  return by ? { container: id, error: errors.umountBusy(by) } : t;
+}
+
+export function without<T>(map: Record<string, T>, key: string): Record<string, T> {
+  const { [key]: _, ...rest } = map;
+  return rest;
+}
+
+export function patch(map: Record<string, Entry>, key: string, fields: Partial<Entry>): Record<string, Entry> {
+  const e = map[key];
+  return e ? { ...map, [key]: { ...e, ...fields } } : map;
+}
