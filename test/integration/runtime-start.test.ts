@@ -1,0 +1,223 @@
+// The real runtime, "Basic start/stop and errors" of spec/behaviours.md and
+// the start/kill semantics of spec/console.md §4.7: probe NPKs packed by our
+// packer in an fs repository, driven through the console. After each test the
+// runtime is shut down and nothing may be left (mounts, loop devices, cgroups).
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+
+import { privileged } from './privileged.js';
+import {
+  assertNoTestCgroups,
+  captureOutput,
+  exitsOf,
+  isCgroup,
+  isExit,
+  isStarted,
+  leakCheck,
+  nthExit,
+  probe,
+  testContainer,
+  testResource,
+  wireError,
+} from './runtime-checks.js';
+import { startRuntime } from './runtime-harness.js';
+
+const TC = 'test-container:0.0.1';
+const TR = 'test-resource:0.0.1';
+
+async function withContainerAndResource(t: Parameters<typeof startRuntime>[0], extra: string[] = []) {
+  const npks = [await testContainer(), await testResource(), ...extra];
+  return startRuntime(t, { repositories: { default: { npks, key: true } } });
+}
+
+describe('runtime: start, stop and errors', privileged({ cgroups: true }), () => {
+  after(() => assertNoTestCgroups());
+
+  test('a container starts and stops ten times, each run reported by started and exit notifications', async (t) => {
+    const h = await withContainerAndResource(t);
+    const leaks = leakCheck(h);
+    const out = captureOutput(t);
+    for (let i = 1; i <= 10; i++) {
+      await h.client.start(TC);
+      await h.waitFor((n) => isStarted(TC)(n) && h.notifications.filter(isStarted(TC)).length >= i);
+      assert.equal((await h.client.inspect(TC)).process !== null, true, `run ${i}: inspect shows a process`);
+      await h.client.kill(TC, 15);
+      assert.deepEqual(await nthExit(h, TC, i), { signalled: { signal: 15 } }, `run ${i}`);
+    }
+    // The probe really ran each time (its own output, not the runtime's log).
+    assert.equal(out.of(TC).filter((l) => l === 'Sleeping...').length, 10);
+    assert.equal((await h.client.inspect(TC)).process, null);
+    await leaks.assertClean();
+  });
+
+  test('crash and signal exits come back with the exact status', async (t) => {
+    const h = await withContainerAndResource(t);
+    const leaks = leakCheck(h);
+    for (let i = 1; i <= 10; i++) {
+      await h.client.start(TC, { args: ['crash'] });
+      assert.deepEqual(await nthExit(h, TC, i), { exit: { code: 101 } });
+    }
+    let n = 10;
+    for (const code of [0, 1, 127, 255]) {
+      await h.client.start(TC, { args: ['exit', String(code)] });
+      assert.deepEqual(await nthExit(h, TC, ++n), { exit: { code } });
+    }
+    await h.client.start(TC, { args: ['abort'] });
+    assert.deepEqual(await nthExit(h, TC, ++n), { signalled: { signal: 6 } });
+    await h.client.start(TC, { args: ['segfault'] });
+    assert.deepEqual(await nthExit(h, TC, ++n), { signalled: { signal: 11 } });
+    await h.client.start(TC);
+    await h.waitFor(isStarted(TC));
+    await h.client.kill(TC, 9);
+    assert.deepEqual(await nthExit(h, TC, ++n), { signalled: { signal: 9 } });
+    await leaks.assertClean();
+  });
+
+  test('start of a resource answers start_container_resource; a missing resource start_container_missing_resource', async (t) => {
+    const h = await startRuntime(t, { repositories: { default: { npks: [await testContainer(), await testResource()], key: true }, mem: { type: 'mem', key: true } } });
+    const leaks = leakCheck(h);
+    assert.deepEqual(await wireError(h.client.start(TR)), { start_container_resource: { container: TR } });
+    // `<INIT>` stands for the manifest init, which a resource has not.
+    assert.deepEqual(await wireError(h.client.start(TR, { init: '<INIT>' })), { start_container_resource: { container: TR } });
+    // Only the container, no resource: uninstall the resource first.
+    await h.client.uninstall(TR);
+    assert.deepEqual(await wireError(h.client.start(TC)), {
+      start_container_missing_resource: { container: TC, resource: 'test-resource', version: '>=0.0.1' },
+    });
+    await h.client.uninstall(TC);
+    assert.deepEqual(exitsOf(h, TC), []);
+    await leaks.assertClean();
+  });
+
+  test('a resource resolves to the highest installed version that satisfies the requirement', async (t) => {
+    const h = await withContainerAndResource(t, [await testResource('0.0.2')]);
+    const leaks = leakCheck(h);
+    const out = captureOutput(t);
+    // /v2 exists only in test-resource 0.0.2 (deviation 1: Northstar would take 0.0.1).
+    await h.client.start(TC, { args: ['exists', '/resource/v2'] });
+    assert.deepEqual(await nthExit(h, TC, 1), { exit: { code: 0 } });
+    await h.client.start(TC, { args: ['cat', '/resource/hello'], env: { PROBE_PARK: '0' } });
+    assert.deepEqual(await nthExit(h, TC, 2), { exit: { code: 0 } });
+    assert.ok(out.of(TC).includes('hello from test resource 0.0.2'), JSON.stringify(out.of(TC)));
+    // Only the used version got mounted for the start.
+    assert.equal((await h.client.inspect('test-resource:0.0.2')).mounted, true);
+    assert.equal((await h.client.inspect(TR)).mounted, false);
+    await leaks.assertClean();
+  });
+
+  test('a resource in use cannot be unmounted or uninstalled; after the stop it can, and a start mounts it again', async (t) => {
+    const h = await withContainerAndResource(t);
+    const leaks = leakCheck(h);
+    const out = captureOutput(t);
+    await h.client.start(TC, { args: ['cat', '/resource/hello'] });
+    await out.waitFor(TC, /^hello from test resource 0\.0\.1$/);
+    assert.deepEqual(await h.client.umount([TR]), [{ error: { container: TR, error: { umount_busy: { container: TC } } } }]);
+    assert.deepEqual(await h.client.umount([TC]), [{ error: { container: TC, error: { umount_busy: { container: TC } } } }]);
+    assert.deepEqual(await wireError(h.client.uninstall(TR)), { umount_busy: { container: TC } });
+    assert.deepEqual(await wireError(h.client.uninstall(TC)), { umount_busy: { container: TC } });
+    await h.client.kill(TC, 15);
+    await nthExit(h, TC, 1);
+    assert.deepEqual(await h.client.umount([TR]), [{ ok: { container: TR } }]);
+    assert.equal((await h.client.inspect(TR)).mounted, false);
+    // start_mounted_container_with_not_mounted_resource
+    assert.equal((await h.client.inspect(TC)).mounted, true);
+    await h.client.start(TC, { args: ['exists', '/resource/hello'] });
+    assert.deepEqual(await nthExit(h, TC, 2), { exit: { code: 0 } });
+    assert.equal((await h.client.inspect(TR)).mounted, true);
+    await h.client.uninstall(TC);
+    await h.client.uninstall(TR);
+    assert.deepEqual(await h.client.list(), []);
+    await leaks.assertClean();
+  });
+
+  test('a started container and another version of its name answer start_container_started', async (t) => {
+    const h = await withContainerAndResource(t, [await testContainer({ version: '0.0.2' })]);
+    const leaks = leakCheck(h);
+    await h.client.start(TC);
+    await h.waitFor(isStarted(TC));
+    assert.deepEqual(await wireError(h.client.start(TC)), { start_container_started: { container: TC } });
+    assert.deepEqual(await wireError(h.client.start('test-container:0.0.2')), { start_container_started: { container: TC } });
+    await h.client.kill(TC, 15);
+    await nthExit(h, TC, 1);
+    await h.client.start('test-container:0.0.2', { args: ['exit', '3'] });
+    assert.deepEqual(await nthExit(h, 'test-container:0.0.2', 1), { exit: { code: 3 } });
+    await leaks.assertClean();
+  });
+
+  test('kill checks the signal and the state; unknown containers answer invalid_container for every request', async (t) => {
+    const h = await withContainerAndResource(t);
+    const leaks = leakCheck(h);
+    assert.deepEqual(await wireError(h.client.kill(TC, 15)), { stop_container_not_started: { container: TC } });
+    await h.client.start(TC);
+    await h.waitFor(isStarted(TC));
+    for (const bad of [0, 32, 65, -1]) {
+      const e = await wireError(h.client.kill(TC, bad));
+      assert.ok('unexpected' in e, `signal ${bad}: ${JSON.stringify(e)}`);
+    }
+    assert.notEqual((await h.client.inspect(TC)).process, null, 'a refused kill leaves the container running');
+    await h.client.kill(TC, 15);
+    await nthExit(h, TC, 1);
+
+    for (const id of ['foo:0.0.1', 'unknown_application:0.0.12']) {
+      const invalid = { invalid_container: { container: id } };
+      assert.deepEqual(await wireError(h.client.start(id)), invalid);
+      assert.deepEqual(await wireError(h.client.kill(id, 15)), invalid);
+      assert.deepEqual(await wireError(h.client.uninstall(id)), invalid);
+      assert.deepEqual(await wireError(h.client.inspect(id)), invalid);
+      assert.deepEqual(await h.client.mount([id]), [{ error: { container: id, error: invalid } }]);
+      assert.deepEqual(await h.client.umount([id]), [{ error: { container: id, error: invalid } }]);
+    }
+    // A name that is no container id at all is refused by the console, not by the runtime.
+    await assert.rejects(h.client.kill('foo:0.0.1:default', 15));
+    await assert.rejects(h.client.start('unknown_application:0.0.12:asdf'));
+    await leaks.assertClean();
+  });
+
+  test('start arguments and environment replace the manifest ones; NORTHSTAR_ keys are reserved; <INIT> is the manifest init', async (t) => {
+    const npk = await probe('envy', { manifest: { args: ['exit', '42'], env: { FROM_MANIFEST: 'yes' } } });
+    const h = await startRuntime(t, { repositories: { default: { npks: [npk], key: true } } });
+    const leaks = leakCheck(h);
+    const out = captureOutput(t);
+    const C = 'envy:0.0.1';
+    await h.client.start(C);
+    assert.deepEqual(await nthExit(h, C, 1), { exit: { code: 42 } });
+
+    await h.client.start(C, { args: ['env'] });
+    assert.deepEqual(await nthExit(h, C, 2), { exit: { code: 0 } });
+    const env1 = out.of(C).filter((l) => l.startsWith('env: '));
+    assert.ok(env1.includes('env: FROM_MANIFEST=yes'), JSON.stringify(env1));
+    for (const e of ['NORTHSTAR_NAME=envy', 'NORTHSTAR_VERSION=0.0.1', 'NORTHSTAR_CONTAINER=envy:0.0.1']) assert.ok(env1.includes(`env: ${e}`), e);
+
+    const before = out.of(C).length;
+    await h.client.start(C, { args: ['env'], env: { OVERRIDE: '1' } });
+    assert.deepEqual(await nthExit(h, C, 3), { exit: { code: 0 } });
+    const env2 = out.of(C).slice(before).filter((l) => l.startsWith('env: '));
+    assert.ok(env2.includes('env: OVERRIDE=1'), JSON.stringify(env2));
+    assert.ok(!env2.includes('env: FROM_MANIFEST=yes'), 'the request environment replaces the manifest one');
+    assert.ok(env2.includes('env: NORTHSTAR_CONTAINER=envy:0.0.1'));
+
+    const e = await wireError(h.client.start(C, { env: { NORTHSTAR_NAME: 'evil' } }));
+    assert.ok('invalid_arguments' in e, JSON.stringify(e));
+    assert.equal(exitsOf(h, C).length, 3, 'a refused start runs nothing');
+
+    await h.client.start(C, { init: '<INIT>', args: ['exit', '5'] });
+    assert.deepEqual(await nthExit(h, C, 4), { exit: { code: 5 } });
+    const e2 = await wireError(h.client.start(C, { init: '/nonexistent' }));
+    assert.equal((e2 as { start_container_failed?: { container: string } }).start_container_failed?.container, C, JSON.stringify(e2));
+    assert.equal(exitsOf(h, C).length, 4, 'an init that cannot run is a failed start, not an exit');
+    await leaks.assertClean();
+  });
+
+  test('a probe over its memory_hard_limit is OOM-killed and produces a c_group notification', async (t) => {
+    const npk = await probe('memeater', { manifest: { args: ['eat', '1024', '5'], cgroups: { memory: { oom_monitor: true, memory_hard_limit: 20 * 1024 * 1024, swappiness: 0 } } } });
+    const h = await startRuntime(t, { repositories: { default: { npks: [npk], key: true } } });
+    const leaks = leakCheck(h);
+    const C = 'memeater:0.0.1';
+    await h.client.start(C);
+    const n = (await h.waitFor(isCgroup(C), 20_000)) as unknown as { c_group: [string, { memory: Record<string, unknown> }] };
+    assert.ok(n.c_group[1].memory, JSON.stringify(n));
+    assert.ok(Number(n.c_group[1].memory.oom) >= 1 || Number(n.c_group[1].memory.oom_kill) >= 1, JSON.stringify(n));
+    assert.deepEqual(await nthExit(h, C, 1), { signalled: { signal: 9 } });
+    await leaks.assertClean();
+  });
+});
