@@ -100,11 +100,11 @@ export function captureOutput(t: TestContext) {
   const of = (c: string) => lines.filter((r) => r.target === c).map((r) => r.message);
   return {
     of,
-    /** Resolves with the first line of container `c` matching `re`. */
-    waitFor(c: string, re: RegExp, timeoutMs = 20_000): Promise<string> {
+    /** Resolves with the `nth` (1-based) line of container `c` matching `re`. */
+    waitFor(c: string, re: RegExp, timeoutMs = 20_000, nth = 1): Promise<string> {
       return new Promise((resolve, reject) => {
         const check = () => {
-          const l = of(c).find((m) => re.test(m));
+          const l = of(c).filter((m) => re.test(m))[nth - 1];
           if (l === undefined) return false;
           waiters.delete(w);
           clearTimeout(timer);
