@@ -4,12 +4,17 @@
 // backed by a file of the test or by one of its memfds, no cgroup of the test).
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 
 import type { ClientError, Notification } from '../../src/client/index.js';
 import type { LogRecord } from '../../src/log.js';
-import { fixtureNpk } from '../fixtures/npk.js';
+import { packageRoot } from '../../src/native.js';
+import { buildProbe } from '../fixtures/build.js';
+import { fixtureKeys, fixtureNpk } from '../fixtures/npk.js';
 import type { Harness, InProcessHarness } from './runtime-harness.js';
 
 export const PIPE = { stdout: 'pipe', stderr: 'pipe' } as const;
@@ -200,4 +205,30 @@ export function assertNoTestCgroups(): void {
     }
   });
   assert.deepEqual(left, [], 'cgroups of this test process left');
+}
+
+/**
+ * `count` clones packed by the npk CLI (`npk pack --clones`), named
+ * `<prefix>-<nn>` (zero-padded), signed with the fixture key, into a temp dir
+ * removed after the test. Returns the NPK paths.
+ */
+export async function cliClones(t: TestContext, prefix: string, count: number): Promise<string[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'nstar-clones-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const root = join(dir, 'root');
+  mkdirSync(root);
+  copyFileSync(buildProbe(), join(root, 'probe'));
+  chmodSync(join(root, 'probe'), 0o755);
+  const manifest = join(dir, 'manifest.yaml');
+  writeFileSync(manifest, `name: ${prefix}\nversion: 0.0.1\ninit: /probe\nargs:\n  - sleep\nuid: 1000\ngid: 1000\n`);
+  const out = join(dir, 'out');
+  mkdirSync(out);
+  const keys = await fixtureKeys();
+  const r = spawnSync(join(packageRoot, 'bin', 'npk'), ['pack', '-m', manifest, '-r', root, '-k', keys.privateKey, '-o', out, '--clones', String(count)], {
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, `npk pack --clones failed: ${r.stderr}`);
+  const paths = r.stdout.split('\n').filter((l) => l.trim() !== '');
+  assert.equal(paths.length, count, r.stdout);
+  return paths;
 }

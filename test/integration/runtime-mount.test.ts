@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
 import { privileged } from './privileged.js';
-import { assertNoTestCgroups, clones, leakCheck, testResource } from './runtime-checks.js';
+import { assertNoTestCgroups, cliClones, clones, leakCheck, testResource } from './runtime-checks.js';
 import { startRuntime, type InProcessHarness } from './runtime-harness.js';
 
 const CLONES = 12;
@@ -30,8 +30,8 @@ const okAll = (cs: string[]) => cs.map((container) => ({ ok: { container } }));
 describe('runtime: mount and umount', privileged({ cgroups: true }), () => {
   after(() => assertNoTestCgroups());
 
-  test('a list of clones and a resource mounts and unmounts in one request each', async (t) => {
-    const npks = [...(await clones('clone', CLONES)), await testResource()];
+  test('a list of clones (npk pack --clones) and a resource mounts and unmounts in one request each', async (t) => {
+    const npks = [...(await cliClones(t, 'clone', CLONES)), await testResource()];
     const h = await startRuntime(t, { repositories: { default: { npks, key: true } } });
     const leaks = leakCheck(h);
     const all = (await h.client.list()).sort();
@@ -41,7 +41,7 @@ describe('runtime: mount and umount', privileged({ cgroups: true }), () => {
     assert.deepEqual(mounted(h), all);
     for (const c of all) assert.equal((await h.client.inspect(c)).mounted, true, c);
     // Each mount is a squashfs of its own: the probe of a clone is readable through the mount.
-    for (const c of ids('clone', CLONES)) assert.ok(readFileSync(join(h.config.runDir, c, 'probe')).length > 0);
+    for (const c of all.filter((c) => c.startsWith('clone-'))) assert.ok(readFileSync(join(h.config.runDir, c, 'probe')).length > 0);
     assert.deepEqual(await h.client.umount(all), okAll(all));
     assert.deepEqual(mounted(h), []);
     for (const c of all) assert.equal((await h.client.inspect(c)).mounted, false, c);
