@@ -197,7 +197,11 @@ export const supervisorMachine = setup({
       await ask(input.ref, (reply) => ({ type: 'start', ...input.order, resolveMs, reply }));
     }),
     uninstallFlow: fromPromise<void, { ref: AnyActorRef }>(async ({ input }) => {
-      const s = input.ref.getSnapshot() as { hasTag(t: string): boolean };
+      // A mount or umount in flight settles first: stopping the machine under
+      // it would leave the mount (and its loop device) behind and its reply unanswered.
+      type Snap = { hasTag(t: string): boolean; matches(s: string): boolean; status: string };
+      const settled = (x: Snap) => x.status !== 'active' || x.matches('unmounted') || x.matches('mounted') || x.hasTag('started');
+      const s = (await waitFor(input.ref, (x) => settled(x as Snap), { timeout: Infinity })) as Snap;
       if (s.hasTag('mounted')) await ask(input.ref, (reply) => ({ type: 'umount', reply }));
     }),
     boot: fromPromise<void, { self: AnyActorRef; mountOnStart: { id: string; ref: AnyActorRef }[]; autostart: Entry[] }>(
