@@ -3,11 +3,11 @@
 // answer of Northstar's vocabulary and nothing is left mounted, attached or
 // running afterwards. Also: shutdown with running containers.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 
 import { privileged } from './privileged.js';
-import { assertNoTestCgroups, clones, isExit, isStarted, leakCheck, testContainer, testResource } from './runtime-checks.js';
+import { assertNoTestCgroups, clones, isExit, isStarted, leakCheck, probe, testContainer, testResource } from './runtime-checks.js';
 import { startRuntime } from './runtime-harness.js';
 
 const TC = 'test-container:0.0.1';
@@ -69,5 +69,38 @@ describe('runtime: overlapping requests', { ...privileged({ cgroups: true }), ti
     for (const c of running) assert.ok(h.notifications.some(isExit(c)), `exit of ${c} reported`);
     await leaks.assertClean();
     for (const pid of pids) assert.ok(!existsSync(`/proc/${pid}`), `process ${pid} is gone`);
+  });
+});
+
+describe('runtime: concurrent installs', { ...privileged({ cgroups: true }), timeout: 120_000 }, () => {
+  after(() => assertNoTestCgroups());
+
+  test('concurrent installs of one container into one repository keep exactly one copy', async (t) => {
+    const h = await startRuntime(t, {
+      repositories: { fs: { key: true }, mem: { type: 'mem', key: true }, one: { key: true, capacityNum: 1 } },
+    });
+    const leaks = leakCheck(h);
+    const clients = await Promise.all([1, 2, 3].map(() => h.connect()));
+    const npk = await probe('twin');
+    const C = 'twin:0.0.1';
+    for (const repo of ['fs', 'mem']) {
+      const rs = await Promise.all(clients.map((c) => settle(c.installFile(npk, repo))));
+      leaks.sample();
+      assert.equal(rs.filter((r) => r.ok).length, 1, `${repo}: ${JSON.stringify(rs)}`);
+      assert.deepEqual(await h.client.list(), [C]);
+      if (repo === 'fs') assert.deepEqual(readdirSync(h.repoDir('fs')), [`${C}.npk`]);
+      await h.client.start(C, { args: ['exit', '0'] });
+      await h.waitFor((n) => isExit(C)(n) && h.notifications.filter(isExit(C)).length >= (repo === 'fs' ? 1 : 2));
+      await h.client.uninstall(C);
+      assert.deepEqual(await h.client.list(), []);
+      if (repo === 'fs') assert.deepEqual(readdirSync(h.repoDir('fs')), []);
+    }
+    // capacity_num = 1 holds for installs that arrive together.
+    const many = await clones('cap', 3);
+    const rs = await Promise.all(many.map((n, i) => settle(clients[i]!.installFile(n, 'one'))));
+    assert.equal(rs.filter((r) => r.ok).length, 1, JSON.stringify(rs));
+    assert.equal(readdirSync(h.repoDir('one')).length, 1);
+    assert.equal((await h.client.list()).length, 1);
+    await leaks.assertClean();
   });
 });
