@@ -147,6 +147,13 @@ function loops(): Loop[] {
   return out;
 }
 
+/** Attached loop devices whose backing file path contains `part`. */
+export function loopsBackedBy(part: string): string[] {
+  return loops()
+    .filter((l) => l.backing.includes(part))
+    .map((l) => `${l.device} ${l.backing}`);
+}
+
 /** Names of this process's NPK memfds ("/memfd:npk-… (deleted)"), i.e. mem repository contents. */
 function ourMemfds(): string[] {
   const names: string[] = [];

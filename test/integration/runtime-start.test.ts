@@ -3,6 +3,7 @@
 // packer in an fs repository, driven through the console. After each test the
 // runtime is shut down and nothing may be left (mounts, loop devices, cgroups).
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 
 import { privileged } from './privileged.js';
@@ -14,6 +15,7 @@ import {
   isExit,
   isStarted,
   leakCheck,
+  loopsBackedBy,
   nthExit,
   probe,
   testContainer,
@@ -219,5 +221,49 @@ describe('runtime: start, stop and errors', privileged({ cgroups: true }), () =>
     assert.ok(Number(n.c_group[1].memory.oom) >= 1 || Number(n.c_group[1].memory.oom_kill) >= 1, JSON.stringify(n));
     assert.deepEqual(await nthExit(h, C, 1), { signalled: { signal: 9 } });
     await leaks.assertClean();
+  });
+
+  test('inspect of a running container shows its pid, a growing uptime and the statistics asked for', async (t) => {
+    const h = await withContainerAndResource(t);
+    const leaks = leakCheck(h);
+    await h.client.start(TC);
+    await h.waitFor(isStarted(TC));
+    const a = await h.client.inspect(TC, ['memory', 'pids']);
+    assert.equal(a.mounted, true);
+    assert.equal(a.repository, 'default');
+    assert.equal((a.manifest as { name: string }).name, 'test-container');
+    assert.ok(a.process && a.process.pid > 1, JSON.stringify(a.process));
+    assert.ok(readFileSync(`/proc/${a.process.pid}/cmdline`, 'utf8').length > 0, 'the pid is a live process of this host');
+    await new Promise((r) => setTimeout(r, 20));
+    const b = await h.client.inspect(TC);
+    assert.ok(Number(b.process!.uptime) > Number(a.process.uptime), `${String(b.process!.uptime)} > ${String(a.process.uptime)}`);
+    const stats = a.process.statistics as Record<string, unknown>;
+    assert.ok(stats && 'memory' in stats && 'pids' in stats, JSON.stringify(stats));
+    await h.client.kill(TC, 15);
+    await nthExit(h, TC, 1);
+    await leaks.assertClean();
+  });
+
+  test('autostart starts relaxed and critical containers at startup; a failing critical container shuts the runtime down', async (t) => {
+    const relaxed = await probe('relaxed', { manifest: { autostart: 'relaxed' } });
+    const critical = await probe('critical', { manifest: { autostart: 'critical', args: ['sleep', '300'] } });
+    const h = await startRuntime(t, { repositories: { default: { npks: [relaxed, critical], key: true } } });
+    const leaks = leakCheck(h);
+    for (const c of ['relaxed:0.0.1', 'critical:0.0.1']) assert.notEqual((await h.client.inspect(c)).process, null, `${c} runs`);
+    // A signal is no success: the critical container's exit ends the runtime with critical_container.
+    await h.client.kill('critical:0.0.1', 9);
+    const stopped = await h.runtime.stopped;
+    assert.equal(stopped.ok, false);
+    assert.match(stopped.reason ?? '', /critical/);
+    assert.ok(h.notifications.some(isExit('relaxed:0.0.1')), 'the other containers were stopped');
+    await leaks.assertClean();
+  });
+
+  test('a critical autostart container that cannot start aborts the startup and leaves nothing', async (t) => {
+    const bad = await probe('doomed', { manifest: { autostart: 'critical', init: '/nonexistent' } });
+    await assert.rejects(startRuntime(t, { repositories: { default: { npks: [bad], key: true } } }), /doomed/);
+    assertNoTestCgroups();
+    assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes('doomed:0.0.1'), 'the failed container is unmounted');
+    assert.deepEqual(loopsBackedBy('doomed-0.0.1'), [], 'its loop device is detached');
   });
 });
