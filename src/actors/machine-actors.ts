@@ -60,8 +60,9 @@ export function debugArgv(template: string, pid: number, container: string): str
 const log = new Logger('actors');
 
 /** Errors crossing into machine events are plain data. */
-function errorData(e: unknown): { code: string; message: string } {
-  if (e instanceof RuntimeError) return { code: e.code, message: e.message };
+function errorData(e: unknown): { code: string; message: string; fields?: object } {
+  // The fields let a machine answer with the RuntimeError itself (e.g. start_container_missing_resource).
+  if (e instanceof RuntimeError) return { code: e.code, message: e.message, fields: e.fields };
   const err = e as { code?: string; message?: string };
   return { code: err?.code ?? 'unexpected', message: err?.message ?? String(e) };
 }

@@ -20,7 +20,7 @@
 // the timer.
 import { assign, fromCallback, fromPromise, sendParent, sendTo, setup, type StateValue } from 'xstate';
 
-import { errors, type ExitStatus } from '../model/errors.js';
+import { errors, RuntimeError, type ExitStatus } from '../model/errors.js';
 import type { Manifest } from '../model/manifest.js';
 import type { LaunchSpec, MountInput, MountOutput, Phases, UmountInput } from './contracts.js';
 import type {
@@ -77,6 +77,8 @@ export interface ContainerContext {
   afterThaw?: AfterThaw;
   exit?: ExitStatus;
   failure?: string;
+  /** The start's own error when the launch failed with one (spec §4.7 step 12: a missing resource dir). */
+  failureError?: RuntimeError;
   closed: boolean;
 }
 
@@ -199,6 +201,7 @@ export const containerMachine = setup({
       runningSince: undefined,
       exit: undefined,
       failure: undefined,
+      failureError: undefined,
       stopReplies: [],
       freezeReplies: [],
       afterThaw: undefined,
@@ -229,6 +232,10 @@ export const containerMachine = setup({
     reportStarted: sendParent(({ context }): ContainerReport => ({ type: 'container.started', id: context.id, pid: context.pid! })),
     recordFailure: assign({
       failure: ({ event }) => (event as { error: { message: string } }).error.message,
+      failureError: ({ event }) => {
+        const e = (event as { error: { code: string; fields?: object } }).error;
+        return e.code === 'start_container_missing_resource' && e.fields ? new RuntimeError(e.code, e.fields as never) : undefined;
+      },
     }),
     recordExit: assign({ exit: ({ event }) => (event as { status: ExitStatus }).status }),
 
@@ -305,7 +312,7 @@ export const containerMachine = setup({
       const status = context.exit ?? LOST;
       if (context.start) {
         const why = context.failure ?? `the process ended with ${statusText(status)} before it started`;
-        context.start.reply(fail(errors.startFailed(context.id, why)));
+        context.start.reply(fail(context.failureError ?? errors.startFailed(context.id, why)));
       }
       for (const r of context.stopReplies) r(ok(status));
       for (const r of context.freezeReplies) r(fail(notStarted(context)));

@@ -266,4 +266,44 @@ describe('runtime: start, stop and errors', privileged({ cgroups: true }), () =>
     assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes('doomed:0.0.1'), 'the failed container is unmounted');
     assert.deepEqual(loopsBackedBy('doomed-0.0.1'), [], 'its loop device is detached');
   });
+
+  test('a resource without the requested directory answers start_container_missing_resource', async (t) => {
+    const tc = await testContainer({
+      name: 'wants-dir',
+      manifest: { mounts: { '/resource': { type: 'resource', name: 'test-resource', version: '0.0.1', dir: '/nope' } } },
+    });
+    const h = await startRuntime(t, { repositories: { default: { npks: [tc, await testResource()], key: true } } });
+    const leaks = leakCheck(h);
+    const e = await wireError(h.client.start('wants-dir:0.0.1'));
+    // The requirement as the manifest model displays it (Rust's VersionReq shows "0.0.1" as "^0.0.1").
+    assert.deepEqual(e, { start_container_missing_resource: { container: 'wants-dir:0.0.1', resource: 'test-resource', version: '^0.0.1' } });
+    assert.equal((await h.client.inspect('wants-dir:0.0.1')).process, null);
+    await leaks.assertClean();
+  });
+
+  test('a kill racing a start is refused as not started, or is delivered and the run it meets ends', async (t) => {
+    const h = await withContainerAndResource(t);
+    const leaks = leakCheck(h);
+    const [a, b] = [await h.connect(), await h.connect()];
+    let exits = 0;
+    for (let i = 0; i < 5; i++) {
+      const [s, k] = await Promise.all([wireError(a.start(TC)).catch(() => 'started'), wireError(b.kill(TC, 9)).catch(() => 'killed')]);
+      if (k !== 'killed') {
+        // Before the start: refused, and the start went on; the next kill ends it.
+        assert.deepEqual(k, { stop_container_not_started: { container: TC } });
+        assert.equal(s, 'started');
+        await h.client.kill(TC, 9);
+        assert.deepEqual(await nthExit(h, TC, ++exits), { signalled: { signal: 9 } });
+      } else if (s === 'started') {
+        // After the start: an ordinary kill.
+        assert.deepEqual(await nthExit(h, TC, ++exits), { signalled: { signal: 9 } });
+      } else {
+        // During the start (the init is behind its start gate): the start fails, and a run that never started has no exit.
+        assert.equal((s as { start_container_failed?: { container: string } }).start_container_failed?.container, TC, JSON.stringify(s));
+        assert.equal(exitsOf(h, TC).length, exits);
+      }
+      assert.equal((await h.client.inspect(TC)).process, null);
+    }
+    await leaks.assertClean();
+  });
 });
