@@ -3,7 +3,7 @@
 // packer in an fs repository, driven through the console. After each test the
 // runtime is shut down and nothing may be left (mounts, loop devices, cgroups).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 
 import { privileged } from './privileged.js';
@@ -129,6 +129,7 @@ describe('runtime: start, stop and errors', privileged({ cgroups: true }), () =>
     await h.client.uninstall(TC);
     await h.client.uninstall(TR);
     assert.deepEqual(await h.client.list(), []);
+    assert.deepEqual(readdirSync(h.repoDir('default')), [], 'uninstall removes the NPK files');
     await leaks.assertClean();
   });
 
