@@ -168,7 +168,8 @@ function ourMemfds(): string[] {
   return names;
 }
 
-function cgroupDirs(name: string): string[] {
+/** The cgroup directories named `name` in every hierarchy. */
+export function cgroupDirs(name: string): string[] {
   return readdirSync('/sys/fs/cgroup')
     .map((h) => `/sys/fs/cgroup/${h}/${name}`)
     .concat(`/sys/fs/cgroup/${name}`)
