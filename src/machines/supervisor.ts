@@ -685,7 +685,12 @@ export function supervisorLogic(actors: SupervisorActors) {
 /** Creates (does not start) the supervisor actor. */
 export function createSupervisor(opts: CreateSupervisorOptions) {
   const { actors, inspect, clock, ...input } = opts;
-  return createActor(supervisorLogic(actors), { input, inspect, clock });
+  // An explicit `clock: undefined` would replace XState's default clock and
+  // make every delayed transition (stop grace) throw: pass only what is set.
+  const options: ActorOptions<AnyActorLogic> = { input };
+  if (inspect) options.inspect = inspect;
+  if (clock) options.clock = clock;
+  return createActor(supervisorLogic(actors), options as never);
 }
 
 export type Supervisor = ReturnType<typeof createSupervisor>;

@@ -72,6 +72,9 @@ describe('runtime: start, stop and errors', privileged({ cgroups: true }), () =>
     await h.waitFor(isStarted(TC));
     await h.client.kill(TC, 9);
     assert.deepEqual(await nthExit(h, TC, ++n), { signalled: { signal: 9 } });
+    // Every run: started, then exit — even for a process that exits at once.
+    const seq = h.notifications.filter((x) => isStarted(TC)(x) || isExit(TC)(x)).map((x) => (isStarted(TC)(x) ? 's' : 'e'));
+    assert.equal(seq.join(''), 'se'.repeat(n));
     await leaks.assertClean();
   });
 
@@ -306,5 +309,28 @@ describe('runtime: start, stop and errors', privileged({ cgroups: true }), () =>
       assert.equal((await h.client.inspect(TC)).process, null);
     }
     await leaks.assertClean();
+  });
+
+  test('stop sends SIGTERM and answers once the container is gone; stop of a stopped container is refused', async (t) => {
+    const h = await withContainerAndResource(t);
+    const leaks = leakCheck(h);
+    assert.deepEqual(await wireError(h.client.stop(TC, 1000)), { stop_container_not_started: { container: TC } });
+    await h.client.start(TC);
+    await h.waitFor(isStarted(TC));
+    assert.equal(await h.client.stop(TC, 5000), TC);
+    assert.deepEqual(exitsOf(h, TC).length <= 1, true);
+    assert.deepEqual(await nthExit(h, TC, 1), { signalled: { signal: 15 } });
+    assert.equal((await h.client.inspect(TC)).process, null, 'the stop answered after the exit');
+    await leaks.assertClean();
+  });
+
+  test('a critical autostart container that exits with success does not stop the runtime', async (t) => {
+    const ok0 = await probe('fine', { manifest: { autostart: 'critical', args: ['exit', '0'] } });
+    const h = await startRuntime(t, { repositories: { default: { npks: [ok0], key: true } } });
+    const leaks = leakCheck(h);
+    assert.deepEqual(await h.waitFor(isExit('fine:0.0.1')), { exit: ['fine:0.0.1', { exit: { code: 0 } }] });
+    assert.deepEqual(await h.client.list(), ['fine:0.0.1'], 'the runtime still answers');
+    await leaks.assertClean();
+    assert.deepEqual(await h.runtime.stopped, { ok: true });
   });
 });
