@@ -3,7 +3,7 @@
 // packer in an fs repository, driven through the console. After each test the
 // runtime is shut down and nothing may be left (mounts, loop devices, cgroups).
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 
 import { privileged } from './privileged.js';
@@ -332,5 +332,30 @@ describe('runtime: start, stop and errors', privileged({ cgroups: true }), () =>
     assert.deepEqual(await h.client.list(), ['fine:0.0.1'], 'the runtime still answers');
     await leaks.assertClean();
     assert.deepEqual(await h.runtime.stopped, { ok: true });
+  });
+
+  test('pause freezes and resume thaws a running container; a kill of a paused one ends it; exec runs beside it', async (t) => {
+    const h = await withContainerAndResource(t);
+    const leaks = leakCheck(h);
+    await h.client.start(TC);
+    await h.waitFor(isStarted(TC));
+    const x = await h.client.exec(TC, '/probe', { args: ['exit', '4'], wait: true });
+    assert.deepEqual(x.status, { exit: { code: 4 } });
+    await h.client.pause(TC);
+    assert.match((await h.client.inspect(TC)).state ?? '', /paused$/);
+    const freezer = `/sys/fs/cgroup/freezer/${h.config.cgroup}`;
+    const states = () =>
+      readdirSync(freezer, { recursive: true, encoding: 'utf8' })
+        .filter((f) => f.endsWith('freezer.state') && f.includes('/'))
+        .map((f) => readFileSync(`${freezer}/${f}`, 'utf8').trim());
+    if (existsSync(freezer)) assert.deepEqual(states(), ['FROZEN'], 'the container cgroup is frozen');
+    await h.client.resume(TC);
+    assert.match((await h.client.inspect(TC)).state ?? '', /running$/);
+    if (existsSync(freezer)) assert.deepEqual(states(), ['THAWED']);
+    await h.client.pause(TC);
+    await h.client.kill(TC, 15);
+    assert.deepEqual(await nthExit(h, TC, 1), { signalled: { signal: 15 } });
+    assert.deepEqual(await wireError(h.client.pause(TC)), { stop_container_not_started: { container: TC } });
+    await leaks.assertClean();
   });
 });
