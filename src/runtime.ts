@@ -147,7 +147,13 @@ export class Runtime {
     if (url) log.info(`Console on ${url}`);
 
     sup.start();
-    await whenReady(sup);
+    try {
+      await whenReady(sup);
+    } catch (e) {
+      // The supervisor's shutdown (kill, umount) runs before the pool and cgroups go.
+      await whenDone(sup).catch(() => undefined);
+      throw e;
+    }
     log.info('Runtime up and running');
     void whenDone(sup).then(
       (out) => this.finish(out.error),

@@ -6,7 +6,7 @@ import { closeSync, writeSync } from 'node:fs';
 import { errors } from '../model/errors.js';
 import { native } from '../native.js';
 import { closeNpk, openNpk, type Npk } from '../npk/npk.js';
-import { checkCapacity, npkId, refuseDuplicate, usedSize, type Repository, type RepositoryOptions, type StoredNpk } from './repository.js';
+import { checkCapacity, npkId, refuseDuplicate, Serial, usedSize, type Repository, type RepositoryOptions, type StoredNpk } from './repository.js';
 
 // memfd flags and seals (linux/memfd.h, linux/fcntl.h).
 const MFD_CLOEXEC = 0x1;
@@ -26,7 +26,13 @@ export class MemRepository implements Repository {
     this.key = opts.key;
   }
 
-  async insert(data: AsyncIterable<Buffer | Uint8Array>): Promise<Npk> {
+  private readonly serial = new Serial();
+
+  insert(data: AsyncIterable<Buffer | Uint8Array>): Promise<Npk> {
+    return this.serial.run(() => this.insertNow(data));
+  }
+
+  private async insertNow(data: AsyncIterable<Buffer | Uint8Array>): Promise<Npk> {
     checkCapacity(this, this.opts);
     const fd = native().memfdCreate(`npk-${randomBytes(6).toString('hex')}`, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     let npk: Npk | undefined;

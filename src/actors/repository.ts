@@ -61,6 +61,20 @@ export function usedSize(repo: Repository): number {
   return sum;
 }
 
+/**
+ * Runs repository changes one after another. Installs arrive concurrently from
+ * several connections (Northstar's main loop serializes them); without this the
+ * capacity and duplicate checks of two overlapping installs both pass.
+ */
+export class Serial {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(f: () => Promise<T>): Promise<T> {
+    const p = this.tail.then(f, f);
+    this.tail = p.catch(() => undefined);
+    return p;
+  }
+}
+
 export function refuseDuplicate(repo: Repository, npk: Npk): void {
   const id = npkId(npk);
   if (repo.containers.has(id)) throw errors.unexpected(`container ${id} is already in repository ${repo.id}`);
@@ -120,7 +134,13 @@ export class FsRepository implements Repository {
     return { skipped };
   }
 
-  async insert(data: AsyncIterable<Buffer | Uint8Array>): Promise<Npk> {
+  private readonly serial = new Serial();
+
+  insert(data: AsyncIterable<Buffer | Uint8Array>): Promise<Npk> {
+    return this.serial.run(() => this.insertNow(data));
+  }
+
+  private async insertNow(data: AsyncIterable<Buffer | Uint8Array>): Promise<Npk> {
     checkCapacity(this, this.opts);
     const tmp = join(this.dir, `${PARTIAL_PREFIX}${randomBytes(8).toString('hex')}.npk`);
     let npk: Npk | undefined;
@@ -173,12 +193,14 @@ export class FsRepository implements Repository {
     return written;
   }
 
-  async remove(container: string): Promise<void> {
-    const s = this.containers.get(container);
-    if (!s) throw errors.invalidContainer(container);
-    this.containers.delete(container);
-    closeNpk(s.npk);
-    await unlink(s.path);
+  remove(container: string): Promise<void> {
+    return this.serial.run(async () => {
+      const s = this.containers.get(container);
+      if (!s) throw errors.invalidContainer(container);
+      this.containers.delete(container);
+      closeNpk(s.npk);
+      await unlink(s.path);
+    });
   }
 
   async close(): Promise<void> {

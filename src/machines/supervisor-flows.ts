@@ -73,6 +73,12 @@ export const flows = {
     ),
     shutdown: fromPromise<void, { entries: { id: string; ref: AnyActorRef; resource: boolean }[] }>(async ({ input }) => {
       const settle = (what: string, id: string) => (e: unknown) => log.warn(`${what} ${id}: ${toRuntimeError(e).message}`);
+      // A container actor that crashed answers nothing: asking it would hang the shutdown.
+      for (const e of input.entries) {
+        const s = e.ref.getSnapshot() as { status: string; error?: unknown };
+        if (s.status !== 'active') log.error(`Container ${e.id} is ${s.status}: ${toRuntimeError(s.error).message}`);
+      }
+      input = { entries: input.entries.filter((e) => (e.ref.getSnapshot() as { status: string }).status === 'active') };
       await Promise.all(input.entries.map(({ id, ref }) => ask(ref, (reply) => ({ type: 'halt', reply })).catch(settle('Stopping', id))));
       // Users before the resources they bind.
       for (const resources of [false, true]) {
