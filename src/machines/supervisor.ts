@@ -681,7 +681,9 @@ export function supervisorLogic(actors: SupervisorActors) {
 /** Creates (does not start) the supervisor actor. */
 export function createSupervisor(opts: CreateSupervisorOptions) {
   const { actors, inspect, clock, ...input } = opts;
-  return createActor(supervisorLogic(actors), { input, inspect, clock });
+  // An explicit `clock: undefined` would replace xstate's default clock and
+  // break every delayed transition (a stop's grace) of the real runtime.
+  return createActor(supervisorLogic(actors), { input, inspect, ...(clock ? { clock } : {}) });
 }
 
 export type Supervisor = ReturnType<typeof createSupervisor>;
