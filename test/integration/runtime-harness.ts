@@ -36,6 +36,8 @@ export interface HarnessOptions {
   extraToml?: string;
   /** Top-level TOML keys (e.g. `loop_device_timeout = "5s"`). */
   topToml?: string;
+  /** The top-level cgroup name (default: unique per call); pin it to restart on the same cgroups. */
+  cgroup?: string;
 }
 
 export interface Harness {
@@ -82,7 +84,7 @@ export async function prepare(o: HarnessOptions = {}, dir = mkdtempSync(join(tmp
     `run_dir = ${toml(join(dir, 'run'))}`,
     `data_dir = ${toml(join(dir, 'data'))}`,
     `socket_dir = ${toml(join(dir, 'sockets'))}`,
-    `cgroup = ${toml(`nstar-test-${process.pid}-${++seq}`)}`,
+    `cgroup = ${toml(o.cgroup ?? `nstar-test-${process.pid}-${++seq}`)}`,
     o.topToml ?? '',
     '[pool]',
     'threads = 2',
@@ -182,10 +184,10 @@ export async function startRuntime(t: TestContext, o: HarnessOptions = {}): Prom
 /** The `northstar` daemon (bin/northstar -c) in a child process. */
 export async function startDaemon(
   t: TestContext,
-  o: HarnessOptions & { reuse?: { dir: string } } = {},
+  o: HarnessOptions & { reuse?: { dir: string }; args?: string[] } = {},
 ): Promise<DaemonHarness> {
   const p = await prepare(o, o.reuse?.dir);
-  const proc = spawn(join(packageRoot, 'bin', 'northstar'), ['-c', p.configPath], {
+  const proc = spawn(join(packageRoot, 'bin', 'northstar'), ['-c', p.configPath, ...(o.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NSTAR_LOG: process.env.NSTAR_LOG ?? 'info' },
   });
