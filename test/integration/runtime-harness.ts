@@ -22,8 +22,8 @@ export interface RepoSpec {
   type?: 'fs' | 'mem';
   /** NPK files copied into an fs repository before the runtime starts. */
   npks?: string[];
-  /** Verify with the fixture key. */
-  key?: boolean;
+  /** Verify with the fixture key (true) or the raw public key at this path. */
+  key?: boolean | string;
   mountOnStart?: boolean;
   capacityNum?: number;
   /** bytesize string or number of bytes. */
@@ -105,7 +105,8 @@ export async function prepare(o: HarnessOptions = {}, dir = mkdtempSync(join(tmp
       for (const npk of r.npks ?? []) copyFileSync(npk, join(rd, basename(npk)));
       lines.push(`type = { fs = { dir = ${toml(rd)} } }`);
     }
-    if (r.key) {
+    if (typeof r.key === 'string') lines.push(`key = ${toml(r.key)}`);
+    else if (r.key) {
       const keyPath = join(dir, 'fixture.pub');
       if (!existsSync(keyPath)) writeFileSync(keyPath, keys.publicKey);
       lines.push(`key = ${toml(keyPath)}`);
