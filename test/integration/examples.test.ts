@@ -203,6 +203,8 @@ describe('example containers', privileged({ cgroups: true }), () => {
     await first.client.start(id);
     await until(() => first.output().includes('Start number 1'), 'first start', 10_000);
     await until(() => first.output().includes('Content of /data/file: Hello!'), 'the data written', 10_000);
+    // The daemon logs container output at info with the container as target.
+    assert.match(first.output(), /\d\d:\d\d:\d\d\.\d{3} persistence:0\.0\.1 INFO: Start number 1\n/);
     await first.client.shutdown();
     assert.equal((await first.exited).code, 0, first.output());
 

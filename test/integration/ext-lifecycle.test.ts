@@ -163,6 +163,19 @@ describe('runtime extensions', privileged({ cgroups: true }), () => {
     assert.doesNotMatch((await h.client.inspect(id)).state ?? '', /paused/);
   });
 
+  test('a paused cpu-burning probe gets no cpu time until it is resumed', { timeout: 30_000 }, async (t) => {
+    const { h, id, pid } = await runProbe(t, 'burner', ['burn']);
+    const proc = childOf(pid);
+    const before = cpuTicks(proc);
+    await until(() => cpuTicks(proc) > before + 5, 'the probe burning cpu');
+    await h.client.pause(id);
+    const frozen = cpuTicks(proc);
+    await sleep(300);
+    assert.equal(cpuTicks(proc), frozen, 'no cpu time while paused');
+    await h.client.resume(id);
+    await until(() => cpuTicks(proc) > frozen + 5, 'cpu time after resume');
+  });
+
   test('a paused container can be killed: it is thawed and the signal ends it', { timeout: 30_000 }, async (t) => {
     const { h, id, pid } = await runProbe(t, 'pausekill', ['sleep']);
     const proc = childOf(pid);
