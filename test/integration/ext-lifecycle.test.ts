@@ -115,6 +115,7 @@ describe('runtime extensions', privileged({ cgroups: true }), () => {
     for (const ns of ['pid', 'mnt', 'ipc', 'uts', 'net']) {
       assert.equal(readlinkSync(`/proc/${bg.pid}/ns/${ns}`), readlinkSync(`/proc/${target}/ns/${ns}`), `${ns} namespace`);
     }
+    assert.equal(readFileSync(`/proc/${bg.pid}/cgroup`, 'utf8'), readFileSync(`/proc/${target}/cgroup`, 'utf8'), 'same cgroups');
     const root = statSync(`/proc/${bg.pid}/root/`);
     const croot = statSync(`/proc/${target}/root/`);
     assert.deepEqual([root.dev, root.ino], [croot.dev, croot.ino], 'same root');
@@ -181,6 +182,7 @@ describe('runtime extensions', privileged({ cgroups: true }), () => {
     const proc = childOf(pid);
     await h.client.pause(id);
     assert.equal(freezerState(proc), 'FROZEN');
+    await assert.rejects(h.client.exec(id, '/probe', { args: ['exit', '0'], wait: true }), 'no exec into a paused container');
     await h.client.kill(id, 15);
     const exit = await h.waitFor(exitOf(id), 10_000);
     assert.deepEqual(exit, { exit: [id, { signalled: { signal: 15 } }] });
@@ -210,6 +212,9 @@ describe('runtime extensions', privileged({ cgroups: true }), () => {
     const startup = all.startup as Record<string, number>;
     assert.ok(startup && Object.keys(startup).length >= 2, `startup phases: ${JSON.stringify(startup)}`);
     for (const [phase, ms] of Object.entries(startup)) assert.ok(typeof ms === 'number' && ms >= 0, `${phase}: ${ms}`);
+    // The phases of spec/README.md "startup timing".
+    for (const phase of ['resolve', 'mount', 'spawn', 'setup', 'cgroups', 'exec', 'total']) assert.ok(phase in startup, `phase ${phase} in ${JSON.stringify(startup)}`);
+    assert.ok(startup.total! >= startup.mount! + startup.spawn!, `total ${startup.total} covers mount and spawn`);
   });
 
   test('debug commands run with <PID> and <CONTAINER> substituted and their output is logged', { timeout: 30_000 }, async (t) => {
