@@ -47,6 +47,11 @@ async function until(pred: () => boolean, what: string, ms = 15_000): Promise<vo
 const exitOf = (c: string) => (n: Notification) => typeof n === 'object' && 'exit' in n && n.exit[0] === c;
 
 /** Lines a container printed so far. */
+/** The container's process below init. */
+function childOf(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+}
+
 const output = (logs: LogRecord[], id: string) => logs.filter((r) => r.target === id).map((r) => r.message);
 
 async function withExamples(t: TestContext): Promise<InProcessHarness> {
@@ -193,6 +198,41 @@ describe('example containers', privileged({ cgroups: true }), () => {
     assert.deepEqual((data.manifest as { custom?: unknown }).custom, { properties: { hello: 'again' } });
     await h.client.start('custom:0.0.1');
     await until(() => output(logs, 'custom:0.0.1').includes('hello again'), `custom output: ${output(logs, 'custom:0.0.1')}`);
+  });
+
+  test('seccomp runs under the default seccomp filter', { timeout: 30_000 }, async (t) => {
+    const logs = captureLog(t);
+    const h = await withExamples(t);
+    await h.client.start('seccomp:0.0.1');
+    await until(() => output(logs, 'seccomp:0.0.1').some((l) => l.includes('still alive under the default seccomp profile')), 'seccomp output');
+    const proc = childOf((await h.client.inspect('seccomp:0.0.1')).process!.pid);
+    assert.match(readFileSync(`/proc/${proc}/status`, 'utf8'), /^Seccomp:\s+2$/m, 'filter mode');
+  });
+
+  test('inspect dumps its ids, mounts and limits as the manifest sets them', { timeout: 30_000 }, async (t) => {
+    const logs = captureLog(t);
+    const h = await withExamples(t);
+    await h.client.start('inspect:0.0.1');
+    await until(() => output(logs, 'inspect:0.0.1').some((l) => /max processes/i.test(l)), `inspect output: ${output(logs, 'inspect:0.0.1').join('\n')}`);
+    const out = output(logs, 'inspect:0.0.1');
+    assert.ok(out.includes('getuid: 1000') && out.includes('getgid: 1000'), out.join('\n'));
+    assert.ok(out.some((l) => /^\s*tmpfs \/tmp tmpfs /.test(l)), 'the /tmp tmpfs');
+    assert.ok(out.some((l) => /Max processes\s+1000\s+2000/.test(l)), 'the nproc rlimit');
+  });
+
+  test('cpueater spins in the cpu-intense cgroup with cpu shares 100', { timeout: 30_000 }, async (t) => {
+    const logs = captureLog(t);
+    const h = await withExamples(t);
+    await h.client.start('cpueater:0.0.1');
+    await until(() => output(logs, 'cpueater:0.0.1').some((l) => l.startsWith('Eating CPU with 4 threads')), 'cpueater output');
+    const proc = childOf((await h.client.inspect('cpueater:0.0.1')).process!.pid);
+    const cpu = readFileSync(`/proc/${proc}/cgroup`, 'utf8').split('\n').find((l) => /:(cpu,cpuacct|cpu):/.test(l) || /^\d+:cpu:/.test(l));
+    assert.ok(cpu, readFileSync(`/proc/${proc}/cgroup`, 'utf8'));
+    const path = cpu.split(':')[2]!;
+    assert.match(path, /\/cpu-intense\/cpueater$/);
+    assert.equal(readFileSync(join('/sys/fs/cgroup/cpu', path, 'cpu.shares'), 'utf8').trim(), '100');
+    await h.client.kill('cpueater:0.0.1', 9);
+    await h.waitFor(exitOf('cpueater:0.0.1'));
   });
 
   test('persistence keeps its data over a restart of the runtime and uninstall with wipe removes it', { timeout: 60_000 }, async (t) => {
