@@ -52,6 +52,27 @@ function cgroupDirs(name: string, sub = ''): string[] {
   return out;
 }
 
+/** Every descendant of `pid` (all threads' children, recursively). */
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  let tasks: string[] = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const task of tasks) {
+    let kids: number[] = [];
+    try {
+      kids = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      continue;
+    }
+    for (const k of kids) out.push(k, ...descendants(k));
+  }
+  return out;
+}
+
 function alive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -107,6 +128,9 @@ async function scenario(t: TestContext, args: string[], inFlight: boolean): Prom
     assert.ok(cgroupDirs(cgroup, 'crashy').length > 0, 'the container has cgroups');
     assert.ok(existsSync(join(socketDir, `${ID}:hello`)), `the manifest socket in ${socketDir}: ${readdirSync(socketDir)}`);
   }
+  // Everything the daemon started (inits, containers, pool helpers) must die with it.
+  const family = [...new Set([...descendants(first.proc.pid!), ...inits])];
+  if (!inFlight) assert.ok(inits.every((p) => family.includes(p)), 'the inits are the daemon\'s descendants');
   await kill9(first);
   if (!inFlight) {
     assert.ok(existsSync(join(socketDir, `${ID}:hello`)), 'the dead daemon left its socket');
@@ -114,7 +138,7 @@ async function scenario(t: TestContext, args: string[], inFlight: boolean): Prom
   }
 
   // PDEATHSIG: the init and the container process die with the runtime.
-  for (const pid of inits) await until(() => !alive(pid), `pid ${pid} to die with the runtime`, 5_000);
+  for (const pid of family) await until(() => !alive(pid), `pid ${pid} (${inits.includes(pid) ? 'container' : 'daemon child'}) to die with the runtime`, 5_000);
   if (!inFlight && args.includes('--disable-mount-namespace')) {
     assert.ok(mountsUnder(runDir).length > 0, 'without its own namespace the dead daemon left its mounts here');
   }
