@@ -4,7 +4,7 @@
 // and the debug commands of the config.
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { readFileSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 
@@ -195,6 +195,17 @@ describe('runtime extensions', privileged({ cgroups: true }), () => {
     await h.client.stop(id, 60_000);
     const exit = await h.waitFor(exitOf(id), 10_000);
     assert.deepEqual(exit, { exit: [id, { signalled: { signal: 15 } }] });
+  });
+
+  test('shutdown with a paused container thaws and ends it and removes its cgroups', { timeout: 30_000 }, async (t) => {
+    const { h, id, pid } = await runProbe(t, 'pausedown', ['ignore']);
+    const proc = childOf(pid);
+    const cg = readFileSync(`/proc/${proc}/cgroup`, 'utf8').split('\n').find((l) => l.includes(':freezer:'));
+    await h.client.pause(id);
+    await h.stop();
+    assert.ok(!existsSync(`/proc/${proc}`) || readFileSync(`/proc/${proc}/stat`, 'utf8').includes(') Z'), 'the container process is gone');
+    if (cg) assert.ok(!existsSync(join('/sys/fs/cgroup/freezer', cg.split(':')[2]!)), 'its freezer cgroup is removed');
+    assert.ok(h.notifications.some((n) => n === 'shutdown' || (typeof n === 'object' && 'exit' in n)), JSON.stringify(h.notifications));
   });
 
   test('inspect reports statistics by category and the startup phases of the last start', { timeout: 30_000 }, async (t) => {

@@ -5,11 +5,14 @@
 // cgroups and sockets before it works normally — with and without its own
 // mount namespace.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 
 import type { Notification } from '../../src/client/index.js';
+import { packageRoot } from '../../src/native.js';
 import { fixtureNpk } from '../fixtures/npk.js';
 import { privileged } from './privileged.js';
 import { startDaemon, type DaemonHarness } from './runtime-harness.js';
@@ -173,6 +176,25 @@ async function scenario(t: TestContext, args: string[], inFlight: boolean): Prom
 }
 
 describe('crash recovery', privileged({ cgroups: true }), () => {
+  test('a second daemon on the dirs of a live one refuses to start and leaves the first working', { timeout: 60_000 }, async (t) => {
+    const npk = await fixtureNpk({ name: 'crashy', key: true, manifest: { args: ['sleep'] } });
+    const cgroup = `nstar-test-recovery-${process.pid}-live`;
+    const repositories = { default: { npks: [npk], key: true } };
+    const first = await startDaemon(t, { repositories, cgroup });
+    await first.client.start(ID);
+    await first.waitFor(started);
+    // Spawned directly: the harness would find the first daemon's console socket.
+    const second = spawn(join(packageRoot, 'bin', 'northstar'), ['-c', first.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    second.stdout.on('data', (d) => (out += d));
+    second.stderr.on('data', (d) => (out += d));
+    const [code] = (await once(second, 'exit')) as [number | null];
+    assert.notEqual(code, 0, out);
+    assert.match(out, new RegExp(`another runtime \\(pid ${first.proc.pid}\\) owns`));
+    // The first one was not disturbed: its container still runs.
+    assert.ok((await first.client.inspect(ID)).process);
+  });
+
   test('kill -9 of the daemon while a container runs, then a restart that cleans up and starts it again', { timeout: 60_000 }, async (t) => {
     await scenario(t, [], false);
   });
