@@ -128,6 +128,12 @@ describe('runtime extensions', privileged({ cgroups: true }), () => {
     const nsPid = Number(logs.find((r) => r.target === id && r.message.startsWith('getpid:'))!.message.split(' ')[1]);
     assert.ok(nsPid > 1 && nsPid < ids.pid, `pid-namespace pid ${nsPid} (host ${ids.pid})`);
 
+    // Its environment is exactly the one given (nothing inherited from the runtime).
+    const env = await h.client.exec(id, '/probe', { args: ['env'], env: { FOO: 'bar' }, wait: true });
+    assert.deepEqual(env.status, { exit: { code: 0 } });
+    await until(() => logs.some((r) => r.target === id && r.message === 'env: FOO=bar'), 'the exec environment');
+    assert.ok(!logs.some((r) => r.target === id && r.message.startsWith('env: NSTAR_TEST=')), 'the runtime environment leaked into exec');
+
     // The container itself keeps running.
     assert.equal((await h.client.inspect(id)).process?.pid, pid);
     await assert.rejects(h.client.exec(id, '/no/such/file', { wait: true }));
@@ -211,10 +217,10 @@ describe('runtime extensions', privileged({ cgroups: true }), () => {
   test('inspect reports statistics by category and the startup phases of the last start', { timeout: 30_000 }, async (t) => {
     const { h, id } = await runProbe(t, 'stats', ['eat', '256', '0'], {}, { cgroups: { memory: { memory_hard_limit: 64 * 1024 * 1024 } } });
     await sleep(100);
-    const all = await h.client.inspect(id, ['cpu', 'memory', 'pids']);
+    const all = await h.client.inspect(id, ['cpu', 'memory', 'memory_events', 'io', 'pids']);
     const stats = all.process!.statistics as Record<string, unknown>;
     assert.ok(stats && typeof stats === 'object', `statistics: ${JSON.stringify(stats)}`);
-    for (const c of ['cpu', 'memory', 'pids']) assert.ok(c in stats, `category ${c} in ${JSON.stringify(Object.keys(stats))}`);
+    assert.deepEqual(Object.keys(stats).sort(), ['cpu', 'io', 'memory', 'memory_events', 'pids']);
     const mem = await h.client.inspect(id, ['memory']);
     const memStats = mem.process!.statistics as Record<string, unknown>;
     assert.deepEqual(Object.keys(memStats), ['memory'], 'only the asked category');
