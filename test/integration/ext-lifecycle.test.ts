@@ -80,7 +80,10 @@ describe('runtime extensions', privileged({ cgroups: true }), () => {
     // The probe says it ignores the signal before we stop it, so the SIGTERM lands on SIG_IGN.
     await until(() => logs.some((r) => r.target === id && r.message.includes('Ignoring signals')), 'probe output');
     const t0 = Date.now();
-    await h.client.stop(id, 1500);
+    // A second stop (another client) while the first waits: both are answered once it is gone.
+    const other = await h.connect();
+    const [a, b] = await Promise.all([h.client.stop(id, 1500), other.stop(id, 60_000)]);
+    assert.deepEqual([a, b], [id, id]);
     const took = Date.now() - t0;
     const exit = await h.waitFor(exitOf(id));
     assert.deepEqual(exit, { exit: [id, { signalled: { signal: 9 } }] });
