@@ -100,6 +100,32 @@ describe('runtime extensions', privileged({ cgroups: true }), () => {
     assert.equal((await h.client.inspect(id)).process, null);
   });
 
+  test('a stop sent while the start is under way ends the container once it runs', { timeout: 30_000 }, async (t) => {
+    const npk = await fixtureNpk({ name: 'racer', manifest: { args: ['sleep'] }, key: true });
+    const h = await startRuntime(t, { repositories: { default: { npks: [npk], key: true } } });
+    const id = 'racer:0.0.1';
+    const other = await h.connect();
+    const start = h.client.start(id).then(
+      (v) => ({ ok: v }),
+      (e: Error) => ({ error: e.message }),
+    );
+    await sleep(20);
+    const stop = await other.stop(id, 5_000).then(
+      (v) => ({ ok: v }),
+      (e: Error) => ({ error: e.message }),
+    );
+    const started = await start;
+    // Either the stop came before the container existed (not started) or it ended the fresh process.
+    if ('ok' in stop) {
+      assert.deepEqual(started, { ok: id });
+      await h.waitFor(exitOf(id), 10_000);
+      assert.equal((await h.client.inspect(id)).process, null, 'stopped');
+    } else {
+      assert.match(stop.error, /failed to stop/);
+      assert.deepEqual(started, { ok: id }, 'the start is not disturbed by the refused stop');
+    }
+  });
+
   test('exec runs a process in the container namespaces and root and returns its pid and exit status', { timeout: 30_000 }, async (t) => {
     const { h, id, pid } = await runProbe(t, 'execd', ['sleep']);
     const logs = captureLog(t);
