@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 
 import type { Notification } from '../../src/client/index.js';
@@ -193,6 +193,39 @@ describe('crash recovery', privileged({ cgroups: true }), () => {
     assert.match(out, new RegExp(`another runtime \\(pid ${first.proc.pid}\\) owns`));
     // The first one was not disturbed: its container still runs.
     assert.ok((await first.client.inspect(ID)).process);
+  });
+
+  test('kill -9 with a container from a mem repository running: its memfd-backed loop device does not outlive the restart', { timeout: 60_000 }, async (t) => {
+    const npk = await fixtureNpk({ name: 'crashy', key: true, manifest: { args: ['sleep'] } });
+    const cgroup = `nstar-test-recovery-${process.pid}-mem`;
+    const repositories = { mem: { type: 'mem' as const, key: true } };
+    const args = ['--disable-mount-namespace'];
+    const first = await startDaemon(t, { repositories, cgroup, args });
+    await first.client.installFile(npk, 'mem');
+    await first.client.start(ID);
+    await first.waitFor(started);
+    const target = join(first.config.runDir, ID);
+    const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === target);
+    assert.ok(line, 'the container is mounted in the test namespace');
+    const device = line.split(' - ')[1]!.split(' ')[1]!;
+    assert.match(device, /^\/dev\/loop\d+$/);
+    const backing = () => {
+      try {
+        return readFileSync(`/sys/block/${basename(device)}/loop/backing_file`, 'utf8').trim();
+      } catch {
+        return '';
+      }
+    };
+    assert.match(backing(), /^\/memfd:npk-/);
+    await kill9(first);
+    assert.match(backing(), /^\/memfd:npk-/, 'still attached after the crash');
+
+    const second = await startDaemon(t, { repositories, cgroup, args, reuse: { dir: first.dir } });
+    assert.doesNotMatch(backing(), /^\/memfd:npk-/, `${device} detached by the restart`);
+    assert.deepEqual(mountsUnder(first.config.runDir), []);
+    assert.deepEqual(await second.client.list(), [], 'a mem repository starts empty');
+    await second.client.shutdown();
+    assert.equal((await second.exited).code, 0);
   });
 
   test('kill -9 of the daemon while a container runs, then a restart that cleans up and starts it again', { timeout: 60_000 }, async (t) => {
