@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
@@ -224,6 +225,31 @@ describe('crash recovery', privileged({ cgroups: true }), () => {
     assert.doesNotMatch(backing(), /^\/memfd:npk-/, `${device} detached by the restart`);
     assert.deepEqual(mountsUnder(first.config.runDir), []);
     assert.deepEqual(await second.client.list(), [], 'a mem repository starts empty');
+    await second.client.shutdown();
+    assert.equal((await second.exited).code, 0);
+  });
+
+  test('kill -9 during an install: the restart removes the half-written file', { timeout: 60_000 }, async (t) => {
+    const npk = await fixtureNpk({ name: 'crashy', key: true, manifest: { args: ['sleep'] } });
+    const cgroup = `nstar-test-recovery-${process.pid}-install`;
+    const repositories = { default: { key: true } };
+    const first = await startDaemon(t, { repositories, cgroup });
+    const repoDir = first.repoDir('default');
+    const bytes = readFileSync(npk);
+    const stream = new PassThrough();
+    void first.client.install(stream, bytes.length, 'default').catch(() => undefined);
+    stream.write(bytes.subarray(0, bytes.length >> 1));
+    const partial = () => readdirSync(repoDir).filter((f) => f.startsWith('.partial-'));
+    await until(() => partial().length > 0, 'the partial install file');
+    await kill9(first);
+    stream.destroy();
+    assert.equal(partial().length, 1, 'the dead daemon left its partial file');
+
+    const second = await startDaemon(t, { repositories, cgroup, reuse: { dir: first.dir } });
+    assert.deepEqual(readdirSync(repoDir), [], 'nothing half-written is left');
+    assert.deepEqual(await second.client.list(), []);
+    // And an install works.
+    assert.equal(await second.client.installFile(npk, 'default'), ID);
     await second.client.shutdown();
     assert.equal((await second.exited).code, 0);
   });
