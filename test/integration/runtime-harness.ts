@@ -71,6 +71,7 @@ export interface DaemonHarness extends Harness {
 }
 
 let seq = 0;
+const SHUTDOWN_TIMEOUT_MS = 30_000;
 
 function toml(s: string): string {
   return JSON.stringify(s);
@@ -166,7 +167,17 @@ export async function startRuntime(t: TestContext, o: HarnessOptions = {}): Prom
   setLevel((process.env.NSTAR_LOG as never) ?? 'warn');
   let runtime: Runtime | undefined;
   t.after(async () => {
-    await runtime?.shutdown();
+    // A shutdown that never completes (e.g. a crashed container actor) fails
+    // the test instead of hanging the whole run.
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`runtime shutdown did not complete within ${SHUTDOWN_TIMEOUT_MS} ms`)), SHUTDOWN_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([runtime?.shutdown(), hung]);
+    } finally {
+      clearTimeout(timer);
+    }
     rmSync(p.dir, { recursive: true, force: true });
   });
   runtime = await Runtime.start(p.config);
