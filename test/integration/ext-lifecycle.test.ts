@@ -94,7 +94,10 @@ describe('runtime extensions', privileged({ cgroups: true }), () => {
   test('stop of a probe that exits on SIGTERM replies at once, long before the grace', { timeout: 20_000 }, async (t) => {
     const { h, id } = await runProbe(t, 'obedient', ['sleep']);
     // A grace of 60 s against a test timeout of 20 s: the reply must not wait for it.
+    const t0 = Date.now();
     await h.client.stop(id, 60_000);
+    const took = Date.now() - t0;
+    assert.ok(took < 5_000, `stop replied after ${took} ms`);
     const exit = await h.waitFor(exitOf(id), 5_000);
     assert.deepEqual(exit, { exit: [id, { signalled: { signal: 15 } }] });
     assert.equal((await h.client.inspect(id)).process, null);
