@@ -71,33 +71,42 @@ function childOf(pid: number): number {
   return Number(children[0]);
 }
 
+function alive(pid: number): boolean {
+  try {
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z');
+  } catch {
+    return false;
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('runtime extensions', privileged({ cgroups: true }), () => {
   test('stop ends a probe that ignores SIGTERM with SIGKILL once the grace is over', { timeout: 30_000 }, async (t) => {
     const logs = captureLog(t);
-    const { h, id } = await runProbe(t, 'stubborn', ['ignore']);
+    const { h, id, pid } = await runProbe(t, 'stubborn', ['ignore']);
     // The probe says it ignores the signal before we stop it, so the SIGTERM lands on SIG_IGN.
     await until(() => logs.some((r) => r.target === id && r.message.includes('Ignoring signals')), 'probe output');
-    const t0 = Date.now();
+    const proc = childOf(pid);
     // A second stop (another client) while the first waits: both are answered once it is gone.
     const other = await h.connect();
-    const [a, b] = await Promise.all([h.client.stop(id, 1500), other.stop(id, 60_000)]);
-    assert.deepEqual([a, b], [id, id]);
-    const took = Date.now() - t0;
+    const stops = Promise.all([h.client.stop(id, 2_000), other.stop(id, 60_000)]);
+    // Within the grace the container is `stopping` and its process, deaf to SIGTERM, lives on.
+    // (A client answers one request at a time: inspect on a third connection.)
+    const observer = await h.connect();
+    while (!/stopping/.test((await observer.inspect(id)).state ?? '')) await sleep(20);
+    assert.ok(alive(proc), 'the SIGTERM-ignoring process survives until the grace ends');
+    assert.deepEqual(await stops, [id, id]);
     const exit = await h.waitFor(exitOf(id));
     assert.deepEqual(exit, { exit: [id, { signalled: { signal: 9 } }] });
-    assert.ok(took >= 1400, `stop replied after ${took} ms, before the grace ended`);
+    assert.ok(!alive(proc));
     assert.equal((await h.client.inspect(id)).process, null);
   });
 
   test('stop of a probe that exits on SIGTERM replies at once, long before the grace', { timeout: 20_000 }, async (t) => {
     const { h, id } = await runProbe(t, 'obedient', ['sleep']);
     // A grace of 60 s against a test timeout of 20 s: the reply must not wait for it.
-    const t0 = Date.now();
     await h.client.stop(id, 60_000);
-    const took = Date.now() - t0;
-    assert.ok(took < 5_000, `stop replied after ${took} ms`);
     const exit = await h.waitFor(exitOf(id), 5_000);
     assert.deepEqual(exit, { exit: [id, { signalled: { signal: 15 } }] });
     assert.equal((await h.client.inspect(id)).process, null);
@@ -248,7 +257,7 @@ describe('runtime extensions', privileged({ cgroups: true }), () => {
   });
 
   test('inspect reports statistics by category and the startup phases of the last start', { timeout: 30_000 }, async (t) => {
-    const { h, id } = await runProbe(t, 'stats', ['eat', '256', '0'], {}, { cgroups: { memory: { memory_hard_limit: 64 * 1024 * 1024 } } });
+    const { h, id } = await runProbe(t, 'stats', ['eat', '64', '50'], {}, { cgroups: { memory: { memory_hard_limit: 64 * 1024 * 1024 } } });
     await sleep(100);
     const all = await h.client.inspect(id, ['cpu', 'memory', 'memory_events', 'io', 'pids']);
     const stats = all.process!.statistics as Record<string, unknown>;
