@@ -22,8 +22,8 @@ export interface RepoSpec {
   type?: 'fs' | 'mem';
   /** NPK files copied into an fs repository before the runtime starts. */
   npks?: string[];
-  /** Verify with the fixture key. */
-  key?: boolean;
+  /** Verify with the fixture key (true) or the raw public key at this path. */
+  key?: boolean | string;
   mountOnStart?: boolean;
   capacityNum?: number;
   /** bytesize string or number of bytes. */
@@ -36,6 +36,8 @@ export interface HarnessOptions {
   extraToml?: string;
   /** Top-level TOML keys (e.g. `loop_device_timeout = "5s"`). */
   topToml?: string;
+  /** The top-level cgroup name (default: unique per call); pin it to restart on the same cgroups. */
+  cgroup?: string;
 }
 
 export interface Harness {
@@ -69,6 +71,7 @@ export interface DaemonHarness extends Harness {
 }
 
 let seq = 0;
+const SHUTDOWN_TIMEOUT_MS = 30_000;
 
 function toml(s: string): string {
   return JSON.stringify(s);
@@ -82,7 +85,7 @@ export async function prepare(o: HarnessOptions = {}, dir = mkdtempSync(join(tmp
     `run_dir = ${toml(join(dir, 'run'))}`,
     `data_dir = ${toml(join(dir, 'data'))}`,
     `socket_dir = ${toml(join(dir, 'sockets'))}`,
-    `cgroup = ${toml(`nstar-test-${process.pid}-${++seq}`)}`,
+    `cgroup = ${toml(o.cgroup ?? `nstar-test-${process.pid}-${++seq}`)}`,
     o.topToml ?? '',
     '[pool]',
     'threads = 2',
@@ -103,7 +106,8 @@ export async function prepare(o: HarnessOptions = {}, dir = mkdtempSync(join(tmp
       for (const npk of r.npks ?? []) copyFileSync(npk, join(rd, basename(npk)));
       lines.push(`type = { fs = { dir = ${toml(rd)} } }`);
     }
-    if (r.key) {
+    if (typeof r.key === 'string') lines.push(`key = ${toml(r.key)}`);
+    else if (r.key) {
       const keyPath = join(dir, 'fixture.pub');
       if (!existsSync(keyPath)) writeFileSync(keyPath, keys.publicKey);
       lines.push(`key = ${toml(keyPath)}`);
@@ -163,7 +167,17 @@ export async function startRuntime(t: TestContext, o: HarnessOptions = {}): Prom
   setLevel((process.env.NSTAR_LOG as never) ?? 'warn');
   let runtime: Runtime | undefined;
   t.after(async () => {
-    await runtime?.shutdown();
+    // A shutdown that never completes (e.g. a crashed container actor) fails
+    // the test instead of hanging the whole run.
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`runtime shutdown did not complete within ${SHUTDOWN_TIMEOUT_MS} ms`)), SHUTDOWN_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([runtime?.shutdown(), hung]);
+    } finally {
+      clearTimeout(timer);
+    }
     rmSync(p.dir, { recursive: true, force: true });
   });
   runtime = await Runtime.start(p.config);
@@ -182,10 +196,10 @@ export async function startRuntime(t: TestContext, o: HarnessOptions = {}): Prom
 /** The `northstar` daemon (bin/northstar -c) in a child process. */
 export async function startDaemon(
   t: TestContext,
-  o: HarnessOptions & { reuse?: { dir: string } } = {},
+  o: HarnessOptions & { reuse?: { dir: string }; args?: string[] } = {},
 ): Promise<DaemonHarness> {
   const p = await prepare(o, o.reuse?.dir);
-  const proc = spawn(join(packageRoot, 'bin', 'northstar'), ['-c', p.configPath], {
+  const proc = spawn(join(packageRoot, 'bin', 'northstar'), ['-c', p.configPath, ...(o.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NSTAR_LOG: process.env.NSTAR_LOG ?? 'info' },
   });
