@@ -10,8 +10,8 @@ import type {
   Request as WireRequest,
   Response,
 } from './console/index.js';
-import { request, type Supervisor } from './machines/supervisor.js';
-import type { ContainerResult, NotificationEvent } from './machines/requests.js';
+import { onNotification, request, type Supervisor } from './machines/supervisor.js';
+import type { ContainerResult } from './machines/requests.js';
 import { RuntimeError } from './model/errors.js';
 import { manifestToJson } from './model/manifest.js';
 
@@ -117,7 +117,7 @@ export function consoleBackend(sup: Supervisor, onShutdown: () => void): Console
       }
     },
     subscribe(cb) {
-      const sub = sup.on('notification', (e: NotificationEvent) => cb(e.notification as WireNotification));
+      const sub = onNotification(sup, (n) => cb(n as WireNotification));
       return () => sub.unsubscribe();
     },
   };

@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 
 import type { InspectionEvent } from 'xstate';
 
-import { CgroupTree } from './actors/cgroups.js';
+import { CgroupTree, isRealtime } from './actors/cgroups.js';
 import { Journal } from './actors/journal.js';
 import { launch } from './actors/launch.js';
 import { makeActors, type Io } from './actors/machine-actors.js';
@@ -215,7 +215,9 @@ export class Runtime {
         parts.journal.removeMount(input.target);
       },
       launch: (spec) => this.launch(spec),
-      cgroups: (container, manifest, pid) => parts.tree!.container(container, manifest.cgroups, pid),
+      // fifo/round_robin need a real-time budget in the v1 cpu cgroup.
+      cgroups: (container, manifest, pid) =>
+        parts.tree!.container(container, manifest.cgroups, pid, { realtime: isRealtime(manifest.sched?.policy) }),
       onSpawned: (_container, pid) => parts.journal.addPid(pid),
       onExited: (container, pid) => {
         parts.journal.removePid(pid);
