@@ -32,7 +32,10 @@ await build({
   target: 'node20',
   minify: true,
   // CommonJS dependencies call require(); an ESM bundle has none of its own.
-  banner: { js: "import { createRequire as __nstarRequire } from 'node:module'; const require = __nstarRequire(import.meta.url);" },
+  banner: { js: "import { createRequire as __nstarRequire } from 'node:module'; const require = __nstarRequire(import.meta.url); const __filename = new URL(import.meta.url).pathname; const __dirname = __filename.slice(0, __filename.lastIndexOf('/'));" },
+  // Dependencies that locate files from their own __dirname (a native addon,
+  // Piscina's worker.js) load from node_modules, not from inside the bundle.
+  external: ['msgpackr-extract', 'piscina'],
   logLevel: 'warning',
 });
 // The inspector serves its page from next to its module: here, the bundle.
