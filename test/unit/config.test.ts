@@ -188,7 +188,9 @@ describe('EMBEDDED_DEFAULT_CONFIG', () => {
     assert.equal(c.log.level, 'info');
     assert.deepEqual(c.console.global, { bind: 'unix:///run/northstar/console', permissions: [...PERMISSIONS], options: { ...DEFAULT_CONSOLE_OPTIONS } });
     assert.deepEqual(c.repositories, { default: { type: { fs: { dir: '/var/lib/northstar/repository' } }, mountOnStart: false } });
-    assert.equal(c.pool.threads, 3);
+    // Sized for a small device, whatever its CPU count: two workers, none kept idle.
+    assert.deepEqual(c.pool, { threads: 2, minThreads: 0, idleTimeoutMs: 10_000 });
+    assert.equal(c.loopDeviceTimeoutMs, 10_000);
   });
 
   it('lists the directories the daemon must create, parents first', () => {
