@@ -30,6 +30,16 @@ else if (args[0] === 'unit' || args[0] === 'integration') files = find(join(root
 else files = args.map((a) => resolve(a));
 files = files.map((f) => relative(root, f)).sort();
 
+// The native parts as the sources are now (incremental: make rebuilds only
+// what changed), so a test never runs against a stale nstar-init or addon.
+{
+  const n = spawnSync(process.execPath, ['scripts/build-native.mjs'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  if (n.status !== 0) {
+    console.error('test: building the native parts failed (npm run build:native)');
+    process.exit(1);
+  }
+}
+
 if (files.some((f) => f.startsWith('test/integration'))) {
   // Fixtures (the static probe, fixture NPKs) are built once here, not per test file.
   const b = spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/build.ts'], { cwd: root, stdio: 'inherit' });
