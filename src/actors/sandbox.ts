@@ -6,6 +6,7 @@ import { join } from 'node:path';
 
 import { Logger } from '../log.js';
 import { errors } from '../model/errors.js';
+import { CAPABILITIES } from '../model/manifest-schema.js';
 import type { Manifest, MountOption, RlimitResource, SchedPolicy } from '../model/manifest.js';
 import type { LaunchSpec } from '../machines/contracts.js';
 import type { InitSpec, MountOp } from './launch-protocol.js';
@@ -21,17 +22,8 @@ export const MS_REMOUNT = 0x20;
 export const MS_BIND = 0x1000;
 export const MS_REC = 0x4000;
 
-/** CAP_* numbers (linux/capability.h); the manifest's 41 names. */
-export const CAPABILITIES = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL',
-  'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE',
-  'CAP_NET_BROADCAST', 'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER',
-  'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE', 'CAP_SYS_PACCT',
-  'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME',
-  'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL',
-  'CAP_SETFCAP', 'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM',
-  'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
-] as const;
+/** CAP_* names in capability-number order (linux/capability.h): the index is the number. */
+export { CAPABILITIES };
 
 /** RLIMIT_* numbers (asm-generic/resource.h; the same on x86_64 and aarch64). */
 export const RLIMITS: Record<RlimitResource, number> = {
