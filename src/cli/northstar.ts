@@ -16,6 +16,7 @@ const log = new Logger('northstar');
 
 interface Options {
   config?: string;
+  inspect?: string | boolean;
   disableMountNamespace?: boolean;
 }
 
@@ -25,6 +26,7 @@ function parseArgs(argv: string[]): Options {
     .version(VERSION)
     .option('-c, --config <toml>', 'configuration file (default: the embedded default config)')
     .option('-d, --disable-mount-namespace', 'do not run in a private mount namespace (bin/northstar enters it)')
+    .option('--inspect [bind]', 'serve the live state-chart inspector (default 127.0.0.1:4201; overrides [inspector])')
     .exitOverride();
   program.parse(argv, { from: 'user' });
   return program.opts<Options>();
@@ -47,6 +49,7 @@ export async function main(argv: string[]): Promise<number> {
   let runtime: Runtime | undefined;
   try {
     const config = await configFrom(opts);
+    if (opts.inspect) config.inspector = { bind: opts.inspect === true ? '127.0.0.1:4201' : opts.inspect };
     const level = parseLevel(process.env.NSTAR_LOG) ?? config.log.level;
     setLevel(level);
     for (const dir of configDirs(config)) mkdirSync(dir, { recursive: true });

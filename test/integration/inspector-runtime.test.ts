@@ -1,4 +1,4 @@
-// End to end: the runtime with `[inspector] bind` configured, its page in real
+// End to end: the northstar daemon started with `--inspect <bind>`, its page in real
 // headless Chromium. Starting the probe container moves its chart's highlight
 // to started.running; killing it moves the highlight back to mounted; the
 // event log shows the requests and the process facts. Saves a screenshot under
@@ -12,7 +12,7 @@ import { describe, test } from 'node:test';
 import { fixtureNpk } from '../fixtures/npk.js';
 import { Browser, CHROMIUM } from './inspector-cdp.js';
 import { privileged } from './privileged.js';
-import { startRuntime } from './runtime-harness.js';
+import { startDaemon } from './runtime-harness.js';
 
 const noChromium = existsSync(CHROMIUM) ? undefined : `no ${CHROMIUM} (apt-get install chromium)`;
 if (noChromium && process.env.CI === 'true') throw new Error(`prerequisite missing under CI: ${noChromium}`);
@@ -33,12 +33,8 @@ describe('the runtime inspector in headless Chromium', noChromium ? { skip: noCh
   test("a started container's chart highlights running, a kill moves it back to mounted", async (t) => {
     const npk = await fixtureNpk({ name: 'inspected', manifest: { args: ['sleep'] } });
     const port = await freePort();
-    const h = await startRuntime(t, {
-      repositories: { default: { npks: [npk] } },
-      extraToml: `[inspector]\nbind = "127.0.0.1:${port}"`,
-    });
-    const url = h.runtime.inspectorUrl;
-    assert.equal(url, `http://127.0.0.1:${port}/`);
+    const h = await startDaemon(t, { repositories: { default: { npks: [npk] } }, args: ['--inspect', `127.0.0.1:${port}`] });
+    const url = `http://127.0.0.1:${port}/`;
 
     const browser = Browser.launch();
     t.after(() => browser.close());
