@@ -15,10 +15,10 @@ import { readFile } from 'node:fs/promises';
 
 import type { InspectionEvent } from 'xstate';
 
-import { CgroupTree, isRealtime } from './actors/cgroups.js';
+import { CgroupTree } from './actors/cgroups.js';
 import { Journal } from './actors/journal.js';
 import { launch } from './actors/launch.js';
-import { makeActors, type Io } from './actors/machine-actors.js';
+import { ioFrom, makeActors, type Io } from './actors/machine-actors.js';
 import { MountPool } from './actors/mount-pool.js';
 import { recover } from './actors/recovery.js';
 import { FsRepository, type Repository } from './actors/repository.js';
@@ -27,7 +27,7 @@ import { consoleBackend } from './runtime-backend.js';
 import { startConsole, type ConsoleServer, type ContainerConsole } from './console/index.js';
 import { Logger } from './log.js';
 import type { LaunchSpec } from './machines/contracts.js';
-import { createSupervisor, request, whenDone, whenReady, type Supervisor } from './machines/supervisor.js';
+import { createSupervisor, request, supervisorConfig, whenDone, whenReady, type Supervisor } from './machines/supervisor.js';
 import type { Config } from './model/config.js';
 import { RuntimeError } from './model/errors.js';
 import { compileSeccomp } from './model/seccomp.js';
@@ -126,16 +126,7 @@ export class Runtime {
 
     const sup = createSupervisor({
       repositories: parts.repositories,
-      config: {
-        runDir: config.runDir,
-        dataDir: config.dataDir,
-        socketDir: config.socketDir,
-        verity: config.verity,
-        loopDeviceTimeoutMs: config.loopDeviceTimeoutMs,
-        mountOnStart: Object.entries(config.repositories)
-          .filter(([, r]) => r.mountOnStart)
-          .map(([id]) => id),
-      },
+      config: supervisorConfig(config),
       actors: makeActors(this.io(), { debugCommands: config.debug.commands }),
       inspect,
     });
@@ -201,31 +192,23 @@ export class Runtime {
     return this.teardown;
   }
 
-  /** The real I/O behind the machines' actors. */
+  /** The real I/O behind the machines' actors, with the journal and console hooks. */
   private io(): Io {
     const { parts } = this;
-    return {
-      mount: async (input) => {
-        const out = await parts.pool!.mount(input);
-        parts.journal.addMount(out.target, out.device);
-        return out;
+    return ioFrom(
+      { pool: parts.pool!, tree: parts.tree!, launch: (spec) => this.launch(spec) },
+      {
+        onMounted: (_input, out) => parts.journal.addMount(out.target, out.device),
+        onUnmounted: (input) => parts.journal.removeMount(input.target),
+        onSpawned: (_container, pid) => parts.journal.addPid(pid),
+        onExited: (container, pid) => {
+          parts.journal.removePid(pid);
+          parts.consoles.get(container)?.close();
+          parts.consoles.delete(container);
+        },
+        spawnDebug: (container, argv) => spawnDebug(container, argv),
       },
-      umount: async (input) => {
-        await parts.pool!.umount(input);
-        parts.journal.removeMount(input.target);
-      },
-      launch: (spec) => this.launch(spec),
-      // fifo/round_robin need a real-time budget in the v1 cpu cgroup.
-      cgroups: (container, manifest, pid) =>
-        parts.tree!.container(container, manifest.cgroups, pid, { realtime: isRealtime(manifest.sched?.policy) }),
-      onSpawned: (_container, pid) => parts.journal.addPid(pid),
-      onExited: (container, pid) => {
-        parts.journal.removePid(pid);
-        parts.consoles.get(container)?.close();
-        parts.consoles.delete(container);
-      },
-      spawnDebug: (container, argv) => spawnDebug(container, argv),
-    };
+    );
   }
 
   /** Seccomp compiled, the container console's socketpair made, then launched. */
