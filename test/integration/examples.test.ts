@@ -4,16 +4,16 @@
 // unmounted together, and each example's behaviour checked through the console
 // and the container output (logged at info with the container as target).
 import assert from 'node:assert/strict';
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 
 import type { Notification } from '../../src/client/index.js';
-import { logChannel, type LogRecord } from '../../src/log.js';
+import type { LogRecord } from '../../src/log.js';
 import { buildExamples, examplePublicKey, examplesDir } from '../../scripts/build-examples.js';
 import { privileged } from './privileged.js';
+import { captureLog, until } from './runtime-checks.js';
 import { startDaemon, startRuntime, type InProcessHarness } from './runtime-harness.js';
 
 let outDir = '';
@@ -28,21 +28,7 @@ function idOf(npk: string): string {
   return `${m[1]}:${m[2]}`;
 }
 
-function captureLog(t: TestContext): LogRecord[] {
-  const records: LogRecord[] = [];
-  const fn = (m: unknown) => void records.push(m as LogRecord);
-  subscribe(logChannel.name, fn);
-  t.after(() => unsubscribe(logChannel.name, fn));
-  return records;
-}
 
-async function until(pred: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const exitOf = (c: string) => (n: Notification) => typeof n === 'object' && 'exit' in n && n.exit[0] === c;
 
@@ -117,7 +103,7 @@ describe('example containers', privileged({ cgroups: true }), () => {
     const h = await withExamples(t);
     // Autostart happens during boot, before our client subscribes: no `started` to wait for.
     assert.ok((await h.client.inspect('hello-world:0.0.1')).process, 'hello-world runs');
-    await until(() => output(logs, 'hello-world:0.0.1').some((l) => /hello/i.test(l)), 'hello-world output');
+    await until(() => output(logs, 'hello-world:0.0.1').some((l) => /hello/i.test(l)), 'hello-world output', 15_000);
     // A mounted container cannot be mounted again (Northstar: MountBusy).
     assert.deepEqual(await h.client.mount(['hello-world:0.0.1']), [
       { error: { container: 'hello-world:0.0.1', error: { mount_busy: { container: 'hello-world:0.0.1' } } } },
@@ -137,7 +123,7 @@ describe('example containers', privileged({ cgroups: true }), () => {
     const want = readFileSync(join(examplesDir, 'message-0.0.2', 'root', 'hello'), 'utf8').trim();
     assert.notEqual(want, readFileSync(join(examplesDir, 'message-0.0.1', 'root', 'hello'), 'utf8').trim());
     await h.client.start('hello-resource:0.0.1');
-    await until(() => output(logs, 'hello-resource:0.0.1').some((l) => l.includes('Content of /message/hello')), 'hello-resource output');
+    await until(() => output(logs, 'hello-resource:0.0.1').some((l) => l.includes('Content of /message/hello')), 'hello-resource output', 15_000);
     const line = output(logs, 'hello-resource:0.0.1').find((l) => l.includes('Content of /message/hello'))!;
     assert.equal(line, `0: Content of /message/hello: ${want}`);
     assert.equal(logs.find((r) => r.target === 'hello-resource:0.0.1')!.level, 'info');
@@ -175,7 +161,7 @@ describe('example containers', privileged({ cgroups: true }), () => {
     const logs = captureLog(t);
     const h = await withExamples(t);
     await h.client.start('token-server:0.0.1');
-    await until(() => output(logs, 'token-server:0.0.1').some((l) => l.includes('Listening')), 'token-server listening');
+    await until(() => output(logs, 'token-server:0.0.1').some((l) => l.includes('Listening')), 'token-server listening', 15_000);
     await h.client.start('token-client:0.0.1');
     const exit = await h.waitFor(exitOf('token-client:0.0.1'), 15_000);
     assert.deepEqual(exit, { exit: ['token-client:0.0.1', { exit: { code: 0 } }] }, output(logs, 'token-client:0.0.1').join('\n'));
@@ -187,7 +173,7 @@ describe('example containers', privileged({ cgroups: true }), () => {
     const logs = captureLog(t);
     const h = await withExamples(t);
     await h.client.start('sockets:0.0.1');
-    await until(() => output(logs, 'sockets:0.0.1').includes('Received Hello!'), 'the echo');
+    await until(() => output(logs, 'sockets:0.0.1').includes('Received Hello!'), 'the echo', 15_000);
     assert.ok(existsSync(join(h.config.socketDir, 'sockets:0.0.1:hello')));
   });
 
@@ -197,14 +183,14 @@ describe('example containers', privileged({ cgroups: true }), () => {
     const data = await h.client.inspect('custom:0.0.1');
     assert.deepEqual((data.manifest as { custom?: unknown }).custom, { properties: { hello: 'again' } });
     await h.client.start('custom:0.0.1');
-    await until(() => output(logs, 'custom:0.0.1').includes('hello again'), `custom output: ${output(logs, 'custom:0.0.1')}`);
+    await until(() => output(logs, 'custom:0.0.1').includes('hello again'), `custom output: ${output(logs, 'custom:0.0.1')}`, 15_000);
   });
 
   test('seccomp runs under the default seccomp filter', { timeout: 30_000 }, async (t) => {
     const logs = captureLog(t);
     const h = await withExamples(t);
     await h.client.start('seccomp:0.0.1');
-    await until(() => output(logs, 'seccomp:0.0.1').some((l) => l.includes('still alive under the default seccomp profile')), 'seccomp output');
+    await until(() => output(logs, 'seccomp:0.0.1').some((l) => l.includes('still alive under the default seccomp profile')), 'seccomp output', 15_000);
     const proc = childOf((await h.client.inspect('seccomp:0.0.1')).process!.pid);
     assert.match(readFileSync(`/proc/${proc}/status`, 'utf8'), /^Seccomp:\s+2$/m, 'filter mode');
   });
@@ -213,7 +199,7 @@ describe('example containers', privileged({ cgroups: true }), () => {
     const logs = captureLog(t);
     const h = await withExamples(t);
     await h.client.start('inspect:0.0.1');
-    await until(() => output(logs, 'inspect:0.0.1').some((l) => /max processes/i.test(l)), `inspect output: ${output(logs, 'inspect:0.0.1').join('\n')}`);
+    await until(() => output(logs, 'inspect:0.0.1').some((l) => /max processes/i.test(l)), `inspect output: ${output(logs, 'inspect:0.0.1').join('\n')}`, 15_000);
     const out = output(logs, 'inspect:0.0.1');
     assert.ok(out.includes('getuid: 1000') && out.includes('getgid: 1000'), out.join('\n'));
     assert.ok(out.some((l) => /^\s*tmpfs \/tmp tmpfs /.test(l)), 'the /tmp tmpfs');
@@ -224,7 +210,7 @@ describe('example containers', privileged({ cgroups: true }), () => {
     const logs = captureLog(t);
     const h = await withExamples(t);
     await h.client.start('cpueater:0.0.1');
-    await until(() => output(logs, 'cpueater:0.0.1').some((l) => l.startsWith('Eating CPU with 4 threads')), 'cpueater output');
+    await until(() => output(logs, 'cpueater:0.0.1').some((l) => l.startsWith('Eating CPU with 4 threads')), 'cpueater output', 15_000);
     const proc = childOf((await h.client.inspect('cpueater:0.0.1')).process!.pid);
     const cpu = readFileSync(`/proc/${proc}/cgroup`, 'utf8').split('\n').find((l) => /:(cpu,cpuacct|cpu):/.test(l) || /^\d+:cpu:/.test(l));
     assert.ok(cpu, readFileSync(`/proc/${proc}/cgroup`, 'utf8'));

@@ -3,34 +3,17 @@
 // cgroup freezer, statistics by category and the startup phases in inspect,
 // and the debug commands of the config.
 import assert from 'node:assert/strict';
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 
 import type { Notification } from '../../src/client/index.js';
-import { logChannel, type LogRecord } from '../../src/log.js';
 import { fixtureNpk } from '../fixtures/npk.js';
 import { privileged } from './privileged.js';
+import { captureLog, until } from './runtime-checks.js';
 import { startRuntime, type HarnessOptions } from './runtime-harness.js';
 
-/** Every log record (all levels) while the test runs. */
-function captureLog(t: TestContext): LogRecord[] {
-  const records: LogRecord[] = [];
-  const fn = (m: unknown) => void records.push(m as LogRecord);
-  subscribe(logChannel.name, fn);
-  t.after(() => unsubscribe(logChannel.name, fn));
-  return records;
-}
 
-/** Resolves once `pred` holds (polled); rejects with `what` after `ms`. */
-async function until(pred: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const started = (c: string) => (n: Notification) => typeof n === 'object' && 'started' in n && n.started === c;
 const exitOf = (c: string) => (n: Notification) => typeof n === 'object' && 'exit' in n && n.exit[0] === c;

@@ -16,6 +16,7 @@ import type { Notification } from '../../src/client/index.js';
 import { packageRoot } from '../../src/native.js';
 import { fixtureNpk } from '../fixtures/npk.js';
 import { privileged } from './privileged.js';
+import { until } from './runtime-checks.js';
 import { startDaemon, type DaemonHarness } from './runtime-harness.js';
 
 const ID = 'crashy:0.0.1';
@@ -86,13 +87,6 @@ function alive(pid: number): boolean {
   }
 }
 
-async function until(pred: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function kill9(h: DaemonHarness): Promise<void> {
   h.proc.kill('SIGKILL');

@@ -92,6 +92,24 @@ export async function wireError(p: Promise<unknown>): Promise<Record<string, unk
   assert.fail('expected the request to fail');
 }
 
+/** Every log record (all levels) while the test runs. */
+export function captureLog(t: TestContext): LogRecord[] {
+  const records: LogRecord[] = [];
+  const fn = (m: unknown) => void records.push(m as LogRecord);
+  subscribe('nstar:log', fn);
+  t.after(() => unsubscribe('nstar:log', fn));
+  return records;
+}
+
+/** Resolves once `pred` holds (polled every 20 ms); rejects naming `what` after `ms`. */
+export async function until(pred: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Lines the containers printed (io: pipe → log records with the container as target). */
 export function captureOutput(t: TestContext) {
   const lines: LogRecord[] = [];

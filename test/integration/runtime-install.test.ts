@@ -27,6 +27,7 @@ import {
   testContainer,
   testResource,
   wireError,
+  until,
 } from './runtime-checks.js';
 import { prepare, startRuntime } from './runtime-harness.js';
 
@@ -178,10 +179,10 @@ describe('runtime: install and uninstall', privileged({ cgroups: true }), () => 
     );
     const cut = c.install(stream, tc.length, 'fs').catch((e: Error) => e);
     await half;
-    await until(() => files(dir).some((f) => f.startsWith('.partial-')), 'the install streams into a partial file');
+    await until(() => files(dir).some((f) => f.startsWith('.partial-')), 'the install streams into a partial file', 20_000);
     c.close();
     assert.ok((await cut) instanceof Error);
-    await until(() => files(dir).length === 0, 'the partial file is removed');
+    await until(() => files(dir).length === 0, 'the partial file is removed', 20_000);
     assert.deepEqual(await h.client.list(), []);
     assert.equal(h.notifications.filter((n) => isInstall('unsigned:0.0.1')(n) || isInstall(TC)(n)).length, 0);
     // The runtime still installs afterwards.
@@ -267,7 +268,7 @@ describe('runtime: fs repositories across restarts', privileged({ cgroups: true 
     const a = await boot();
     await a.c.installFile(npk, 'fs');
     await a.c.start(C, { args: ['write', 'Hello!', '/data/file'], env: { PROBE_PARK: '0' } });
-    await until(() => a.seen.some(isExit(C)), 'the writer exits');
+    await until(() => a.seen.some(isExit(C)), 'the writer exits', 20_000);
     assert.deepEqual(a.seen.find(isExit(C)), { exit: [C, { exit: { code: 0 } }] });
     assert.deepEqual((await a.rt.shutdown()).ok, true);
     a.c.close();
@@ -288,7 +289,7 @@ describe('runtime: fs repositories across restarts', privileged({ cgroups: true 
     assert.ok(warnings.some((w) => w.message.includes(junk)), JSON.stringify(warnings));
     const out = captureOutput(t);
     await b.c.start(C, { args: ['read', '/data/file'] });
-    await until(() => b.seen.some(isExit(C)), 'the reader exits');
+    await until(() => b.seen.some(isExit(C)), 'the reader exits', 20_000);
     assert.deepEqual(b.seen.find(isExit(C)), { exit: [C, { exit: { code: 0 } }] });
     await out.waitFor(C, /^Content of \/data\/file: Hello!$/);
     assert.equal((await b.rt.shutdown()).ok, true);
@@ -297,10 +298,3 @@ describe('runtime: fs repositories across restarts', privileged({ cgroups: true 
   });
 });
 
-async function until(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
