@@ -15,6 +15,7 @@ import type { NpkInfo } from '../machines/plan.js';
 import { fail, failureData, ok } from '../machines/reply.js';
 import type { InstallInput, UninstallInput } from '../machines/supervisor.js';
 import { errors } from '../model/errors.js';
+import { isRealtime } from './cgroups.js';
 
 /** What the adapters need from the runtime's I/O modules. */
 export interface Io {
@@ -52,7 +53,7 @@ export interface ContainerCgroupsHandle {
   stats?(categories?: readonly string[]): object | Promise<object>;
 }
 
-/** The real modules behind an Io (structural, so nothing loads here). */
+/** The real modules behind an Io (structural: tests pass fakes). */
 export interface IoModules {
   /** src/actors/mount-pool.ts MountPool. */
   pool: { mount(input: MountInput): Promise<MountOutput>; umount(input: UmountInput): Promise<void> };
@@ -74,11 +75,8 @@ export function ioFrom(m: IoModules, extra: Partial<Io> = {}): Io {
     mount: (input) => m.pool.mount(input),
     umount: (input) => m.pool.umount(input),
     launch: (spec) => m.launch(spec),
-    cgroups: (container, manifest, pid) => {
-      const policy = manifest.sched?.policy;
-      const realtime = typeof policy === 'object' && ('fifo' in policy || 'round_robin' in policy);
-      return m.tree.container(container, manifest.cgroups, pid, { realtime });
-    },
+    cgroups: (container, manifest, pid) =>
+      m.tree.container(container, manifest.cgroups, pid, { realtime: isRealtime(manifest.sched?.policy) }),
     ...extra,
   };
 }
