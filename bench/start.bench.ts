@@ -18,7 +18,7 @@
 // bench/out/start.svg. Runs itself inside a private mount namespace.
 //   node --import tsx bench/start.bench.ts [--iterations 200] [--warmup 20]
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 import type { LaunchSpec, Launched, Phases } from '../src/machines/contracts.js';
 import type { Manifest } from '../src/model/manifest.js';
 import type { ContainerCgroupsHandle } from '../src/actors/machine-actors.js';
+import { cgroup2Mount } from '../src/actors/cgroup-dynmods.js';
 import { MountPool } from '../src/actors/mount-pool.js';
 import { closeNpk, openNpk } from '../src/npk/npk.js';
 import type { MountInput } from '../src/machines/contracts.js';
@@ -179,9 +180,11 @@ interface CgroupTreeLike {
 async function ours(dir: string): Promise<Ours | string> {
   const mod = await tryImport<{ launch(spec: LaunchSpec): Promise<Launched> }>('src/actors/launch.ts');
   if (!mod) return 'src/actors/launch.ts is not there yet (the launch issue)';
-  const cg = await tryImport<{ CgroupTree: { create(top: string): Promise<CgroupTreeLike> } }>('src/actors/cgroups.ts');
+  const cg = await tryImport<{ CgroupTree: { create(top: string, opts?: { favorDynmods?: boolean }): Promise<CgroupTreeLike> } }>('src/actors/cgroups.ts');
   if (!cg) return 'src/actors/cgroups.ts is not there yet (the cgroups issue)';
-  const tree = await cg.CgroupTree.create(`nstar-bench-${process.pid}`);
+  // As the runtime does by default (config cgroup_favordynmods): no RCU wait per cgroup.procs write.
+  // The option is global, so the references measured in this run (crun) get it too.
+  const tree = await cg.CgroupTree.create(`nstar-bench-${process.pid}`, { favorDynmods: true });
   const manifest = benchManifest();
   const base = {
     container: 'bench:0.0.1', manifest, init: '/probe',
@@ -343,6 +346,9 @@ async function measure(dir: string, cleanup: (() => unknown)[]): Promise<void> {
   const floor = buildFloor(dir);
   const ourRunner = await ours(dir);
   if (typeof ourRunner !== 'string') cleanup.push(() => ourRunner.close());
+  // Whether cgroup migrations ran without an RCU wait in this run (for every method alike).
+  const v2 = cgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));
+  emit({ favordynmods: v2 ? v2.superOptions.includes('favordynmods') : 'no cgroup2 mount to show it' });
   const runtime = await runtimeRunner(img.path);
   cleanup.push(() => runtime.close());
   const samples: Record<Method, number[]> = { floor: [], bwrap: [], crun: [], spawn: [], ours: [], ours_cold: [], ours_stop: [], ours_runtime: [] };

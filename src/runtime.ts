@@ -104,7 +104,7 @@ export class Runtime {
     if (cleaned > 0) log.warn(`Cleaned what a previous instance left: ${JSON.stringify(report)}`);
     parts.journal.reset();
 
-    parts.tree = await CgroupTree.create(config.cgroup);
+    parts.tree = await CgroupTree.create(config.cgroup, { favorDynmods: config.cgroupFavordynmods });
     parts.journal.addList('topCgroups', parts.tree.topPaths());
     parts.pool = new MountPool(config.pool);
     parts.repositories = await loadRepositories(config);

@@ -15,6 +15,7 @@ import { ContainerCgroups, type ParentDirs } from './cgroup-container.js';
 import { type CgroupLayout, type Hierarchy, homeOf, layoutKind, readLayout, usedHierarchies, v2SubtreeControllers } from './cgroup-layout.js';
 import { initCpusetV1, mkdirCgroup, readCgroupFile, rmdirCgroup, writeCgroupFile } from './cgroup-files.js';
 import { planLimits } from './cgroup-plan.js';
+import { type Dynmods, favorDynmods } from './cgroup-dynmods.js';
 
 export type { CgroupLayout, Hierarchy } from './cgroup-layout.js';
 export type { CgroupStats, StatCategory } from './cgroup-stats.js';
@@ -27,6 +28,8 @@ const log = new Logger('cgroups');
 export interface TreeOptions {
   /** Defaults to the host's (readLayout()); tests pass a modified one to force v2 paths. */
   layout?: CgroupLayout;
+  /** Set the cgroup2 `favordynmods` option while the tree lives (config cgroup_favordynmods; cgroup-dynmods.ts). */
+  favorDynmods?: boolean;
 }
 
 export interface ContainerOptions {
@@ -53,6 +56,7 @@ export class CgroupTree implements ParentDirs {
   private readonly parentRefs = new Map<string, number>();
   private readonly live = new Map<string, ContainerCgroups>();
   private destroyed?: Promise<void>;
+  private dynmods?: Dynmods;
 
   private constructor(
     readonly top: string,
@@ -94,6 +98,7 @@ export class CgroupTree implements ParentDirs {
       tree.removeCreated(created);
       throw e;
     }
+    if (opts.favorDynmods) tree.dynmods = favorDynmods();
     log.debug(`cgroups (${layoutKind(layout)}) at ${tree.topPaths().join(', ')}`);
     return tree;
   }
@@ -137,6 +142,7 @@ export class CgroupTree implements ParentDirs {
       } catch (e) {
         errors.push(e);
       }
+      this.dynmods?.restore();
       if (errors.length === 1) throw errors[0];
       if (errors.length > 1) throw new AggregateError(errors, `cgroups: removing ${this.top} failed`);
     })();

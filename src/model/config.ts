@@ -46,6 +46,8 @@ export interface Config {
   dataDir: string;
   socketDir: string;
   cgroup: string;
+  /** Set the cgroup2 `favordynmods` option while running: task migration without an RCU wait per start. */
+  cgroupFavordynmods: boolean;
   eventBufferSize: number;
   notificationBufferSize: number;
   loopDeviceTimeoutMs: number;
@@ -302,7 +304,7 @@ function inspectorBind(v: unknown, path: string): string {
 }
 
 const TOP = [
-  'run_dir', 'data_dir', 'socket_dir', 'cgroup', 'event_buffer_size', 'notification_buffer_size',
+  'run_dir', 'data_dir', 'socket_dir', 'cgroup', 'cgroup_favordynmods', 'event_buffer_size', 'notification_buffer_size',
   'loop_device_timeout', 'console', 'repositories', 'debug', 'verity', 'pool', 'inspector', 'log',
 ] as const;
 
@@ -334,6 +336,7 @@ export function configFromTable(t: Obj, cpus = availableParallelism()): Config {
     dataDir: nonEmpty(need(t, 'data_dir', ''), 'data_dir'),
     socketDir: nonEmpty(need(t, 'socket_dir', ''), 'socket_dir'),
     cgroup: nonEmpty(need(t, 'cgroup', ''), 'cgroup'),
+    cgroupFavordynmods: opt(t, 'cgroup_favordynmods', '', bool, true),
     eventBufferSize: opt(t, 'event_buffer_size', '', (v, p) => int(v, p, 1), 256),
     notificationBufferSize: opt(t, 'notification_buffer_size', '', (v, p) => int(v, p, 1), 128),
     loopDeviceTimeoutMs: opt(t, 'loop_device_timeout', '', duration, 10_000),

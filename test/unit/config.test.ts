@@ -35,6 +35,7 @@ describe('parseConfig', () => {
       dataDir: 'target/northstar/data',
       socketDir: 'target/northstar/sockets',
       cgroup: 'northstar',
+      cgroupFavordynmods: true,
       eventBufferSize: 256,
       notificationBufferSize: 128,
       loopDeviceTimeoutMs: 10_000,
@@ -96,9 +97,10 @@ mount_on_start = true
     assert.equal(c.console.options.maxNpkInstallSize, 4096);
   });
 
-  it('reads our additions: verity, pool, inspector, log', () => {
+  it('reads our additions: verity, cgroup_favordynmods, pool, inspector, log', () => {
     const c = parseConfig(`${BASE}
 verity = "userspace"
+cgroup_favordynmods = false
 [pool]
 threads = 2
 min_threads = 1
@@ -109,6 +111,7 @@ bind = "127.0.0.1:4201"
 level = "DEBUG"
 `);
     assert.equal(c.verity, 'userspace');
+    assert.equal(c.cgroupFavordynmods, false);
     assert.deepEqual(c.pool, { threads: 2, minThreads: 1, idleTimeoutMs: 90_000 });
     assert.deepEqual(c.inspector, { bind: '127.0.0.1:4201' });
     assert.deepEqual(c.log, { level: 'debug' });
@@ -133,6 +136,7 @@ level = "DEBUG"
     ['a duration without unit', `${BASE}loop_device_timeout = "10"\n`, 'loop_device_timeout', /time unit needed/],
     ['a duration as a number', `${BASE}loop_device_timeout = 10\n`, 'loop_device_timeout', /expected a string/],
     ['a zero event buffer', `${BASE}event_buffer_size = 0\n`, 'event_buffer_size', /must be 1/],
+    ['a cgroup_favordynmods that is not a boolean', `${BASE}cgroup_favordynmods = "yes"\n`, 'cgroup_favordynmods', /expected true or false, got the string "yes"/],
     ['a bad verity mode', `${BASE}verity = "sometimes"\n`, 'verity', /"auto", "dm" or "userspace"/],
     ['an unknown console options key', `${BASE}[console.options]\nmax_request = "1M"\n`, 'console.options.max_request', /unknown key/],
     ['an unknown console key', `${BASE}[console.debug]\nx = 1\n`, 'console.debug', /unknown key/],
@@ -212,7 +216,7 @@ describe('loadConfig', () => {
     assert.equal((await loadConfig(good)).cgroup, 'northstar');
     const bad = join(dir, 'bad.toml');
     writeFileSync(bad, `${BASE}oops = 1\n`);
-    await assert.rejects(loadConfig(bad), (e: unknown) => e instanceof ConfigError && e.message === `${bad}: oops: unknown key, expected one of: run_dir, data_dir, socket_dir, cgroup, event_buffer_size, notification_buffer_size, loop_device_timeout, console, repositories, debug, verity, pool, inspector, log`);
+    await assert.rejects(loadConfig(bad), (e: unknown) => e instanceof ConfigError && e.message === `${bad}: oops: unknown key, expected one of: run_dir, data_dir, socket_dir, cgroup, cgroup_favordynmods, event_buffer_size, notification_buffer_size, loop_device_timeout, console, repositories, debug, verity, pool, inspector, log`);
     await assert.rejects(loadConfig(join(dir, 'missing.toml')), { code: 'ENOENT' });
   });
 });
