@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Logger } from '../log.js';
 import type { MemoryEvent } from '../machines/contracts.js';
 import type { Controller, Hierarchy, Home } from './cgroup-layout.js';
-import { applyWrites, fileError, initCpusetV1, mkdirCgroup, procsOf, readCgroupFile, rmdirCgroup, writeCgroupFile } from './cgroup-files.js';
+import { applyWrites, fileError, initCpusetV1, mkdirCgroup, mkdirCgroupAsync, procsOf, readCgroupFile, rmdirCgroup, writeCgroupFile } from './cgroup-files.js';
 import { type OomMonitor, watchOomV1, watchOomV2 } from './cgroup-oom.js';
 import type { LimitPlan, RealtimeBudget } from './cgroup-plan.js';
 import { type CgroupStats, readStats, STAT_CATEGORIES, type StatCategory } from './cgroup-stats.js';
@@ -43,6 +43,7 @@ export class ContainerCgroups implements ContainerCgroupsHandle {
   private readonly oomListeners: ((m: MemoryEvent) => void)[] = [];
   private readonly oomBacklog: MemoryEvent[] = [];
   private destroying?: Promise<void>;
+  private creating?: Promise<void>;
 
   constructor(
     private readonly tree: ParentDirs,
@@ -76,16 +77,54 @@ export class ContainerCgroups implements ContainerCgroupsHandle {
     for (const h of this.hierarchies) {
       this.tree.acquireParents(h, this.parent);
       this.parentsHeld.add(h);
-      const dir = this.dirs.get(h)!;
-      if (!mkdirCgroup(dir)) {
-        // Left by an earlier instance that recovery did not see: reuse it only when empty.
-        const procs = procsOf(dir);
-        if (procs.length) throw fileError(Object.assign(new Error(), { code: 'EEXIST', errno: 17 }), 'mkdir', dir);
-        log.debug(`${this.container}: reusing empty ${dir}`);
-      }
-      this.created.add(dir);
-      if (h.version === 1 && h.controllers.includes('cpuset')) initCpusetV1(dir);
+      this.made(h, mkdirCgroup(this.dirs.get(h)!));
     }
+    this.limits();
+  }
+
+  /**
+   * create() with the mkdirs in the libuv threadpool, so they overlap what
+   * the main thread does meanwhile (the clone of the container's init, which
+   * blocks it for most of a millisecond). The limits follow on the main thread.
+   */
+  createAsync(): Promise<void> {
+    this.creating ??= (async () => {
+      for (const h of this.hierarchies) {
+        this.tree.acquireParents(h, this.parent);
+        this.parentsHeld.add(h);
+      }
+      // Every mkdir settles before anything is judged: none may finish unrecorded after a failure.
+      const results = await Promise.allSettled(this.hierarchies.map((h) => mkdirCgroupAsync(this.dirs.get(h)!)));
+      let first: unknown;
+      this.hierarchies.forEach((h, i) => {
+        const r = results[i]!;
+        try {
+          if (r.status === 'rejected') throw r.reason;
+          this.made(h, r.value);
+        } catch (e) {
+          first ??= e;
+        }
+      });
+      if (first !== undefined) throw first;
+      this.limits();
+    })();
+    return this.creating;
+  }
+
+  /** Records a hierarchy's directory after its mkdir (`fresh` false: it existed). */
+  private made(h: Hierarchy, fresh: boolean): void {
+    const dir = this.dirs.get(h)!;
+    if (!fresh) {
+      // Left by an earlier instance that recovery did not see: reuse it only when empty.
+      const procs = procsOf(dir);
+      if (procs.length) throw fileError(Object.assign(new Error(), { code: 'EEXIST', errno: 17 }), 'mkdir', dir);
+      log.debug(`${this.container}: reusing empty ${dir}`);
+    }
+    this.created.add(dir);
+    if (h.version === 1 && h.controllers.includes('cpuset')) initCpusetV1(dir);
+  }
+
+  private limits(): void {
     if (this.plan.realtime) this.grantRealtime(this.plan.realtime);
     applyWrites(this.plan.writes, (c) => this.dirOf(c)?.dir, (m) => log.warn(`${this.container}: ${m}`));
   }
@@ -214,10 +253,17 @@ export class ContainerCgroups implements ContainerCgroupsHandle {
   }
 
   private async teardown(): Promise<void> {
+    // A createAsync() in flight first: each of its mkdirs must be recorded to be removed.
+    await this.creating?.catch(() => undefined);
     // Before rmdir: removing a v1 memory cgroup signals its eventfds once more.
     this.oom?.stop();
     this.oom = undefined;
-    const dirs = this.paths.filter((d) => this.created.has(d));
+    let dirs = this.paths.filter((d) => this.created.has(d));
+    // The common case: the init was reaped, its pid namespace died with it,
+    // and every cgroup is empty — rmdir at once, no reads, no watch. What is
+    // still populated answers EBUSY and goes the long way below. Not with an
+    // RT budget held: that must go to 0 before any rmdir.
+    if (!this.rtHeld) dirs = dirs.filter((d) => !this.removedAtOnce(d));
     if (dirs.length) {
       this.kill(dirs);
       let left: number[] = [];
@@ -250,6 +296,17 @@ export class ContainerCgroups implements ContainerCgroupsHandle {
     this.parentsHeld.clear();
     this.tree.forget(join(this.parent, this.name), this);
     if (errors.length) throw errors[0];
+  }
+
+  /** rmdir of an empty cgroup: true when it is gone; false when it is still populated (EBUSY) or the rmdir failed otherwise (retried, and reported, after the kill). */
+  private removedAtOnce(dir: string): boolean {
+    try {
+      rmdirCgroup(dir);
+      this.created.delete(dir);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /**

@@ -6,6 +6,7 @@
 // cost more than the work. Also: parsers of the kernel's file formats, and
 // applyWrites(), which performs a limit plan (cgroup-plan.ts). Main thread.
 import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, writeSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 import type { Controller } from './cgroup-layout.js';
@@ -157,6 +158,17 @@ export function parsePids(text: string): number[] {
 export function mkdirCgroup(path: string): boolean {
   try {
     mkdirSync(path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw fileError(e, 'mkdir', path);
+  }
+}
+
+/** mkdirCgroup in the libuv threadpool: the main thread stays free (a start's clone runs meanwhile). */
+export async function mkdirCgroupAsync(path: string): Promise<boolean> {
+  try {
+    await mkdir(path);
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;

@@ -55,6 +55,8 @@ export class CgroupTree implements ParentDirs {
   /** Directories below a hierarchy mount created by this tree (parents of containers), with users. */
   private readonly parentRefs = new Map<string, number>();
   private readonly live = new Map<string, ContainerCgroups>();
+  /** Cgroups made ahead of their pid (prepare()), by container id. */
+  private readonly prepared = new Map<string, { handle: ContainerCgroups; created: Promise<void> }>();
   private destroyed?: Promise<void>;
   private dynmods?: Dynmods;
 
@@ -116,18 +118,60 @@ export class CgroupTree implements ParentDirs {
    */
   async container(container: string, cgroups: CGroups | undefined, pid: number, opts: ContainerOptions = {}): Promise<ContainerCgroups> {
     if (this.destroyed) throw new Error('cgroups: the tree is destroyed');
-    const plan = planLimits(cgroups, (c) => homeOf(this.layout, c), { realtime: opts.realtime === true });
-    for (const w of plan.warnings) log.warn(`${container}: ${w}`);
-    const parent = cgroups?.parent !== undefined ? checkRelative('manifest cgroups.parent', cgroups.parent) : this.top;
-    const name = this.dirName(container, parent);
-    const handle = new ContainerCgroups(this, container, plan, parent, name, this.hierarchies, cgroups?.memory?.oom_monitor === true);
+    const prepared = this.prepared.get(container);
+    this.prepared.delete(container);
+    const handle = prepared?.handle ?? this.handle(container, cgroups, opts);
     try {
-      handle.create();
+      if (prepared) await prepared.created;
+      else handle.create();
       handle.start(pid);
     } catch (e) {
       await handle.destroy().catch((cleanup: unknown) => Object.assign(e as object, { cleanup }));
       throw e;
     }
+    return handle;
+  }
+
+  /**
+   * Starts creating `container`'s cgroups (directories in the threadpool,
+   * then the limits) before its pid exists, so the work overlaps the clone
+   * of its init; the next container() call for it takes them over. The
+   * returned function gives them up (removes them) when no container() call
+   * came — a launch that failed. Errors surface in container().
+   */
+  prepare(container: string, cgroups: CGroups | undefined, opts: ContainerOptions = {}): () => void {
+    if (this.destroyed) return () => undefined;
+    this.release(container);
+    let handle: ContainerCgroups;
+    try {
+      handle = this.handle(container, cgroups, opts);
+    } catch {
+      return () => undefined; // the same error comes again from container()
+    }
+    const created = handle.createAsync();
+    created.catch(() => undefined);
+    const entry = { handle, created };
+    this.prepared.set(container, entry);
+    return () => {
+      if (this.prepared.get(container) === entry) this.release(container);
+    };
+  }
+
+  /** A prepared set nobody took: removed. */
+  private release(container: string): void {
+    const p = this.prepared.get(container);
+    if (!p) return;
+    this.prepared.delete(container);
+    p.handle.destroy().catch((e: unknown) => log.warn(`${container}: removing unused cgroups: ${(e as Error).message}`));
+  }
+
+  /** A new handle, registered as live (its name is taken from now on). */
+  private handle(container: string, cgroups: CGroups | undefined, opts: ContainerOptions): ContainerCgroups {
+    const plan = planLimits(cgroups, (c) => homeOf(this.layout, c), { realtime: opts.realtime === true });
+    for (const w of plan.warnings) log.warn(`${container}: ${w}`);
+    const parent = cgroups?.parent !== undefined ? checkRelative('manifest cgroups.parent', cgroups.parent) : this.top;
+    const name = this.dirName(container, parent);
+    const handle = new ContainerCgroups(this, container, plan, parent, name, this.hierarchies, cgroups?.memory?.oom_monitor === true);
     this.live.set(join(parent, name), handle);
     return handle;
   }

@@ -23,6 +23,13 @@ export interface Io {
   umount(input: UmountInput): Promise<void>;
   launch(spec: LaunchSpec): Promise<Launched>;
   cgroups(container: string, manifest: Manifest, pid: number): Promise<ContainerCgroupsHandle>;
+  /**
+   * Optional: a start of `container` is under way — begin creating its
+   * cgroups before the pid exists (they overlap the clone of its init);
+   * cgroups() then takes them over. The returned function removes them when
+   * no cgroups() call follows (the launch failed).
+   */
+  prepareCgroups?(container: string, manifest: Manifest): () => void;
   /** Called after every mount and umount (the crash journal records what is mounted where). */
   onMounted?(input: MountInput, output: MountOutput): void;
   onUnmounted?(input: UmountInput): void;
@@ -60,6 +67,7 @@ export interface IoModules {
   /** src/actors/cgroups.ts CgroupTree. */
   tree: {
     container(container: string, cgroups: CGroups | undefined, pid: number, opts?: { realtime?: boolean }): Promise<ContainerCgroupsHandle>;
+    prepare?(container: string, cgroups: CGroups | undefined, opts?: { realtime?: boolean }): () => void;
   };
   /** src/actors/launch.ts launch (with its options bound). */
   launch(spec: LaunchSpec): Promise<Launched>;
@@ -77,6 +85,10 @@ export function ioFrom(m: IoModules, extra: Partial<Io> = {}): Io {
     launch: (spec) => m.launch(spec),
     cgroups: (container, manifest, pid) =>
       m.tree.container(container, manifest.cgroups, pid, { realtime: isRealtime(manifest.sched?.policy) }),
+    ...(m.tree.prepare && {
+      prepareCgroups: (container: string, manifest: Manifest) =>
+        m.tree.prepare!(container, manifest.cgroups, { realtime: isRealtime(manifest.sched?.policy) }),
+    }),
     ...extra,
   };
 }
@@ -182,8 +194,8 @@ function processActor(io: Io, opts: ActorOptions) {
 }
 
 /**
- * The container's cgroups for one run: created when the machine attaches the
- * init pid, destroyed when it asks (before the exit is reported) or when the
+ * The container's cgroups for one run: prepared when the run begins (where
+ * the Io can), joined by the init pid when the machine attaches it, destroyed when it asks (before the exit is reported) or when the
  * run ends. Operations run one after another, in the order asked.
  */
 function cgroupsActor(io: Io) {
@@ -193,6 +205,8 @@ function cgroupsActor(io: Io) {
     let attached = false;
     let destroyed = false;
     let chain: Promise<unknown> = Promise.resolve();
+    // Invoked before the process actor: the directories are made while the init is cloned.
+    const unprepare = io.prepareCgroups?.(input.container, input.manifest);
     const then = (f: (h: ContainerCgroupsHandle | undefined) => unknown) => {
       chain = chain.then(() => handle).then(f);
     };
@@ -249,6 +263,7 @@ function cgroupsActor(io: Io) {
       }
     });
     return () => {
+      if (!attached) unprepare?.();
       if (!attached || destroyed) return;
       then(async (h) => {
         try {

@@ -486,8 +486,9 @@ export const containerMachine = setup({
       tags: ['mounted', 'started'],
       entry: 'resetRun',
       invoke: [
-        { id: 'process', src: 'process', input: ({ context }) => context.start!.spec },
+        // cgroups first: it may start making directories (threadpool) before the process actor's clone blocks the thread.
         { id: 'cgroups', src: 'cgroups', input: ({ context }) => ({ container: context.id, manifest: context.manifest }) },
+        { id: 'process', src: 'process', input: ({ context }) => context.start!.spec },
       ],
       on: {
         'process.exit': { target: '.exiting', actions: 'recordExit' },
