@@ -1,10 +1,20 @@
-// The runtime's crash journal: a small msgpackr file in run_dir that says what
-// this instance owns — mounts, loop devices, cgroup directories, socket files.
-// Rewritten (write temp + rename) on every change, so a kill -9 at any point
-// leaves either the old or the new state, never a torn file. A restart reads
-// it to clean what the dead instance left (spec/README.md deviation 17).
-// Main thread.
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+// The runtime's crash journal: a small file in run_dir that says what this
+// instance owns — mounts, loop devices, cgroup directories, socket files,
+// init pids. A restart reads it to clean what the dead instance left
+// (spec/README.md deviation 17). Main thread.
+//
+// Format: an append-only sequence of frames, each the whole state:
+//   u32le length | 4 bytes of SHA-256(payload) | msgpack payload
+// Every change appends one frame with one write(2) on a descriptor kept
+// open (a start and its exit are two changes: a few µs each, where a
+// temp-file write + rename cost ~0.2 ms). The reader takes the last frame
+// whose length and checksum hold, so a kill -9 (or power cut) mid-write
+// leaves the previous state, never a torn one. Past COMPACT_AT bytes the file
+// is rewritten as one frame (temp + rename). A file of the earlier format (one
+// bare msgpack state) is still read.
+import { closeSync, fstatSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { constants } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 
 import { pack, unpack } from 'msgpackr';
@@ -25,6 +35,31 @@ export interface JournalState {
 }
 
 export const JOURNAL_FILE = 'northstar.journal';
+/** Size past which the next change rewrites the file as a single frame. */
+export const COMPACT_AT = 64 * 1024;
+
+function frame(state: JournalState): Buffer {
+  const payload = pack(state);
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(payload.length, 0);
+  createHash('sha256').update(payload).digest().copy(head, 4, 0, 4);
+  return Buffer.concat([head, payload]);
+}
+
+/** The state of the last intact frame, or undefined when there is none. */
+export function lastFrame(buf: Buffer): unknown {
+  let last: Buffer | undefined;
+  for (let off = 0; off + 8 <= buf.length; ) {
+    const len = buf.readUInt32LE(off);
+    const end = off + 8 + len;
+    if (len === 0 || end > buf.length) break;
+    const payload = buf.subarray(off + 8, end);
+    if (!createHash('sha256').update(payload).digest().subarray(0, 4).equals(buf.subarray(off + 4, off + 8))) break;
+    last = payload;
+    off = end;
+  }
+  return last === undefined ? undefined : unpack(last);
+}
 
 function empty(): JournalState {
   return { pid: process.pid, mounts: {}, cgroups: [], topCgroups: [], sockets: [], pids: [] };
@@ -33,6 +68,8 @@ function empty(): JournalState {
 export class Journal {
   private state: JournalState = empty();
   readonly path: string;
+  private fd?: number;
+  private size = 0;
 
   constructor(runDir: string) {
     this.path = join(runDir, JOURNAL_FILE);
@@ -40,12 +77,21 @@ export class Journal {
 
   /** The state a previous instance left, or undefined when there is none (or it is unreadable). */
   readPrevious(): JournalState | undefined {
+    let buf: Buffer;
     try {
-      const s = unpack(readFileSync(this.path)) as Partial<JournalState>;
-      return { ...empty(), ...s };
+      buf = readFileSync(this.path);
     } catch {
       return undefined;
     }
+    for (const read of [lastFrame, unpack]) {
+      try {
+        const s = read(buf) as Partial<JournalState> | undefined;
+        if (s && typeof s === 'object' && typeof s.pid === 'number') return { ...empty(), ...s };
+      } catch {
+        // not this format
+      }
+    }
+    return undefined;
   }
 
   get current(): Readonly<JournalState> {
@@ -84,17 +130,35 @@ export class Journal {
   /** Starts a fresh journal for this instance. */
   reset(): void {
     this.state = empty();
-    this.flush();
+    this.compact();
   }
 
-  /** Removes the file at a clean shutdown. */
+  /** Removes the file at a clean shutdown; only one this instance wrote (a start refused because another runtime owns run_dir leaves that one's). */
   remove(): void {
+    if (this.fd === undefined) return;
+    this.close();
     rmSync(this.path, { force: true });
   }
 
+  private close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
   private flush(): void {
+    if (this.fd === undefined || this.size >= COMPACT_AT) return this.compact();
+    const f = frame(this.state);
+    writeSync(this.fd, f);
+    this.size += f.length;
+  }
+
+  /** The file rewritten as one frame (temp + rename), then appended to. */
+  private compact(): void {
+    this.close();
     const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, pack(this.state));
+    writeFileSync(tmp, frame(this.state));
     renameSync(tmp, this.path);
+    this.fd = openSync(this.path, constants.O_WRONLY | constants.O_APPEND);
+    this.size = fstatSync(this.fd).size;
   }
 }
