@@ -6,6 +6,7 @@
 //   spawn   Node's own child_process.spawn of the probe, no namespaces (context for bwrap/crun,
 //           which are spawned from Node too)
 //   ours    launch() → cgroups → start gate → exec → exit, on an already mounted image
+//           (with the runtime's start aids: cgroup favordynmods, a network namespace made ahead)
 // Each iteration starts the static probe with `exit 0` and waits for its exit.
 // Every method runs on the same root: a fixture NPK (our packer around the
 // probe) mounted once through the mount pool. Also measured for ours alone:
@@ -28,6 +29,7 @@ import type { Manifest } from '../src/model/manifest.js';
 import type { ContainerCgroupsHandle } from '../src/actors/machine-actors.js';
 import { cgroup2Mount } from '../src/actors/cgroup-dynmods.js';
 import { MountPool } from '../src/actors/mount-pool.js';
+import { NetnsPool } from '../src/actors/netns-pool.js';
 import { closeNpk, openNpk } from '../src/npk/npk.js';
 import type { MountInput } from '../src/machines/contracts.js';
 import { fixtureNpk } from '../test/fixtures/npk.js';
@@ -192,9 +194,11 @@ async function ours(dir: string): Promise<Ours | string> {
     runDir: join(dir, 'run'), dataDir: join(dir, 'data'), socketDir: join(dir, 'sockets'), resources: {},
   };
   for (const d of [base.runDir, base.dataDir, base.socketDir]) mkdirSync(d, { recursive: true });
+  // As the runtime does: a network namespace made ahead of time (off the main thread) per start.
+  const netns = new NetnsPool();
   /** The runtime's start order: launch, cgroups (the pid joins them), then the gate. */
   const start = async (rootfs: string, args: string[]) => {
-    const l = await mod.launch({ ...base, root: rootfs, args });
+    const l = await mod.launch({ ...base, root: rootfs, args, netnsFd: netns.take() });
     try {
       const handle = await tree.container(base.container, manifest.cgroups, l.pid);
       l.openGate();
@@ -226,7 +230,10 @@ async function ours(dir: string): Promise<Ours | string> {
       if (!('signalled' in status)) throw new Error(`bench: sleeping probe ended with ${JSON.stringify(status)}`);
       return t;
     },
-    close: () => tree.destroy(),
+    close: async () => {
+      await netns.close();
+      await tree.destroy();
+    },
   };
 }
 

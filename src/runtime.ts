@@ -17,6 +17,7 @@ import type { InspectionEvent } from 'xstate';
 
 import { CgroupTree } from './actors/cgroups.js';
 import { Journal } from './actors/journal.js';
+import { NetnsPool } from './actors/netns-pool.js';
 import { launch } from './actors/launch.js';
 import { ioFrom, makeActors, type Io } from './actors/machine-actors.js';
 import { MountPool } from './actors/mount-pool.js';
@@ -50,6 +51,8 @@ interface Parts {
   journal: Journal;
   tree?: CgroupTree;
   pool?: MountPool;
+  /** Network namespaces made ahead of time for containers that get a new one. */
+  netns?: NetnsPool;
   repositories: Repository[];
   console?: ConsoleServer;
   consoles: Map<string, ContainerConsole>;
@@ -107,6 +110,7 @@ export class Runtime {
     parts.tree = await CgroupTree.create(config.cgroup, { favorDynmods: config.cgroupFavordynmods });
     parts.journal.addList('topCgroups', parts.tree.topPaths());
     parts.pool = new MountPool(config.pool);
+    parts.netns = new NetnsPool();
     parts.repositories = await loadRepositories(config);
 
     let inspect = opts.inspect;
@@ -185,6 +189,7 @@ export class Runtime {
       if (parts.console) await step('console', () => parts.console!.close());
       if (parts.inspector) await step('inspector', () => parts.inspector!.close());
       if (parts.pool) await step('mount pool', () => parts.pool!.close());
+      if (parts.netns) await step('network namespaces', () => parts.netns!.close());
       for (const r of parts.repositories) await step(`repository ${r.id}`, () => r.close());
       if (parts.tree) await step('cgroups', () => parts.tree!.destroy());
       await step('journal', () => parts.journal.remove());
@@ -215,6 +220,7 @@ export class Runtime {
   private async launch(spec: LaunchSpec): Promise<Awaited<ReturnType<typeof launch>>> {
     const m = spec.manifest;
     const full: LaunchSpec = { ...spec };
+    if (m.network === undefined) full.netnsFd = this.parts.netns?.take();
     if (m.seccomp) full.seccomp = compileSeccomp(m.seccomp, undefined, { capabilities: m.capabilities });
     let ours: number | undefined;
     if (m.console && this.parts.console) {

@@ -44,7 +44,9 @@ enum {
   T_SELINUX = 17,    // str: exec context (only sent where the host has SELinux)
 };
 
-enum { NET_NEW = 0, NET_HOST = 1, NET_JOIN = 2 };
+// NET_FD: join the network namespace whose nsfs fd came with the spec message
+// (SCM_RIGHTS): one the runtime made ahead of time, lo still down.
+enum { NET_NEW = 0, NET_HOST = 1, NET_JOIN = 2, NET_FD = 3 };
 
 #define NICE_UNSET 1000
 #define CONTROL_FD 3

@@ -22,7 +22,8 @@ export const T = {
   SELINUX: 17,
 } as const;
 
-export const NET = { new: 0, host: 1, join: 2 } as const;
+/** `fd`: join the namespace whose fd comes with the spec message (made ahead of time, netns-pool.ts). */
+export const NET = { new: 0, host: 1, join: 2, fd: 3 } as const;
 export const NICE_UNSET = 1000;
 export const RLIM_INFINITY = 0xffffffffffffffffn;
 

@@ -165,6 +165,7 @@ class Launch {
   async start(): Promise<LaunchedContainer> {
     const { spec } = this;
     const closeOnError: number[] = spec.consoleFd !== undefined ? [spec.consoleFd] : [];
+    if (spec.netnsFd !== undefined) closeOnError.push(spec.netnsFd);
     let io: ReturnType<typeof containerIo> | undefined;
     let sockets: ReturnType<typeof createSockets> | undefined;
     try {
@@ -177,14 +178,20 @@ class Launch {
       const first = 3 + (spec.consoleFd !== undefined ? 1 : 0);
       sockets.names.forEach((n, i) => (env[`NORTHSTAR_SOCKET_${n}`] = String(first + i)));
       const initSpec = planSandbox(spec, env, extra.length);
+      // A namespace made ahead of time replaces the one the clone would create.
+      const netns = initSpec.net.mode === 'new' ? spec.netnsFd : undefined;
+      if (netns !== undefined) initSpec.net = { mode: 'fd' };
 
       io = containerIo(spec.container, spec.manifest.io, this.opts.output);
       const [ours, theirs] = native().socketpair('seq_packet');
       closeOnError.push(theirs);
       this.control = ours;
-      native().sendMessage(ours, encodeSpec(initSpec));
+      native().sendMessage(ours, encodeSpec(initSpec), netns !== undefined ? [netns] : undefined);
       this.child = native().spawn(
-        { path: initBinaryPath(), argv: ['nstar-init', spec.container], envp: [], fds: [...io.stdio, theirs, ...extra], cloneFlags: cloneFlags(spec) },
+        {
+          path: initBinaryPath(), argv: ['nstar-init', spec.container], envp: [], fds: [...io.stdio, theirs, ...extra],
+          cloneFlags: netns !== undefined ? cloneFlags(spec) & ~CLONE_NEWNET : cloneFlags(spec),
+        },
         (status) => this.onInitExit(status),
       );
       this.spawnedAt = performance.now();

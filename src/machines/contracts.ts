@@ -79,6 +79,12 @@ export interface LaunchSpec {
   seccomp?: Buffer;
   /** The container end of the console socketpair, when manifest.console is set. */
   consoleFd?: number;
+  /**
+   * A network namespace made ahead of time (netns-pool.ts) for a container
+   * that gets a new one: init joins it instead of the clone creating one.
+   * launch() takes ownership and closes it.
+   */
+  netnsFd?: number;
 }
 
 /** A launched container: init exists and waits at the start gate. */

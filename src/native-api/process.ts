@@ -58,4 +58,10 @@ export interface ProcessNative {
    * error, after which the fd is closed.
    */
   watchMessages(fd: number, onMessage: (msg: Buffer | null) => void): MessageWatch;
+  /**
+   * A new network namespace, made by a short-lived thread off the main loop:
+   * `fd` (O_CLOEXEC) refers to it; nothing runs in it until a process joins
+   * it with setns. An errno error (e.g. EPERM) when it cannot be made.
+   */
+  netnsCreate(cb: (err: SystemErrorData | null, fd?: number) => void): void;
 }

@@ -63,6 +63,8 @@ export interface RunOptions {
   resources?: Record<string, string>;
   seccomp?: Buffer;
   consoleFd?: number;
+  /** A network namespace made ahead of time (NetnsPool.take()); launch() takes it. */
+  netnsFd?: number;
   /** Opens the gate right away (default true). */
   gate?: boolean;
   /** Parked Northstar commands exit 0 instead (default true). */
@@ -92,6 +94,7 @@ export function specFor(s: Sandbox, o: RunOptions = {}): LaunchSpec {
     resources: o.resources ?? {},
     seccomp: o.seccomp,
     consoleFd: o.consoleFd,
+    netnsFd: o.netnsFd,
   };
 }
 

@@ -3,11 +3,12 @@
 // namespaces.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
+import { NetnsPool } from '../../src/actors/netns-pool.js';
 import type { Manifest } from '../../src/model/manifest.js';
 import { privileged } from './privileged.js';
 import { run, sandbox, start, waitForLine } from './launch-fixture.js';
@@ -114,6 +115,49 @@ describe('container sandbox', opts, () => {
     const s = sandbox(t);
     const { out } = await run(t, s, { args: ['net'] });
     assert.deepEqual(out.filter((l) => l.startsWith('net: ')), ['net: lo']);
+  });
+
+  test('a network namespace made ahead of time (NetnsPool) is joined instead of a new one, with lo up', privileged({ loop: false, mksquashfs: false, tools: ['nsenter', 'ip'] }), async (t) => {
+    const s = sandbox(t);
+    const pool = new NetnsPool();
+    t.after(() => pool.close());
+    await pool.settled();
+    const fd = pool.take();
+    assert.ok(fd !== undefined, 'the pool made a namespace');
+    const ino = fstatSync(fd).ino;
+    const r = await start(t, s, { args: ['sleep'], netnsFd: fd });
+    await r.launched.started;
+    assert.equal(statSync(`/proc/${r.launched.pid}/ns/net`).ino, ino, 'init is in the prepared namespace');
+    assert.notEqual(ino, statSync('/proc/self/ns/net').ino, 'which is not the host one');
+    const lo = execFileSync('nsenter', [`--net=/proc/${r.launched.pid}/ns/net`, 'ip', '-o', 'link', 'show'], { encoding: 'utf8' });
+    assert.equal(lo.trim().split('\n').length, 1, `only lo: ${lo}`);
+    assert.match(lo, /^1: lo: <LOOPBACK,UP,LOWER_UP>/, 'lo is up');
+    // The pool refilled with a different namespace.
+    await pool.settled();
+    const next = pool.take();
+    assert.ok(next !== undefined);
+    t.after(() => closeSync(next));
+    assert.notEqual(fstatSync(next).ino, ino);
+  });
+
+  test('a prepared network namespace is not used by a container with network host (and is closed)', async (t) => {
+    const s = sandbox(t);
+    const pool = new NetnsPool();
+    t.after(() => pool.close());
+    await pool.settled();
+    const fd = pool.take()!;
+    const ns = readlinkSync(`/proc/self/fd/${fd}`);
+    const r = await start(t, s, { args: ['sleep'], manifest: { network: 'host' }, netnsFd: fd });
+    await r.launched.started;
+    assert.equal(readlinkSync(`/proc/${r.launched.pid}/ns/net`), readlinkSync('/proc/self/ns/net'));
+    const held = readdirSync('/proc/self/fd').filter((f) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${f}`) === ns;
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(held, [], `launch() closed the fd it was given (${ns})`);
   });
 
   test('network host shares the runtime network namespace', async (t) => {
