@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Logger } from '../log.js';
 import type { MemoryEvent } from '../machines/contracts.js';
 import type { Controller, Hierarchy, Home } from './cgroup-layout.js';
-import { applyWrites, fileError, initCpusetV1, mkdirCgroup, mkdirCgroupAsync, procsOf, readCgroupFile, rmdirCgroup, writeCgroupFile } from './cgroup-files.js';
+import { applyWrites, fileError, initCpusetV1, mkdirCgroup, mkdirCgroups, procsOf, readCgroupFile, rmdirCgroup, rmdirCgroups, writeCgroupFile, writeCgroupFiles } from './cgroup-files.js';
 import { type OomMonitor, watchOomV1, watchOomV2 } from './cgroup-oom.js';
 import type { LimitPlan, RealtimeBudget } from './cgroup-plan.js';
 import { type CgroupStats, readStats, STAT_CATEGORIES, type StatCategory } from './cgroup-stats.js';
@@ -93,14 +93,14 @@ export class ContainerCgroups implements ContainerCgroupsHandle {
         this.tree.acquireParents(h, this.parent);
         this.parentsHeld.add(h);
       }
-      // Every mkdir settles before anything is judged: none may finish unrecorded after a failure.
-      const results = await Promise.allSettled(this.hierarchies.map((h) => mkdirCgroupAsync(this.dirs.get(h)!)));
+      // Every mkdir is done before anything is judged: none may finish unrecorded after a failure.
+      const results = await mkdirCgroups(this.hierarchies.map((h) => this.dirs.get(h)!));
       let first: unknown;
       this.hierarchies.forEach((h, i) => {
         const r = results[i]!;
         try {
-          if (r.status === 'rejected') throw r.reason;
-          this.made(h, r.value);
+          if (r instanceof Error) throw r;
+          this.made(h, r);
         } catch (e) {
           first ??= e;
         }
@@ -137,7 +137,7 @@ export class ContainerCgroups implements ContainerCgroupsHandle {
       const emit = (e: MemoryEvent) => this.emitOom(e);
       this.oom = m.home.version === 1 ? watchOomV1(m.dir, emit, log) : watchOomV2(m.dir, emit, log);
     }
-    for (const dir of this.paths) writeCgroupFile(join(dir, 'cgroup.procs'), String(pid));
+    writeCgroupFiles(this.paths.map((dir) => join(dir, 'cgroup.procs')), String(pid));
   }
 
   /**
@@ -263,7 +263,14 @@ export class ContainerCgroups implements ContainerCgroupsHandle {
     // and every cgroup is empty — rmdir at once, no reads, no watch. What is
     // still populated answers EBUSY and goes the long way below. Not with an
     // RT budget held: that must go to 0 before any rmdir.
-    if (!this.rtHeld) dirs = dirs.filter((d) => !this.removedAtOnce(d));
+    if (!this.rtHeld) {
+      const results = rmdirCgroups(dirs);
+      dirs = dirs.filter((d, i) => {
+        if (results[i] !== undefined) return true;
+        this.created.delete(d);
+        return false;
+      });
+    }
     if (dirs.length) {
       this.kill(dirs);
       let left: number[] = [];
@@ -296,17 +303,6 @@ export class ContainerCgroups implements ContainerCgroupsHandle {
     this.parentsHeld.clear();
     this.tree.forget(join(this.parent, this.name), this);
     if (errors.length) throw errors[0];
-  }
-
-  /** rmdir of an empty cgroup: true when it is gone; false when it is still populated (EBUSY) or the rmdir failed otherwise (retried, and reported, after the kill). */
-  private removedAtOnce(dir: string): boolean {
-    try {
-      rmdirCgroup(dir);
-      this.created.delete(dir);
-      return true;
-    } catch {
-      return false;
-    }
   }
 
   /**

@@ -6,11 +6,15 @@
 // cost more than the work. Also: parsers of the kernel's file formats, and
 // applyWrites(), which performs a limit plan (cgroup-plan.ts). Main thread.
 import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, writeSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { constants as os } from 'node:os';
+import { getSystemErrorName } from 'node:util';
 import { dirname, join } from 'node:path';
 
+import { native } from '../native.js';
 import type { Controller } from './cgroup-layout.js';
 import type { PlannedWrite } from './cgroup-plan.js';
+
+const { EEXIST, ENOENT } = os.errno;
 
 // glibc's strerror() texts for what cgroup files answer (libuv's differ, e.g.
 // EBUSY "resource busy or locked"), so messages match the native addon's.
@@ -165,15 +169,36 @@ export function mkdirCgroup(path: string): boolean {
   }
 }
 
-/** mkdirCgroup in the libuv threadpool: the main thread stays free (a start's clone runs meanwhile). */
-export async function mkdirCgroupAsync(path: string): Promise<boolean> {
-  try {
-    await mkdir(path);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw fileError(e, 'mkdir', path);
-  }
+/** A system error for errno `n` (positive), as fileError() expects it. */
+function errnoError(n: number): NodeJS.ErrnoException {
+  return Object.assign(new Error(), { code: getSystemErrorName(-n), errno: n });
+}
+
+/**
+ * mkdirCgroup of every path in one libuv threadpool job: the main thread
+ * stays free (a start's clone runs meanwhile). Per path: true made, false it
+ * existed, or the error naming it.
+ */
+export function mkdirCgroups(paths: string[]): Promise<(boolean | CgroupFileError)[]> {
+  return new Promise((resolve) =>
+    native().cgroupMkdirs(paths, (errnos) =>
+      resolve(errnos.map((e, i) => (e === 0 ? true : e === EEXIST ? false : fileError(errnoError(e), 'mkdir', paths[i]!)))),
+    ),
+  );
+}
+
+/** writeCgroupFile of `value` to every path in one native call, in order; throws for the first that fails. */
+export function writeCgroupFiles(paths: string[], value: string): void {
+  const errnos = native().cgroupWriteAll(paths, value);
+  const i = errnos.findIndex((e) => e !== 0);
+  if (i < 0) return;
+  const e = errnos[i]!;
+  throw fileError(errnoError(Math.abs(e)), e < 0 && Math.abs(e) === ENOENT ? 'open' : 'write', paths[i]!);
+}
+
+/** rmdirCgroup of every path in one native call: per path undefined (gone) or the error naming it. */
+export function rmdirCgroups(paths: string[]): (CgroupFileError | undefined)[] {
+  return native().cgroupRmdirs(paths).map((e, i) => (e === 0 || e === ENOENT ? undefined : fileError(errnoError(e), 'rmdir', paths[i]!)));
 }
 
 /** rmdir of a cgroup; one that is gone already is fine. */

@@ -16,4 +16,17 @@ export interface CgroupNative {
    * since the last call (n ≥ 1); after `cb(err, 0)` (a read error) the watch is over.
    */
   eventfdWatch(fd: number, cb: (err: { code: string; message: string } | null, count: number) => void): EventfdWatch;
+  /**
+   * mkdir(path, 0755) of every path, in order, as one libuv threadpool job;
+   * `cb` gets one errno per path (0: made).
+   */
+  cgroupMkdirs(paths: string[], cb: (errnos: number[]) => void): void;
+  /**
+   * open(O_WRONLY) + one write(2) of `data` + close, for each path in order;
+   * stops at the first failure. One result per path: 0 done, an errno of the
+   * write, minus the errno of a failed open, ECANCELED for those not tried.
+   */
+  cgroupWriteAll(paths: string[], data: string): number[];
+  /** rmdir of every path, in order; one errno per path (0: removed). */
+  cgroupRmdirs(paths: string[]): number[];
 }

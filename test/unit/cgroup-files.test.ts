@@ -3,13 +3,13 @@
 // statistics and the memory.events monitor run here against a temp directory
 // holding files of the same names and contents.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { homeOf, type CgroupLayout, type Controller, type Home } from '../../src/actors/cgroup-layout.js';
-import { parseBlkioV1, parseFlatKeyed, parseNestedKeyed, parseSingle, writeCgroupFile } from '../../src/actors/cgroup-files.js';
+import { mkdirCgroups, parseBlkioV1, parseFlatKeyed, parseNestedKeyed, parseSingle, rmdirCgroups, writeCgroupFile, writeCgroupFiles } from '../../src/actors/cgroup-files.js';
 import { parseMemoryEvents, watchOomV2 } from '../../src/actors/cgroup-oom.js';
 import { planLimits } from '../../src/actors/cgroup-plan.js';
 import { readStats } from '../../src/actors/cgroup-stats.js';
@@ -155,4 +155,36 @@ test('parsers: single values, flat and nested keyed files', () => {
   assert.deepEqual(parseNestedKeyed('8:0 rbytes=1 wbytes=2\n'), { '8:0': { rbytes: 1, wbytes: 2 } });
   assert.deepEqual(parseBlkioV1('8:0 Read 1\n8:0 Write 2\nTotal 3\n'), { '8:0': { read: 1, write: 2 } });
   assert.deepEqual(parseMemoryEvents('low 1\nhigh 2\nmax 3\noom 4\noom_kill 5\noom_group_kill 6\n'), { low: 1, high: 2, max: 3, oom: 4, oom_kill: 5 });
+});
+
+test('the batch calls (one native call per start step) report per path, naming the file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nstar-cgbatch-'));
+  try {
+    const a = join(dir, 'a');
+    const b = join(dir, 'b');
+    mkdirSync(b);
+    const made = await mkdirCgroups([a, b, join(dir, 'no/such/parent')]);
+    assert.equal(made[0], true);
+    assert.equal(made[1], false, 'an existing directory is reported, not an error');
+    assert.ok(made[2] instanceof Error && made[2].message === `mkdir \`${join(dir, 'no/such/parent')}\`: No such file or directory`, String(made[2]));
+
+    const f1 = join(a, 'f1');
+    const f2 = join(a, 'f2');
+    writeFileSync(f1, '');
+    writeFileSync(f2, '');
+    writeCgroupFiles([f1, f2], '4242');
+    assert.equal(readFileSync(f1, 'utf8'), '4242');
+    assert.equal(readFileSync(f2, 'utf8'), '4242');
+    writeFileSync(f2, '');
+    assert.throws(() => writeCgroupFiles([f1, join(a, 'missing'), f2], '7'), { message: `open \`${join(a, 'missing')}\`: No such file or directory`, code: 'ENOENT' });
+    assert.equal(readFileSync(f2, 'utf8'), '', 'nothing after the first failure is written');
+
+    const gone = rmdirCgroups([join(dir, 'never-there'), a, b]);
+    assert.equal(gone[0], undefined, 'a directory that is gone already is fine');
+    assert.equal(gone[1]?.message, `rmdir \`${a}\`: Directory not empty`);
+    assert.equal(gone[2], undefined);
+    assert.equal(existsSync(b), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
