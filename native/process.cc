@@ -19,6 +19,9 @@
 #include <signal.h>
 #include <pthread.h>
 #include <sched.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -385,6 +388,28 @@ void* NetnsThread(void* arg) {
     r->step = "unshare(CLONE_NEWNET)";
     return nullptr;
   }
+  // lo up here, in the new namespace: init then only joins it (no rtnl_lock on the start path).
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) {
+    r->err = errno;
+    r->step = "socket(AF_INET)";
+    return nullptr;
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  int ok = ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
+  if (ok) {
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    ok = ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+  }
+  if (!ok) {
+    r->err = errno;
+    r->step = "ioctl(SIOCSIFFLAGS)";
+    close(s);
+    return nullptr;
+  }
+  close(s);
   r->fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (r->fd < 0) {
     r->err = errno;

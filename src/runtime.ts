@@ -229,7 +229,8 @@ export class Runtime {
       full.consoleFd = b;
     }
     try {
-      const launched = await launch(full);
+      // The next namespace is made once this clone is done (NetnsPool.take()).
+      const launched = await launch(full).finally(() => this.parts.netns?.refill());
       if (ours !== undefined) {
         this.parts.consoles.set(
           spec.container,

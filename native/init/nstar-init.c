@@ -286,7 +286,6 @@ static void network(const struct spec* s, int netfd) {
     errno = EBADF;
     if (netfd < 0 || setns(netfd, CLONE_NEWNET) != 0) fail("setns", "prepared network namespace");
     close(netfd);
-    loopback_up();
   } else if (s->net == NET_JOIN) {
     char path[512];
     snprintf(path, sizeof path, "/run/netns/%s", s->netns);

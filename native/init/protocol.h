@@ -45,7 +45,7 @@ enum {
 };
 
 // NET_FD: join the network namespace whose nsfs fd came with the spec message
-// (SCM_RIGHTS): one the runtime made ahead of time, lo still down.
+// (SCM_RIGHTS): one the runtime made ahead of time, lo already up.
 enum { NET_NEW = 0, NET_HOST = 1, NET_JOIN = 2, NET_FD = 3 };
 
 #define NICE_UNSET 1000

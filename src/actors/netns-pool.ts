@@ -2,10 +2,12 @@
 // entry gets a new namespace with lo up (deviation 14); creating it inside
 // the clone of its init is the largest part of that clone (~0.4 ms of ~0.6
 // here), on the main thread and on the start's critical path. The pool keeps
-// one namespace ready, made by a short-lived native thread (netnsCreate);
-// launch() hands its fd to init, which joins it (setns) and brings lo up.
-// When none is ready (a burst of starts, or the kernel refused), launch()
-// falls back to CLONE_NEWNET. Main thread.
+// one namespace ready, made by a short-lived native thread (netnsCreate), lo
+// already up; launch() hands its fd to init, which only joins it (setns: no
+// rtnl_lock on the start path). When none is ready (a burst of starts, or the
+// kernel refused), launch() falls back to CLONE_NEWNET. The next one is made
+// after the clone that took one (refill()): made during that clone, it would
+// slow it as much as CLONE_NEWNET would. Main thread.
 import { closeSync } from 'node:fs';
 
 import { Logger } from '../log.js';
@@ -25,11 +27,19 @@ export class NetnsPool {
     this.fill();
   }
 
-  /** A prepared namespace's fd, now the caller's; undefined when none is ready. Refills in the background. */
+  /**
+   * A prepared namespace's fd, now the caller's; undefined when none is
+   * ready. Call refill() once the clone that uses it is done: making a
+   * namespace while another process is cloned with namespaces slows that
+   * clone by as much as CLONE_NEWNET would (kernel locks they share).
+   */
   take(): number | undefined {
-    const fd = this.ready.shift();
+    return this.ready.shift();
+  }
+
+  /** Starts making namespaces until `size` are ready or under way. */
+  refill(): void {
     this.fill();
-    return fd;
   }
 
   /** Resolves once no namespace is being made (one is ready, or making it failed). */

@@ -132,7 +132,8 @@ describe('container sandbox', opts, () => {
     const lo = execFileSync('nsenter', [`--net=/proc/${r.launched.pid}/ns/net`, 'ip', '-o', 'link', 'show'], { encoding: 'utf8' });
     assert.equal(lo.trim().split('\n').length, 1, `only lo: ${lo}`);
     assert.match(lo, /^1: lo: <LOOPBACK,UP,LOWER_UP>/, 'lo is up');
-    // The pool refilled with a different namespace.
+    // The pool refills with a different namespace.
+    pool.refill();
     await pool.settled();
     const next = pool.take();
     assert.ok(next !== undefined);
