@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { Logger } from '../log.js';
 import type { CGroups, SchedPolicy } from '../model/manifest.js';
 import { ContainerCgroups, type ParentDirs } from './cgroup-container.js';
-import { type CgroupLayout, type Hierarchy, homeOf, layoutKind, readLayout, usedHierarchies, v2SubtreeControllers } from './cgroup-layout.js';
+import { type CgroupLayout, type Controller, type Hierarchy, homeOf, layoutKind, readLayout, usedHierarchies, v2SubtreeControllers } from './cgroup-layout.js';
 import { initCpusetV1, mkdirCgroup, readCgroupFile, rmdirCgroup, writeCgroupFile } from './cgroup-files.js';
-import { planLimits } from './cgroup-plan.js';
+import { type LimitPlan, planLimits } from './cgroup-plan.js';
 import { type Dynmods, favorDynmods } from './cgroup-dynmods.js';
 
 export type { CgroupLayout, Hierarchy } from './cgroup-layout.js';
@@ -171,7 +171,7 @@ export class CgroupTree implements ParentDirs {
     for (const w of plan.warnings) log.warn(`${container}: ${w}`);
     const parent = cgroups?.parent !== undefined ? checkRelative('manifest cgroups.parent', cgroups.parent) : this.top;
     const name = this.dirName(container, parent);
-    const handle = new ContainerCgroups(this, container, plan, parent, name, this.hierarchies, cgroups?.memory?.oom_monitor === true);
+    const handle = new ContainerCgroups(this, container, plan, parent, name, containerHierarchies(this.hierarchies, plan), cgroups?.memory?.oom_monitor === true);
     this.live.set(join(parent, name), handle);
     return handle;
   }
@@ -267,6 +267,26 @@ export class CgroupTree implements ParentDirs {
     }
     if (errors.length) throw errors[0];
   }
+}
+
+/**
+ * Controllers every container gets: Northstar's memory, cpu, cpuacct and
+ * blkio (spec/launch.md §5.7), whose statistics inspect reports, and the
+ * freezer for pause/resume.
+ */
+const ALWAYS: ReadonlySet<Controller> = new Set(['memory', 'cpu', 'cpuacct', 'blkio', 'freezer']);
+
+/**
+ * The hierarchies a container's cgroup goes into: those serving a controller
+ * it always gets or one its limits write to, and the v2 one (cgroup.kill,
+ * cgroup.events). A v1 hierarchy of cpuset or pids alone is left out unless
+ * the manifest sets cpus/mems: every hierarchy is a mkdir, a pid write and
+ * an rmdir on each start (process counts come from cgroup.procs without pids).
+ */
+export function containerHierarchies(all: Hierarchy[], plan: LimitPlan): Hierarchy[] {
+  const written = new Set<Controller>(plan.writes.map((w) => w.controller));
+  if (plan.realtime) written.add('cpu');
+  return all.filter((h) => h.version === 2 || h.controllers.some((c) => ALWAYS.has(c) || written.has(c)));
 }
 
 /**
