@@ -278,15 +278,20 @@ const ALWAYS: ReadonlySet<Controller> = new Set(['memory', 'cpu', 'cpuacct', 'bl
 
 /**
  * The hierarchies a container's cgroup goes into: those serving a controller
- * it always gets or one its limits write to, and the v2 one (cgroup.kill,
- * cgroup.events). A v1 hierarchy of cpuset or pids alone is left out unless
- * the manifest sets cpus/mems: every hierarchy is a mkdir, a pid write and
- * an rmdir on each start (process counts come from cgroup.procs without pids).
+ * it always gets or one its limits write to. Every hierarchy is a mkdir, a
+ * pid write and an rmdir on each start, so a v1 hierarchy of cpuset or pids
+ * alone is left out unless the manifest sets cpus/mems (process counts then
+ * come from cgroup.procs), and so is a controller-less v2 hierarchy on a
+ * hybrid host whose freezer is on v1 (the kill then goes pid by pid, the
+ * wait for an empty cgroup polls).
  */
 export function containerHierarchies(all: Hierarchy[], plan: LimitPlan): Hierarchy[] {
   const written = new Set<Controller>(plan.writes.map((w) => w.controller));
   if (plan.realtime) written.add('cpu');
-  return all.filter((h) => h.version === 2 || h.controllers.some((c) => ALWAYS.has(c) || written.has(c)));
+  const v1Freezer = all.some((h) => h.version === 1 && h.controllers.includes('freezer'));
+  return all.filter((h) =>
+    h.version === 2 && h.controllers.length === 0 ? !v1Freezer : h.controllers.some((c) => ALWAYS.has(c) || written.has(c)),
+  );
 }
 
 /**
