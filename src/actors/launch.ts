@@ -96,14 +96,26 @@ function cloneFlags(spec: LaunchSpec): number {
 
 /** A promise that never reports an unhandled rejection (consumers may watch only one of them). */
 function deferred<T>() {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
+  let res!: (v: T) => void;
+  let rej!: (e: unknown) => void;
+  const promise = new Promise<T>((a, b) => {
+    res = a;
+    rej = b;
   });
   promise.catch(() => undefined);
-  return { promise, resolve, reject };
+  const d = {
+    promise,
+    settled: false,
+    resolve: (v: T) => {
+      d.settled = true;
+      res(v);
+    },
+    reject: (e: unknown) => {
+      d.settled = true;
+      rej(e);
+    },
+  };
+  return d;
 }
 
 /** The host pid of a process in init's namespace: the child of init whose innermost NSpid matches. */
@@ -326,8 +338,9 @@ class Launch {
     this.settled = true;
     this.sockets?.unlink();
     const status = this.containerStatus ?? this.initStatus;
-    this.ready.reject(this.fail(`nstar-init exited before its setup completed (${JSON.stringify(this.initStatus)})`));
-    this.started.reject(this.fail(`nstar-init exited before the container started (${JSON.stringify(this.initStatus)})`));
+    // Errors (with their stack traces) only for what is still open: a normal exit settled both long ago.
+    if (!this.ready.settled) this.ready.reject(this.fail(`nstar-init exited before its setup completed (${JSON.stringify(this.initStatus)})`));
+    if (!this.started.settled) this.started.reject(this.fail(`nstar-init exited before the container started (${JSON.stringify(this.initStatus)})`));
     // Processes still running from exec requests died with the namespace.
     for (const [id, p] of this.execs) {
       p.forked.reject(errors.notStarted(this.spec.container));

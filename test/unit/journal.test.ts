@@ -6,10 +6,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
+import * as zlib from 'node:zlib';
 
 import { pack } from 'msgpackr';
 
-import { COMPACT_AT, Journal, JOURNAL_FILE } from '../../src/actors/journal.js';
+import { COMPACT_AT, crc32, Journal, JOURNAL_FILE } from '../../src/actors/journal.js';
 
 function dir(t: TestContext): string {
   const d = mkdtempSync(join(tmpdir(), 'nstar-journal-'));
@@ -112,5 +113,15 @@ describe('Journal', () => {
     assert.deepEqual(new Journal(d).readPrevious()?.pids, [5, 6]);
     owner.remove();
     assert.equal(existsSync(join(d, JOURNAL_FILE)), false);
+  });
+});
+
+describe('crc32', () => {
+  it('is the IEEE CRC-32 (the check value of "123456789" and zlib\'s result)', () => {
+    assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926);
+    assert.equal(crc32(Buffer.alloc(0)), 0);
+    const data = Buffer.from('northstar journal frame');
+    const z = (zlib as { crc32?: (b: Buffer) => number }).crc32;
+    if (z) assert.equal(crc32(data), z(data));
   });
 });
