@@ -188,6 +188,7 @@ describe('EMBEDDED_DEFAULT_CONFIG', () => {
     assert.equal(c.dataDir, '/var/lib/northstar/data');
     assert.equal(c.socketDir, '/run/northstar/sockets');
     assert.equal(c.cgroup, 'northstar');
+    assert.equal(c.cgroupFavordynmods, true);
     assert.equal(c.verity, 'auto');
     assert.equal(c.log.level, 'info');
     assert.deepEqual(c.console.global, { bind: 'unix:///run/northstar/console', permissions: [...PERMISSIONS], options: { ...DEFAULT_CONSOLE_OPTIONS } });
