@@ -198,7 +198,11 @@ async function ours(dir: string): Promise<Ours | string> {
   const netns = new NetnsPool();
   /** The runtime's start order: launch, cgroups (the pid joins them), then the gate. */
   const start = async (rootfs: string, args: string[]) => {
-    const l = await mod.launch({ ...base, root: rootfs, args, netnsFd: netns.take() }).finally(() => netns.refill());
+    const l = await mod.launch({ ...base, root: rootfs, args, netnsFd: netns.take() }).catch((e: unknown) => {
+      netns.refill();
+      throw e;
+    });
+    l.started.then(() => netns.refill(), () => netns.refill());
     try {
       const handle = await tree.container(base.container, manifest.cgroups, l.pid);
       l.openGate();

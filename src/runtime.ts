@@ -229,8 +229,16 @@ export class Runtime {
       full.consoleFd = b;
     }
     try {
-      // The next namespace is made once this clone is done (NetnsPool.take()).
-      const launched = await launch(full).finally(() => this.parts.netns?.refill());
+      // The next namespace is made while this container runs: made during its
+      // clone or its init's setup, it would slow them (kernel locks they share).
+      const launched = await launch(full).catch((e: unknown) => {
+        this.parts.netns?.refill();
+        throw e;
+      });
+      launched.started.then(
+        () => this.parts.netns?.refill(),
+        () => this.parts.netns?.refill(),
+      );
       if (ours !== undefined) {
         this.parts.consoles.set(
           spec.container,

@@ -6,8 +6,9 @@
 // already up; launch() hands its fd to init, which only joins it (setns: no
 // rtnl_lock on the start path). When none is ready (a burst of starts, or the
 // kernel refused), launch() falls back to CLONE_NEWNET. The next one is made
-// after the clone that took one (refill()): made during that clone, it would
-// slow it as much as CLONE_NEWNET would. Main thread.
+// once the container that took one runs (refill()): measured, one made
+// during the clone slows that clone as much as CLONE_NEWNET would, and one
+// made during init's setup (mounts, pivot_root) triples that setup. Main thread.
 import { closeSync } from 'node:fs';
 
 import { Logger } from '../log.js';
@@ -29,9 +30,9 @@ export class NetnsPool {
 
   /**
    * A prepared namespace's fd, now the caller's; undefined when none is
-   * ready. Call refill() once the clone that uses it is done: making a
-   * namespace while another process is cloned with namespaces slows that
-   * clone by as much as CLONE_NEWNET would (kernel locks they share).
+   * ready. Call refill() once the container that uses it runs: making a
+   * namespace while another is cloned or set up slows those (kernel locks
+   * they share).
    */
   take(): number | undefined {
     return this.ready.shift();
