@@ -226,6 +226,8 @@ async function ours(dir: string): Promise<Ours | string> {
     async stop(rootfs) {
       const { l, handle } = await start(rootfs, ['sleep']);
       await l.started;
+      // A running container, as a stop finds it: the next network namespace is made by now.
+      await netns.settled();
       const t0 = process.hrtime.bigint();
       l.kill(15);
       const status = await l.exited;
