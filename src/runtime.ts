@@ -94,6 +94,7 @@ export class Runtime {
 
   private async boot(opts: RuntimeOptions): Promise<void> {
     const { config, parts } = this;
+    const inheritedDynmods = parts.journal.readPrevious()?.favordynmods === true;
     const report = recover(
       {
         runDir: config.runDir,
@@ -107,7 +108,8 @@ export class Runtime {
     if (cleaned > 0) log.warn(`Cleaned what a previous instance left: ${JSON.stringify(report)}`);
     parts.journal.reset();
 
-    parts.tree = await CgroupTree.create(config.cgroup, { favorDynmods: config.cgroupFavordynmods });
+    parts.tree = await CgroupTree.create(config.cgroup, { favorDynmods: config.cgroupFavordynmods, inheritedDynmods });
+    if (parts.tree.ownsDynmods) parts.journal.update((s) => (s.favordynmods = true));
     parts.journal.addList('topCgroups', parts.tree.topPaths());
     parts.pool = new MountPool(config.pool);
     parts.netns = new NetnsPool();

@@ -53,6 +53,8 @@ export function remountData(current: string[], favor: boolean): string {
 export interface Dynmods {
   /** Whether the option is in effect now (it was already, or we set it). */
   readonly active: boolean;
+  /** Whether restore() will clear it: we set it (or a crashed instance whose journal we took over did). */
+  readonly owned: boolean;
   /** Puts back what was there before: clears the option when we set it. Idempotent. */
   restore(): void;
 }
@@ -86,32 +88,38 @@ function shown(readMountinfo: () => string): boolean | undefined {
 }
 
 /**
- * Sets favordynmods on the cgroup2 root unless it is already set. Never
+ * Sets favordynmods on the cgroup2 root unless it is already set — or sets
+ * it again and owns it when `inherited`: a previous instance set it and died
+ * before restoring (its journal says so). Never
  * throws: a kernel without the option (< 6.0) or a failed remount is a
  * warning, and starts are merely slower.
  */
-export function favorDynmods(readMountinfo = () => readFileSync('/proc/self/mountinfo', 'utf8')): Dynmods {
+export function favorDynmods(
+  readMountinfo = () => readFileSync('/proc/self/mountinfo', 'utf8'),
+  opts: { inherited?: boolean } = {},
+): Dynmods {
   const before = shown(readMountinfo);
-  if (before === true) {
+  if (before === true && !opts.inherited) {
     log.debug(`cgroup2 ${OPTION} already set`);
-    return { active: true, restore: () => undefined };
+    return { active: true, owned: false, restore: () => undefined };
   }
   try {
     apply(true, readMountinfo);
   } catch (e) {
     log.warn(`cgroups: cannot set ${OPTION} (cgroup migrations wait for RCU, starts are slower): ${(e as Error).message}`);
-    return { active: false, restore: () => undefined };
+    return { active: false, owned: false, restore: () => undefined };
   }
   const after = shown(readMountinfo);
   if (after === false) {
     // Outside the initial cgroup namespace the kernel accepts the remount and ignores the flags.
     log.warn(`cgroups: the kernel did not take ${OPTION} (not in the initial cgroup namespace?); starts are slower`);
-    return { active: false, restore: () => undefined };
+    return { active: false, owned: false, restore: () => undefined };
   }
   log.debug(`cgroup2 ${OPTION} set`);
   let restored = false;
   return {
     active: true,
+    owned: true,
     restore() {
       if (restored) return;
       restored = true;

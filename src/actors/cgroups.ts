@@ -30,6 +30,8 @@ export interface TreeOptions {
   layout?: CgroupLayout;
   /** Set the cgroup2 `favordynmods` option while the tree lives (config cgroup_favordynmods; cgroup-dynmods.ts). */
   favorDynmods?: boolean;
+  /** A previous instance set favordynmods and died without restoring it: this tree takes it over. */
+  inheritedDynmods?: boolean;
 }
 
 export interface ContainerOptions {
@@ -100,9 +102,15 @@ export class CgroupTree implements ParentDirs {
       tree.removeCreated(created);
       throw e;
     }
-    if (opts.favorDynmods) tree.dynmods = favorDynmods();
+    if (opts.favorDynmods) tree.dynmods = favorDynmods(undefined, { inherited: opts.inheritedDynmods });
+    else if (opts.inheritedDynmods) favorDynmods(undefined, { inherited: true }).restore();
     log.debug(`cgroups (${layoutKind(layout)}) at ${tree.topPaths().join(', ')}`);
     return tree;
+  }
+
+  /** Whether this tree set favordynmods and clears it at destroy() (the journal records it for a crash). */
+  get ownsDynmods(): boolean {
+    return this.dynmods?.owned === true;
   }
 
   /** `<mount>/<top>` in every hierarchy. */

@@ -31,6 +31,8 @@ export interface JournalState {
   sockets: string[];
   /** Host pids of running container inits. */
   pids: number[];
+  /** This instance set the cgroup2 favordynmods option (a restart after a crash clears it at its shutdown). */
+  favordynmods?: boolean;
 }
 
 export const JOURNAL_FILE = 'northstar.journal';

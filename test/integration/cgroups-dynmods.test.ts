@@ -70,3 +70,37 @@ test('without a cgroup2 mount (pure v1 view) the option goes through a throwaway
   assert.deepEqual(out.after, before, 'cleared again');
   assert.deepEqual(hostOptions(), before);
 });
+
+test('only the tree that set the option clears it; one taking over from a crashed instance owns it', async (t) => {
+  if (!requirePrivileged(t, { loop: false, mksquashfs: false, cgroups: true })) return;
+  const before = hostOptions();
+  if (!before) return t.skip('the host has no cgroup2 mount to look at');
+  if (before.includes('favordynmods')) return t.skip('favordynmods is already set on this host');
+  const top = `nstar-test-dyn-${process.pid}`;
+  const a = await CgroupTree.create(`${top}-a`, { favorDynmods: true });
+  const trees = [a];
+  try {
+    assert.equal(a.ownsDynmods, true);
+    // A second runtime finding it set leaves it alone at its end.
+    const b = await CgroupTree.create(`${top}-b`, { favorDynmods: true });
+    trees.push(b);
+    assert.equal(b.ownsDynmods, false);
+    await b.destroy();
+    assert.ok(hostOptions()?.includes('favordynmods'), 'still set after the non-owner ended');
+    // `a` "crashed": a restart on its journal inherits the option and clears it at its end.
+    const c = await CgroupTree.create(`${top}-c`, { favorDynmods: true, inheritedDynmods: true });
+    trees.push(c);
+    assert.equal(c.ownsDynmods, true);
+    await c.destroy();
+    assert.deepEqual(hostOptions(), before, 'cleared by the inheritor');
+    // Inherited but not wanted (cgroup_favordynmods = false after the restart): cleared at once.
+    await a.destroy();
+    const d = await CgroupTree.create(`${top}-d`, { favorDynmods: false, inheritedDynmods: true });
+    trees.push(d);
+    assert.deepEqual(hostOptions(), before);
+  } finally {
+    for (const x of trees) await x.destroy();
+  }
+  assert.deepEqual(hostOptions(), before);
+});
+

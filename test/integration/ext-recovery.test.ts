@@ -12,6 +12,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 
+import { cgroup2Mount } from '../../src/actors/cgroup-dynmods.js';
 import type { Notification } from '../../src/client/index.js';
 import { packageRoot } from '../../src/native.js';
 import { fixtureNpk } from '../fixtures/npk.js';
@@ -106,7 +107,9 @@ async function scenario(t: TestContext, args: string[], inFlight: boolean): Prom
   });
   const cgroup = `nstar-test-recovery-${process.pid}-${args.length}-${inFlight ? 1 : 0}`;
   const repositories = { default: { npks: [npk], key: true } };
+  const dynmodsBefore = dynmodsSet();
   const first = await startDaemon(t, { repositories, cgroup, args });
+  if (dynmodsBefore === false) assert.equal(dynmodsSet(), true, 'the daemon set cgroup2 favordynmods');
   const { runDir, socketDir } = first.config;
   const repoDir = first.repoDir('default');
 
@@ -168,6 +171,13 @@ async function scenario(t: TestContext, args: string[], inFlight: boolean): Prom
   assert.ok(!alive(pid), 'the container ended with the orderly shutdown');
   assert.deepEqual(loopsUnder(repoDir), []);
   assert.deepEqual(cgroupDirs(cgroup), [], 'the top cgroup is removed at shutdown');
+  // The dead daemon could not restore the host's cgroup2 options; its journal told the restart to.
+  assert.equal(dynmodsSet(), dynmodsBefore, 'cgroup2 favordynmods is as it was before the first daemon');
+}
+
+/** Whether the host's cgroup2 root has favordynmods (undefined: no cgroup2 mount to show it). */
+function dynmodsSet(): boolean | undefined {
+  return cgroup2Mount(readFileSync('/proc/1/mountinfo', 'utf8'))?.superOptions.includes('favordynmods');
 }
 
 describe('crash recovery', privileged({ cgroups: true }), () => {
