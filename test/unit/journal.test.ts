@@ -18,6 +18,14 @@ function dir(t: TestContext): string {
   return d;
 }
 
+/** A journal just reset in a fresh dir: the dir, the journal, its file. */
+function fresh(t: TestContext): { d: string; j: Journal; f: string } {
+  const d = dir(t);
+  const j = new Journal(d);
+  j.reset();
+  return { d, j, f: join(d, JOURNAL_FILE) };
+}
+
 describe('Journal', () => {
   it('reads back the last state written, by a new instance', (t) => {
     const d = dir(t);
@@ -34,10 +42,7 @@ describe('Journal', () => {
   });
 
   it('appends one frame per change instead of rewriting the file', (t) => {
-    const d = dir(t);
-    const j = new Journal(d);
-    j.reset();
-    const f = join(d, JOURNAL_FILE);
+    const { d, j, f } = fresh(t);
     const s0 = statSync(f).size;
     j.addPid(7);
     const s1 = statSync(f).size;
@@ -48,11 +53,8 @@ describe('Journal', () => {
   });
 
   it('ignores a torn last frame and a corrupted one: the state before them stands', (t) => {
-    const d = dir(t);
-    const j = new Journal(d);
-    j.reset();
+    const { d, j, f } = fresh(t);
     j.addPid(1);
-    const f = join(d, JOURNAL_FILE);
     const good = statSync(f).size;
     j.addPid(2);
     // kill -9 mid-write: the last frame is cut short.
@@ -70,18 +72,15 @@ describe('Journal', () => {
   });
 
   it('compacts to a single frame past COMPACT_AT', (t) => {
-    const d = dir(t);
-    const j = new Journal(d);
-    j.reset();
-    const f = join(d, JOURNAL_FILE);
-    const fresh = statSync(f).size;
+    const { d, j, f } = fresh(t);
+    const initial = statSync(f).size;
     let n = 0;
     while (statSync(f).size < COMPACT_AT) {
       j.addPid(++n);
       j.removePid(n);
     }
     j.addPid(99_999);
-    assert.ok(statSync(f).size < fresh * 3, `rewritten small: ${statSync(f).size} bytes`);
+    assert.ok(statSync(f).size < initial * 3, `rewritten small: ${statSync(f).size} bytes`);
     assert.deepEqual(new Journal(d).readPrevious()?.pids, [99_999]);
     j.remove();
   });
