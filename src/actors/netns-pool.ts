@@ -21,11 +21,11 @@ export class NetnsPool {
   private inFlight = 0;
   private closed = false;
   private warned = false;
-  private idle?: () => void;
+  private readonly idle: (() => void)[] = [];
 
   /** `size` namespaces kept ready (each holds a namespace with its lo device: a few KB of kernel memory). */
   constructor(private readonly size = 1) {
-    this.fill();
+    this.refill();
   }
 
   /**
@@ -38,39 +38,31 @@ export class NetnsPool {
     return this.ready.shift();
   }
 
-  /** Starts making namespaces until `size` are ready or under way. */
-  refill(): void {
-    this.fill();
-  }
-
   /** Resolves once no namespace is being made (one is ready, or making it failed). */
   async settled(): Promise<void> {
-    while (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    while (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
   }
 
   /** Closes the ready namespaces and waits for those being made (their fds are closed too). */
   async close(): Promise<void> {
     this.closed = true;
     for (const fd of this.ready.splice(0)) closeSync(fd);
-    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    await this.settled();
   }
 
-  private fill(): void {
+  /** Starts making namespaces until `size` are ready or under way. */
+  refill(): void {
     while (!this.closed && this.ready.length + this.inFlight < this.size) {
       this.inFlight++;
       native().netnsCreate((err, fd) => {
         this.inFlight--;
         if (err || fd === undefined) {
-          // EPERM, ENOSPC (user.max_net_namespaces), ...: starts clone their own; the next take() tries again.
+          // EPERM, ENOSPC (user.max_net_namespaces), ...: starts clone their own; the next refill() tries again.
           if (!this.warned) log.debug(`cannot make a network namespace ahead of time: ${err?.message ?? 'no fd'}`);
           this.warned = true;
         } else if (this.closed) closeSync(fd);
         else this.ready.push(fd);
-        if (this.inFlight === 0) {
-          const idle = this.idle;
-          this.idle = undefined;
-          idle?.();
-        }
+        if (this.inFlight === 0) for (const wake of this.idle.splice(0)) wake();
       });
     }
   }
