@@ -74,11 +74,8 @@ export class ContainerCgroups implements ContainerCgroupsHandle {
 
   /** mkdir in every hierarchy, then the limits. Synchronous: a few hundred µs of kernfs writes. */
   create(): void {
-    for (const h of this.hierarchies) {
-      this.tree.acquireParents(h, this.parent);
-      this.parentsHeld.add(h);
-      this.made(h, mkdirCgroup(this.dirs.get(h)!));
-    }
+    this.holdParents();
+    for (const h of this.hierarchies) this.made(h, mkdirCgroup(this.dirs.get(h)!));
     this.limits();
   }
 
@@ -89,10 +86,7 @@ export class ContainerCgroups implements ContainerCgroupsHandle {
    */
   createAsync(): Promise<void> {
     this.creating ??= (async () => {
-      for (const h of this.hierarchies) {
-        this.tree.acquireParents(h, this.parent);
-        this.parentsHeld.add(h);
-      }
+      this.holdParents();
       // Every mkdir is done before anything is judged: none may finish unrecorded after a failure.
       const results = await mkdirCgroups(this.hierarchies.map((h) => this.dirs.get(h)!));
       let first: unknown;
@@ -109,6 +103,14 @@ export class ContainerCgroups implements ContainerCgroupsHandle {
       this.limits();
     })();
     return this.creating;
+  }
+
+  /** The parent directories (`cgroups.parent`) in every hierarchy, released at teardown. */
+  private holdParents(): void {
+    for (const h of this.hierarchies) {
+      this.tree.acquireParents(h, this.parent);
+      this.parentsHeld.add(h);
+    }
   }
 
   /** Records a hierarchy's directory after its mkdir (`fresh` false: it existed). */

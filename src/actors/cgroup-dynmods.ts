@@ -17,8 +17,9 @@
 // cgroup2 mount it is set by a remount keeping that mount's other options; a
 // pure v1 host gets it through a throwaway cgroup2 mount (which also resets
 // the root's other cgroup2 options — nsdelegate, memory_* — harmless where no
-// cgroup2 mount exists to use them). Shutdown restores what was there. Setting it needs the initial cgroup namespace; elsewhere
-// the kernel ignores it, which is reported and otherwise harmless.
+// cgroup2 mount exists to use them). Shutdown restores what was there.
+// Setting it needs the initial cgroup namespace; elsewhere the kernel
+// ignores it, which is reported and otherwise harmless.
 import { mkdtempSync, readFileSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,7 @@ import { join } from 'node:path';
 import { Logger } from '../log.js';
 import { native } from '../native.js';
 import { MS } from '../native-api/loop.js';
+import { parseMountinfo } from './cgroup-layout.js';
 
 const log = new Logger('cgroups');
 
@@ -33,15 +35,8 @@ const OPTION = 'favordynmods';
 
 /** The first cgroup2 mount of mountinfo text: mount point and super options ("rw,nsdelegate"). */
 export function cgroup2Mount(mountinfo: string): { mount: string; superOptions: string[] } | undefined {
-  for (const line of mountinfo.split('\n')) {
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const [fstype, , superOptions = ''] = line.slice(sep + 3).split(' ');
-    if (fstype !== 'cgroup2') continue;
-    const mount = (line.slice(0, sep).split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-    return { mount, superOptions: superOptions.split(',').filter(Boolean) };
-  }
-  return undefined;
+  const { v2Mount, v2Options } = parseMountinfo(mountinfo);
+  return v2Mount === undefined ? undefined : { mount: v2Mount, superOptions: v2Options ?? [] };
 }
 
 /** The data string of a cgroup2 remount that keeps `current`'s root options and adds or drops favordynmods. */
@@ -90,9 +85,8 @@ function shown(readMountinfo: () => string): boolean | undefined {
 /**
  * Sets favordynmods on the cgroup2 root unless it is already set — or sets
  * it again and owns it when `inherited`: a previous instance set it and died
- * before restoring (its journal says so). Never
- * throws: a kernel without the option (< 6.0) or a failed remount is a
- * warning, and starts are merely slower.
+ * before restoring (its journal says so). Never throws: a kernel without the
+ * option (< 6.0) or a failed remount is a warning, and starts are merely slower.
  */
 export function favorDynmods(
   readMountinfo = () => readFileSync('/proc/self/mountinfo', 'utf8'),
@@ -130,4 +124,14 @@ export function favorDynmods(
       }
     },
   };
+}
+
+/** Clears the option a dead instance left set (its journal says so) when this one does not want it. */
+export function clearDynmods(readMountinfo = () => readFileSync('/proc/self/mountinfo', 'utf8')): void {
+  if (shown(readMountinfo) === false) return;
+  try {
+    apply(false, readMountinfo);
+  } catch (e) {
+    log.warn(`cgroups: cannot clear ${OPTION} left by a previous instance: ${(e as Error).message}`);
+  }
 }

@@ -29,11 +29,12 @@ export interface CgroupLayout {
 /** Where one controller lives: a v1 hierarchy, or the v2 one. */
 export type Home = { version: 1; mount: string } | { version: 2; mount: string };
 
-/** Parses mountinfo text: every `cgroup` mount with controllers, and the first `cgroup2` mount. */
-export function parseMountinfo(text: string): { v1: V1Hierarchy[]; v2Mount?: string } {
+/** Parses mountinfo text: every `cgroup` mount with controllers, and the first `cgroup2` mount with its super options. */
+export function parseMountinfo(text: string): { v1: V1Hierarchy[]; v2Mount?: string; v2Options?: string[] } {
   const v1: V1Hierarchy[] = [];
   const seen = new Set<string>();
   let v2Mount: string | undefined;
+  let v2Options: string[] | undefined;
   for (const line of text.split('\n')) {
     const sep = line.indexOf(' - ');
     if (sep < 0) continue;
@@ -41,7 +42,10 @@ export function parseMountinfo(text: string): { v1: V1Hierarchy[]; v2Mount?: str
     const [fstype, , superOptions = ''] = line.slice(sep + 3).split(' ');
     const mount = unescapeMountPath(left[4] ?? '');
     if (fstype === 'cgroup2') {
-      v2Mount ??= mount;
+      if (v2Mount === undefined) {
+        v2Mount = mount;
+        v2Options = superOptions.split(',').filter(Boolean);
+      }
       continue;
     }
     if (fstype !== 'cgroup') continue;
@@ -53,7 +57,7 @@ export function parseMountinfo(text: string): { v1: V1Hierarchy[]; v2Mount?: str
     seen.add(device);
     v1.push({ mount, controllers });
   }
-  return { v1, v2Mount };
+  return v2Mount === undefined ? { v1 } : { v1, v2Mount, v2Options };
 }
 
 /** mountinfo escapes space, tab, newline and backslash as octal. */

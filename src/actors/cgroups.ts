@@ -15,7 +15,7 @@ import { ContainerCgroups, type ParentDirs } from './cgroup-container.js';
 import { type CgroupLayout, type Controller, type Hierarchy, homeOf, layoutKind, readLayout, usedHierarchies, v2SubtreeControllers } from './cgroup-layout.js';
 import { initCpusetV1, mkdirCgroup, readCgroupFile, rmdirCgroup, writeCgroupFile } from './cgroup-files.js';
 import { type LimitPlan, planLimits } from './cgroup-plan.js';
-import { type Dynmods, favorDynmods } from './cgroup-dynmods.js';
+import { clearDynmods, type Dynmods, favorDynmods } from './cgroup-dynmods.js';
 
 export type { CgroupLayout, Hierarchy } from './cgroup-layout.js';
 export type { CgroupStats, StatCategory } from './cgroup-stats.js';
@@ -103,7 +103,7 @@ export class CgroupTree implements ParentDirs {
       throw e;
     }
     if (opts.favorDynmods) tree.dynmods = favorDynmods(undefined, { inherited: opts.inheritedDynmods });
-    else if (opts.inheritedDynmods) favorDynmods(undefined, { inherited: true }).restore();
+    else if (opts.inheritedDynmods) clearDynmods();
     log.debug(`cgroups (${layoutKind(layout)}) at ${tree.topPaths().join(', ')}`);
     return tree;
   }

@@ -12,8 +12,7 @@
 // leaves the previous state, never a torn one. Past COMPACT_AT bytes the file
 // is rewritten as one frame (temp + rename). A file of the earlier format (one
 // bare msgpack state) is still read.
-import { closeSync, fstatSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { constants } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { pack, unpack } from 'msgpackr';
