@@ -6,8 +6,8 @@
 // can plant a symlink where the runtime, as root, makes mount points, chowns
 // persist dirs or binds sockets. Main thread, before anything else touches
 // these paths.
-import { chmodSync, lstatSync, mkdirSync, realpathSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 import { parseBindUrl, type Config } from '../model/config.js';
 
@@ -19,6 +19,8 @@ export interface RuntimeDir {
   what: string;
   /** What someone who could write to it could do: the "why" of a refusal. */
   risk: string;
+  /** Check the files in it too (a repository's NPKs: userspace verity checks each once, at mount). */
+  files?: boolean;
 }
 
 /** Parents made on the way to a runtime dir: traversable, like mkdir -p under umask 022. */
@@ -41,7 +43,7 @@ export function runtimeDirs(config: Config): RuntimeDir[] {
   ];
   for (const [id, r] of Object.entries(config.repositories)) {
     if (r.type === 'mem') continue;
-    dirs.push({ path: r.type.fs.dir, mode: 0o700, what: `repository ${id}`, risk: 'could replace the NPKs the runtime mounts' });
+    dirs.push({ path: r.type.fs.dir, mode: 0o700, what: `repository ${id}`, risk: 'could replace the NPKs the runtime mounts', files: true });
   }
   const g = config.console.global;
   if (g) {
@@ -90,7 +92,7 @@ function exists(p: string): boolean {
  * (after symlinks) must be a directory owned by root (or the runtime's uid)
  * without group or other write permission, and so must each directory above
  * it, except sticky ones owned by root (such as /tmp), where others cannot
- * rename what is not theirs.
+ * rename what is not theirs. With `files`, the same holds for each file in it.
  */
 export function checkDir(d: RuntimeDir): void {
   const refuse = (why: string, fix: string): never => {
@@ -100,16 +102,30 @@ export function checkDir(d: RuntimeDir): void {
   const st = statSync(real);
   if (!st.isDirectory()) throw new Error(`${d.what} ${d.path}: is not a directory`);
   const own = process.geteuid?.() ?? 0;
-  for (let p = real, top = true; ; p = dirname(p), top = false) {
-    const s = top ? st : statSync(p);
-    const where = p === d.path ? '' : p === real ? ` (its real path ${p})` : ` (its parent ${p})`;
+  const check = (p: string, s: Stats, where: string, sticky: boolean) => {
     if (s.uid !== 0 && s.uid !== own) refuse(`owned by uid ${s.uid}${where}, not by root`, `chown root ${p}`);
-    const sticky = (s.mode & 0o1000) !== 0 && s.uid === 0;
-    if ((s.mode & 0o022) !== 0 && (top || !sticky)) {
+    if ((s.mode & 0o022) !== 0 && !sticky) {
       const who = (s.mode & 0o002) !== 0 ? 'anyone' : 'its group';
       refuse(`writable by ${who}${where} (mode ${octal(s.mode & 0o7777)})`, `Make it writable by root only (chmod go-w ${p}).`);
     }
+  };
+  for (let p = real, top = true; ; p = dirname(p), top = false) {
+    const s = top ? st : statSync(p);
+    const where = p === d.path ? '' : p === real ? ` (its real path ${p})` : ` (its parent ${p})`;
+    check(p, s, where, !top && (s.mode & 0o1000) !== 0 && s.uid === 0);
     if (dirname(p) === p) break;
+  }
+  // A file others can write is changed in place without touching the directory.
+  if (!d.files) return;
+  for (const name of readdirSync(real)) {
+    const p = join(real, name);
+    let s: Stats;
+    try {
+      s = statSync(p);
+    } catch {
+      continue; // a dangling link: the repository reports what it cannot read
+    }
+    check(p, s, ` (its file ${name})`, false);
   }
 }
 

@@ -2,11 +2,12 @@
 // what it makes is root-only unless someone else needs it (socket_dir 0755),
 // the console socket is 0600 or what socket_mode/socket_group say, containers
 // get umask 022, a repository directory others can write to stops the start
-// with the reason, and an unkeyed repository is named in a WARN line.
+// with the reason (as does an NPK in it that others can write to), and an
+// unkeyed repository is named in a WARN line.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 
@@ -103,24 +104,37 @@ describe('runtime: file modes under an inherited umask 000', { ...privileged({ c
     assert.ok(!existsSync(join(p.dir, 'console')), 'no console socket left behind');
   });
 
-  for (const [what, m, rule] of [
-    ['writable by anyone', 0o777, /writable by anyone \(mode 0777\)/],
-    ['writable by its group', 0o770, /writable by its group \(mode 0770\)/],
-  ] as const) {
-    test(`a repository directory ${what} is refused with the reason, and the daemon exits 1`, async (t) => {
+  const refusals: [string, (repo: string) => Promise<string>, RegExp][] = [
+    ['a repository directory writable by anyone', async (repo) => (chmodSync(repo, 0o777), repo), /writable by anyone \(mode 0777\)/],
+    ['a repository directory writable by its group', async (repo) => (chmodSync(repo, 0o770), repo), /writable by its group \(mode 0770\)/],
+    [
+      'an NPK in the repository that anyone may write to',
+      async (repo) => {
+        const npk = join(repo, 'writable.npk');
+        copyFileSync(await probe('writable'), npk);
+        chmodSync(npk, 0o666);
+        return npk;
+      },
+      /writable by anyone \(its file writable\.npk\) \(mode 0666\)/,
+    ],
+  ];
+  for (const [what, spoil, rule] of refusals) {
+    test(`${what} is refused with the reason, and the daemon exits 1`, async (t) => {
       const p = await prepare({ repositories: { default: {} } });
       t.after(() => rmSync(p.dir, { recursive: true, force: true }));
       const dir = join(p.dir, 'repos', 'default');
-      chmodSync(dir, m);
+      const spoiled = await spoil(dir);
+      const before = octal(mode(spoiled));
       const { code, out } = await runToExit(t, p.configPath);
       assert.equal(code, 1, out);
       assert.match(out, new RegExp(`Failed to run the runtime: repository default ${dir}: `));
       assert.match(out, rule);
       assert.match(out, /whoever can write there could replace the NPKs the runtime mounts/);
+      assert.match(out, new RegExp(`chmod go-w ${spoiled}`));
       assert.ok(!existsSync(join(p.dir, 'console')), 'no console socket: refused before listening');
       assert.ok(!existsSync(join(p.config.runDir, 'northstar.journal')), 'no journal: refused before anything else');
       assert.deepEqual(cgroupDirs(p.config.cgroup), [], 'no cgroup made');
-      assert.equal(octal(mode(dir)), octal(m), 'the directory is left as it was');
+      assert.equal(octal(mode(spoiled)), before, 'left as it was');
     });
   }
 });

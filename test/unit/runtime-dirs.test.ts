@@ -25,18 +25,18 @@ function withUmask<T>(mask: number, fn: () => T): T {
   }
 }
 
-const repo = (path: string): RuntimeDir => ({ path, mode: 0o700, what: 'repository default', risk: 'could replace the NPKs the runtime mounts' });
+const repo = (path: string): RuntimeDir => ({ path, mode: 0o700, what: 'repository default', risk: 'could replace the NPKs the runtime mounts', files: true });
 
 describe('runtimeDirs', () => {
   it('gives each directory of the embedded default its mode', () => {
     assert.deepEqual(
-      runtimeDirs(parseConfig(EMBEDDED_DEFAULT_CONFIG)).map((d) => [d.what, d.path, d.mode.toString(8)]),
+      runtimeDirs(parseConfig(EMBEDDED_DEFAULT_CONFIG)).map((d) => [d.what, d.path, d.mode.toString(8), d.files ?? false]),
       [
-        ['run_dir', '/run/northstar', '711'],
-        ['data_dir', '/var/lib/northstar/data', '700'],
-        ['socket_dir', '/run/northstar/sockets', '755'],
-        ['repository default', '/var/lib/northstar/repository', '700'],
-        ['the console socket directory', '/run/northstar', '711'],
+        ['run_dir', '/run/northstar', '711', false],
+        ['data_dir', '/var/lib/northstar/data', '700', false],
+        ['socket_dir', '/run/northstar/sockets', '755', false],
+        ['repository default', '/var/lib/northstar/repository', '700', true],
+        ['the console socket directory', '/run/northstar', '711', false],
       ],
     );
   });
@@ -118,6 +118,15 @@ describe('checkDir', () => {
     mkdirSync(dir, { mode: 0o700 });
     chmodSync(parent, 0o777);
     assert.throws(() => checkDir(repo(dir)), new RegExp(`repository default ${dir}: writable by anyone \\(its parent ${parent}\\) \\(mode 0777\\)`));
+  });
+
+  it('refuses a repository holding an NPK others can write to, naming the file', (t) => {
+    const dir = tempDir(t);
+    writeFileSync(join(dir, 'good.npk'), '', { mode: 0o644 });
+    writeFileSync(join(dir, 'bad.npk'), '');
+    chmodSync(join(dir, 'bad.npk'), 0o666);
+    assert.throws(() => checkDir(repo(dir)), new RegExp(`repository default ${dir}: writable by anyone \\(its file bad.npk\\) \\(mode 0666\\).*chmod go-w ${join(dir, 'bad.npk')}`));
+    checkDir({ ...repo(dir), files: false });
   });
 
   it('follows a symlink and checks the real directory', (t) => {
