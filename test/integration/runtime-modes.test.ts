@@ -68,13 +68,16 @@ describe('runtime: file modes under an inherited umask 000', { ...privileged({ c
     assert.equal(h.output().match(/is unkeyed/g)?.length, 1, 'one WARN line per unkeyed repository');
 
     // The container does not inherit the daemon's umask 077: nstar-init sets 022.
-    await h.client.installFile(await probe('modes'), 'default');
+    // Its manifest socket has the manifest's mode, set after the bind.
+    const npk = await probe('modes', { manifest: { sockets: { s: { type: 'stream', mode: 0o640 } }, mounts: { '/sockets': { type: 'sockets' } } } });
+    await h.client.installFile(npk, 'default');
     await h.client.start(C);
     await h.waitFor(isStarted(C));
     const pid = (await h.client.inspect(C)).process?.pid;
     assert.ok(pid, 'the started container has a pid');
     const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
     assert.deepEqual([pid, ...children].map(umaskOf), [pid, ...children].map(() => '0022'));
+    assert.equal(octal(mode(join(h.config.socketDir, `${C}:s`))), '0640');
     await h.client.shutdown();
     assert.deepEqual(await h.exited, { code: 0, signal: null });
     assert.ok(!existsSync(join(h.dir, 'console')), 'the console socket is removed at shutdown');
