@@ -3,9 +3,10 @@
 // order of spec/launch.md §5.8. Main thread.
 //
 // Startup: make and check the runtime's dirs (runtime-dirs.ts: refused when
-// others can write to them) and warn of unkeyed repositories → clean what a dead instance left (journal, deviation 17) → top
-// cgroup → mount pool → repositories → console → supervisor boot
-// (mount_on_start, autostart) → "Runtime up and running".
+// others can write to them), one WARN per unkeyed repository → clean what a
+// dead instance left (journal, deviation 17) → top cgroup → mount pool →
+// repositories → console → supervisor boot (mount_on_start, autostart) →
+// "Runtime up and running".
 // Shutdown (request, signal, critical exit): the supervisor kills every
 // container and unmounts everything, emits `shutdown`; then the console
 // closes, the pool stops, the top cgroup goes, the journal is removed →

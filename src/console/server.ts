@@ -16,7 +16,7 @@ import { Logger } from '../log.js';
 import { DEFAULT_SOCKET_MODE } from '../model/config.js';
 import { DEFAULT_CONSOLE_OPTIONS, DEFAULT_PORT, HANDSHAKE_TIMEOUT_MS, type ConsoleBackend, type ConsoleOptions, type Peer } from './backend.js';
 import { Connection } from './connection.js';
-import { permissionSet, type Permissions } from './permissions.js';
+import { formatPermissions, permissionSet, type Permissions } from './permissions.js';
 import { tokens as defaultTokens, type TokenAuthority } from './token.js';
 
 export * from './backend.js';
@@ -138,7 +138,9 @@ export class ConsoleServer extends EventEmitter {
       // Until this chmod the socket has the mode the umask gave it at bind
       // (the daemon's 077: root only); close() removes it when either fails.
       if (gid !== undefined) chownSync(addr.path, -1, gid);
-      chmodSync(addr.path, access.mode ?? DEFAULT_SOCKET_MODE);
+      const mode = access.mode ?? DEFAULT_SOCKET_MODE;
+      chmodSync(addr.path, mode);
+      if (mode & 0o002) log.warn(`Console socket ${addr.path} has mode ${mode.toString(8).padStart(4, '0')}: any local user may connect, with permissions ${formatPermissions(perms)}`);
       return `unix://${addr.path}`;
     }
     const a = server.address() as net.AddressInfo;

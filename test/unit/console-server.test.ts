@@ -310,6 +310,17 @@ test('a unix console socket gets 0600 or the given mode and group whatever the u
     assert.equal(statSync(join(dir, 'default')).mode & 0o7777, 0o600);
     assert.equal(statSync(join(dir, 'group')).mode & 0o7777, 0o660);
     assert.equal(statSync(join(dir, 'group')).gid, gid);
+    const { logChannel } = await import('../../src/log.js');
+    const warnings: string[] = [];
+    const onLog = (m: unknown) => void ((m as { level: string }).level === 'warn' && warnings.push((m as { message: string }).message));
+    logChannel.subscribe(onLog);
+    try {
+      await server.listen(`unix://${join(dir, 'open')}`, ['ident', 'list'], {}, { mode: 0o666 });
+    } finally {
+      logChannel.unsubscribe(onLog);
+    }
+    assert.equal(statSync(join(dir, 'open')).mode & 0o7777, 0o666);
+    assert.deepEqual(warnings, [`Console socket ${join(dir, 'open')} has mode 0666: any local user may connect, with permissions {ident, list}`]);
     await assert.rejects(server.listen(`unix://${join(dir, 'nogroup')}`, ['ident'], {}, { group: 'no-such-group-nstar' }), /socket_group: no group "no-such-group-nstar" in \/etc\/group/);
     assert.ok(!existsSync(join(dir, 'nogroup')));
   } finally {
