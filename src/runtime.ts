@@ -2,9 +2,11 @@
 // pool, launch, cgroups, repositories), the console and the inspector, in the
 // order of spec/launch.md §5.8. Main thread.
 //
-// Startup: clean what a dead instance left (journal, deviation 17) → top
-// cgroup → mount pool → repositories → console → supervisor boot
-// (mount_on_start, autostart) → "Runtime up and running".
+// Startup: make and check the runtime's dirs (runtime-dirs.ts: refused when
+// others can write to them), one WARN per unkeyed repository → clean what a
+// dead instance left (journal, deviation 17) → top cgroup → mount pool →
+// repositories → console → supervisor boot (mount_on_start, autostart) →
+// "Runtime up and running".
 // Shutdown (request, signal, critical exit): the supervisor kills every
 // container and unmounts everything, emits `shutdown`; then the console
 // closes, the pool stops, the top cgroup goes, the journal is removed →
@@ -24,6 +26,7 @@ import { MountPool } from './actors/mount-pool.js';
 import { recover } from './actors/recovery.js';
 import { FsRepository, type Repository } from './actors/repository.js';
 import { MemRepository } from './actors/repository-mem.js';
+import { prepareDirs } from './actors/runtime-dirs.js';
 import { consoleBackend } from './runtime-backend.js';
 import { startConsole, type ConsoleServer, type ContainerConsole } from './console/index.js';
 import { Logger } from './log.js';
@@ -94,6 +97,8 @@ export class Runtime {
 
   private async boot(opts: RuntimeOptions): Promise<void> {
     const { config, parts } = this;
+    prepareDirs(config);
+    for (const line of unkeyedWarnings(config)) log.warn(line);
     const inheritedDynmods = parts.journal.readPrevious()?.favordynmods === true;
     const report = recover(
       {
@@ -253,6 +258,16 @@ export class Runtime {
       throw e;
     }
   }
+}
+
+/** One line per repository without a key: what it holds is neither signature-checked nor verity-verified (SECURITY.md). */
+export function unkeyedWarnings(config: Config): string[] {
+  return Object.entries(config.repositories)
+    .filter(([, r]) => r.key === undefined)
+    .map(([id, r]) => {
+      const where = r.type === 'mem' ? 'mem' : `fs ${r.type.fs.dir}`;
+      return `Repository ${id} (${where}) is unkeyed: its NPKs are neither signature-checked nor verified; give it a key to verify them (see SECURITY.md)`;
+    });
 }
 
 async function loadRepositories(config: Config): Promise<Repository[]> {

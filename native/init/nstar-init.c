@@ -628,6 +628,9 @@ static void wait_gate(void) {
 
 int main(int argc, char** argv) {
   int64_t t0 = now_us();
+  // The runtime runs with umask 077 for its own files; the container (and the
+  // mount points made here) get the conventional 022 instead.
+  umask(022);
   static struct spec s;
   s.sched_policy = -1;
   s.sched_nice = NICE_UNSET;

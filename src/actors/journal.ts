@@ -12,7 +12,7 @@
 // leaves the previous state, never a torn one. Past COMPACT_AT bytes the file
 // is rewritten as one frame (temp + rename). A file of the earlier format (one
 // bare msgpack state) is still read.
-import { closeSync, constants, fstatSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { pack, unpack } from 'msgpackr';
@@ -35,6 +35,8 @@ export interface JournalState {
 }
 
 export const JOURNAL_FILE = 'northstar.journal';
+/** Root only, whatever the umask: it names the mounts and pids a restart cleans up. */
+export const JOURNAL_MODE = 0o600;
 /** Size past which the next change rewrites the file as a single frame. */
 export const COMPACT_AT = 64 * 1024;
 
@@ -170,7 +172,14 @@ export class Journal {
   private compact(): void {
     this.close();
     const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, frame(this.state));
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, JOURNAL_MODE);
+    try {
+      // A temp file a crash left keeps its old mode through O_CREAT.
+      fchmodSync(fd, JOURNAL_MODE);
+      writeSync(fd, frame(this.state));
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, this.path);
     this.fd = openSync(this.path, constants.O_WRONLY | constants.O_APPEND);
     this.size = fstatSync(this.fd).size;

@@ -1,14 +1,12 @@
 // The `northstar` daemon (bin/northstar enters a private mount namespace
 // before Node starts). Loads the config — the embedded default when no `-c` is
-// given (spec/README.md deviation 16) — creates run/data/socket dirs, runs the
-// runtime until SIGINT/SIGTERM/SIGHUP or a shutdown request, and exits 0, or
-// 1 with the reason.
-import { mkdirSync } from 'node:fs';
-
+// given (spec/README.md deviation 16) — runs the runtime (which makes and
+// checks its dirs) until SIGINT/SIGTERM/SIGHUP or a shutdown request, and
+// exits 0, or 1 with the reason.
 import { Command } from 'commander';
 
 import { Logger, parseLevel, setLevel } from '../log.js';
-import { configDirs, EMBEDDED_DEFAULT_CONFIG, loadConfig, parseConfig, type Config } from '../model/config.js';
+import { EMBEDDED_DEFAULT_CONFIG, loadConfig, parseConfig, type Config } from '../model/config.js';
 import { VERSION } from '../model/version.js';
 import { Runtime } from '../runtime.js';
 
@@ -38,7 +36,17 @@ async function configFrom(opts: Options): Promise<Config> {
   return parseConfig(EMBEDDED_DEFAULT_CONFIG);
 }
 
+/**
+ * The daemon's own files are its own (spec/README.md deviation 23): whatever
+ * umask it inherited (000 under a careless init), what it creates without an
+ * explicit mode is root-only. Where others need access (socket_dir, the
+ * console socket's mode and group), the mode is set explicitly; containers
+ * get 022 from nstar-init, not this.
+ */
+export const DAEMON_UMASK = 0o077;
+
 export async function main(argv: string[]): Promise<number> {
+  process.umask(DAEMON_UMASK);
   let opts: Options;
   try {
     opts = parseArgs(argv);
@@ -52,7 +60,6 @@ export async function main(argv: string[]): Promise<number> {
     if (opts.inspect) config.inspector = { bind: opts.inspect === true ? '127.0.0.1:4201' : opts.inspect };
     const level = parseLevel(process.env.NSTAR_LOG) ?? config.log.level;
     setLevel(level);
-    for (const dir of configDirs(config)) mkdirSync(dir, { recursive: true });
     runtime = await Runtime.start(config);
     const rt = runtime;
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {

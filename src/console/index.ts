@@ -14,7 +14,13 @@ export { TokenAuthority, tokens } from './token.js';
 export interface ConsoleConfig {
   notificationBufferSize: number;
   console: {
-    global?: { bind: string; permissions: 'full' | readonly string[]; options?: Partial<ConsoleOptions> };
+    global?: {
+      bind: string;
+      permissions: 'full' | readonly string[];
+      options?: Partial<ConsoleOptions>;
+      socketMode?: number;
+      socketGroup?: string | number;
+    };
     /** Options of container consoles. */
     options: Partial<ConsoleOptions>;
   };
@@ -38,7 +44,7 @@ export async function startConsole(
   const g = config.console.global;
   if (!g) return { server };
   try {
-    const url = await server.listen(g.bind, g.permissions, g.options ?? {});
+    const url = await server.listen(g.bind, g.permissions, g.options ?? {}, { mode: g.socketMode, group: g.socketGroup });
     return { server, url };
   } catch (e) {
     await server.close();

@@ -8,14 +8,15 @@
 // and queues notifications.
 // Main thread.
 import { EventEmitter } from 'node:events';
-import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 
 import { Logger } from '../log.js';
+import { DEFAULT_SOCKET_MODE } from '../model/config.js';
 import { DEFAULT_CONSOLE_OPTIONS, DEFAULT_PORT, HANDSHAKE_TIMEOUT_MS, type ConsoleBackend, type ConsoleOptions, type Peer } from './backend.js';
 import { Connection } from './connection.js';
-import { permissionSet, type Permissions } from './permissions.js';
+import { formatPermissions, permissionSet, type Permissions } from './permissions.js';
 import { tokens as defaultTokens, type TokenAuthority } from './token.js';
 
 export * from './backend.js';
@@ -28,6 +29,14 @@ export interface ServerOptions {
   containerOptions?: Partial<ConsoleOptions>;
   handshakeTimeoutMs?: number;
   tokens?: TokenAuthority;
+}
+
+/** Who may connect to a unix console socket (config `socket_mode`, `socket_group`). */
+export interface SocketAccess {
+  /** Permission bits; DEFAULT_SOCKET_MODE (0600, root only) when absent. */
+  mode?: number;
+  /** A group name (resolved with /etc/group) or a numeric gid. */
+  group?: string | number;
 }
 
 export interface ContainerConsole {
@@ -95,13 +104,18 @@ export class ConsoleServer extends EventEmitter {
   /**
    * Listens on `unix:///path` (an existing socket file is replaced) or
    * `tcp://host:port`. Resolves to the bound url (tcp port 0 → the real port).
+   * A unix socket gets `access.mode` (0600 by default) and group whatever the
+   * umask: connecting to it is getting a console with `permissions`.
    */
   async listen(
     url: string,
     permissions: 'full' | readonly string[] | Permissions,
     options: Partial<ConsoleOptions> = {},
+    access: SocketAccess = {},
   ): Promise<string> {
     const addr = parseBindUrl(url);
+    // Resolved before binding: an unknown group leaves no socket behind.
+    const gid = access.group === undefined ? undefined : groupId(access.group);
     const perms = permissions instanceof Set ? (permissions as Permissions) : permissionSet(permissions as 'full' | string[]);
     const opts = { ...DEFAULT_CONSOLE_OPTIONS, ...options };
     this.ensureSubscribed();
@@ -120,7 +134,15 @@ export class ConsoleServer extends EventEmitter {
     });
     server.on('error', (e) => log.warn(`Console listener ${url}: ${e.message}`));
     this.binds.push({ server, unixPath: addr.type === 'unix' ? addr.path : undefined });
-    if (addr.type === 'unix') return `unix://${addr.path}`;
+    if (addr.type === 'unix') {
+      // Until this chmod the socket has the mode the umask gave it at bind
+      // (the daemon's 077: root only); close() removes it when either fails.
+      if (gid !== undefined) chownSync(addr.path, -1, gid);
+      const mode = access.mode ?? DEFAULT_SOCKET_MODE;
+      chmodSync(addr.path, mode);
+      if (mode & 0o002) log.warn(`Console socket ${addr.path} has mode ${mode.toString(8).padStart(4, '0')}: any local user may connect, with permissions ${formatPermissions(perms)}`);
+      return `unix://${addr.path}`;
+    }
     const a = server.address() as net.AddressInfo;
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
     log.info(`Console listening on tcp://${host}:${a.port}`);
@@ -189,6 +211,22 @@ export class ConsoleServer extends EventEmitter {
     for (const l of this.binds) if (l.unixPath) removeStaleSocket(l.unixPath);
     this.binds.length = 0;
   }
+}
+
+/** A numeric gid as is; a group name looked up in the host's group database (/etc/group). */
+export function groupId(group: string | number, groupFile = '/etc/group'): number {
+  if (typeof group === 'number') return group;
+  let text: string;
+  try {
+    text = readFileSync(groupFile, 'utf8');
+  } catch (e) {
+    throw new Error(`socket_group: cannot read ${groupFile} to look up group "${group}": ${(e as Error).message}`);
+  }
+  for (const line of text.split('\n')) {
+    const [name, , gid] = line.split(':');
+    if (name === group && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
+  }
+  throw new Error(`socket_group: no group "${group}" in ${groupFile}`);
 }
 
 function removeStaleSocket(path: string): void {

@@ -4,7 +4,6 @@
 // error naming it (except inside [console.global], which Northstar leaves open).
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { dirname } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { LEVELS, type Level } from '../log.js';
 import { PERMISSIONS, type Permission } from './manifest.js';
@@ -25,6 +24,10 @@ export interface GlobalConsole {
   bind: string;
   permissions: Permission[];
   options: ConsoleOptions;
+  /** Mode of a unix socket (`socket_mode`, an octal string); DEFAULT_SOCKET_MODE when absent. */
+  socketMode?: number;
+  /** Group of a unix socket (`socket_group`): a group name or a numeric gid. */
+  socketGroup?: string | number;
 }
 
 export type RepositoryType = 'mem' | { fs: { dir: string } };
@@ -74,6 +77,9 @@ export class ConfigError extends Error {
 }
 
 export const DEFAULT_CONSOLE_PORT = 4200;
+
+/** The console socket's mode unless `socket_mode` says otherwise: root only (spec/README.md deviation 23). */
+export const DEFAULT_SOCKET_MODE = 0o600;
 
 export const DEFAULT_CONSOLE_OPTIONS: Readonly<ConsoleOptions> = Object.freeze({
   tokenValidityMs: 60_000,
@@ -267,14 +273,39 @@ function bindUrl(v: unknown, path: string): string {
   return s;
 }
 
+/** "0660", "660" or "0o660": permission bits only (no setuid, setgid or sticky bit). */
+function socketMode(v: unknown, path: string): number {
+  if (typeof v !== 'string') fail(path, `expected an octal string such as "0660", got ${describe(v)}`);
+  const m = /^(?:0o?)?([0-7]{1,4})$/.exec(v);
+  if (!m) fail(path, `expected an octal mode such as "0660", got "${v}"`);
+  const mode = parseInt(m[1]!, 8);
+  if (mode > 0o777) fail(path, `only permission bits (at most "0777") are allowed, got "${v}"`);
+  return mode;
+}
+
+/** A group name (as in /etc/group) or a numeric gid, given as a TOML integer or a string of digits. */
+function socketGroup(v: unknown, path: string): string | number {
+  if (typeof v === 'number' || typeof v === 'bigint') return int(v, path, 0, 4294967294);
+  const s = nonEmpty(v, path);
+  if (/^\d+$/.test(s)) return int(Number(s), path, 0, 4294967294);
+  if (!/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(s)) fail(path, `invalid group name "${s}": expected a name such as "northstar" or a numeric gid`);
+  return s;
+}
+
 function globalConsole(v: unknown, path: string): GlobalConsole {
   // No deny_unknown_fields here in Northstar: other keys are ignored.
   const t = table(v, path);
-  return {
+  const g: GlobalConsole = {
     bind: bindUrl(need(t, 'bind', path), join(path, 'bind')),
     permissions: permissions(need(t, 'permissions', path), join(path, 'permissions')),
     options: opt(t, 'options', path, consoleOptions, { ...DEFAULT_CONSOLE_OPTIONS }),
   };
+  for (const key of ['socket_mode', 'socket_group']) {
+    if (has(t, key) && parseBindUrl(g.bind).kind !== 'unix') fail(join(path, key), `applies to a unix socket only, but bind is "${g.bind}"`);
+  }
+  if (has(t, 'socket_mode')) g.socketMode = socketMode(t.socket_mode, join(path, 'socket_mode'));
+  if (has(t, 'socket_group')) g.socketGroup = socketGroup(t.socket_group, join(path, 'socket_group'));
+  return g;
 }
 
 function repositoryType(v: unknown, path: string): RepositoryType {
@@ -402,19 +433,4 @@ export async function loadConfig(path: string, opts: { cpus?: number } = {}): Pr
     if (e instanceof ConfigError) throw new ConfigError(e.field === '' ? path : `${path}: ${e.field}`, e.rule);
     throw e;
   }
-}
-
-/**
- * The directories the daemon creates before it starts (Northstar's `create_dir_all`):
- * run_dir, data_dir, socket_dir, every fs repository directory and the directory of a
- * unix console socket. Parents come before children; no duplicates.
- */
-export function configDirs(config: Config): string[] {
-  const dirs = [config.runDir, config.dataDir, config.socketDir];
-  for (const r of Object.values(config.repositories)) if (r.type !== 'mem') dirs.push(r.type.fs.dir);
-  if (config.console.global) {
-    const bind = parseBindUrl(config.console.global.bind);
-    if (bind.kind === 'unix') dirs.push(dirname(bind.path));
-  }
-  return [...new Set(dirs)].sort((a, b) => a.split('/').length - b.split('/').length);
 }

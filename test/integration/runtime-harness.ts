@@ -38,6 +38,10 @@ export interface HarnessOptions {
   topToml?: string;
   /** The top-level cgroup name (default: unique per call); pin it to restart on the same cgroups. */
   cgroup?: string;
+  /** Extra keys of [console.global] (e.g. `socket_mode = "0660"`). */
+  consoleToml?: string;
+  /** false: leave run/data/socket and empty repository dirs for the runtime to make. */
+  createDirs?: boolean;
 }
 
 export interface Harness {
@@ -96,13 +100,14 @@ export async function prepare(o: HarnessOptions = {}, dir = mkdtempSync(join(tmp
     '[console.global]',
     `bind = ${toml(`unix://${join(dir, 'console')}`)}`,
     'permissions = "full"',
+    o.consoleToml ?? '',
   ];
   for (const [id, r] of Object.entries(repos)) {
     lines.push(`[repositories.${id}]`);
     if (r.type === 'mem') lines.push('type = "mem"');
     else {
       const rd = join(dir, 'repos', id);
-      mkdirSync(rd, { recursive: true });
+      if (o.createDirs !== false || r.npks?.length) mkdirSync(rd, { recursive: true });
       for (const npk of r.npks ?? []) copyFileSync(npk, join(rd, basename(npk)));
       lines.push(`type = { fs = { dir = ${toml(rd)} } }`);
     }
@@ -121,7 +126,7 @@ export async function prepare(o: HarnessOptions = {}, dir = mkdtempSync(join(tmp
   const configPath = join(dir, 'northstar.toml');
   writeFileSync(configPath, text);
   const config = parseConfig(text);
-  for (const d of [config.runDir, config.dataDir, config.socketDir]) mkdirSync(d, { recursive: true });
+  if (o.createDirs !== false) for (const d of [config.runDir, config.dataDir, config.socketDir]) mkdirSync(d, { recursive: true });
   return { dir, configPath, config, url: `unix://${join(dir, 'console')}` };
 }
 
@@ -196,10 +201,13 @@ export async function startRuntime(t: TestContext, o: HarnessOptions = {}): Prom
 /** The `northstar` daemon (bin/northstar -c) in a child process. */
 export async function startDaemon(
   t: TestContext,
-  o: HarnessOptions & { reuse?: { dir: string }; args?: string[] } = {},
+  o: HarnessOptions & { reuse?: { dir: string }; args?: string[]; umask?: number } = {},
 ): Promise<DaemonHarness> {
   const p = await prepare(o, o.reuse?.dir);
-  const proc = spawn(join(packageRoot, 'bin', 'northstar'), ['-c', p.configPath, ...(o.args ?? [])], {
+  const argv = [join(packageRoot, 'bin', 'northstar'), '-c', p.configPath, ...(o.args ?? [])];
+  // With `umask`, the daemon inherits that umask from a shell (as from a careless init).
+  const [cmd, ...args] = o.umask === undefined ? argv : ['sh', '-c', `umask ${o.umask.toString(8).padStart(3, '0')} && exec "$@"`, 'sh', ...argv];
+  const proc = spawn(cmd!, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NSTAR_LOG: process.env.NSTAR_LOG ?? 'info' },
   });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
-  ConfigError, configDirs, DEFAULT_CONSOLE_OPTIONS, EMBEDDED_DEFAULT_CONFIG, loadConfig, parseBindUrl, parseConfig,
+  ConfigError, DEFAULT_CONSOLE_OPTIONS, DEFAULT_SOCKET_MODE, EMBEDDED_DEFAULT_CONFIG, loadConfig, parseBindUrl, parseConfig,
 } from '../../src/model/config.js';
 import { PERMISSIONS } from '../../src/model/manifest.js';
 
@@ -128,6 +128,43 @@ level = "DEBUG"
     assert.equal(c.console.global?.bind, 'tcp://127.0.0.1');
   });
 
+  it('reads the console socket access keys: socket_mode as octal, socket_group as a name or gid', () => {
+    const unix = (extra: string) => parseConfig(`${BASE}[console.global]\nbind = "unix:///run/n/console"\npermissions = "full"\n${extra}`).console.global!;
+    assert.equal(unix('').socketMode, undefined, 'absent: the server applies DEFAULT_SOCKET_MODE');
+    assert.equal(DEFAULT_SOCKET_MODE, 0o600);
+    assert.equal(unix('socket_mode = "0660"\n').socketMode, 0o660);
+    assert.equal(unix('socket_mode = "660"\n').socketMode, 0o660);
+    assert.equal(unix('socket_mode = "0o600"\n').socketMode, 0o600);
+    assert.equal(unix('socket_mode = "0000"\n').socketMode, 0);
+    assert.equal(unix('socket_group = "northstar"\n').socketGroup, 'northstar');
+    assert.equal(unix('socket_group = "_nstar-ops.1"\n').socketGroup, '_nstar-ops.1');
+    assert.equal(unix('socket_group = 1234\n').socketGroup, 1234);
+    assert.equal(unix('socket_group = "1234"\n').socketGroup, 1234);
+    assert.deepEqual(unix('socket_mode = "0660"\nsocket_group = "adm"\n'), {
+      bind: 'unix:///run/n/console', permissions: [...PERMISSIONS], options: { ...DEFAULT_CONSOLE_OPTIONS }, socketMode: 0o660, socketGroup: 'adm',
+    });
+  });
+
+  const unixConsole = (extra: string, bind = 'unix:///run/n/console') => `${BASE}[console.global]\nbind = "${bind}"\npermissions = "full"\n${extra}`;
+  const socketCases: [string, string, string, RegExp][] = [
+    ['a socket_mode given as a number', unixConsole('socket_mode = 660\n'), 'console.global.socket_mode', /expected an octal string such as "0660", got the number 660/],
+    ['a socket_mode with a digit 8', unixConsole('socket_mode = "0680"\n'), 'console.global.socket_mode', /expected an octal mode such as "0660", got "0680"/],
+    ['a socket_mode in words', unixConsole('socket_mode = "rw-rw----"\n'), 'console.global.socket_mode', /expected an octal mode/],
+    ['an empty socket_mode', unixConsole('socket_mode = ""\n'), 'console.global.socket_mode', /expected an octal mode/],
+    ['a socket_mode with the setuid bit', unixConsole('socket_mode = "4660"\n'), 'console.global.socket_mode', /only permission bits \(at most "0777"\)/],
+    ['a socket_mode on a tcp console', unixConsole('socket_mode = "0660"\n', 'tcp://localhost:4200'), 'console.global.socket_mode', /applies to a unix socket only, but bind is "tcp:\/\/localhost:4200"/],
+    ['a socket_group on a tcp console', unixConsole('socket_group = "adm"\n', 'tcp://localhost:4200'), 'console.global.socket_group', /applies to a unix socket only/],
+    ['an empty socket_group', unixConsole('socket_group = ""\n'), 'console.global.socket_group', /must not be empty/],
+    ['a socket_group with a colon', unixConsole('socket_group = "adm:x"\n'), 'console.global.socket_group', /invalid group name "adm:x"/],
+    ['a socket_group with a slash', unixConsole('socket_group = "../adm"\n'), 'console.global.socket_group', /invalid group name/],
+    ['a negative socket_group', unixConsole('socket_group = -1\n'), 'console.global.socket_group', /must be 0\.\.=4294967294, got -1/],
+    ['a socket_group past the gid range', unixConsole('socket_group = 4294967295\n'), 'console.global.socket_group', /must be 0\.\.=4294967294/],
+    ['a socket_group that is a table', unixConsole('socket_group = { name = "adm" }\n'), 'console.global.socket_group', /expected a string, got a table/],
+  ];
+  for (const [what, toml, field, rule] of socketCases) {
+    it(`rejects ${what}, naming the key`, () => rejects(toml, field, rule));
+  }
+
   const cases: [string, string, string, RegExp][] = [
     ['an unknown top-level key', `${BASE}log_dir = "x"\n`, 'log_dir', /unknown key/],
     ['a missing run_dir', BASE.replace(/run_dir.*\n/, ''), 'run_dir', /missing required key/],
@@ -196,15 +233,6 @@ describe('EMBEDDED_DEFAULT_CONFIG', () => {
     // Sized for a small device, whatever its CPU count: two workers, none kept idle.
     assert.deepEqual(c.pool, { threads: 2, minThreads: 0, idleTimeoutMs: 10_000 });
     assert.equal(c.loopDeviceTimeoutMs, 10_000);
-  });
-
-  it('lists the directories the daemon must create, parents first', () => {
-    assert.deepEqual(configDirs(parseConfig(EMBEDDED_DEFAULT_CONFIG)), [
-      '/run/northstar', '/run/northstar/sockets', '/var/lib/northstar/data', '/var/lib/northstar/repository',
-    ]);
-    const c = parseConfig(`${BASE}[repositories.m]\ntype = "mem"\n[console.global]\nbind = "unix:///tmp/nstar/c.sock"\npermissions = "full"\n`);
-    assert.deepEqual(new Set(configDirs(c)), new Set(['target/northstar/run', 'target/northstar/data', 'target/northstar/sockets', '/tmp/nstar']));
-    assert.equal(configDirs(c).length, 4);
   });
 });
 

@@ -298,6 +298,42 @@ test('a unix console replaces a stale socket file', async (t) => {
   c.close();
 });
 
+test('a unix console socket gets 0600 or the given mode and group whatever the umask; an unknown group leaves no socket', async (t) => {
+  const { statSync, existsSync, writeFileSync } = await import('node:fs');
+  const { groupId } = await import('../../src/console/server.js');
+  const { dir, server } = await startServer(t);
+  const old = process.umask(0o000);
+  try {
+    await server.listen(`unix://${join(dir, 'default')}`, ['ident']);
+    const gid = process.getgid!();
+    await server.listen(`unix://${join(dir, 'group')}`, ['ident'], {}, { mode: 0o660, group: gid });
+    assert.equal(statSync(join(dir, 'default')).mode & 0o7777, 0o600);
+    assert.equal(statSync(join(dir, 'group')).mode & 0o7777, 0o660);
+    assert.equal(statSync(join(dir, 'group')).gid, gid);
+    const { logChannel } = await import('../../src/log.js');
+    const warnings: string[] = [];
+    const onLog = (m: unknown) => void ((m as { level: string }).level === 'warn' && warnings.push((m as { message: string }).message));
+    logChannel.subscribe(onLog);
+    try {
+      await server.listen(`unix://${join(dir, 'open')}`, ['ident', 'list'], {}, { mode: 0o666 });
+    } finally {
+      logChannel.unsubscribe(onLog);
+    }
+    assert.equal(statSync(join(dir, 'open')).mode & 0o7777, 0o666);
+    assert.deepEqual(warnings, [`Console socket ${join(dir, 'open')} has mode 0666: any local user may connect, with permissions {ident, list}`]);
+    await assert.rejects(server.listen(`unix://${join(dir, 'nogroup')}`, ['ident'], {}, { group: 'no-such-group-nstar' }), /socket_group: no group "no-such-group-nstar" in \/etc\/group/);
+    assert.ok(!existsSync(join(dir, 'nogroup')));
+  } finally {
+    process.umask(old);
+  }
+  const groups = join(dir, 'group-file');
+  writeFileSync(groups, 'root:x:0:\nops:x:4242:alice,bob\nbroken\n');
+  assert.equal(groupId('ops', groups), 4242);
+  assert.equal(groupId(17, groups), 17);
+  assert.throws(() => groupId('broken', groups), /no group "broken"/);
+  assert.throws(() => groupId('ops', join(dir, 'missing')), /socket_group: cannot read .*missing to look up group "ops"/);
+});
+
 test('the backend failing a request becomes the request\'s unexpected error', async (t) => {
   const { url, backend } = await startServer(t);
   backend.request = async () => {
