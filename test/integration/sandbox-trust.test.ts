@@ -6,12 +6,13 @@
 // namespaces, and passes only with its defence in place.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 
 import { launch } from '../../src/actors/launch.js';
+import type { ClientError } from '../../src/client/index.js';
 import { MountPool } from '../../src/actors/mount-pool.js';
 import type { LaunchSpec } from '../../src/machines/contracts.js';
 import { mountInput } from '../../src/machines/plan.js';
@@ -24,6 +25,7 @@ import { buildCloneProbe, buildProbe } from '../fixtures/build.js';
 import { fixtureKeys } from '../fixtures/npk.js';
 import { eventually, run, sandbox, start, waitForLine } from './launch-fixture.js';
 import { privileged } from './privileged.js';
+import { startRuntime } from './runtime-harness.js';
 
 const opts = privileged({});
 const unique = `${process.pid}-${Date.now().toString(36)}`;
@@ -91,18 +93,18 @@ describe('the trust boundary of images', opts, () => {
     return { root: input.target, manifest: npk.manifest, container: input.container };
   }
 
-  function spec(img: Image, args: string[]): LaunchSpec {
+  function spec(img: Image, args: string[], resources: Record<string, string> = {}): LaunchSpec {
     const m = img.manifest;
     return {
       container: img.container, manifest: m, root: img.root, init: '/probe', args,
       env: { PROBE_PARK: '0', NORTHSTAR_NAME: m.name, NORTHSTAR_VERSION: m.version, NORTHSTAR_CONTAINER: img.container },
-      runDir: join(dir, 'run'), dataDir: join(dir, 'data'), socketDir: join(dir, 'sockets'), resources: {},
+      runDir: join(dir, 'run'), dataDir: join(dir, 'data'), socketDir: join(dir, 'sockets'), resources,
     };
   }
 
-  async function runIn(img: Image, args: string[]): Promise<{ status: ExitStatus; lines: string[] }> {
+  async function runIn(img: Image, args: string[], resources?: Record<string, string>): Promise<{ status: ExitStatus; lines: string[] }> {
     const lines: string[] = [];
-    const l = await launch(spec(img, args), { output: (_s, line) => lines.push(line) });
+    const l = await launch(spec(img, args, resources), { output: (_s, line) => lines.push(line) });
     l.openGate();
     return { status: await l.exited, lines };
   }
@@ -156,6 +158,40 @@ describe('the trust boundary of images', opts, () => {
       assert.ok(!existsSync(join('/usr/lib', abs)), 'nothing is created on the host');
     });
   }
+
+  test('a symlink in a resource image never binds a host directory into the container', async (t) => {
+    const secret = mkdtempSync(join(tmpdir(), `nstar-secret-${unique}-`));
+    chmodSync(secret, 0o755);
+    writeFileSync(join(secret, 'key'), 'host secret');
+    chmodSync(join(secret, 'key'), 0o644);
+    t.after(() => rmSync(secret, { recursive: true, force: true }));
+    const res = await image('res-evil', { init: undefined, io: undefined, mounts: {} }, (root) => symlinkSync(secret, join(root, 'data')));
+    const user = await image('res-user', {
+      mounts: { '/proc': { type: 'proc' }, '/res': { type: 'resource', name: 'res-evil', version: '>=0.0.1', dir: '/data', options: [] } },
+    }, () => undefined);
+    const r = await runIn(user, ['cat', '/res/key'], { '/res': join(res.root, 'data') }).catch((e: Error & { code?: string }) => e);
+    if (r instanceof Error) {
+      assert.equal(r.code, 'start_container_failed');
+      assert.match(r.message, /`\/data`: No such file or directory/);
+    } else {
+      assert.ok(!r.lines.some((l) => l.includes('host secret')), r.lines.join('\n'));
+    }
+  });
+
+  test('a repository file replaced by a symlink is not mounted', async () => {
+    const target = join(dir, 'linked.npk');
+    await packNpk({ manifest: JSON.stringify({ name: 'linked', version: '0.0.1', init: '/probe', uid: 1000, gid: 1000 }), out: target });
+    const link = join(dir, 'link.npk');
+    symlinkSync(target, link);
+    const npk = await openNpk(target, {});
+    try {
+      const input = mountInput({ ...npk, path: link }, false, { runDir: join(dir, 'run'), verity: 'auto', loopDeviceTimeoutMs: 5000 });
+      await assert.rejects(pool.mount(input), /Too many levels of symbolic links/);
+      assert.ok(!existsSync(input.target), 'the mount point is gone again');
+    } finally {
+      closeNpk(npk);
+    }
+  });
 
   test('a device node crafted in an unsigned image cannot be opened, while /dev/null and /dev/pts work', async () => {
     const img = await image('devnode', { mounts: { '/proc': { type: 'proc' }, '/dev': { type: 'dev' } } }, (root) => {
@@ -243,6 +279,31 @@ describe('the trust boundary of mounts, seccomp and ids', opts, () => {
     assert.deepEqual(ids(container, 'Uid'), ['1000', '1000', '1000', '1000']);
     assert.deepEqual(ids(container, 'Gid'), ['1001', '1001', '1001', '1001']);
     assert.match(container, /^CapEff:\s+0+$/m);
+  });
+});
+
+describe('the trust boundary through the runtime', opts, () => {
+  test('a start redirected by an image symlink fails with a clear error and the runtime keeps answering', async (t) => {
+    const stage = mkdtempSync(join(tmpdir(), 'nstar-trust-rt-'));
+    t.after(() => rmSync(stage, { recursive: true, force: true }));
+    const host = mkdtempSync(join(tmpdir(), `nstar-evil-${unique}-`));
+    t.after(() => rmSync(host, { recursive: true, force: true }));
+    const root = join(stage, 'root');
+    mkdirSync(root);
+    copyFileSync(buildProbe(), join(root, 'probe'));
+    chmodSync(join(root, 'probe'), 0o755);
+    symlinkSync(host, join(root, 'evil'));
+    const manifest = { name: 'evil', version: '0.0.1', init: '/probe', uid: 1000, gid: 1000, mounts: { '/evil/created': { type: 'tmpfs', size: 65536 } } };
+    const npk = join(stage, 'evil-0.0.1.npk');
+    await packNpk({ manifest: JSON.stringify(manifest), root, out: npk });
+    const h = await startRuntime(t, { repositories: { default: { npks: [npk] } } });
+    await assert.rejects(h.client.start('evil:0.0.1'), (e: ClientError) => {
+      assert.equal(Object.keys(e.wire ?? {})[0], 'start_container_failed');
+      assert.match(e.message, /`\/evil`: No such file or directory/);
+      return true;
+    });
+    assert.ok(!existsSync(join(host, 'created')), 'nothing is created on the host');
+    assert.ok((await h.client.list()).includes('evil:0.0.1'), 'the runtime keeps answering');
   });
 });
 
