@@ -211,6 +211,20 @@ describe('the trust boundary of images', opts, () => {
     assert.deepEqual((await runIn(img, ['exists', '/dev/ptmx'])).status, { exit: { code: 0 } });
   });
 
+  test('a resource bound from an unsigned image keeps nosuid and nodev whatever its options list', async () => {
+    await image('res-dev', { init: undefined, io: undefined, mounts: {} }, (root) => {
+      execFileSync('mknod', ['-m', '666', join(root, 'crafted'), 'c', '1', '3']);
+    });
+    const user = await image('res-dev-user', {
+      mounts: { '/proc': { type: 'proc' }, '/res': { type: 'resource', name: 'res-dev', version: '>=0.0.1', dir: '/', options: [] } },
+    }, () => undefined);
+    const resources = { '/res': join(dir, 'run', 'res-dev:0.0.1') + '/' };
+    const r = await runIn(user, ['write', 'x', '/res/crafted'], resources);
+    assert.deepEqual(r.status, { exit: { code: 1 } }, r.lines.join('\n'));
+    const mounts = await runIn(user, ['mounts'], resources);
+    assert.ok(mounts.lines.some((l) => /^\S+ \/res squashfs ro,nosuid,nodev[ ,]/.test(l)), mounts.lines.join('\n'));
+  });
+
   test('an image from a keyed repository keeps its device nodes (ro,nosuid as Northstar)', async () => {
     const img = await image('devnode-keyed', { mounts: { '/proc': { type: 'proc' } } }, (root) => {
       execFileSync('mknod', ['-m', '666', join(root, 'crafted'), 'c', '1', '3']);
