@@ -1,6 +1,8 @@
 // The sandbox plan: what nstar-init does for a manifest (spec/launch.md §5.2,
-// §5.3), computed as data. `planSandbox` is pure apart from the two probes it
-// is given, so unit tests check the mount list without root.
+// §5.3), computed as data. `planSandbox` is pure apart from the host probe it
+// is given (paths that exist, the tty group) and the group file, so unit tests
+// check the mount list without root. Paths in the plan are resolved by init:
+// targets inside the container's root, resource sources inside their image.
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 
@@ -111,7 +113,7 @@ function devMounts(target: string, m: Manifest, probe: HostProbe, ttyGid: number
 function resourceSource(spec: LaunchSpec, source: string): { root: string; inner: string } {
   const rel = relative(spec.runDir, source);
   const [top, ...rest] = rel.split(sep);
-  if (!top || top === '..' || rel.startsWith('..' + sep) || rel.startsWith('/')) {
+  if (!top || top === '..') {
     throw errors.startFailed(spec.container, `resource directory ${JSON.stringify(source)} is not inside the run directory`);
   }
   return { root: join(spec.runDir, top), inner: '/' + rest.join('/') };
