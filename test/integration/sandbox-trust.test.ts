@@ -110,24 +110,31 @@ describe('the trust boundary of images', opts, () => {
   }
 
   for (const k of KERNEL_PATHS) {
-    test(`a symlink to the host in an image never takes a mount target out of the root (${k.name})`, async (t) => {
-      withHooks(t, k.hooks);
-      // The host directory the link names exists: the old code made `created` in it, as root.
-      const host = mkdtempSync(join(tmpdir(), `nstar-evil-${unique}-`));
-      t.after(() => rmSync(host, { recursive: true, force: true }));
-      const img = await image(`evil-${k.hooks ? 'walk' : 'openat2'}`, { mounts: { '/proc': { type: 'proc' }, '/evil/created': { type: 'tmpfs', size: 65536 } } }, (root) =>
-        symlinkSync(host, join(root, 'evil')),
-      );
-      const r = await runIn(img, ['mounts']).catch((e: Error & { code?: string }) => e);
-      assert.ok(!existsSync(join(host, 'created')), 'nothing is created on the host');
-      if (r instanceof Error) {
-        // Inside the root the link leads nowhere, and the read-only image cannot get the directory.
-        assert.equal(r.code, 'start_container_failed');
-        assert.match(r.message, /`\/evil(\/created)?`: No such file or directory/);
-      } else {
-        assert.ok(r.lines.some((l) => l.split(' ')[1] === host + '/created'), `the tmpfs lands inside the root: ${r.lines.join('\n')}`);
-      }
-    });
+    const links: [string, (host: string) => string][] = [
+      ['absolute', (host) => host],
+      ['climbing', (host) => '../'.repeat(16) + host.slice(1)],
+    ];
+    for (const [style, text] of links) {
+      test(`a${style === 'absolute' ? 'n' : ''} ${style} symlink to the host in an image never takes a mount target out of the root (${k.name})`, async (t) => {
+        withHooks(t, k.hooks);
+        // The host directory the link names exists: the old code made `created` in it, as root.
+        const host = mkdtempSync(join(tmpdir(), `nstar-evil-${unique}-`));
+        t.after(() => rmSync(host, { recursive: true, force: true }));
+        const name = `evil-${style}-${k.hooks ? 'walk' : 'openat2'}`;
+        const img = await image(name, { mounts: { '/proc': { type: 'proc' }, '/evil/created': { type: 'tmpfs', size: 65536 } } }, (root) =>
+          symlinkSync(text(host), join(root, 'evil')),
+        );
+        const r = await runIn(img, ['mounts']).catch((e: Error & { code?: string }) => e);
+        assert.ok(!existsSync(join(host, 'created')), 'nothing is created on the host');
+        if (r instanceof Error) {
+          // Inside the root the link leads nowhere, and the read-only image cannot get the directory.
+          assert.equal(r.code, 'start_container_failed');
+          assert.match(r.message, /`\/evil(\/created)?`: No such file or directory/);
+        } else {
+          assert.ok(r.lines.some((l) => l.split(' ')[1] === host + '/created'), `the tmpfs lands inside the root: ${r.lines.join('\n')}`);
+        }
+      });
+    }
 
     test(`symlinks inside an image still lead mount targets within it (${k.name})`, async (t) => {
       withHooks(t, k.hooks);
