@@ -175,6 +175,24 @@ test('the spec encodes as TLV records with NUL-terminated strings and little-end
   assert.equal(get(T.NFDS)[0].readUInt32LE(0), 3);
 });
 
+test('symlink steps keep their place in the mount list, resource binds carry their image root, test hooks go last', () => {
+  const s: InitSpec = {
+    name: 'c:0.0.1', root: '/r', net: { mode: 'new' },
+    mounts: [
+      { flags: 0, source: 'tmpfs', target: '/dev', fstype: 'tmpfs', data: '' },
+      { symlink: 'pts/ptmx', target: '/dev/ptmx' },
+      { flags: MS_BIND, source: '/data', target: '/res', fstype: '', data: '', sourceRoot: '/run/res:1.0.0' },
+    ],
+    uid: 0, gid: 0, groups: [], rlimits: [], caps: 0n, init: '/probe', args: [], env: [], nfds: 0, test: 3,
+  };
+  const r = records(encodeSpec(s)).filter(([tag]) => tag === T.MOUNT || tag === T.SYMLINK || tag === T.TEST);
+  assert.deepEqual(r.map(([tag]) => tag), [T.MOUNT, T.SYMLINK, T.MOUNT, T.TEST]);
+  assert.equal(r[1][1].toString(), '/dev/ptmx\0pts/ptmx\0');
+  assert.equal(r[2][1].subarray(8).toString(), '/data\0/res\0\0\0/run/res:1.0.0\0');
+  assert.equal(r[3][1].readUInt32LE(0), 3);
+  assert.ok(!records(encodeSpec({ ...s, test: undefined })).some(([tag]) => tag === T.TEST), 'no hooks, no record');
+});
+
 test('a NUL byte inside a string is refused before it reaches init', () => {
   assert.throws(() => encodeExec(1, '/probe', ['a\0b'], []), /NUL byte/);
 });
