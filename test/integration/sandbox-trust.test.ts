@@ -5,7 +5,7 @@
 // is reproduced against real NPKs mounted by the pool, real starts and real
 // namespaces, and passes only with its defence in place.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +27,7 @@ import { eventually, run, sandbox, start, waitForLine } from './launch-fixture.j
 import { privileged } from './privileged.js';
 import { startRuntime } from './runtime-harness.js';
 
-const opts = privileged({});
+const opts = privileged({ tools: ['setpriv'] });
 const unique = `${process.pid}-${Date.now().toString(36)}`;
 
 /** The init code paths of older kernels, forced on this one (NSTAR_TEST=1 hooks, sandbox.ts). */
@@ -298,10 +298,18 @@ describe('the trust boundary of mounts, seccomp and ids', opts, () => {
     assert.deepEqual(ids(init, 'Gid'), ['0', '0', '0', '0']);
     let child = '';
     assert.ok(await eventually(() => (child = readFileSync(`/proc/${r.launched.pid}/task/${r.launched.pid}/children`, 'utf8').trim()) !== ''));
-    const container = status(Number(child.split(/\s+/)[0]));
+    const containerPid = Number(child.split(/\s+/)[0]);
+    const container = status(containerPid);
     assert.deepEqual(ids(container, 'Uid'), ['1000', '1000', '1000', '1000']);
     assert.deepEqual(ids(container, 'Gid'), ['1001', '1001', '1001', '1001']);
     assert.match(container, /^CapEff:\s+0+$/m);
+    // A host process of the container's uid reaches its own container, never init.
+    const killAs1000 = (pid: number) =>
+      spawnSync('setpriv', ['--reuid=1000', '--regid=1001', '--clear-groups', 'kill', '-0', String(pid)], { encoding: 'utf8' });
+    assert.equal(killAs1000(containerPid).status, 0);
+    const denied = killAs1000(r.launched.pid);
+    assert.notEqual(denied.status, 0);
+    assert.match(denied.stderr, /Operation not permitted/);
   });
 });
 
