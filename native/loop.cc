@@ -69,6 +69,7 @@ struct AttachRequest {
   bool classic = false;     // force LOOP_SET_FD + LOOP_SET_STATUS64
   bool always_add = false;  // test/bench: skip GET_FREE, create with LOOP_CTL_ADD
   int device = -1;          // attach this /dev/loop<n> only (losetup style)
+  bool no_follow = false;   // repository files: never through a symlink
 };
 
 struct AttachState {
@@ -196,10 +197,11 @@ AttachRequest ParseRequest(const Napi::Object& o) {
   if (o.Has("method")) req.classic = o.Get("method").As<Napi::String>().Utf8Value() == "classic";
   if (o.Has("allocate")) req.always_add = o.Get("allocate").As<Napi::String>().Utf8Value() == "add";
   if (o.Has("device")) req.device = o.Get("device").As<Napi::Number>().Int32Value();
+  if (o.Has("noFollow")) req.no_follow = o.Get("noFollow").ToBoolean().Value();
   return req;
 }
 
-// loopAttach({path, offset, sizeLimit, timeoutMs, method?, allocate?})
+// loopAttach({path, offset, sizeLimit, timeoutMs, method?, allocate?, device?, noFollow?})
 //   → {ok, value:{device, number, fd, method, busyRetries, added, phases:{open, attach}}}
 Napi::Value LoopAttach(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -209,7 +211,7 @@ Napi::Value LoopAttach(const Napi::CallbackInfo& info) {
   AttachRequest req = ParseRequest(info[0].As<Napi::Object>());
   AttachState s;
   double t0 = NowMs();
-  s.backing = open(req.path.c_str(), O_RDONLY | O_CLOEXEC);
+  s.backing = open(req.path.c_str(), O_RDONLY | O_CLOEXEC | (req.no_follow ? O_NOFOLLOW : 0));
   if (s.backing < 0) return Fail(env, errno, "open", req.path);
   double t1 = NowMs();
   s.ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);

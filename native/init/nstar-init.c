@@ -4,19 +4,39 @@
 //
 // Order (spec/launch.md §5.2, ARCHITECTURE.md "Threads and processes"):
 //   read the spec from the control socket → network → mounts → pivot_root →
-//   ids → rlimits → "ready" → wait at the start gate (the runtime moves our
-//   pid into the cgroups meanwhile) → fork the container process, which sets
-//   sched, seccomp, no_new_privs, capabilities and execs init → reap
-//   everything (we are PID 1) → report the exact exit status → exit, which
-//   makes the kernel kill whatever is left in the namespace.
+//   rlimits → "ready" → wait at the start gate (the runtime moves our pid
+//   into the cgroups meanwhile) → fork the container process, which takes
+//   the manifest's ids, sets sched, seccomp, no_new_privs, capabilities and
+//   execs init → reap everything (we are PID 1) → report the exact exit
+//   status → exit, which makes the kernel kill whatever is left in the
+//   namespace.
 // Later requests on the control socket fork extra processes into the same
 // namespaces, root, cgroups and credentials (exec).
+//
+// Ids: init itself stays uid/gid 0 with its full capability set for the
+// container's whole life; only the processes it forks (the container process
+// and exec'd ones) take the manifest's uid, gid and groups, and they need
+// init's capabilities to do so. Were init to take the container's uid (as
+// Northstar's does), any host process of that uid could signal it or, with
+// a permissive ptrace scope, attach to it, and so reach a process holding
+// every capability and the control socket. As root it is out of reach of
+// everything but root, and inside its pid namespace the kernel shields PID 1
+// from the container's own signals anyway.
+//
+// Mount targets come from the manifest but are resolved inside the new root
+// (openat2 RESOLVE_IN_ROOT, or an O_NOFOLLOW walk on kernels before 5.6), so
+// a symlink in an image (`evil -> /tmp`) resolves within the root and never
+// reaches the host; what is missing is created through fds below the root,
+// and each mount lands on the resolved fd (/proc/self/fd/N), so nothing can
+// swap the target between the check and the mount.
 // Wire format: protocol.h. Every fd we open is O_CLOEXEC.
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <poll.h>
@@ -34,6 +54,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,6 +65,21 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x1
+#define MOUNT_ATTR_NOSUID 0x2
+#define MOUNT_ATTR_NODEV 0x4
+#define MOUNT_ATTR_NOEXEC 0x8
+#endif
 
 #define MAX_MOUNTS 256
 #define MAX_GROUPS 256
@@ -51,9 +87,15 @@
 #define MAX_ARGS 4096
 #define MAX_EXECS 64
 
+// One step of the mount list: a mount (or, with MS_REMOUNT|MS_BIND, flags
+// added to the mount at target), or a symlink to create (data = its text).
 struct mnt {
+  int symlink;
   unsigned long flags;
   const char *source, *target, *fstype, *data;
+  // Non-empty: source is resolved inside this directory (a resource image),
+  // like targets are inside the root.
+  const char* source_root;
 };
 
 struct rlim {
@@ -86,6 +128,7 @@ struct spec {
   const char* name;
   const char* hostname;
   const char* selinux;
+  uint32_t test;  // TEST_* bits (protocol.h)
 };
 
 // A process forked on request: its id in the runtime's numbering.
@@ -178,6 +221,16 @@ static const char* parse(const unsigned char* buf, size_t len, struct spec* s) {
         m->target = rd_str(&r);
         m->fstype = rd_str(&r);
         m->data = rd_str(&r);
+        m->source_root = r.p < r.end ? rd_str(&r) : "";
+        break;
+      }
+      case T_SYMLINK: {
+        LIMIT(s->nmounts == MAX_MOUNTS, "mounts");
+        struct mnt* m = &s->mounts[s->nmounts++];
+        m->symlink = 1;
+        m->target = rd_str(&r);
+        m->data = rd_str(&r);
+        m->source = m->fstype = m->source_root = "";
         break;
       }
       case T_UID: s->uid = rd_u32(&r); break;
@@ -218,6 +271,7 @@ static const char* parse(const unsigned char* buf, size_t len, struct spec* s) {
       case T_NAME: s->name = rd_str(&r); break;
       case T_HOSTNAME: s->hostname = rd_str(&r); break;
       case T_SELINUX: s->selinux = rd_str(&r); break;
+      case T_TEST: s->test = rd_u32(&r); break;
       default: break;  // unknown records are skipped
     }
     if (r.err) return r.err;
@@ -296,33 +350,323 @@ static void network(const struct spec* s, int netfd) {
   }
 }
 
-// mkdir -p of a path below the root; errors surface in the mount call.
-static void make_dirs(char* path) {
-  for (char* p = path + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    mkdir(path, 0755);
-    *p = '/';
-  }
-  mkdir(path, 0755);
+// ---------------------------------------------------------------- paths inside the root
+
+static int no_openat2, no_mount_setattr;  // set on ENOSYS, or by a test hook
+
+#define MAX_DEPTH 128
+#define MAX_LINKS 40
+
+static void close_stack(const int* stack, int from, int to) {
+  for (int i = from; i <= to; i++) close(stack[i]);
 }
 
-// Creates the mount point: a directory, or an empty file for a file bind.
-static void make_target(const struct mnt* m, char* target) {
-  struct stat st;
-  if (lstat(target, &st) == 0) return;
-  if ((m->flags & MS_BIND) && !(m->flags & MS_REMOUNT) && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode)) {
-    char* slash = strrchr(target, '/');
-    if (slash && slash != target) {
-      *slash = 0;
-      make_dirs(target);
-      *slash = '/';
+// Resolves `path` below `top` by hand, as RESOLVE_IN_ROOT does (kernels
+// before 5.6): each component opened O_PATH|O_NOFOLLOW, a symlink's text
+// spliced into the rest of the path (an absolute one restarts at `top`), and
+// ".." never above `top`. Returns an O_PATH fd, or -1 with errno.
+static int walk_in(int top, const char* path) {
+  char todo[2 * PATH_MAX], rest[2 * PATH_MAX], name[NAME_MAX + 1], link[PATH_MAX];
+  if (snprintf(todo, sizeof todo, "%s", path) >= (int)sizeof todo) return errno = ENAMETOOLONG, -1;
+  int stack[MAX_DEPTH];  // stack[0] = top (not ours); 1..depth are ours
+  int depth = 0, links = 0, err = 0;
+  stack[0] = top;
+  const char* p = todo;
+  for (;;) {
+    while (*p == '/') p++;
+    if (*p == 0) break;
+    size_t len = strcspn(p, "/");
+    if (len > NAME_MAX) {
+      err = ENAMETOOLONG;
+      break;
     }
-    int fd = open(target, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-    if (fd >= 0) close(fd);
+    memcpy(name, p, len);
+    name[len] = 0;
+    p += len;
+    if (strcmp(name, ".") == 0) continue;
+    if (strcmp(name, "..") == 0) {
+      if (depth > 0) close(stack[depth--]);
+      continue;
+    }
+    int fd = openat(stack[depth], name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+      err = errno;
+      if (fd >= 0) close(fd);
+      break;
+    }
+    if (!S_ISLNK(st.st_mode)) {
+      if (depth + 1 == MAX_DEPTH) {
+        close(fd);
+        err = ENAMETOOLONG;
+        break;
+      }
+      stack[++depth] = fd;
+      continue;
+    }
+    ssize_t n = readlinkat(fd, "", link, sizeof link - 1);
+    err = n < 0 ? errno : ++links > MAX_LINKS ? ELOOP : 0;
+    close(fd);
+    if (err) break;
+    link[n] = 0;
+    if (snprintf(rest, sizeof rest, "%s/%s", link, p) >= (int)sizeof rest) {
+      err = ENAMETOOLONG;
+      break;
+    }
+    memcpy(todo, rest, sizeof todo);
+    p = todo;
+    if (link[0] == '/') {
+      close_stack(stack, 1, depth);
+      depth = 0;
+    }
+  }
+  if (err) {
+    close_stack(stack, 1, depth);
+    return errno = err, -1;
+  }
+  if (depth == 0) return fcntl(top, F_DUPFD_CLOEXEC, 0);
+  close_stack(stack, 1, depth - 1);
+  return stack[depth];
+}
+
+// An O_PATH fd of `path` (absolute or not, "" = top itself) below `top`:
+// symlinks resolve inside `top` and never out of it.
+static int open_in(int top, const char* path) {
+  while (*path == '/') path++;
+  if (*path == 0) path = ".";
+  if (!no_openat2) {
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+    int fd = (int)syscall(SYS_openat2, top, path, &how, sizeof how);
+    if (fd >= 0 || errno != ENOSYS) return fd;
+    no_openat2 = 1;  // Linux < 5.6
+  }
+  return walk_in(top, path);
+}
+
+// The mount target, resolved inside the root; what is missing is created
+// below the root through fds (directories, and an empty file as the last
+// component when `file`). A name that exists but resolves to nothing inside
+// the root (a dangling symlink) stays an error: nothing is created through
+// it. Fails the setup (naming the target) on error.
+static int open_target(int root, const char* target, int file) {
+  int fd = open_in(root, target);
+  if (fd >= 0) return fd;
+  if (errno != ENOENT) fail("openat2", target);
+  char prefix[PATH_MAX];
+  if (snprintf(prefix, sizeof prefix, "%s", target) >= (int)sizeof prefix) {
+    errno = ENAMETOOLONG;
+    fail("openat2", target);
+  }
+  int parent = open_in(root, "");
+  if (parent < 0) fail("openat2", "/");
+  for (char* p = prefix; *p;) {
+    while (*p == '/') p++;
+    if (*p == 0) break;
+    char* name = p;
+    p += strcspn(p, "/");
+    int last = p[strspn(p, "/")] == 0;
+    char saved = *p;
+    *p = 0;
+    fd = open_in(root, prefix);
+    if (fd < 0 && errno == ENOENT) {
+      int made;
+      if (last && file) {
+        made = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (made >= 0) close(made);
+      } else {
+        made = mkdirat(parent, name, 0755);
+      }
+      if (made < 0 && errno != EEXIST) fail(last && file ? "openat" : "mkdirat", prefix);
+      fd = open_in(root, prefix);
+    }
+    if (fd < 0) fail("openat2", prefix);
+    *p = saved;
+    close(parent);
+    parent = fd;
+  }
+  return parent;
+}
+
+static void fd_path(int fd, char* buf, size_t len) {
+  snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+// ---------------------------------------------------------------- mount flags
+
+// Per-mount flags a remount must repeat, or it clears them (statvfs view).
+static unsigned long current_flags(const char* path) {
+  struct statvfs sv;
+  if (statvfs(path, &sv) != 0) return 0;
+  unsigned long f = 0;
+  if (sv.f_flag & ST_RDONLY) f |= MS_RDONLY;
+  if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
+  if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
+  if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  return f;
+}
+
+static int remount_adding(const char* path, unsigned long flags) {
+  return mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | flags | current_flags(path), NULL);
+}
+
+static int mnt_id_of(int fd) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+  int f = open(path, O_RDONLY | O_CLOEXEC);
+  if (f < 0) return -1;
+  ssize_t n = read(f, buf, sizeof buf - 1);
+  close(f);
+  buf[n > 0 ? n : 0] = 0;
+  const char* m = strstr(buf, "mnt_id:");
+  return m ? atoi(m + 7) : -1;
+}
+
+// /proc/self/mountinfo in a malloc'd, NUL-terminated buffer (or NULL).
+static char* read_mountinfo(void) {
+  int f = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+  if (f < 0) return NULL;
+  size_t cap = 1 << 16, len = 0;
+  char* buf = malloc(cap);
+  for (ssize_t n; buf;) {
+    if (len + 1 == cap) buf = cap >= (64u << 20) ? (free(buf), NULL) : realloc(buf, cap *= 2);
+    if (!buf || (n = read(f, buf + len, cap - len - 1)) <= 0) break;
+    len += (size_t)n;
+  }
+  close(f);
+  if (buf) buf[len] = 0;
+  return buf;
+}
+
+// Mountinfo escapes blanks and backslashes in paths as \ooo.
+static void unescape(char* s) {
+  char* o = s;
+  for (char* i = s; *i; o++) {
+    if (i[0] == '\\' && i[1] >= '0' && i[1] <= '7' && i[2] && i[3]) {
+      *o = (char)((i[1] - '0') * 64 + (i[2] - '0') * 8 + (i[3] - '0'));
+      i += 4;
+    } else {
+      *o = *i++;
+    }
+  }
+  *o = 0;
+}
+
+// The < 5.12 way to make a whole tree carry `flags`: remount every mount
+// below the one at `fd` (found by parent id in mountinfo), each repeating
+// its own flags.
+static int remount_below(int fd, unsigned long flags) {
+  int top = mnt_id_of(fd);
+  char* info = read_mountinfo();
+  if (top < 0 || info == NULL) {
+    free(info);
+    return errno = EIO, -1;
+  }
+  static int ids[4096];
+  int nids = 0, grew = 1, rc = 0;
+  ids[nids++] = top;
+  while (grew && rc == 0) {
+    grew = 0;
+    for (char *line = info, *next; line && *line; line = next) {
+      next = strchr(line, '\n');
+      if (next) *next++ = 0;
+      int id, parent;
+      char point[PATH_MAX];
+      if (sscanf(line, "%d %d %*s %*s %4095s", &id, &parent, point) == 3) {
+        int known = 0, child = 0;
+        for (int i = 0; i < nids; i++) known |= ids[i] == id, child |= ids[i] == parent;
+        if (child && !known && nids < (int)(sizeof ids / sizeof ids[0])) {
+          ids[nids++] = id;
+          grew = 1;
+          unescape(point);
+          if (remount_adding(point, flags) != 0) rc = -1;
+        }
+      }
+      if (next) next[-1] = '\n';
+    }
+  }
+  free(info);
+  return rc;
+}
+
+// Adds `flags` (MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC) to the mount at
+// `fd`, and to every mount below it when `rec`: never clears one (a bind
+// of a nodev image stays nodev). Linux 5.12+: one mount_setattr.
+static int add_flags(int fd, unsigned long flags, int rec) {
+  char path[64];
+  fd_path(fd, path, sizeof path);
+  if (!no_mount_setattr) {
+    struct {
+      uint64_t attr_set, attr_clr, propagation, userns_fd;
+    } attr = {0, 0, 0, 0};
+    if (flags & MS_RDONLY) attr.attr_set |= MOUNT_ATTR_RDONLY;
+    if (flags & MS_NOSUID) attr.attr_set |= MOUNT_ATTR_NOSUID;
+    if (flags & MS_NODEV) attr.attr_set |= MOUNT_ATTR_NODEV;
+    if (flags & MS_NOEXEC) attr.attr_set |= MOUNT_ATTR_NOEXEC;
+    if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (rec ? AT_RECURSIVE : 0), &attr, sizeof attr) == 0) return 0;
+    if (errno != ENOSYS) return -1;
+    no_mount_setattr = 1;  // Linux < 5.12
+  }
+  if (remount_adding(path, flags) != 0) return -1;
+  return rec ? remount_below(fd, flags) : 0;
+}
+
+// ---------------------------------------------------------------- the mount list
+
+// The bind source: a host path, or a path resolved inside a resource image.
+static int open_source(const struct mnt* m) {
+  if (m->source_root[0] == 0) {
+    int fd = open(m->source, O_PATH | O_CLOEXEC);
+    if (fd < 0) fail("open", m->source);
+    return fd;
+  }
+  int top = open(m->source_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (top < 0) fail("open", m->source_root);
+  int fd = open_in(top, m->source);
+  if (fd < 0) fail("openat2", m->source);
+  close(top);
+  return fd;
+}
+
+static void mount_one(int root, const struct mnt* m) {
+  char target[64], source[64];
+  if (m->symlink) {
+    // Only ever into a directory we just mounted (the tmpfs /dev).
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", m->target);
+    char* slash = strrchr(dir, '/');
+    if (slash == NULL) return;
+    *slash = 0;
+    int parent = open_in(root, dir);
+    if (parent < 0) fail("openat2", dir[0] ? dir : "/");
+    if (symlinkat(m->data, parent, slash + 1) != 0 && errno != EEXIST) fail("symlinkat", m->target);
+    close(parent);
     return;
   }
-  make_dirs(target);
+  if (m->flags & MS_REMOUNT) {
+    int fd = open_in(root, m->target);
+    if (fd < 0) fail("openat2", m->target);
+    if (add_flags(fd, m->flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), !!(m->flags & MS_REC)) != 0)
+      fail(no_mount_setattr ? "mount(MS_REMOUNT)" : "mount_setattr", m->target);
+    close(fd);
+    return;
+  }
+  int src = -1, file = 0;
+  if (m->flags & MS_BIND) {
+    src = open_source(m);
+    struct stat st;
+    file = fstat(src, &st) == 0 && !S_ISDIR(st.st_mode);
+    fd_path(src, source, sizeof source);
+  }
+  int fd = open_target(root, m->target, file);
+  fd_path(fd, target, sizeof target);
+  const char* fstype = m->fstype[0] ? m->fstype : NULL;
+  const char* data = m->data[0] ? m->data : NULL;
+  if (mount(src >= 0 ? source : m->source[0] ? m->source : NULL, target, fstype, m->flags, data) != 0) fail("mount", m->target);
+  close(fd);
+  if (src >= 0) close(src);
 }
 
 static void mounts(const struct spec* s) {
@@ -330,16 +674,11 @@ static void mounts(const struct spec* s) {
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail("mount(MS_PRIVATE)", "/");
   // pivot_root needs the new root to be a mount point: a directory root is not.
   if (mount(s->root, s->root, NULL, MS_BIND | MS_REC, NULL) != 0) fail("mount(MS_BIND)", s->root);
-  for (int i = 0; i < s->nmounts; i++) {
-    const struct mnt* m = &s->mounts[i];
-    char target[4096];
-    snprintf(target, sizeof target, "%s%s", s->root, m->target);
-    if (!(m->flags & MS_REMOUNT)) make_target(m, target);
-    const char* source = m->source[0] ? m->source : NULL;
-    const char* fstype = m->fstype[0] ? m->fstype : NULL;
-    const char* data = m->data[0] ? m->data : NULL;
-    if (mount(source, target, fstype, m->flags, data) != 0) fail("mount", target);
-  }
+  // Opened after the bind, so it is the bind's root every target resolves in.
+  int root = open(s->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) fail("open", s->root);
+  for (int i = 0; i < s->nmounts; i++) mount_one(root, &s->mounts[i]);
+  close(root);
 }
 
 // pivot_root(".", ".") stacks the old root on top of the new one; detaching
@@ -364,25 +703,6 @@ static int capset_all(uint64_t eff, uint64_t perm, uint64_t inh) {
   return (int)syscall(SYS_capset, &h, d);
 }
 
-static uint64_t permitted_caps(void) {
-  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
-  struct __user_cap_data_struct d[2];
-  if (syscall(SYS_capget, &h, d) != 0) fail("capget", NULL);
-  return d[0].permitted | (uint64_t)d[1].permitted << 32;
-}
-
-// Init takes the container's ids itself, keeping its capabilities (in the
-// permitted set) for the steps the container process still has to do.
-static void ids(const struct spec* s) {
-  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) fail("prctl(PR_SET_KEEPCAPS)", NULL);
-  if (setgroups((size_t)s->ngroups, s->groups) != 0) fail("setgroups", NULL);
-  if (setresgid(s->gid, s->gid, s->gid) != 0) fail("setresgid", NULL);
-  if (setresuid(s->uid, s->uid, s->uid) != 0) fail("setresuid", NULL);
-  uint64_t perm = permitted_caps();
-  if (capset_all(perm, perm, 0) != 0) fail("capset", NULL);
-  if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) fail("prctl(PR_SET_KEEPCAPS)", NULL);
-}
-
 static void limits(const struct spec* s) {
   static const char* const names[] = {"cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile",
                                       "memlock", "as", "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime"};
@@ -397,14 +717,14 @@ static void setup(struct spec* s, int netfd) {
   prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   char comm[16];
   snprintf(comm, sizeof comm, "init-%s", s->name ? s->name : "");
+  no_openat2 = !!(s->test & TEST_NO_OPENAT2);
+  no_mount_setattr = !!(s->test & TEST_NO_MOUNT_SETATTR);
   prctl(PR_SET_NAME, comm, 0, 0, 0);
   network(s, netfd);
   mounts(s);
   pivot(s);
   if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) != 0) fail("sethostname", s->hostname);
-  ids(s);
   limits(s);
-  // Changing the uid cleared the parent-death signal.
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) fail("prctl(PR_SET_PDEATHSIG)", NULL);
 }
 
@@ -417,6 +737,22 @@ static void __attribute__((noreturn)) child_fail(int report, const char* step) {
   int n = snprintf(buf, sizeof buf, "%d %s", errno, step);
   (void)!write(report, buf, (size_t)n);
   _exit(101);
+}
+
+// In a forked child: the manifest's ids. KEEPCAPS keeps init's capabilities
+// (in the permitted set) across the uid change for the steps still to come;
+// capabilities() then cuts them down to the manifest's.
+static void ids(const struct spec* s, int report) {
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) child_fail(report, "prctl(PR_SET_KEEPCAPS)");
+  if (setgroups((size_t)s->ngroups, s->groups) != 0) child_fail(report, "setgroups");
+  if (setresgid(s->gid, s->gid, s->gid) != 0) child_fail(report, "setresgid");
+  if (setresuid(s->uid, s->uid, s->uid) != 0) child_fail(report, "setresuid");
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  if (syscall(SYS_capget, &h, d) != 0) child_fail(report, "capget");
+  uint64_t perm = d[0].permitted | (uint64_t)d[1].permitted << 32;
+  if (capset_all(perm, perm, 0) != 0) child_fail(report, "capset");
+  if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) child_fail(report, "prctl(PR_SET_KEEPCAPS)");
 }
 
 static void sched(const struct spec* s, int report) {
@@ -448,7 +784,6 @@ static void capabilities(const struct spec* s, int report) {
 // permit prctl and capset, as in Northstar).
 static void __attribute__((noreturn)) become(const struct spec* s, const char* path, const char* const* argv,
                                              const char* const* envp, int report) {
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) child_fail(report, "prctl(PR_SET_PDEATHSIG)");
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
@@ -457,6 +792,10 @@ static void __attribute__((noreturn)) become(const struct spec* s, const char* p
     if (fd < 0 || write(fd, s->selinux, strlen(s->selinux)) < 0) child_fail(report, "write(attr/exec)");
     close(fd);
   }
+  // Before the filter, which need not allow them (Northstar sets ids in init).
+  ids(s, report);
+  // After the uid change, which clears it.
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) child_fail(report, "prctl(PR_SET_PDEATHSIG)");
   sched(s, report);
   if (s->nfilter > 0) {
     // Seccomp hook: the program comes compiled from src/model/seccomp.ts.

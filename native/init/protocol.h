@@ -27,7 +27,8 @@
 enum {
   T_ROOT = 1,        // str: host path of the root
   T_NET = 2,         // u32 mode (NET_*), str netns name
-  T_MOUNT = 3,       // u64 flags, str source, str target (inside root), str fstype, str data
+  T_MOUNT = 3,       // u64 flags, str source, str target (inside root), str fstype, str data,
+                     // str source root ("": source is a host path; else source is inside it)
   T_UID = 4,         // u32
   T_GID = 5,         // u32
   T_GROUP = 6,       // u32, repeated: supplementary gids
@@ -42,6 +43,14 @@ enum {
   T_NAME = 15,       // str: the container ("name:version")
   T_HOSTNAME = 16,   // str (optional)
   T_SELINUX = 17,    // str: exec context (only sent where the host has SELinux)
+  T_SYMLINK = 18,    // str path (inside root), str link text: a step of the mount list
+  T_TEST = 19,       // u32 TEST_* bits: test hooks, sent only under NSTAR_TEST=1
+};
+
+// Test hooks: take the code paths of older kernels on this one.
+enum {
+  TEST_NO_OPENAT2 = 1,        // resolve mount targets with the O_NOFOLLOW walk (< 5.6)
+  TEST_NO_MOUNT_SETATTR = 2,  // apply mount flags by remounting (< 5.12)
 };
 
 // NET_FD: join the network namespace whose nsfs fd came with the spec message

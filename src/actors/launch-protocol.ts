@@ -20,30 +20,51 @@ export const T = {
   NAME: 15,
   HOSTNAME: 16,
   SELINUX: 17,
+  SYMLINK: 18,
+  TEST: 19,
 } as const;
+
+/** Test hooks (T.TEST): take the code paths of older kernels on this one. */
+export const TEST = { noOpenat2: 1, noMountSetattr: 2 } as const;
 
 /** `fd`: join the namespace whose fd comes with the spec message (made ahead of time, netns-pool.ts). */
 export const NET = { new: 0, host: 1, join: 2, fd: 3 } as const;
 export const NICE_UNSET = 1000;
 export const RLIM_INFINITY = 0xffffffffffffffffn;
 
+/**
+ * One step of the mount list. A target is resolved inside the container's
+ * root (symlinks too), never outside it. MS_REMOUNT|MS_BIND adds the flags
+ * to the mount at target (and every mount below it with MS_REC), never
+ * clearing one.
+ */
 export interface MountOp {
   /** MS_* flags. */
   flags: number;
-  /** Host path (bind) or a pseudo source ("proc", "tmpfs"); "" for none. */
+  /** Host path (bind) or a pseudo source ("proc", "tmpfs"); "" for none; with sourceRoot a path inside it. */
   source: string;
   /** Absolute path inside the container's root. */
   target: string;
   fstype: string;
   data: string;
+  /** A bind source inside this host directory (a resource image), resolved like targets are. */
+  sourceRoot?: string;
 }
+
+/** A symlink created at `target` (inside the root) with text `link`: a step of the mount list. */
+export interface SymlinkOp {
+  symlink: string;
+  target: string;
+}
+
+export type SandboxOp = MountOp | SymlinkOp;
 
 /** Everything nstar-init needs, in the order it uses it. */
 export interface InitSpec {
   name: string;
   root: string;
   net: { mode: keyof typeof NET; name?: string };
-  mounts: MountOp[];
+  mounts: SandboxOp[];
   hostname?: string;
   uid: number;
   gid: number;
@@ -60,6 +81,8 @@ export interface InitSpec {
   env: string[];
   /** Extra fds after the control socket (console, then sockets). */
   nfds: number;
+  /** TEST bits; honoured by launch only under NSTAR_TEST=1. */
+  test?: number;
 }
 
 class Writer {
@@ -104,7 +127,10 @@ export function encodeSpec(s: InitSpec): Buffer {
   w.record(T.NAME, s.name);
   w.record(T.ROOT, s.root);
   w.record(T.NET, NET[s.net.mode], s.net.name ?? '');
-  for (const m of s.mounts) w.record(T.MOUNT, BigInt(m.flags), m.source, m.target, m.fstype, m.data);
+  for (const m of s.mounts) {
+    if ('symlink' in m) w.record(T.SYMLINK, m.target, m.symlink);
+    else w.record(T.MOUNT, BigInt(m.flags), m.source, m.target, m.fstype, m.data, m.sourceRoot ?? '');
+  }
   if (s.hostname !== undefined) w.record(T.HOSTNAME, s.hostname);
   w.record(T.UID, s.uid);
   w.record(T.GID, s.gid);
@@ -118,6 +144,7 @@ export function encodeSpec(s: InitSpec): Buffer {
   for (const a of s.args) w.record(T.ARG, a);
   for (const e of s.env) w.record(T.ENV, e);
   w.record(T.NFDS, s.nfds);
+  if (s.test) w.record(T.TEST, s.test);
   return w.done();
 }
 

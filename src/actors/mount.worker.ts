@@ -159,6 +159,8 @@ async function mountTask(input: MountInput, hooks?: MountHooks, abort?: Int32Arr
       offset: input.fsImgOffset,
       sizeLimit: input.fsImgSize,
       timeoutMs: input.loopDeviceTimeoutMs,
+      // A repository file is opened O_NOFOLLOW; a memfd's /proc/<pid>/fd/<n> is a link by nature.
+      noFollow: !isMemfdPath(input.npkPath),
     });
     if (!attached.ok) return fail(attached.error.syscall === 'open' && attached.error.path === input.npkPath ? 'open' : phase, attached.error, unwind(u));
     u.loop = attached.value;
@@ -177,7 +179,7 @@ async function mountTask(input: MountInput, hooks?: MountHooks, abort?: Int32Arr
     phase = 'mount';
     const t1 = now();
     const data = input.selinuxContext && hasSelinux() ? `context=${input.selinuxContext}` : null;
-    const m = n.mount(source.value, input.target, 'squashfs', MS.RDONLY | MS.NOSUID, data);
+    const m = n.mount(source.value, input.target, 'squashfs', imageFlags(input), data);
     if (!m.ok) {
       const what = `squashfs of ${input.npkPath} at offset ${input.fsImgOffset}, ${input.fsImgSize} bytes, through ${source.value}`;
       return fail(phase, { ...m.error, message: `${m.error.message} (${what})` }, unwind(u));
@@ -222,6 +224,20 @@ async function verity(input: MountInput, loop: LoopAttached, u: Undo): Promise<R
   const v = await verifyImageFd(loop.fd, input.fsImgSize, input.verity);
   if (!v.ok) return v;
   return { ok: true, value: loop.device };
+}
+
+/**
+ * ro,nosuid as Northstar; images from unkeyed repositories (no verity: it is
+ * present exactly for keyed ones) also nodev (deviation 22), so a device node
+ * crafted into an unsigned image is never honoured. Container binds of the
+ * image (its root, resources) keep the flag.
+ */
+function imageFlags(input: Pick<MountInput, 'verity'>): number {
+  return MS.RDONLY | MS.NOSUID | (input.verity === undefined ? MS.NODEV : 0);
+}
+
+function isMemfdPath(path: string): boolean {
+  return /^\/proc\/(self|\d+)\/fd\/\d+$/.test(path);
 }
 
 /** A directory on another device than its parent is a mount point (no mountinfo scan). */

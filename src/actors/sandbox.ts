@@ -1,15 +1,17 @@
 // The sandbox plan: what nstar-init does for a manifest (spec/launch.md §5.2,
-// §5.3), computed as data. `planSandbox` is pure apart from the two probes it
-// is given, so unit tests check the mount list without root.
+// §5.3), computed as data. `planSandbox` is pure apart from the host probe it
+// is given (paths that exist, the tty group) and the group file, so unit tests
+// check the mount list without root. Paths in the plan are resolved by init:
+// targets inside the container's root, resource sources inside their image.
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 
 import { Logger } from '../log.js';
 import { errors } from '../model/errors.js';
 import { CAPABILITIES } from '../model/manifest-schema.js';
 import type { Manifest, MountOption, RlimitResource, SchedPolicy } from '../model/manifest.js';
 import type { LaunchSpec } from '../machines/contracts.js';
-import type { InitSpec, MountOp } from './launch-protocol.js';
+import { TEST, type InitSpec, type MountOp, type SandboxOp } from './launch-protocol.js';
 
 const log = new Logger('sandbox');
 
@@ -60,24 +62,89 @@ function optionFlags(options: MountOption[]): number {
   return f;
 }
 
-/** A bind mount, then (the kernel ignores other flags on MS_BIND) the remount that applies them. */
-function bind(source: string, target: string, flags: number, rec: boolean): MountOp[] {
-  const ops: MountOp[] = [{ flags: MS_BIND | (rec ? MS_REC : 0), source, target, fstype: '', data: '' }];
-  if (flags !== 0) ops.push({ flags: MS_REMOUNT | MS_BIND | flags, source: '', target, fstype: '', data: '' });
+/**
+ * A bind mount, then (the kernel ignores other flags on MS_BIND) the step that
+ * adds them, to every submount too for a recursive bind (deviation 25:
+ * Northstar remounts only the top, leaving submounts of a read-only bind
+ * writable).
+ */
+function bind(source: string, target: string, flags: number, rec: boolean, sourceRoot?: string): MountOp[] {
+  const first: MountOp = { flags: MS_BIND | (rec ? MS_REC : 0), source, target, fstype: '', data: '' };
+  if (sourceRoot !== undefined) first.sourceRoot = sourceRoot;
+  const ops: MountOp[] = [first];
+  if (flags !== 0) ops.push({ flags: MS_REMOUNT | MS_BIND | (rec ? MS_REC : 0) | flags, source: '', target, fstype: '', data: '' });
   return ops;
+}
+
+/** The packer's six nodes (spec/npk.md §1.5), bound from the host's /dev. */
+export const DEV_NODES = ['full', 'null', 'random', 'tty', 'urandom', 'zero'] as const;
+
+/**
+ * A `dev` mount (deviation 22): a tmpfs instead of the image's own nodes
+ * (which an unkeyed image mounts nodev), holding the host's six nodes bound
+ * in, a private devpts instance and ptmx, plus the packer's fd links when
+ * /proc is mounted. nodev on the tmpfs itself: a bound node keeps its own
+ * mount's flags, and nothing made in the tmpfs is ever a device.
+ */
+function devMounts(target: string, m: Manifest, probe: HostProbe, ttyGid: number | undefined): SandboxOp[] {
+  const base = target.replace(/\/+$/, '');
+  const ops: SandboxOp[] = [
+    { flags: MS_NOSUID | MS_NOEXEC | MS_NODEV, source: 'tmpfs', target, fstype: 'tmpfs', data: 'mode=755,size=65536' },
+  ];
+  for (const name of DEV_NODES) {
+    const host = `/dev/${name}`;
+    if (probe.exists(host)) ops.push({ flags: MS_BIND, source: host, target: `${base}/${name}`, fstype: '', data: '' });
+  }
+  const gid = ttyGid === undefined ? '' : `,gid=${ttyGid}`;
+  ops.push({ flags: MS_NOSUID | MS_NOEXEC, source: 'devpts', target: `${base}/pts`, fstype: 'devpts', data: `newinstance,ptmxmode=0666,mode=0620${gid}` });
+  ops.push({ symlink: 'pts/ptmx', target: `${base}/ptmx` });
+  if (m.mounts['/proc']?.type === 'proc') {
+    const links: [string, string][] = [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']];
+    for (const [name, link] of links) ops.push({ symlink: link, target: `${base}/${name}` });
+  }
+  return ops;
+}
+
+/**
+ * A resource source run_dir/<name>:<version>/<dir> as (its image's root, dir
+ * inside it): init resolves dir inside the image, so a symlink there cannot
+ * bind a host path into the container.
+ */
+function resourceSource(spec: LaunchSpec, source: string): { root: string; inner: string } {
+  const rel = relative(spec.runDir, source);
+  const [top, ...rest] = rel.split(sep);
+  if (!top || top === '..') {
+    throw errors.startFailed(spec.container, `resource directory ${JSON.stringify(source)} is not inside the run directory`);
+  }
+  return { root: join(spec.runDir, top), inner: '/' + rest.join('/') };
 }
 
 export interface HostProbe {
   exists(path: string): boolean;
+  /** The host's `tty` group (devpts gid), if any. */
+  ttyGid?(): number | undefined;
 }
 
-/** The mount list of spec/launch.md §5.3, parents before children. */
-export function planMounts(spec: LaunchSpec, probe: HostProbe = { exists: existsSync }): MountOp[] {
+function hostTtyGid(groupFile = '/etc/group'): number | undefined {
+  try {
+    const line = readFileSync(groupFile, 'utf8').split('\n').find((l) => l.startsWith('tty:'));
+    const gid = line === undefined ? NaN : Number(line.split(':')[2]);
+    return Number.isInteger(gid) ? gid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The mount list of spec/launch.md §5.3, parents before children. Targets
+ * (and resource sources) are resolved by init inside the root.
+ */
+export function planMounts(spec: LaunchSpec, probe: HostProbe = { exists: existsSync, ttyGid: hostTtyGid }): SandboxOp[] {
   const m = spec.manifest;
-  const ops: MountOp[] = [];
+  const ops: SandboxOp[] = [];
   for (const target of Object.keys(m.mounts).sort()) {
     const mount = m.mounts[target];
-    // Targets are joined to the root on the host side before pivot_root: never let one climb out.
+    // init resolves targets inside the root anyway; a relative or `..` target is a manifest error.
     if (!target.startsWith('/') || target.split('/').includes('..')) {
       throw errors.startFailed(spec.container, `invalid mount target ${JSON.stringify(target)}`);
     }
@@ -108,14 +175,15 @@ export function planMounts(spec: LaunchSpec, probe: HostProbe = { exists: exists
           throw errors.missingResource(spec.container, mount.name, mount.version);
         }
         // `rw` is ignored for resources: always read-only.
-        ops.push(...bind(source, target, MS_RDONLY | optionFlags(mount.options), false));
+        const { root, inner } = resourceSource(spec, source);
+        ops.push(...bind(inner, target, MS_RDONLY | optionFlags(mount.options), false, root));
         break;
       }
       case 'tmpfs':
         ops.push({ flags: MS_NODEV | MS_NOSUID | MS_NOEXEC, source: 'tmpfs', target, fstype: 'tmpfs', data: `size=${mount.size},mode=1777` });
         break;
       case 'dev':
-        // The nodes come from the image's pseudo files (spec/npk.md §1.5).
+        ops.push(...devMounts(target, m, probe, probe.ttyGid?.()));
         break;
     }
   }
@@ -190,5 +258,14 @@ export function planSandbox(spec: LaunchSpec, env: Record<string, string>, nfds:
     args: spec.args,
     env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
     nfds,
+    ...testHooks(),
   };
+}
+
+/** NSTAR_INIT_TEST=no-openat2,no-mount-setattr (with NSTAR_TEST=1): init takes older kernels' paths. */
+function testHooks(): { test?: number } {
+  if (process.env.NSTAR_TEST !== '1' || !process.env.NSTAR_INIT_TEST) return {};
+  const words = process.env.NSTAR_INIT_TEST.split(',');
+  const test = (words.includes('no-openat2') ? TEST.noOpenat2 : 0) | (words.includes('no-mount-setattr') ? TEST.noMountSetattr : 0);
+  return test ? { test } : {};
 }

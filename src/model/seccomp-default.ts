@@ -66,7 +66,11 @@ unshare`.split(/\s+/),
 };
 
 /**
- * With a non-empty capability set lacking CAP_SYS_ADMIN, `clone` is allowed
- * when arg0 uses only bits of this mask: no namespace flags (0x7E020000).
+ * `clone` is allowed when arg0 uses only bits of this mask: no namespace flags
+ * (0x7E020000: NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET).
+ * Northstar adds it only for a non-empty capability set lacking
+ * CAP_SYS_ADMIN; we add it always (deviation 21). CLONE_NEWTIME (0x80) needs
+ * no bit here: through clone() the low byte is the exit signal, so a new time
+ * namespace takes clone3 (ENOSYS) or unshare (CAP_SYS_ADMIN only).
  */
 export const CLONE_MASK: bigint = ~0x7e020000n & 0xffffffffffffffffn;

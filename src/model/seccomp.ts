@@ -5,6 +5,10 @@
 // wrong architecture or anything not allowed ends in SECCOMP_RET_KILL_PROCESS
 // (the container sees Signalled(31)). Unlike Northstar's linear list, the
 // syscall numbers are searched with a binary tree of `jge`s.
+// Deviation 21: the default profile allows `clone` without namespace flags
+// whatever the capabilities and answers `clone3` with ENOSYS, as Docker's
+// does: clone3 passes its flags in memory a filter cannot read, and libc
+// falls back to clone on ENOSYS, so fork() and threads work.
 import { Logger } from '../log.js';
 import { ManifestError, type Seccomp, type SeccompArgs } from './manifest.js';
 import { BASE, BASE_BY_ARCH, BY_CAPABILITY, CLONE_MASK, PERSONALITY_VALUES } from './seccomp-default.js';
@@ -28,6 +32,9 @@ export const BPF_MAXINSNS = 4096;
 // <linux/seccomp.h>
 export const SECCOMP_RET_KILL_PROCESS = 0x80000000;
 export const SECCOMP_RET_ALLOW = 0x7fff0000;
+export const SECCOMP_RET_ERRNO = 0x00050000;
+/** asm-generic/errno.h */
+export const ENOSYS = 38;
 
 // <linux/audit.h>: EM_* | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE
 export const AUDIT_ARCH: Record<SeccompArch, number> = { x86_64: 0xc000003e, aarch64: 0xc00000b7 };
@@ -83,8 +90,8 @@ export function compileSeccomp(seccomp: Seccomp, arch: SeccompArch = hostArch(),
 
 // ------------------------------------------------------------------ rules
 
-/** What allows one syscall: anything, or any of these argument checks. */
-type Rule = 'any' | SeccompArgs[];
+/** What allows one syscall: anything, or any of these argument checks; or an errno it fails with, unrun. */
+type Rule = 'any' | SeccompArgs[] | { errno: number };
 
 function collectRules(seccomp: Seccomp, arch: SeccompArch, caps: Set<string>): Map<number, Rule> {
   const rules = new Map<number, Rule>();
@@ -92,15 +99,19 @@ function collectRules(seccomp: Seccomp, arch: SeccompArch, caps: Set<string>): M
     const nr = syscallNumber(name, arch);
     if (nr === undefined) return;
     const had = rules.get(nr);
+    // Any allow replaces an errno answer; allows add up.
     if (had === 'any' || rule === 'any') rules.set(nr, 'any');
-    else rules.set(nr, [...(had ?? []), ...rule]);
+    else if (!Array.isArray(rule)) rules.set(nr, had ?? rule);
+    else rules.set(nr, [...(Array.isArray(had) ? had : []), ...rule]);
   };
   if (seccomp.profile === 'default') {
     for (const name of [...BASE, ...BASE_BY_ARCH[arch]]) {
       add(name, name === 'personality' ? [{ index: 0, values: PERSONALITY_VALUES }] : 'any');
     }
     for (const cap of caps) for (const name of BY_CAPABILITY[cap] ?? []) add(name, 'any');
-    if (caps.size > 0 && !caps.has('CAP_SYS_ADMIN')) add('clone', [{ index: 0, mask: CLONE_MASK }]);
+    // With CAP_SYS_ADMIN `clone` is 'any' already, which absorbs this.
+    add('clone', [{ index: 0, mask: CLONE_MASK }]);
+    add('clone3', { errno: ENOSYS });
   } else if (seccomp.profile !== undefined) {
     throw new ManifestError(`seccomp.profile: unknown profile "${String(seccomp.profile)}" (only "default")`);
   }
@@ -226,10 +237,10 @@ function searchTree(b: Builder, entries: [number, Rule][]): void {
 
 function leaf(b: Builder, entries: [number, Rule][]): void {
   const allow = b.label('allow');
-  const blocks: [Label, SeccompArgs[]][] = [];
+  const blocks: [Label, Exclude<Rule, 'any'>][] = [];
   for (const [nr, rule] of entries) {
     const next = b.label('next');
-    const target = rule === 'any' ? allow : b.label(`args${nr}_`);
+    const target = rule === 'any' ? allow : b.label(`rule${nr}_`);
     if (rule !== 'any') blocks.push([target, rule]);
     b.jump(BPF.JMP_JEQ_K, nr, target, next);
     b.place(next);
@@ -239,9 +250,10 @@ function leaf(b: Builder, entries: [number, Rule][]): void {
     b.place(allow);
     b.ret(SECCOMP_RET_ALLOW);
   }
-  for (const [label, args] of blocks) {
+  for (const [label, rule] of blocks) {
     b.place(label);
-    argChecks(b, args);
+    if (Array.isArray(rule)) argChecks(b, rule);
+    else b.ret(SECCOMP_RET_ERRNO | (rule.errno & 0xffff));
   }
 }
 

@@ -16,6 +16,8 @@ export interface LoopAttachOptions {
   allocate?: 'get_free' | 'add';
   /** Attach exactly /dev/loop<device> (losetup style); EBUSY is retried until the timeout. */
   device?: number;
+  /** Open the backing file O_NOFOLLOW (a repository file: a symlink put in its place is refused with ELOOP). */
+  noFollow?: boolean;
 }
 
 export interface LoopAttached {

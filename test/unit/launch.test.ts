@@ -38,7 +38,7 @@ test('mounts are planned parents first with Northstar flags for each type', () =
       '/dev': { type: 'dev' },
       '/data': { type: 'persist' },
       '/lib': { type: 'bind', host: '/lib', options: ['nosuid', 'nodev'] },
-      '/lib/x': { type: 'bind', host: '/x', options: ['rw', 'rec'] },
+      '/lib/x': { type: 'bind', host: '/x', options: ['rw', 'rec', 'nosuid'] },
       '/sys': { type: 'sysfs' },
       '/unix-sockets': { type: 'sockets' },
       '/resource': { type: 'resource', name: 'r', version: '>=0.0.1', dir: '/', options: ['nosuid', 'nodev', 'noexec', 'rw'] },
@@ -48,16 +48,38 @@ test('mounts are planned parents first with Northstar flags for each type', () =
   assert.deepEqual(ops, [
     { flags: MS_BIND, source: '/data/test-container', target: '/data', fstype: '', data: '' },
     { flags: MS_REMOUNT | MS_BIND | MS_NODEV | MS_NOSUID | MS_NOEXEC, source: '', target: '/data', fstype: '', data: '' },
+    { flags: MS_NOSUID | MS_NOEXEC | MS_NODEV, source: 'tmpfs', target: '/dev', fstype: 'tmpfs', data: 'mode=755,size=65536' },
+    ...['full', 'null', 'random', 'tty', 'urandom', 'zero'].map((n) => ({ flags: MS_BIND, source: `/dev/${n}`, target: `/dev/${n}`, fstype: '', data: '' })),
+    { flags: MS_NOSUID | MS_NOEXEC, source: 'devpts', target: '/dev/pts', fstype: 'devpts', data: 'newinstance,ptmxmode=0666,mode=0620' },
+    { symlink: 'pts/ptmx', target: '/dev/ptmx' },
+    { symlink: '/proc/self/fd', target: '/dev/fd' },
+    { symlink: '/proc/self/fd/0', target: '/dev/stdin' },
+    { symlink: '/proc/self/fd/1', target: '/dev/stdout' },
+    { symlink: '/proc/self/fd/2', target: '/dev/stderr' },
     { flags: MS_BIND, source: '/lib', target: '/lib', fstype: '', data: '' },
     { flags: MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_RDONLY, source: '', target: '/lib', fstype: '', data: '' },
     { flags: MS_BIND | MS_REC, source: '/x', target: '/lib/x', fstype: '', data: '' },
+    { flags: MS_REMOUNT | MS_BIND | MS_REC | MS_NOSUID, source: '', target: '/lib/x', fstype: '', data: '' },
     { flags: MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV, source: 'proc', target: '/proc', fstype: 'proc', data: '' },
-    { flags: MS_BIND, source: '/run/r:0.0.1/', target: '/resource', fstype: '', data: '' },
+    { flags: MS_BIND, source: '/', target: '/resource', fstype: '', data: '', sourceRoot: '/run/r:0.0.1' },
     { flags: MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, source: '', target: '/resource', fstype: '', data: '' },
     { flags: MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV, source: 'sysfs', target: '/sys', fstype: 'sysfs', data: '' },
     { flags: MS_NODEV | MS_NOSUID | MS_NOEXEC, source: 'tmpfs', target: '/tmpfs', fstype: 'tmpfs', data: 'size=20480000,mode=1777' },
     { flags: MS_BIND, source: '/sockets', target: '/unix-sockets', fstype: '', data: '' },
   ]);
+});
+
+test('a dev mount gets the tty group as devpts gid and only the host nodes that exist', () => {
+  const m = manifest({ mounts: { '/dev': { type: 'dev' } } });
+  const ops = planMounts(spec(m), { exists: (p) => p !== '/dev/tty', ttyGid: () => 5 });
+  assert.ok(!ops.some((o) => o.target === '/dev/tty'));
+  assert.ok(ops.some((o) => 'data' in o && o.data === 'newinstance,ptmxmode=0666,mode=0620,gid=5'));
+  assert.ok(!ops.some((o) => o.target === '/dev/fd'), 'the fd links only come with a /proc mount');
+});
+
+test('a resource directory outside the run directory is refused', () => {
+  const m = manifest({ mounts: { '/r': { type: 'resource', name: 'res', version: '>=1.0.0', dir: '/', options: [] } } });
+  assert.throws(() => planMounts(spec(m, { '/r': '/tmp/elsewhere' }), all), /not inside the run directory/);
 });
 
 test('bind mounts of host paths that do not exist are skipped', () => {
@@ -136,7 +158,7 @@ test('the spec encodes as TLV records with NUL-terminated strings and little-end
   assert.deepEqual([...get(T.NET)[0]], [0, 0, 0, 0, 0]);
   const mount = get(T.MOUNT)[0];
   assert.equal(mount.readBigUInt64LE(0), BigInt(MS_BIND));
-  assert.equal(mount.subarray(8).toString(), '/a\0/b\0\0\0');
+  assert.equal(mount.subarray(8).toString(), '/a\0/b\0\0\0\0', 'an empty source root: a host path');
   assert.equal(get(T.UID)[0].readUInt32LE(0), 1000);
   assert.equal(get(T.GROUP)[0].readUInt32LE(0), 7);
   const rl = get(T.RLIMIT)[0];
@@ -151,6 +173,24 @@ test('the spec encodes as TLV records with NUL-terminated strings and little-end
   assert.equal(get(T.ARG)[0].toString(), 'x\0');
   assert.equal(get(T.ENV)[0].toString(), 'K=V\0');
   assert.equal(get(T.NFDS)[0].readUInt32LE(0), 3);
+});
+
+test('symlink steps keep their place in the mount list, resource binds carry their image root, test hooks go last', () => {
+  const s: InitSpec = {
+    name: 'c:0.0.1', root: '/r', net: { mode: 'new' },
+    mounts: [
+      { flags: 0, source: 'tmpfs', target: '/dev', fstype: 'tmpfs', data: '' },
+      { symlink: 'pts/ptmx', target: '/dev/ptmx' },
+      { flags: MS_BIND, source: '/data', target: '/res', fstype: '', data: '', sourceRoot: '/run/res:1.0.0' },
+    ],
+    uid: 0, gid: 0, groups: [], rlimits: [], caps: 0n, init: '/probe', args: [], env: [], nfds: 0, test: 3,
+  };
+  const r = records(encodeSpec(s)).filter(([tag]) => tag === T.MOUNT || tag === T.SYMLINK || tag === T.TEST);
+  assert.deepEqual(r.map(([tag]) => tag), [T.MOUNT, T.SYMLINK, T.MOUNT, T.TEST]);
+  assert.equal(r[1][1].toString(), '/dev/ptmx\0pts/ptmx\0');
+  assert.equal(r[2][1].subarray(8).toString(), '/data\0/res\0\0\0/run/res:1.0.0\0');
+  assert.equal(r[3][1].readUInt32LE(0), 3);
+  assert.ok(!records(encodeSpec({ ...s, test: undefined })).some(([tag]) => tag === T.TEST), 'no hooks, no record');
 });
 
 test('a NUL byte inside a string is refused before it reaches init', () => {

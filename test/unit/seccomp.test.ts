@@ -8,6 +8,7 @@ import {
   BPF,
   BPF_MAXINSNS,
   SECCOMP_RET_ALLOW as ALLOW,
+  SECCOMP_RET_ERRNO,
   SECCOMP_RET_KILL_PROCESS as KILL,
   compileSeccomp,
   decodeFilter,
@@ -28,6 +29,12 @@ const nr = (name: string, arch: SeccompArch = 'x86_64') => {
 function verdict(filter: Buffer, name: string, args: bigint[] = []): number {
   return run(filter, { nr: nr(name), arch: X86, args }).action;
 }
+
+const ENOSYS = SECCOMP_RET_ERRNO | 38;
+const SIGCHLD = 0x11n;
+/** The flags glibc 2.36's pthread_create passes to clone (CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM|SETTLS|PARENT_SETTID|CHILD_CLEARTID). */
+const PTHREAD_FLAGS = 0x003d0f00n;
+const NAMESPACE_FLAGS = [0x00020000n, 0x02000000n, 0x04000000n, 0x08000000n, 0x10000000n, 0x20000000n, 0x40000000n];
 
 const testContainer: Seccomp = {
   profile: 'default',
@@ -90,9 +97,24 @@ describe('compileSeccomp', () => {
     for (const name of ['read', 'write', 'openat', 'exit_group', 'rt_sigreturn', 'arch_prctl', 'futex', 'ptrace']) {
       assert.equal(verdict(f, name), ALLOW, name);
     }
-    for (const name of ['mount', 'umount2', 'unshare', 'setns', 'clone', 'clone3', 'reboot', 'delete_module', 'chroot', 'kexec_load']) {
+    for (const name of ['mount', 'umount2', 'unshare', 'setns', 'reboot', 'delete_module', 'chroot', 'kexec_load']) {
       assert.equal(verdict(f, name), KILL, name);
     }
+  });
+
+  test('the default profile lets fork and threads clone without namespace flags, and clone3 fail with ENOSYS, with no capabilities', () => {
+    const f = compileSeccomp({ profile: 'default' }, 'x86_64', { capabilities: [] });
+    assert.equal(verdict(f, 'clone', [SIGCHLD]), ALLOW, 'fork');
+    assert.equal(verdict(f, 'clone', [PTHREAD_FLAGS]), ALLOW, 'pthread_create');
+    for (const ns of NAMESPACE_FLAGS) assert.equal(verdict(f, 'clone', [SIGCHLD | ns]), KILL, `namespace flag 0x${ns.toString(16)}`);
+    assert.equal(verdict(f, 'clone3'), ENOSYS, 'libc falls back to clone');
+    const a = compileSeccomp({ profile: 'default' }, 'aarch64', { capabilities: [] });
+    assert.equal(run(a, { nr: nr('clone3', 'aarch64'), arch: AUDIT_ARCH.aarch64 }).action, ENOSYS);
+    assert.equal(run(a, { nr: nr('clone', 'aarch64'), arch: AUDIT_ARCH.aarch64, args: [SIGCHLD] }).action, ALLOW);
+  });
+
+  test('an explicit clone3 allow replaces the ENOSYS answer', () => {
+    assert.equal(verdict(compileSeccomp({ profile: 'default', allow: { clone3: 'any' } }, 'x86_64'), 'clone3'), ALLOW);
   });
 
   test('every syscall number gets the verdict the default profile lists for it', () => {
@@ -100,9 +122,9 @@ describe('compileSeccomp', () => {
       const f = compileSeccomp({ profile: 'default' }, arch);
       const allowed = new Set(BASE.map((n) => syscallNumber(n, arch)).filter((n) => n !== undefined));
       if (arch === 'x86_64') for (const n of ['arch_prctl', 'modify_ldt']) allowed.add(nr(n));
-      const personality = nr('personality', arch);
+      const skip = new Set(['personality', 'clone', 'clone3'].map((n) => nr(n, arch)));
       for (let n = 0; n < 1024; n++) {
-        if (n === personality) continue;
+        if (skip.has(n)) continue;
         const { action } = run(f, { nr: n, arch: AUDIT_ARCH[arch] });
         assert.equal(action, allowed.has(n) ? ALLOW : KILL, `${arch} nr ${n}`);
       }
@@ -162,13 +184,10 @@ describe('compileSeccomp', () => {
   });
 
   test('capabilities extend the default profile; clone without CAP_SYS_ADMIN may not create namespaces', () => {
-    const none = compileSeccomp({ profile: 'default' }, 'x86_64', { capabilities: [] });
-    assert.equal(verdict(none, 'clone', [0x11n /* SIGCHLD */]), KILL, 'empty capability set: no clone at all');
-
     const net = compileSeccomp({ profile: 'default' }, 'x86_64', { capabilities: ['CAP_NET_ADMIN', 'CAP_SYS_TIME'] });
     assert.equal(verdict(net, 'clone', [0x11n]), ALLOW);
     assert.equal(verdict(net, 'clone', [0x003d0f00n /* pthread_create's flags */]), ALLOW);
-    for (const ns of [0x00020000n, 0x04000000n, 0x08000000n, 0x10000000n, 0x20000000n, 0x40000000n, 0x02000000n]) {
+    for (const ns of NAMESPACE_FLAGS) {
       assert.equal(verdict(net, 'clone', [0x11n | ns]), KILL, `namespace flag 0x${ns.toString(16)}`);
     }
     assert.equal(verdict(net, 'clock_settime'), ALLOW);
