@@ -2,13 +2,13 @@
 // §5.3), computed as data. `planSandbox` is pure apart from the two probes it
 // is given, so unit tests check the mount list without root.
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 
 import { Logger } from '../log.js';
 import { errors } from '../model/errors.js';
 import { CAPABILITIES } from '../model/manifest-schema.js';
 import type { Manifest, MountOption, RlimitResource, SchedPolicy } from '../model/manifest.js';
 import type { LaunchSpec } from '../machines/contracts.js';
+import { persistPath } from '../machines/plan.js';
 import type { InitSpec, MountOp } from './launch-protocol.js';
 
 const log = new Logger('sandbox');
@@ -122,8 +122,9 @@ export function planMounts(spec: LaunchSpec, probe: HostProbe = { exists: exists
   return ops;
 }
 
+/** data_dir/<name>; never data_dir itself or its parent, whatever the name (safe-path.ts). */
 export function persistDir(spec: LaunchSpec): string {
-  return join(spec.dataDir, spec.manifest.name);
+  return persistPath(spec.dataDir, spec.manifest.name);
 }
 
 /** mkdir -p, chmod 0700 and chown uid:gid of the persist dir, on every start. */
