@@ -112,6 +112,11 @@ function collectRules(seccomp: Seccomp, arch: SeccompArch, caps: Set<string>): M
   return rules;
 }
 
+/** A syscall on some architecture we know (or a 32-bit name the default profile lists). */
+export function isKnownSyscall(name: string): boolean {
+  return PROFILE_NAMES.has(name) || Object.values(TABLES).some((t) => Object.hasOwn(t, name));
+}
+
 /** Names of other architectures' syscalls (32-bit variants and the like) that the default profile lists. */
 const PROFILE_NAMES = new Set([...BASE, ...Object.values(BASE_BY_ARCH).flat(), ...Object.values(BY_CAPABILITY).flat()]);
 
@@ -122,8 +127,7 @@ const PROFILE_NAMES = new Set([...BASE, ...Object.values(BASE_BY_ARCH).flat(), .
  * other targets still run, as in Northstar.
  */
 function checkNames(names: string[], arch: SeccompArch): void {
-  const known = (n: string) => PROFILE_NAMES.has(n) || Object.values(TABLES).some((t) => Object.hasOwn(t, n));
-  const unknown = names.filter((n) => !known(n));
+  const unknown = names.filter((n) => !isKnownSyscall(n));
   if (unknown.length > 0) {
     throw new ManifestError(
       `seccomp.allow: ${unknown.map((n) => `"${n}"`).join(', ')} ${unknown.length === 1 ? 'is not a syscall' : 'are not syscalls'} on any architecture we know`,
