@@ -31,6 +31,8 @@ export interface MountConfig {
 }
 
 export const INIT_PLACEHOLDER = '<INIT>';
+/** Where named network namespaces live (iproute2's convention, as in Northstar). */
+export const NETNS_DIR = '/run/netns';
 const RESERVED_ENV = 'NORTHSTAR_';
 
 export function idOf(m: Manifest): string {
@@ -141,6 +143,8 @@ export function launchSpec(
   dirs: Dirs,
 ): LaunchSpec {
   const id = idOf(m);
+  // nstar-init opens /run/netns/<name>: one component, as validation at install already made sure.
+  if (m.network !== undefined && m.network !== 'host') child(NETNS_DIR, m.network.namespace, 'network namespace name');
   return {
     container: id,
     manifest: m,

@@ -74,3 +74,12 @@ describe('paths built from names', () => {
     );
   });
 });
+
+describe('network namespace names at start', () => {
+  it('a name that would leave /run/netns fails the launch spec, even when a manifest object skipped validation', () => {
+    const dirs = { runDir: '/run/nstar', dataDir: '/data', socketDir: '/sockets' };
+    const m = { ...app, mounts: {}, network: { namespace: '../../proc/1/ns/net' } };
+    assert.throws(() => launchSpec(m, '/probe', [], {}, [], dirs), /invalid network namespace name/);
+    assert.equal(launchSpec({ ...m, network: { namespace: 'blue' } }, '/probe', [], {}, [], dirs).container, 'app:0.0.1');
+  });
+});
