@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { ManifestError, parseManifest, type Manifest } from '../../src/model/manifest.js';
 import { manifestWarnings } from '../../src/model/manifest-warnings.js';
 import { MAX_DOCUMENT_BYTES } from '../../src/model/manifest-document.js';
+import { packNpk } from '../../src/npk/pack.js';
 
 const BASE = { version: '0.0.1', init: '/probe', uid: 1000, gid: 1000 };
 
@@ -144,5 +145,17 @@ describe('unknown syscall names', () => {
   it('no warning for known names, also of other architectures', () => {
     assert.deepEqual(manifestWarnings(parse({ seccomp: { allow: { read: 'any', chown32: 'any' } } })), []);
     assert.deepEqual(manifestWarnings(parse({})), []);
+  });
+});
+
+describe('the packer', () => {
+  it('refuses to pack a container named ".."', async () => {
+    const text = JSON.stringify({ name: '..', ...BASE });
+    await assert.rejects(packNpk({ manifest: text, out: '/nonexistent-dir/x.npk' }), /name: invalid name "\.\.": "\." and "\.\." are not allowed/);
+  });
+
+  it('refuses to pack a socket name with a slash', async () => {
+    const text = JSON.stringify({ name: 'app', ...BASE, sockets: { 'a/../../b': { type: 'stream', mode: 384 } } });
+    await assert.rejects(packNpk({ manifest: text, out: '/nonexistent-dir/x.npk' }), /invalid socket name/);
   });
 });
