@@ -27,8 +27,32 @@ export class Lit {
 
 export type Format = 'yaml' | 'json' | 'toml';
 
-/** The largest manifest text we read (an NPK's manifest.yaml is bounded the same way). */
-export const MAX_DOCUMENT_BYTES = 1 << 20;
+/**
+ * The largest manifest text we read. Real manifests are a few KiB; the yaml
+ * library parses well under 1 MB/s on the main thread, so this bounds what
+ * one install may cost there (under a second on these machines, measured
+ * with 256 KiB of list items or of nested `- `).
+ */
+export const MAX_DOCUMENT_BYTES = 256 << 10;
+
+/**
+ * Flow collections (`[`, `{`) nested deeper than this skip the YAML reader:
+ * it overflows its stack at about 800 levels anyway, and takes seconds to get
+ * there on a long run of brackets. Counted on the raw text, so brackets inside
+ * strings count too, which only a document built to be hostile has this many of.
+ */
+const MAX_FLOW_DEPTH = 512;
+
+function flowDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
+  }
+  return max;
+}
 
 /**
  * Nodes the YAML tree may expand to, per byte of text. Without aliases a
@@ -70,8 +94,10 @@ export function readDocument(text: string): { value: Record<string, unknown>; fo
   const size = Buffer.byteLength(text, 'utf8');
   if (size > MAX_DOCUMENT_BYTES) throw new ManifestError('', `the manifest is ${size} bytes, more than ${MAX_DOCUMENT_BYTES}`);
   let yamlError: string;
-  const doc = parseDocument(text, { intAsBigInt: true, uniqueKeys: false });
-  if (doc.errors.length === 0) {
+  const doc = flowDepth(text) > MAX_FLOW_DEPTH ? undefined : parseDocument(text, { intAsBigInt: true, uniqueKeys: false });
+  if (doc === undefined) {
+    yamlError = `flow collections nested deeper than ${MAX_FLOW_DEPTH}`;
+  } else if (doc.errors.length === 0) {
     const value = fromYaml(doc, doc.contents, '', new Budget(MIN_NODES + NODES_PER_BYTE * size));
     if (isMapping(value)) return { value: value as Record<string, unknown>, format: 'yaml' };
     yamlError = 'the document is not a mapping';

@@ -132,7 +132,17 @@ describe('YAML alias expansion', () => {
 
   it('refuses a document larger than the bound', () => {
     const text = `name: app\nversion: 0.0.1\ninit: /probe\nuid: 1000\ngid: 1000\ncustom: "${'x'.repeat(MAX_DOCUMENT_BYTES)}"\n`;
-    assert.throws(() => parseManifest(text), /more than 1048576/);
+    assert.throws(() => parseManifest(text), new RegExp(`more than ${MAX_DOCUMENT_BYTES}`));
+  });
+
+  it('refuses flow collections nested without end, without parsing them as YAML', () => {
+    const text = `name: app\nversion: 0.0.1\ninit: /probe\nuid: 1000\ngid: 1000\ncustom: ${'['.repeat(100_000)}\n`;
+    assert.throws(() => parseManifest(text), /YAML: flow collections nested deeper than 512/);
+  });
+
+  it('still reads flow collections nested a few levels', () => {
+    const m = parseManifest(`name: app\nversion: 0.0.1\ninit: /probe\nuid: 1000\ngid: 1000\ncustom: {a: [[1, {b: [2]}]]}\n`);
+    assert.deepEqual(JSON.parse(JSON.stringify(m.custom)), { a: [[1, { b: [2] }]] });
   });
 });
 
