@@ -127,7 +127,8 @@ const PROFILE_NAMES = new Set([...BASE, ...Object.values(BASE_BY_ARCH).flat(), .
  * other targets still run, as in Northstar.
  */
 function checkNames(names: string[], arch: SeccompArch): void {
-  const unknown = names.filter((n) => !isKnownSyscall(n));
+  const known = (n: string) => PROFILE_NAMES.has(n) || Object.values(TABLES).some((t) => Object.hasOwn(t, n));
+  const unknown = names.filter((n) => !known(n));
   if (unknown.length > 0) {
     throw new ManifestError(
       `seccomp.allow: ${unknown.map((n) => `"${n}"`).join(', ')} ${unknown.length === 1 ? 'is not a syscall' : 'are not syscalls'} on any architecture we know`,
