@@ -10,6 +10,7 @@ import { join } from 'node:path';
 
 import { containerId } from '../model/container-id.js';
 import { errors } from '../model/errors.js';
+import { child } from '../model/safe-path.js';
 import { Logger } from '../log.js';
 import { closeNpk, openNpk, type Npk } from '../npk/npk.js';
 
@@ -149,7 +150,7 @@ export class FsRepository implements Repository {
       npk = await openNpk(tmp, { key: this.key });
       refuseDuplicate(this, npk);
       const id = npkId(npk);
-      const path = join(this.dir, `${id}.npk`);
+      const path = child(this.dir, `${id}.npk`, 'NPK file name');
       await rename(tmp, path);
       await syncDir(this.dir);
       npk.path = path;

@@ -11,6 +11,7 @@ import { errors } from '../model/errors.js';
 import { CAPABILITIES } from '../model/manifest-schema.js';
 import type { Manifest, MountOption, RlimitResource, SchedPolicy } from '../model/manifest.js';
 import type { LaunchSpec } from '../machines/contracts.js';
+import { persistPath } from '../machines/plan.js';
 import { TEST, type InitSpec, type MountOp, type SandboxOp } from './launch-protocol.js';
 
 const log = new Logger('sandbox');
@@ -190,8 +191,9 @@ export function planMounts(spec: LaunchSpec, probe: HostProbe = { exists: exists
   return ops;
 }
 
+/** data_dir/<name>; never data_dir itself or its parent, whatever the name (safe-path.ts). */
 export function persistDir(spec: LaunchSpec): string {
-  return join(spec.dataDir, spec.manifest.name);
+  return persistPath(spec.dataDir, spec.manifest.name);
 }
 
 /** mkdir -p, chmod 0700 and chown uid:gid of the persist dir, on every start. */

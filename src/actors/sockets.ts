@@ -2,9 +2,8 @@
 // before the launch, passed to the container as fds, removed at exit.
 // Main thread.
 import { closeSync, mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-
 import type { Manifest } from '../model/manifest.js';
+import { checkComponent, child } from '../model/safe-path.js';
 import { native } from '../native.js';
 
 export interface ContainerSockets {
@@ -20,9 +19,12 @@ export interface ContainerSockets {
   unlink(): void;
 }
 
-/** socket_dir/<name>:<version>:<sock> */
+/**
+ * socket_dir/<name>:<version>:<sock>. The native side unlinks, binds, chmods
+ * and chowns this path as root: it must be a file directly in socket_dir.
+ */
 export function socketPath(socketDir: string, container: string, sock: string): string {
-  return join(socketDir, `${container}:${sock}`);
+  return child(socketDir, `${container}:${checkComponent(sock, 'socket name')}`, 'socket file name');
 }
 
 export function createSockets(socketDir: string, container: string, m: Manifest): ContainerSockets {

@@ -200,15 +200,18 @@ const i32 = (v: Json, p: string) => int(v, p, -(2 ** 31), 2 ** 31 - 1, 'an i32')
 
 const CONTAINER = /^[0-9A-Za-z._-]{1,1024}:\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]*)?$/;
 
+/** `.` and `..` match the character class but are no names (deviation 19: they address a parent directory). */
+const dots = (name: string): boolean => name === '.' || name === '..';
+
 function container(v: Json, path: string): Container {
   const s = str(v, path);
-  if (!CONTAINER.test(s)) fail(path, 'a container "<name>:<version>"', v);
+  if (!CONTAINER.test(s) || dots(s.slice(0, s.indexOf(':')))) fail(path, 'a container "<name>:<version>"', v);
   return s;
 }
 
 function name(v: Json, path: string): string {
   const s = str(v, path);
-  if (!/^[0-9A-Za-z._-]{1,1024}$/.test(s)) fail(path, 'a container name', v);
+  if (!/^[0-9A-Za-z._-]{1,1024}$/.test(s) || dots(s)) fail(path, 'a container name', v);
   return s;
 }
 
@@ -228,7 +231,8 @@ function stringMap(v: Json, path: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, x] of Object.entries(v)) {
     nonNul(k, `${path} key`);
-    out[k] = nonNul(x, `${path}.${k}`);
+    // Defined, not assigned: a variable named `__proto__` is a variable, not the prototype.
+    Object.defineProperty(out, k, { value: nonNul(x, `${path}.${k}`), enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
@@ -345,7 +349,8 @@ const REQUEST_DECODERS: Record<string, (v: Json, p: string) => Request> = {
 /** Validates the value of a `request` message. */
 export function decodeRequest(v: Json, path = 'request'): Request {
   const [n, body] = variant(v, path, 'a request');
-  const dec = REQUEST_DECODERS[n];
+  // Own keys only: `constructor` or `toString` name no request.
+  const dec = Object.hasOwn(REQUEST_DECODERS, n) ? REQUEST_DECODERS[n] : undefined;
   if (!dec) throw new ProtocolError(`${path}: unknown request \`${n}\``);
   return dec(body, `${path}.${n}`);
 }

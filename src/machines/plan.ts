@@ -1,12 +1,11 @@
 // Pure decisions of a start (spec/console.md §4.7 "Start", steps 4–6 and
 // 15–16): reserved environment keys, the init override, resource resolution
 // and the launch spec. Plain data in, plain data (or a RuntimeError) out.
-import { join } from 'node:path';
-
 import semver from 'semver';
 
 import { errors, type RuntimeError } from '../model/errors.js';
 import type { Manifest } from '../model/manifest.js';
+import { child, within } from '../model/safe-path.js';
 import type { LaunchSpec, MountInput, VerityInfo, VerityMode } from './contracts.js';
 
 /** What the supervisor knows of an installed container (from its NPK). */
@@ -32,10 +31,22 @@ export interface MountConfig {
 }
 
 export const INIT_PLACEHOLDER = '<INIT>';
+/** Where named network namespaces live (iproute2's convention, as in Northstar). */
+export const NETNS_DIR = '/run/netns';
 const RESERVED_ENV = 'NORTHSTAR_';
 
 export function idOf(m: Manifest): string {
   return `${m.name}:${m.version}`;
+}
+
+/** Where a container's image is mounted: run_dir/<name>:<version>. */
+export function runRoot(runDir: string, id: string): string {
+  return child(runDir, id, 'container id');
+}
+
+/** A container's persistent data (`persist` mounts, wiped by uninstall): data_dir/<name>. */
+export function persistPath(dataDir: string, name: string): string {
+  return child(dataDir, name, 'container name');
 }
 
 /** The mount task's input; `keyed` repositories never mount unverified. */
@@ -46,7 +57,7 @@ export function mountInput(npk: NpkInfo, keyed: boolean, cfg: MountConfig): Moun
     npkPath: npk.path,
     fsImgOffset: npk.fsImgOffset,
     fsImgSize: npk.fsImgSize,
-    target: join(cfg.runDir, id),
+    target: runRoot(cfg.runDir, id),
     verityMode: cfg.verity,
     loopDeviceTimeoutMs: cfg.loopDeviceTimeoutMs,
   };
@@ -77,27 +88,46 @@ export interface ResolvedResource {
   dir: string;
 }
 
+/** An installed container as resource resolution sees it. */
+export interface Candidate {
+  id: string;
+  /** From a keyed repository: its signature was checked. */
+  keyed: boolean;
+}
+
 /**
  * Step 6: every resource mount to the HIGHEST installed version satisfying
- * its requirement (deviation 1: Northstar takes the lowest).
+ * its requirement (deviation 1: Northstar takes the lowest). A container from
+ * a keyed repository takes resources from keyed repositories only (deviation
+ * 20): an unsigned image never reaches a signed container's root.
  */
 export function resolveResources(
   id: string,
   m: Manifest,
-  installed: Iterable<string>,
+  installed: Iterable<Candidate>,
+  keyed = false,
 ): { ok: true; resources: ResolvedResource[] } | { ok: false; error: RuntimeError } {
-  const versions = new Map<string, string[]>();
+  const versions = new Map<string, Candidate[]>();
   for (const c of installed) {
-    const i = c.indexOf(':');
-    const list = versions.get(c.slice(0, i)) ?? [];
-    list.push(c.slice(i + 1));
-    versions.set(c.slice(0, i), list);
+    const name = c.id.slice(0, c.id.indexOf(':'));
+    versions.set(name, [...(versions.get(name) ?? []), c]);
   }
   const resources: ResolvedResource[] = [];
   for (const [target, mount] of Object.entries(m.mounts).sort(([a], [b]) => a.localeCompare(b))) {
     if (mount.type !== 'resource') continue;
-    const best = semver.maxSatisfying(versions.get(mount.name) ?? [], mount.version);
-    if (best === null) return { ok: false, error: errors.missingResource(id, mount.name, mount.version) };
+    const all = versions.get(mount.name) ?? [];
+    const usable = keyed ? all.filter((c) => c.keyed) : all;
+    const version = (c: Candidate) => c.id.slice(c.id.indexOf(':') + 1);
+    const best = semver.maxSatisfying(usable.map(version), mount.version);
+    if (best === null) {
+      const unsigned = all.filter((c) => !c.keyed && semver.satisfies(version(c), mount.version));
+      if (keyed && unsigned.length > 0) {
+        // The wire error has no field for why; its version text says it, and stays a string as in Northstar.
+        const why = `${mount.version} from a keyed repository (unsigned ${unsigned.map((c) => c.id).join(', ')} not used)`;
+        return { ok: false, error: errors.missingResource(id, mount.name, why) };
+      }
+      return { ok: false, error: errors.missingResource(id, mount.name, mount.version) };
+    }
     resources.push({ target, container: `${mount.name}:${best}`, dir: mount.dir });
   }
   return { ok: true, resources };
@@ -113,10 +143,12 @@ export function launchSpec(
   dirs: Dirs,
 ): LaunchSpec {
   const id = idOf(m);
+  // nstar-init opens /run/netns/<name>: one component, as validation at install already made sure.
+  if (m.network !== undefined && m.network !== 'host') child(NETNS_DIR, m.network.namespace, 'network namespace name');
   return {
     container: id,
     manifest: m,
-    root: join(dirs.runDir, id),
+    root: runRoot(dirs.runDir, id),
     init,
     args: args.length > 0 ? args : m.args,
     env: {
@@ -128,7 +160,8 @@ export function launchSpec(
     runDir: dirs.runDir,
     dataDir: dirs.dataDir,
     socketDir: dirs.socketDir,
-    resources: Object.fromEntries(resources.map((r) => [r.target, join(dirs.runDir, r.container, r.dir)])),
+    // The resource's dir stays inside that resource's root (a dir of `/../x` would reach any host path).
+    resources: Object.fromEntries(resources.map((r) => [r.target, within(runRoot(dirs.runDir, r.container), r.dir)])),
   };
 }
 

@@ -2,15 +2,13 @@
 // decisions on the supervisor's context. A handler replies at once, forwards
 // the request to a container machine, or queues a flow whose completion
 // (`done`) takes the next step. Nothing here waits or does I/O.
-import { join } from 'node:path';
-
 import type { AnyActorRef } from 'xstate';
 
 import { Logger } from '../log.js';
 import { errors, type ExitStatus } from '../model/errors.js';
 import type { ContainerInput } from './container.js';
 import type { ContainerRequest, ContainerStatus } from './container-events.js';
-import { checkEnvironment, checkSignal, idOf, launchSpec, mountInput, resolveInit, resolveResources, type NpkInfo } from './plan.js';
+import { checkEnvironment, checkSignal, idOf, launchSpec, mountInput, persistPath, resolveInit, resolveResources, type NpkInfo } from './plan.js';
 import { fail, ok, signalName, type Reply } from './reply.js';
 import type { ContainerData, ContainerResult, Notification, Request } from './requests.js';
 import {
@@ -119,9 +117,20 @@ function start(c: SupervisorContext, r: Extract<Request, { type: 'start' }>, rep
   if (badEnv) return reply(fail(badEnv));
   const init = resolveInit(entry.manifest, r.init);
   if (!init) return reply(fail(errors.isResource(entry.id)));
-  const installed = Object.values(c.containers).filter((e) => !e.removing).map((e) => e.id);
-  const resolved = resolveResources(entry.id, entry.manifest, installed);
-  if (!resolved.ok) return reply(fail(resolved.error));
+  const keyed = (e: Entry) => c.repositories.get(e.repository)?.key !== undefined;
+  const installed = Object.values(c.containers).filter((e) => !e.removing).map((e) => ({ id: e.id, keyed: keyed(e) }));
+  const resolved = resolveResources(entry.id, entry.manifest, installed, keyed(entry));
+  if (!resolved.ok) {
+    log.warn(`${entry.id}: ${resolved.error.message}`);
+    return reply(fail(resolved.error));
+  }
+  let spec;
+  try {
+    spec = launchSpec(entry.manifest, init, r.arguments, r.environment, resolved.resources, c.config);
+  } catch (e) {
+    // A path that would leave its base (safe-path.ts); validation at install should have refused it.
+    return reply(fail(errors.startFailed(entry.id, e instanceof Error ? e.message : String(e), e)));
+  }
 
   const resources = [...new Set(resolved.resources.map((x) => x.container))];
   fx.assign((cc) => ({ users: { ...cc.users, [entry.id]: resources } }));
@@ -129,14 +138,14 @@ function start(c: SupervisorContext, r: Extract<Request, { type: 'start' }>, rep
     id: entry.id,
     ref: entry.ref,
     resources: resources.map((id) => ({ id, ref: c.containers[id]!.ref })),
-    order: { spec: launchSpec(entry.manifest, init, r.arguments, r.environment, resolved.resources, c.config), requestedAt },
+    order: { spec, requestedAt },
     now: c.now,
   };
   fx.flow('startFlow', input, { kind: 'start', id: entry.id, reply: reply as Reply });
 }
 
 function install(c: SupervisorContext, r: Extract<Request, { type: 'install' }>, reply: Reply<unknown>, fx: Effects): void {
-  const repository = c.repositories[r.repository];
+  const repository = c.repositories.get(r.repository);
   if (!repository) return reply(fail(errors.invalidRepository(r.repository)));
   const input: InstallInput = { repository, data: r.data };
   if (r.size !== undefined) input.size = r.size;
@@ -177,8 +186,8 @@ export function done(c: SupervisorContext, p: Pending, output: unknown, q: Queue
       return q.run(() => p.reply(fail(errors.installDuplicate(p.id))));
     case 'uninstall.umount': {
       const entry = c.containers[p.id]!;
-      const input: UninstallInput = { repository: c.repositories[entry.repository]!, container: p.id };
-      if (p.wipe) input.wipe = join(c.config.dataDir, entry.manifest.name);
+      const input: UninstallInput = { repository: c.repositories.get(entry.repository)!, container: p.id };
+      if (p.wipe) input.wipe = persistPath(c.config.dataDir, entry.manifest.name);
       return q.spawn('uninstall', input, { kind: 'uninstall.remove', id: p.id, reply: p.reply });
     }
     case 'uninstall.remove': {
@@ -194,7 +203,7 @@ export function done(c: SupervisorContext, p: Pending, output: unknown, q: Queue
 /** An NPK landed in a repository: keep it, unless another repository already has it. */
 function installed(c: SupervisorContext, p: Extract<Pending, { kind: 'install' }>, npk: NpkInfo, q: Queue): void {
   const id = idOf(npk.manifest);
-  const repo = c.repositories[p.repository]!;
+  const repo = c.repositories.get(p.repository)!;
   const prev = c.containers[id];
   if (prev && prev.repository === p.repository) {
     // Two installs of one NPK into one repository raced past its own check.

@@ -61,7 +61,8 @@ export type Pending =
 export interface SupervisorContext {
   config: SupervisorConfig;
   now: () => number;
-  repositories: Record<string, Repository>;
+  /** By id; a Map, because ids come from clients (`__proto__` is an id like any other). */
+  repositories: ReadonlyMap<string, Repository>;
   repositoryOrder: string[];
   containers: Record<string, Entry>;
   /** Started and starting containers → the resources they use. */
@@ -105,7 +106,7 @@ export interface UninstallInput {
 
 /** The container, unless it is being uninstalled. */
 export function live(c: SupervisorContext, id: string): Entry | undefined {
-  const e = c.containers[id];
+  const e = Object.hasOwn(c.containers, id) ? c.containers[id] : undefined;
   return e && !e.removing ? e : undefined;
 }
 

@@ -194,10 +194,10 @@ export const supervisorMachine = setup({
   id: 'supervisor',
   context: ({ input, spawn }) => {
     const now = input.now ?? (() => performance.now());
-    const repositories: Record<string, Repository> = {};
+    const repositories = new Map<string, Repository>();
     const containers: Record<string, Entry> = {};
     for (const repo of input.repositories) {
-      repositories[repo.id] = repo;
+      repositories.set(repo.id, repo);
       for (const [id, stored] of repo.containers) {
         const prev = containers[id];
         if (prev) {

@@ -11,6 +11,9 @@ const NAME = /^[0-9A-Za-z._-]{1,1024}$/;
 export function checkName(name: string): string {
   if (name.length < 1 || name.length > 1024) throw new IdError(`invalid name "${name}": length must be 1..=1024`);
   if (!NAME.test(name)) throw new IdError(`invalid name "${name}": only [0-9A-Za-z._-] are allowed`);
+  // Deviation 19 (spec/README.md): Northstar's character class lets these two
+  // through, but a name is a directory under data_dir and run_dir.
+  if (name === '.' || name === '..') throw new IdError(`invalid name "${name}": "." and ".." are not allowed`);
   return name;
 }
 

@@ -27,6 +27,54 @@ export class Lit {
 
 export type Format = 'yaml' | 'json' | 'toml';
 
+/**
+ * The largest manifest text we read. Real manifests are a few KiB; the yaml
+ * library parses well under 1 MB/s on the main thread, so this bounds what
+ * one install may cost there (under a second on these machines, measured
+ * with 256 KiB of list items or of nested `- `).
+ */
+export const MAX_DOCUMENT_BYTES = 256 << 10;
+
+/**
+ * Flow collections (`[`, `{`) nested deeper than this skip the YAML reader:
+ * it overflows its stack at about 800 levels anyway, and takes seconds to get
+ * there on a long run of brackets. Counted on the raw text, so brackets inside
+ * strings count too, which only a document built to be hostile has this many of.
+ */
+const MAX_FLOW_DEPTH = 512;
+
+function flowDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
+  }
+  return max;
+}
+
+/**
+ * Nodes the YAML tree may expand to, per byte of text. Without aliases a
+ * document has fewer nodes than bytes; nested aliases (`b: &b [*a, *a, ...]`)
+ * multiply, so 400 bytes can stand for billions of nodes: an alias bomb.
+ */
+const NODES_PER_BYTE = 2;
+const MIN_NODES = 1024;
+
+/** Counts the nodes fromYaml produces; throws once aliases expand past the bound. */
+class Budget {
+  private left: number;
+  constructor(private readonly limit: number) {
+    this.left = limit;
+  }
+  spend(path: string): void {
+    if (--this.left < 0) {
+      throw new ManifestError(path, `YAML aliases expand to more than ${this.limit} nodes (an alias bomb?): refused`);
+    }
+  }
+}
+
 /** Sets a key without ever touching the prototype (a manifest may name an env var `__proto__`). */
 export function put(obj: Record<string, unknown>, key: string, value: unknown): void {
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
@@ -43,10 +91,14 @@ function firstLine(e: unknown): string {
 
 /** Parses YAML, then JSON, then TOML; the first that yields a mapping wins. */
 export function readDocument(text: string): { value: Record<string, unknown>; format: Format } {
+  const size = Buffer.byteLength(text, 'utf8');
+  if (size > MAX_DOCUMENT_BYTES) throw new ManifestError('', `the manifest is ${size} bytes, more than ${MAX_DOCUMENT_BYTES}`);
   let yamlError: string;
-  const doc = parseDocument(text, { intAsBigInt: true, uniqueKeys: false });
-  if (doc.errors.length === 0) {
-    const value = fromYaml(doc, doc.contents, '');
+  const doc = flowDepth(text) > MAX_FLOW_DEPTH ? undefined : parseDocument(text, { intAsBigInt: true, uniqueKeys: false });
+  if (doc === undefined) {
+    yamlError = `flow collections nested deeper than ${MAX_FLOW_DEPTH}`;
+  } else if (doc.errors.length === 0) {
+    const value = fromYaml(doc, doc.contents, '', new Budget(MIN_NODES + NODES_PER_BYTE * size));
     if (isMapping(value)) return { value: value as Record<string, unknown>, format: 'yaml' };
     yamlError = 'the document is not a mapping';
   } else {
@@ -70,9 +122,12 @@ function localTag(node: { tag?: string | undefined }): string | undefined {
   return t !== undefined && t.startsWith('!') && !t.startsWith('!!') ? t.slice(1) : undefined;
 }
 
-function fromYaml(doc: Document, node: unknown, path: string): unknown {
+// Aliases are resolved here, node by node (the yaml library's maxAliasCount
+// guards only its own toJS), so the budget bounds what they expand to.
+function fromYaml(doc: Document, node: unknown, path: string, budget: Budget): unknown {
+  budget.spend(path);
   if (node === null || node === undefined) return null;
-  if (isAlias(node)) return fromYaml(doc, node.resolve(doc), path);
+  if (isAlias(node)) return fromYaml(doc, node.resolve(doc), path, budget);
   if (isScalar(node)) {
     const tag = localTag(node);
     const v = node.value;
@@ -89,19 +144,19 @@ function fromYaml(doc: Document, node: unknown, path: string): unknown {
     const obj: Record<string, unknown> = {};
     for (const pair of node.items) {
       if (!isPair(pair)) continue;
-      const key = fromYaml(doc, pair.key, path);
+      const key = fromYaml(doc, pair.key, path, budget);
       const k = key instanceof Lit ? key.source : key;
       if (typeof k !== 'string') throw new ManifestError(path, `map keys must be strings, got ${JSON.stringify(String(k))}`);
       const p = path === '' ? k : `${path}.${k}`;
       // serde_with maps_duplicate_key_is_error (mounts, rlimits) and serde's duplicate field error.
       if (Object.hasOwn(obj, k)) throw new ManifestError(p, 'duplicate key');
-      put(obj, k, fromYaml(doc, pair.value, p));
+      put(obj, k, fromYaml(doc, pair.value, p, budget));
     }
     const tag = localTag(node);
     return tag === undefined ? obj : new Tagged(tag, obj);
   }
   if (isSeq(node)) {
-    const arr = node.items.map((item, i) => fromYaml(doc, item as Node, `${path}[${i}]`));
+    const arr = node.items.map((item, i) => fromYaml(doc, item as Node, `${path}[${i}]`, budget));
     const tag = localTag(node);
     return tag === undefined ? arr : new Tagged(tag, arr);
   }

@@ -4,6 +4,7 @@
 import { checkName, IdError, parseVersion } from './container-id.js';
 import { CAPABILITIES, LIMITS, ManifestError, RESERVED_ENV } from './manifest-schema.js';
 import type { Manifest, Mount, SchedPolicy, Seccomp } from './manifest.js';
+import { componentProblem } from './safe-path.js';
 import { canonicalVersionReq } from './version-req.js';
 
 function fail(path: string, rule: string): never {
@@ -21,9 +22,14 @@ export function validate(m: Manifest): void {
   }
   if (m.sched) checkPolicy(m.sched.policy);
   checkMounts(m.mounts);
-  if (m.network !== undefined && m.network !== 'host' && bytes(m.network.namespace) > LIMITS.netnsLength) {
-    fail('network.namespace', `network namespace name exceeds ${LIMITS.netnsLength} characters`);
+  if (m.network !== undefined && m.network !== 'host') {
+    const ns = m.network.namespace;
+    if (bytes(ns) > LIMITS.netnsLength) fail('network.namespace', `network namespace name exceeds ${LIMITS.netnsLength} characters`);
+    // The name is a file in /run/netns: one path component, never a way out of it.
+    const bad = componentProblem(ns);
+    if (bad !== undefined) fail('network.namespace', `invalid network namespace name ${JSON.stringify(ns)}: ${bad}`);
   }
+  checkSockets(m.sockets);
   if (m.seccomp) checkSeccomp(m.seccomp);
   if (m.selinux) {
     for (const key of ['mount_context', 'exec'] as const) {
@@ -92,9 +98,34 @@ function components(p: string): string[] {
   return p.startsWith('/') ? ['/', ...parts] : parts;
 }
 
+/** A socket name is part of a file name in socket_dir, created and chowned by the runtime. */
+function checkSockets(sockets: Record<string, unknown>): void {
+  for (const name of Object.keys(sockets)) {
+    const bad = componentProblem(name);
+    if (bad !== undefined) fail(`sockets.${name}`, `invalid socket name ${JSON.stringify(name)}: ${bad}`);
+  }
+}
+
+/**
+ * A path inside a container root: absolute, without `..` or NUL. Targets are
+ * joined to the root on the host before pivot_root, and a resource's dir to
+ * the resource's root: `..` would climb out of either.
+ */
+function checkRootPath(p: string, path: string, what: string): void {
+  if (!p.startsWith('/')) fail(path, `${what} must be absolute, got ${JSON.stringify(p)}`);
+  if (p.includes('\0')) fail(path, `${what} must not contain a NUL character`);
+  if (p.split('/').includes('..')) fail(path, `${what} must not contain "..", got ${JSON.stringify(p)}`);
+}
+
 function checkMounts(mounts: Record<string, Mount>): void {
+  // Deviation: Northstar checks only bind targets, and only that they are
+  // absolute; a relative or `..` target of any type failed only at start.
+  for (const t of Object.keys(mounts)) if (mounts[t]!.type !== 'bind') checkRootPath(t, `mounts.${t}`, 'mount target');
   const binds = Object.keys(mounts).filter((t) => mounts[t]!.type === 'bind').sort();
-  for (const t of binds) if (!t.startsWith('/')) fail(`mounts.${t}`, 'bind mount target must be absolute');
+  for (const t of binds) {
+    if (!t.startsWith('/')) fail(`mounts.${t}`, 'bind mount target must be absolute');
+    checkRootPath(t, `mounts.${t}`, 'bind mount target');
+  }
   // Northstar compares each sorted target with the previous one only, which misses
   // "/lib" vs "/lib/a" when "/lib-x" sorts between them; we compare every pair.
   // "/" itself never counts as a prefix (as in Northstar).
@@ -111,6 +142,7 @@ function checkMounts(mounts: Record<string, Mount>): void {
     if (m.type !== 'resource') continue;
     if (m.options.includes('rec')) fail(`mounts.${target}.options`, 'rec is not allowed on a resource mount (non-bind mounts must not be recursive)');
     if (!m.dir.startsWith('/')) fail(`mounts.${target}.dir`, `resource directory must be absolute, got "${m.dir}"`);
+    checkRootPath(m.dir, `mounts.${target}.dir`, 'resource directory');
     try {
       canonicalVersionReq(m.version);
     } catch (e) {

@@ -123,6 +123,11 @@ function collectRules(seccomp: Seccomp, arch: SeccompArch, caps: Set<string>): M
   return rules;
 }
 
+/** A syscall on some architecture we know (or a 32-bit name the default profile lists). */
+export function isKnownSyscall(name: string): boolean {
+  return PROFILE_NAMES.has(name) || Object.values(TABLES).some((t) => Object.hasOwn(t, name));
+}
+
 /** Names of other architectures' syscalls (32-bit variants and the like) that the default profile lists. */
 const PROFILE_NAMES = new Set([...BASE, ...Object.values(BASE_BY_ARCH).flat(), ...Object.values(BY_CAPABILITY).flat()]);
 

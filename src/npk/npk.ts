@@ -16,6 +16,7 @@ import { parse } from 'yaml';
 import { Logger } from '../log.js';
 import type { VerityInfo } from '../machines/contracts.js';
 import type { Manifest } from '../model/manifest.js';
+import { manifestWarnings } from '../model/manifest-warnings.js';
 import { COMPATIBLE } from '../model/version.js';
 import { NpkError } from './error.js';
 import { parseManifestText } from './manifest-io.js';
@@ -155,6 +156,7 @@ async function readNpk(fd: number, path: string, opts: OpenOptions): Promise<Npk
   }
   const manifestText = manifestBuf.toString('utf8');
   const manifest = parseManifestText(manifestText);
+  warnings.push(...manifestWarnings(manifest));
   if (opts.key && signature) verity = await readVerity(fd, fsImg, signature);
   for (const w of warnings) log.warn(`${path}: ${w}`);
   return {
