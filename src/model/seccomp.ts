@@ -132,19 +132,12 @@ export function isKnownSyscall(name: string): boolean {
 const PROFILE_NAMES = new Set([...BASE, ...Object.values(BASE_BY_ARCH).flat(), ...Object.values(BY_CAPABILITY).flat()]);
 
 /**
- * A name that is a syscall nowhere we know of is most likely a typo: an error.
- * One known on another architecture (the other table, or a 32-bit name the
- * default profile lists, like `chown32`) is skipped, so manifests written for
- * other targets still run, as in Northstar.
+ * Names that are no syscall on `arch` are skipped, as in Northstar
+ * (spec/manifest.md: unknown names are silently ignored): manifests written for
+ * other targets still run, and a typo was already named in a WARN at install
+ * (`isKnownSyscall`).
  */
 function checkNames(names: string[], arch: SeccompArch): void {
-  const known = (n: string) => PROFILE_NAMES.has(n) || Object.values(TABLES).some((t) => Object.hasOwn(t, n));
-  const unknown = names.filter((n) => !known(n));
-  if (unknown.length > 0) {
-    throw new ManifestError(
-      `seccomp.allow: ${unknown.map((n) => `"${n}"`).join(', ')} ${unknown.length === 1 ? 'is not a syscall' : 'are not syscalls'} on any architecture we know`,
-    );
-  }
   for (const n of names) {
     if (syscallNumber(n, arch) === undefined) log.debug(`seccomp.allow: skipping ${n}, not a syscall on ${arch}`);
   }
