@@ -112,8 +112,16 @@ function renderActors() {
 // --- chart ----------------------------------------------------------------
 
 async function renderChart(a) {
-  const graph = await graphOf(a.machine);
-  const laid = await layoutOf(a.machine, graph);
+  let graph;
+  let laid;
+  try {
+    graph = await graphOf(a.machine);
+    laid = await layoutOf(a.machine, graph);
+  } catch (e) {
+    app.layouts.delete(a.machine);
+    $('chart').textContent = `no chart for ${a.machine}: ${e.message ?? e}`;
+    return;
+  }
   if (app.selected !== a.session) return;
   $('chart').innerHTML = chartSvg(graph, laid);
   $('chart').dataset.machine = a.machine;
