@@ -91,6 +91,8 @@ interface Entry {
   rec: EventRecord;
   event: object;
   context?: unknown;
+  /** Transitions taken while processing it (until its snapshot settles). */
+  taken?: Taken[];
 }
 
 interface TransitionLike {
@@ -120,7 +122,6 @@ export class Recorder {
   /** History by actor name: a restarted machine (a new session, the same name) continues it. */
   private readonly histories = new Map<string, Entry[]>();
   private readonly pending = new WeakMap<object, Entry>();
-  private readonly steps = new Map<string, Taken[]>();
   private readonly listeners = new Set<(c: Change) => void>();
   private readonly dirty = new Set<string>();
   private flushScheduled = false;
@@ -142,10 +143,11 @@ export class Recorder {
         if (this.actors.has(ref.sessionId)) this.recordEvent(ref, ev.event, ev.sourceRef as unknown as ActorLike | undefined);
         break;
       case '@xstate.microstep':
-        if (this.actors.has(ref.sessionId)) this.recordSteps(ref, ev._transitions as unknown as TransitionLike[]);
+        this.recordSteps(ev.event, ev._transitions as unknown as TransitionLike[]);
         break;
       case '@xstate.action':
-        if (this.actors.has(ref.sessionId)) this.recordAction(ref, ev.action);
+        // Only delayed raises matter (timers); every other action passes by.
+        if (ev.action.type === 'xstate.raise' && this.actors.has(ref.sessionId)) this.recordTimer(ref, ev.action.params);
         break;
       case '@xstate.snapshot':
         if (this.actors.has(ref.sessionId)) this.recordSnapshot(ref, ev.event, ev.snapshot as { value?: StateValue; status?: string; context?: unknown });
@@ -255,32 +257,30 @@ export class Recorder {
     h.push(entry);
     if (h.length > this.history) h.splice(0, h.length - this.history);
     this.pending.set(event, entry);
-    this.steps.set(ref.sessionId, []);
     if (info.timers.length) info.timers = info.timers.filter((t) => t.event !== event.type);
   }
 
-  private recordSteps(ref: ActorLike, transitions: TransitionLike[]): void {
-    const steps = this.steps.get(ref.sessionId);
-    if (!steps) return;
+  /** Microsteps carry the event being processed: its entry collects the transitions. */
+  private recordSteps(event: object, transitions: TransitionLike[]): void {
+    const entry = this.pending.get(event);
+    if (!entry) return;
     for (const t of transitions) {
-      for (const target of t.target ?? []) steps.push({ source: t.source.path.join('.'), target: target.path.join('.') });
+      for (const target of t.target ?? []) (entry.taken ??= []).push({ source: t.source.path.join('.'), target: target.path.join('.') });
     }
   }
 
-  /** Delayed transitions are raised events with a delay; a state's exit cancels them. */
-  private recordAction(ref: ActorLike, action: { type: string; params: unknown }): void {
+  /** Delayed transitions are raised events with a delay; leaving their state cancels them. */
+  private recordTimer(ref: ActorLike, params: unknown): void {
     const info = this.actors.get(ref.sessionId)!;
-    if (action.type === 'xstate.raise') {
-      const p = action.params as { event?: { type?: string }; delay?: unknown; id?: string } | undefined;
-      const type = p?.event?.type;
-      if (typeof type !== 'string' || typeof p?.delay !== 'number' || !type.startsWith('xstate.after.')) return;
-      const m = this.machines.get(info.machine);
-      const m2 = /^xstate\.after\.([^.]+)\.(.+)$/.exec(type);
-      const stateId = m2?.[2] ?? '';
-      const path = m && stateId.startsWith(`${m.id}.`) ? stateId.slice(m.id.length + 1) : stateId;
-      info.timers = [...info.timers.filter((t) => t.path !== path), { label: eventLabel(type), event: type, path, delayMs: p.delay, due: Date.now() + p.delay }];
-      this.touch(ref.sessionId);
-    }
+    const p = params as { event?: { type?: string }; delay?: unknown } | undefined;
+    const type = p?.event?.type;
+    if (typeof type !== 'string' || typeof p?.delay !== 'number' || !type.startsWith('xstate.after.')) return;
+    // "xstate.after.<delay>.<machine id>.<state path>"
+    const m = this.machines.get(info.machine);
+    const stateId = /^xstate\.after\.[^.]+\.(.+)$/.exec(type)?.[1] ?? '';
+    const path = m && stateId.startsWith(`${m.id}.`) ? stateId.slice(m.id.length + 1) : stateId;
+    info.timers = [...info.timers.filter((t) => t.path !== path), { label: eventLabel(type), event: type, path, delayMs: p.delay, due: Date.now() + p.delay }];
+    this.touch(ref.sessionId);
   }
 
   private recordSnapshot(ref: ActorLike, event: object, snapshot: { value?: StateValue; status?: string; context?: unknown }): void {
@@ -298,9 +298,8 @@ export class Recorder {
       this.pending.delete(event);
       entry.rec.state = state;
       entry.context = snapshot.context;
-      const taken = this.steps.get(ref.sessionId);
-      if (taken?.length) entry.rec.taken = taken;
-      this.steps.delete(ref.sessionId);
+      if (entry.taken) entry.rec.taken = entry.taken;
+      entry.taken = undefined;
       this.emit({ kind: 'event', event: entry.rec });
     }
     this.touch(ref.sessionId);
