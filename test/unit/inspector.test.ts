@@ -11,6 +11,7 @@ import { exportChart, runtimeMachine } from '../../src/inspector/export.js';
 import { parseBind, startInspector } from '../../src/inspector/inspector.js';
 import { Recorder, type Change } from '../../src/inspector/recorder.js';
 import { REDACTED, redact } from '../../src/inspector/redact.js';
+import { ConfigError, parseConfig } from '../../src/model/config.js';
 import { insertBySeq, readRecording, parseJsonLines, sortActors } from '../../src/inspector/page/events.js';
 
 const machine = setup({
@@ -299,6 +300,17 @@ describe('recorder: names, history, payloads, timers', () => {
     a.send({ type: 'request', request: { type: 'start', container: 'hello:0.0.1', environment: { A: 'x' } } } as never);
     assert.equal(r.events(a.sessionId).at(-1)!.label, 'request: start hello:0.0.1');
     a.stop();
+  });
+});
+
+describe('[inspector] history', () => {
+  const base = 'run_dir = "/r"\ndata_dir = "/d"\nsocket_dir = "/s"\ncgroup = "n"\n[inspector]\nbind = "127.0.0.1:4201"\n';
+  test('bounds the events kept per machine; absent, the inspector keeps its default of 1000', () => {
+    assert.equal(parseConfig(`${base}history = 50\n`).inspector!.history, 50);
+    assert.equal(parseConfig(base).inspector!.history, undefined);
+    assert.equal(new Recorder().history, 1000);
+    assert.throws(() => parseConfig(`${base}history = 0\n`), (e: unknown) => e instanceof ConfigError && e.field === 'inspector.history');
+    assert.throws(() => parseConfig(`${base}history = "many"\n`), (e: unknown) => e instanceof ConfigError && e.field === 'inspector.history');
   });
 });
 

@@ -254,7 +254,7 @@ function eventRow(e, fresh) {
   tr.dataset.seq = String(e.seq);
   tr.dataset.name = e.name;
   tr.dataset.source = e.source ?? '';
-  tr.title = `${e.name}: ${e.type}${e.source ? ` from ${e.source}` : ''}`;
+  tr.title = `${e.name}: ${e.label} (${e.type})${e.source ? ` from ${e.source}` : ''}`;
   if (fresh) tr.className = 'fresh';
   const label = $('all-actors').checked ? `${e.name}: ${e.label}` : e.label;
   for (const text of [fmtTime(e.time), label, (e.state ?? []).join(', ')]) {
