@@ -37,6 +37,8 @@ export interface ActorInfo {
   state: string[];
   /** XState snapshot status: active, done, error, stopped. */
   status: string;
+  /** Still in the state it started in (a container never mounted): listed after the busy ones. */
+  idle: boolean;
   updated: number;
   /** Delayed transitions waiting in the current state. */
   timers: Timer[];
@@ -122,6 +124,7 @@ export class Recorder {
   /** History by actor name: a restarted machine (a new session, the same name) continues it. */
   private readonly histories = new Map<string, Entry[]>();
   private readonly pending = new WeakMap<object, Entry>();
+  private readonly firstStates = new Map<string, string>();
   private readonly listeners = new Set<(c: Change) => void>();
   private readonly dirty = new Set<string>();
   private flushScheduled = false;
@@ -225,6 +228,7 @@ export class Recorder {
       ...(ref._parent ? { parent: ref._parent.sessionId } : {}),
       state: [],
       status: 'active',
+      idle: true,
       updated: Date.now(),
       timers: [],
     };
@@ -286,6 +290,9 @@ export class Recorder {
   private recordSnapshot(ref: ActorLike, event: object, snapshot: { value?: StateValue; status?: string; context?: unknown }): void {
     const info = this.actors.get(ref.sessionId)!;
     const state = snapshot.value === undefined ? [] : leafPaths(snapshot.value);
+    const first = this.firstStates.get(ref.sessionId);
+    if (!first) this.firstStates.set(ref.sessionId, state.join());
+    info.idle = !first || first === state.join();
     info.state = state;
     info.status = snapshot.status ?? info.status;
     info.updated = Date.now();
@@ -329,7 +336,10 @@ export class Recorder {
     if (this.actors.size > this.maxActors) {
       const stopped = [...this.actors.values()].filter((a) => a.status !== 'active').sort((a, b) => a.updated - b.updated);
       const victims = stopped.length ? stopped : [...this.actors.values()].sort((a, b) => a.updated - b.updated);
-      for (const v of victims.slice(0, this.actors.size - this.maxActors)) this.actors.delete(v.session);
+      for (const v of victims.slice(0, this.actors.size - this.maxActors)) {
+        this.actors.delete(v.session);
+        this.firstStates.delete(v.session);
+      }
     }
     // Histories outlive their sessions (restarts), but not without bound: the
     // least recently registered names without a live actor go first.

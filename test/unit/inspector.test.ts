@@ -243,6 +243,9 @@ describe('recorder: names, history, payloads, timers', () => {
     const a = createActor(machine, { inspect: r.inspect }).start();
     assert.match(a.id, /^x:\d+$/);
     assert.equal(r.actorList()[0].name, 'container');
+    assert.equal(r.actorList()[0].idle, true, 'still in its first state');
+    a.send({ type: 'mount' });
+    assert.equal(r.actorList()[0].idle, false);
     assert.equal(r.events(a.sessionId)[0].name, 'container');
     a.stop();
   });
@@ -356,9 +359,9 @@ describe('page data', () => {
     assert.deepEqual(list.map((e) => e.seq), [1, 573, 574, 575]);
   });
 
-  test('machines sort running first, then by name', () => {
-    const a = (name: string, status: string) => ({ name, status, session: name });
-    assert.deepEqual(sortActors([a('b', 'stopped'), a('z', 'active'), a('a', 'active')]).map((x) => x.name), ['a', 'z', 'b']);
+  test('machines sort running first (idle ones after busy ones), stopped last, then by name', () => {
+    const a = (name: string, status: string, idle = false) => ({ name, status, idle, session: name });
+    assert.deepEqual(sortActors([a('b', 'stopped'), a('y', 'active', true), a('z', 'active'), a('a', 'active')]).map((x) => x.name), ['a', 'z', 'y', 'b']);
   });
 
   test('a recording reads back into histories and details; other files are refused', () => {

@@ -3,7 +3,7 @@ import type { ChartGraph } from '../graph.js';
 import type { ActorInfo, EventDetail, EventRecord } from '../recorder.js';
 
 export declare function insertBySeq(list: { seq: number }[], rec: { seq: number }): number;
-export declare function sortActors<T extends Pick<ActorInfo, 'status' | 'name' | 'session'>>(actors: Iterable<T>): T[];
+export declare function sortActors<T extends Pick<ActorInfo, 'status' | 'name' | 'session'> & { idle?: boolean }>(actors: Iterable<T>): T[];
 export declare function fmtTime(ms: number): string;
 export interface Recording {
   created: number;

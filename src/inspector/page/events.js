@@ -22,9 +22,9 @@ export function insertBySeq(list, rec) {
   return lo;
 }
 
-/** Running machines first, then by name. */
+/** Running machines first (busy, then idle in their first state), stopped ones last; then by name. */
 export function sortActors(actors) {
-  const rank = (a) => (a.status === 'active' ? 0 : 1);
+  const rank = (a) => (a.status !== 'active' ? 2 : a.idle ? 1 : 0);
   return [...actors].sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name) || a.session.localeCompare(b.session));
 }
 
