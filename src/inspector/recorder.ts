@@ -106,6 +106,21 @@ function isMachine(logic: unknown): logic is AnyStateMachine {
   return typeof logic === 'object' && logic !== null && 'root' in logic && 'id' in logic && typeof (logic as { transition?: unknown }).transition === 'function';
 }
 
+/**
+ * The event as kept in the history: a request's `reply` callback would hold
+ * whatever its closure holds (a console connection, long closed) for as long
+ * as the event stays in the history, so callbacks are kept by name only.
+ */
+function withoutCallbacks(event: object): object {
+  let copy: Record<string, unknown> | undefined;
+  for (const [k, v] of Object.entries(event)) {
+    if (typeof v !== 'function') continue;
+    copy ??= { ...event };
+    copy[k] = `‹function ${(v as { name?: string }).name || 'anonymous'}›`;
+  }
+  return copy ?? event;
+}
+
 /** "request: start hello:0.0.1" for the supervisor's requests. */
 function requestLabel(event: { type: string; request?: unknown }): string | undefined {
   const r = event.request as { type?: unknown; container?: unknown; containers?: unknown } | undefined;
@@ -255,7 +270,7 @@ export class Recorder {
       label: requestLabel(event) ?? eventLabel(event.type, srcOf),
       ...(source ? { source: srcOf(source.id) ?? source.id } : {}),
     };
-    const entry: Entry = { rec, event };
+    const entry: Entry = { rec, event: withoutCallbacks(event) };
     let h = this.histories.get(info.name);
     if (!h) this.histories.set(info.name, (h = []));
     h.push(entry);
