@@ -124,7 +124,7 @@ export class Runtime {
     if (config.inspector) {
       // Loaded only when configured: the inspector is a development tool.
       const { startInspector } = await import('./inspector/inspector.js');
-      const inspector = await startInspector({ bind: config.inspector.bind });
+      const inspector = await startInspector({ bind: config.inspector.bind, history: config.inspector.history });
       parts.inspector = inspector;
       this.inspectorUrl = inspector.url;
       const outer = inspect;

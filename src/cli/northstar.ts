@@ -57,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
   let runtime: Runtime | undefined;
   try {
     const config = await configFrom(opts);
-    if (opts.inspect) config.inspector = { bind: opts.inspect === true ? '127.0.0.1:4201' : opts.inspect };
+    if (opts.inspect) config.inspector = { ...config.inspector, bind: opts.inspect === true ? '127.0.0.1:4201' : opts.inspect };
     const level = parseLevel(process.env.NSTAR_LOG) ?? config.log.level;
     setLevel(level);
     runtime = await Runtime.start(config);

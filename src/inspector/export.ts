@@ -3,7 +3,7 @@
 // for the definitions; a running daemon's inspector serves the same SVG with
 // the current state highlighted at /api/actors/<session>/chart.svg.
 import type { AnyStateMachine } from 'xstate';
-import { chartMermaid, chartSvg, type Direction } from './chart.js';
+import { chartMermaid, chartSvg, layoutChart } from './chart.js';
 import { activePaths, machineGraph } from './graph.js';
 
 export type ChartFormat = 'svg' | 'mermaid';
@@ -15,9 +15,9 @@ export async function runtimeMachine(name: string): Promise<AnyStateMachine> {
   throw new Error(`chart: no machine named "${name}" (known: container, supervisor)`);
 }
 
-/** One machine as SVG (active leaf paths highlighted) or Mermaid text. */
-export function exportChart(machine: AnyStateMachine, format: ChartFormat, opts: { active?: string[]; direction?: Direction } = {}): string {
+/** One machine as SVG (active leaf paths highlighted; laid out in a worker thread) or Mermaid text. */
+export async function exportChart(machine: AnyStateMachine, format: ChartFormat, opts: { active?: string[] } = {}): Promise<string> {
   const graph = machineGraph(machine);
   if (format === 'mermaid') return chartMermaid(graph);
-  return chartSvg(graph, activePaths(opts.active ?? []), opts.direction);
+  return chartSvg(graph, await layoutChart(graph), activePaths(opts.active ?? []));
 }

@@ -115,12 +115,5 @@ export function leafPaths(value: StateValue, prefix = ''): string[] {
   return out;
 }
 
-/** Every active state path (leaves and their ancestors), for highlighting. */
-export function activePaths(leaves: string[]): string[] {
-  const out = new Set<string>();
-  for (const leaf of leaves) {
-    const parts = leaf.split('.');
-    for (let i = 1; i <= parts.length; i++) out.add(parts.slice(0, i).join('.'));
-  }
-  return [...out];
-}
+/** Every active state path (leaves and their ancestors), for highlighting: one implementation, shared with the page. */
+export { activePaths } from './page/chart.js';

@@ -11,6 +11,12 @@
 // Main thread. A slow or stuck browser never slows the runtime: each page has
 // a bounded queue; when its socket does not drain, further changes are dropped
 // and the page is told how many, then it reloads the current state.
+// Charts are laid out by elkjs: in the page, from its bundled build served
+// here, or in a worker thread for the .svg URLs (chart.ts); never here.
+// Recordings (/api/export.jsonl, .msgpack) carry the machines' graphs and the
+// history with payloads and contexts, redacted (redact.ts); the page opens
+// them offline.
+import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -18,7 +24,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { InspectionEvent } from 'xstate';
 import { Logger } from '../log.js';
-import { chartMermaid, chartSvg } from './chart.js';
+import { Packr } from 'msgpackr';
+import { chartMermaid, chartSvg, elkBundlePath, layoutChart, type ElkNode } from './chart.js';
 import { activePaths, machineGraph, type ChartGraph } from './graph.js';
 import { Recorder, type Change, type RecorderOptions } from './recorder.js';
 
@@ -40,10 +47,18 @@ export interface Inspector {
 
 const log = new Logger('inspector');
 const pageDir = join(dirname(fileURLToPath(import.meta.url)), 'page');
-const STATIC: Record<string, [file: string, type: string]> = {
-  '/': ['index.html', 'text/html; charset=utf-8'],
-  '/app.js': ['app.js', 'text/javascript; charset=utf-8'],
-  '/app.css': ['app.css', 'text/css; charset=utf-8'],
+const require = createRequire(import.meta.url);
+const JS = 'text/javascript; charset=utf-8';
+/** The page's files, and the two browser builds it uses (resolved from their packages: the daemon bundle has no node_modules beside it). */
+const STATIC: Record<string, [path: () => string, type: string]> = {
+  '/': [() => join(pageDir, 'index.html'), 'text/html; charset=utf-8'],
+  '/app.js': [() => join(pageDir, 'app.js'), JS],
+  '/chart.js': [() => join(pageDir, 'chart.js'), JS],
+  '/events.js': [() => join(pageDir, 'events.js'), JS],
+  '/app.css': [() => join(pageDir, 'app.css'), 'text/css; charset=utf-8'],
+  '/elk.js': [elkBundlePath, JS],
+  // The package exports no subpath for it: it sits beside its Node build.
+  '/msgpackr.js': [() => join(dirname(require.resolve('msgpackr')), 'index.min.js'), JS],
 };
 
 /** Splits "host:port" and "[::1]:port". */
@@ -65,13 +80,20 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
     if (!g && m) graphs.set(key, (g = { ...machineGraph(m), id: key }));
     return g;
   };
+  const layouts = new Map<string, Promise<ElkNode>>();
+  const layoutOf = (key: string, g: ChartGraph): Promise<ElkNode> => {
+    let l = layouts.get(key);
+    if (!l) layouts.set(key, (l = layoutChart(g)));
+    l.catch(() => layouts.delete(key));
+    return l;
+  };
   const unsubscribe = recorder.subscribe((c) => {
     for (const p of pages) p.push(c);
   });
   const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
     try {
-      route(req, res, { recorder, graphOf, pages, maxBufferedBytes: opts.maxBufferedBytes ?? 1 << 20, host });
+      route(req, res, { recorder, graphOf, layoutOf, pages, maxBufferedBytes: opts.maxBufferedBytes ?? 1 << 20, host });
     } catch (e) {
       log.warn(`${req.method} ${req.url}: ${(e as Error).message}`);
       if (!res.headersSent) send(res, 500, 'text/plain', 'internal error');
@@ -107,6 +129,7 @@ async function closeServer(server: Server, sockets: Set<Socket>, pages: Set<Page
 interface Ctx {
   recorder: Recorder;
   graphOf(key: string): ChartGraph | undefined;
+  layoutOf(key: string, g: ChartGraph): Promise<ElkNode>;
   pages: Set<Page>;
   maxBufferedBytes: number;
   host: string;
@@ -130,27 +153,76 @@ function route(req: IncomingMessage, res: ServerResponse, ctx: Ctx): void {
   const url = new URL(req.url ?? '/', 'http://x');
   const path = decodeURIComponent(url.pathname);
   const file = STATIC[path];
-  if (file) return send(res, 200, file[1], readFileSync(join(pageDir, file[0]), 'utf8'));
+  if (file) return send(res, 200, file[1], readFileSync(file[0](), 'utf8'));
   if (path === '/api/actors') return json(res, { actors: ctx.recorder.actorList(), machines: ctx.recorder.machineKeyList() });
   let m = /^\/api\/actors\/([^/]+)\/events$/.exec(path);
   if (m) return json(res, ctx.recorder.events(m[1]));
+  m = /^\/api\/history\/(.+)\/(\d+)$/.exec(path);
+  if (m) {
+    const d = ctx.recorder.detail(m[1], Number(m[2]));
+    return d ? json(res, d) : send(res, 404, 'text/plain', `no event ${m[2]} in the history of ${m[1]}`);
+  }
   m = /^\/api\/actors\/([^/]+)\/chart\.svg$/.exec(path);
   if (m) {
     const a = ctx.recorder.actor(m[1]);
     const g = a && ctx.graphOf(a.machine);
     if (!a || !g) return send(res, 404, 'text/plain', `no actor ${m[1]}`);
-    return send(res, 200, 'image/svg+xml', chartSvg(g, activePaths(a.state), url.searchParams.get('dir') === 'TB' ? 'TB' : 'LR'));
+    return svg(res, ctx, a.machine, g, activePaths(a.state));
   }
   m = /^\/api\/machines\/([^/]+?)(\.json|\.svg|\.mmd)$/.exec(path);
   if (m) {
     const g = ctx.graphOf(m[1]);
     if (!g) return send(res, 404, 'text/plain', `no machine ${m[1]}`);
     if (m[2] === '.json') return json(res, g);
-    if (m[2] === '.svg') return send(res, 200, 'image/svg+xml', chartSvg(g, [], url.searchParams.get('dir') === 'TB' ? 'TB' : 'LR'));
+    if (m[2] === '.svg') return svg(res, ctx, m[1], g, []);
     return send(res, 200, 'text/plain; charset=utf-8', chartMermaid(g));
   }
+  if (path === '/api/export.jsonl' || path === '/api/export.msgpack') return void exportSession(res, ctx, path.endsWith('.msgpack') ? 'msgpack' : 'jsonl');
   if (path === '/api/stream') return void ctx.pages.add(new Page(res, ctx));
   send(res, 404, 'text/plain', 'not found');
+}
+
+function svg(res: ServerResponse, ctx: Ctx, key: string, g: ChartGraph, active: string[]): void {
+  ctx.layoutOf(key, g).then(
+    (laid) => send(res, 200, 'image/svg+xml', chartSvg(g, laid, active)),
+    (e: Error) => {
+      log.warn(e.message);
+      send(res, 500, 'text/plain', e.message);
+    },
+  );
+}
+
+/**
+ * A recording: the machines' graphs, the actors, then every recorded event
+ * with its payload and context (redacted), oldest first. Written a history at
+ * a time, waiting for the socket to drain, so a big session neither blocks
+ * the daemon nor piles up in memory.
+ */
+async function exportSession(res: ServerResponse, ctx: Ctx, format: 'jsonl' | 'msgpack'): Promise<void> {
+  const packr = new Packr({ useRecords: false });
+  const encode = (v: unknown) => (format === 'jsonl' ? JSON.stringify(v) + '\n' : packr.pack(v));
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  res.writeHead(200, {
+    'content-type': format === 'jsonl' ? 'application/x-ndjson' : 'application/x-msgpack',
+    'content-disposition': `attachment; filename="nstar-inspector-${stamp}.${format}"`,
+    'cache-control': 'no-store',
+  });
+  let closed = false;
+  res.on('close', () => (closed = true));
+  const write = async (chunk: string | Buffer) => {
+    if (!res.write(chunk) && !closed) await new Promise((r) => res.once('drain', r).once('close', r));
+  };
+  const machines = Object.fromEntries(ctx.recorder.machineKeyList().map((k) => [k, ctx.graphOf(k)]));
+  await write(encode({ kind: 'recording', version: 1, created: Date.now(), machines }));
+  for (const actor of ctx.recorder.actorList()) await write(encode({ kind: 'actor', actor }));
+  for (const name of ctx.recorder.historyNames()) {
+    for (const line of ctx.recorder.recording(name)) {
+      if (closed) return;
+      await write(encode({ kind: 'event', ...line }));
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  res.end();
 }
 
 /**

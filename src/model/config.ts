@@ -56,8 +56,8 @@ export interface Config {
   loopDeviceTimeoutMs: number;
   verity: Verity;
   pool: { threads: number; minThreads: number; idleTimeoutMs: number };
-  /** The live state-chart page; absent means off. bind is "host:port". */
-  inspector?: { bind: string };
+  /** The live state-chart page; absent means off. bind is "host:port"; history: events kept per machine. */
+  inspector?: { bind: string; history?: number };
   log: { level: Level };
   console: { global?: GlobalConsole; options: ConsoleOptions };
   repositories: Record<string, RepositoryConfig>;
@@ -400,8 +400,10 @@ export function configFromTable(t: Obj, cpus = availableParallelism()): Config {
   if (has(consoleT, 'global')) config.console.global = globalConsole(consoleT.global, 'console.global');
   if (has(t, 'inspector')) {
     const it = table(t.inspector, 'inspector');
-    deny(it, 'inspector', ['bind']);
+    deny(it, 'inspector', ['bind', 'history']);
     config.inspector = { bind: inspectorBind(need(it, 'bind', 'inspector'), 'inspector.bind') };
+    // Events kept per machine; the inspector's default (1000) when absent.
+    if (has(it, 'history')) config.inspector.history = int(it.history, 'inspector.history', 1, 1_000_000);
   }
   const owner = new Map<string, string>();
   for (const [id, r] of Object.entries(repositories)) {

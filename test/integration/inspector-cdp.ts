@@ -159,6 +159,29 @@ export class Tab {
     }
   }
 
+  async navigate(url: string): Promise<void> {
+    await this.browser.send('Page.navigate', { url }, this.sessionId);
+  }
+
+  /** Gives a file input its files, as a user picking them would. */
+  async setFiles(selector: string, files: string[]): Promise<void> {
+    const { root } = await this.browser.send<{ root: { nodeId: number } }>('DOM.getDocument', {}, this.sessionId);
+    const { nodeId } = await this.browser.send<{ nodeId: number }>('DOM.querySelector', { nodeId: root.nodeId, selector }, this.sessionId);
+    await this.browser.send('DOM.setFileInputFiles', { nodeId, files }, this.sessionId);
+  }
+
+  /** Fixes the page's viewport (the window's size includes no browser chrome in headless mode, but be exact). */
+  async setViewport(width: number, height: number): Promise<void> {
+    await this.browser.send('Emulation.setDeviceMetricsOverride', { width, height, deviceScaleFactor: 1, mobile: false }, this.sessionId);
+  }
+
+  /** Dispatches a real mouse click at page coordinates. */
+  async click(x: number, y: number): Promise<void> {
+    for (const type of ['mousePressed', 'mouseReleased']) {
+      await this.browser.send('Input.dispatchMouseEvent', { type, x, y, button: 'left', clickCount: 1 }, this.sessionId);
+    }
+  }
+
   async screenshot(): Promise<Buffer> {
     const { data } = await this.browser.send<{ data: string }>('Page.captureScreenshot', { format: 'png' }, this.sessionId);
     return Buffer.from(data, 'base64');

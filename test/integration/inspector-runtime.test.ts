@@ -1,10 +1,12 @@
 // End to end: the northstar daemon started with `--inspect <bind>`, its page in real
 // headless Chromium. Starting the probe container moves its chart's highlight
 // to started.running; killing it moves the highlight back to mounted; the
-// event log shows the requests and the process facts. Saves a screenshot under
-// test/fixtures/out (ignored by git).
+// event log shows the requests and the process facts; the container's
+// environment values reach neither the page nor a recording. Saves a
+// screenshot under test/fixtures/out (ignored by git).
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -27,11 +29,23 @@ async function freePort(): Promise<number> {
 }
 
 const ID = 'inspected:0.0.1';
+const SECRET = 'inspected-secret-env-value';
+
+function fetchText(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    get(url, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+}
 const active = (path: string) => `document.querySelector('#chart g.state.active[data-path="${path}"]') !== null`;
 
 describe('the runtime inspector in headless Chromium', noChromium ? { skip: noChromium } : privileged({ cgroups: true }), () => {
   test("a started container's chart highlights running, a kill moves it back to mounted", async (t) => {
-    const npk = await fixtureNpk({ name: 'inspected', manifest: { args: ['sleep'] } });
+    const npk = await fixtureNpk({ name: 'inspected', manifest: { args: ['sleep'], env: { PROBE_SECRET: SECRET } } });
     const port = await freePort();
     const h = await startDaemon(t, { repositories: { default: { npks: [npk] } }, args: ['--inspect', `127.0.0.1:${port}`] });
     const url = `http://127.0.0.1:${port}/`;
@@ -56,6 +70,15 @@ describe('the runtime inspector in headless Chromium', noChromium ? { skip: noCh
     for (const type of ['start', 'process.spawned', 'process.started', 'kill', 'process.exit']) {
       assert.ok(types.includes(type), `${type} in the event log: ${types.join(', ')}`);
     }
+    // The start request carried the manifest (and its env) through the machines: redacted on the way out.
+    const start = await tab.evaluate<number>(`Number([...document.querySelectorAll('#events tr')].find((tr) => tr.dataset.type === 'start').dataset.seq)`);
+    const detail = await fetchText(`${url}api/history/${encodeURIComponent(ID)}/${start}`);
+    assert.match(detail, /"PROBE_SECRET":"‹redacted›"/);
+    const recording = await fetchText(`${url}api/export.jsonl`);
+    assert.ok(recording.includes('PROBE_SECRET') && !recording.includes(SECRET), 'the env name is recorded, its value is not');
+    assert.ok(!(await tab.evaluate<string>('document.documentElement.outerHTML')).includes(SECRET));
+    // The SVG export is laid out in a worker thread, from the bundle too (elkjs resolved from its package).
+    assert.match(await fetchText(`${url}api/machines/container.svg`), /data-path="started.running"/);
     const out = join(import.meta.dirname, '../fixtures/out');
     mkdirSync(out, { recursive: true });
     writeFileSync(join(out, 'inspector-runtime.png'), await tab.screenshot());

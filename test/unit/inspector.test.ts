@@ -5,11 +5,14 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { describe, test } from 'node:test';
 import { createActor, fromCallback, fromPromise, setup, waitFor } from 'xstate';
-import { chartMermaid, chartSvg, layoutChart, type Box } from '../../src/inspector/chart.js';
+import { chartEdges, chartMermaid, chartSvg, elkBundlePath, layoutChart, type ElkNode } from '../../src/inspector/chart.js';
 import { activePaths, eventLabel, leafPaths, machineGraph } from '../../src/inspector/graph.js';
 import { exportChart, runtimeMachine } from '../../src/inspector/export.js';
 import { parseBind, startInspector } from '../../src/inspector/inspector.js';
 import { Recorder, type Change } from '../../src/inspector/recorder.js';
+import { REDACTED, redact } from '../../src/inspector/redact.js';
+import { ConfigError, parseConfig } from '../../src/model/config.js';
+import { insertBySeq, readRecording, parseJsonLines, sortActors } from '../../src/inspector/page/events.js';
 
 const machine = setup({
   actors: { mount: fromPromise(async () => 'ok'), process: fromCallback(() => () => undefined) },
@@ -68,38 +71,74 @@ describe('machine graph', () => {
   });
 });
 
+interface Box {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+/** Absolute boxes of every state node in ELK's layout (the page draws the same). */
+function boxesOf(laid: ElkNode): Map<string, Box> {
+  const out = new Map<string, Box>();
+  const walk = (n: ElkNode) => {
+    if (n.id.startsWith('s:')) out.set(n.id.slice(2), { x: n.x!, y: n.y!, w: n.width!, h: n.height! });
+    (n.children ?? []).forEach(walk);
+  };
+  walk(laid);
+  return out;
+}
+
 describe('chart', () => {
   const inside = (a: Box, b: Box) => a.x >= b.x && a.y >= b.y && a.x + a.w <= b.x + b.w && a.y + a.h <= b.y + b.h;
   const overlap = (a: Box, b: Box) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
 
-  for (const dir of ['LR', 'TB'] as const) {
-    test(`${dir} layout nests every state inside its parent and keeps siblings apart`, () => {
-      const g = machineGraph(machine);
-      const { boxes, width, height } = layoutChart(g, dir);
+  for (const name of ['test machine', 'container', 'supervisor']) {
+    test(`ELK lays out the ${name} chart in a worker: every state inside its parent, siblings apart`, async () => {
+      const m = name === 'test machine' ? machine : await runtimeMachine(name);
+      const g = machineGraph(m);
+      const laid = await layoutChart(g);
+      const boxes = boxesOf(laid);
       for (const s of g.states) {
         const b = boxes.get(s.path)!;
-        assert.ok(b.w > 0 && b.h > 0 && b.x + b.w <= width && b.y + b.h <= height, `${s.path} within the chart`);
+        assert.ok(b && b.w > 0 && b.h > 0 && b.x + b.w <= laid.width! && b.y + b.h <= laid.height!, `${s.path} within the chart`);
         if (s.parent !== null) assert.ok(inside(b, boxes.get(s.parent)!), `${s.path} inside ${s.parent}`);
         for (const c of s.children) for (const d of s.children) if (c < d) assert.ok(!overlap(boxes.get(c)!, boxes.get(d)!), `${c} / ${d}`);
+      }
+      // Every drawn edge has a route and its label a place.
+      const { edges } = chartEdges(g);
+      const routed = new Map((laid.edges ?? []).map((e) => [e.id, e]));
+      for (const e of edges) {
+        assert.ok(routed.get(e.id)?.sections?.length, `${e.source} → ${e.target} routed`);
+        assert.ok(routed.get(e.id)?.labels?.[0]?.x !== undefined, `${e.source} → ${e.target} labelled`);
       }
     });
   }
 
-  test('LR layout ranks states by distance from the initial state', () => {
-    const { boxes } = layoutChart(machineGraph(machine), 'LR');
-    const x = (p: string) => boxes.get(p)!.x;
-    assert.ok(x('installed') < x('mounting') && x('mounting') < x('mounted') && x('mounted') < x('starting') && x('starting') < x('running'));
+  test("parallel transitions share one edge; a compound state's own transitions into its children are header notes", () => {
+    const { edges, notes } = chartEdges(machineGraph(machine));
+    const running = edges.filter((e) => e.source === 'running' && e.target === 'mounted');
+    assert.equal(running.length, 1);
+    assert.deepEqual(running[0].lines, ['exit']);
+    const g = machineGraph(machine);
+    g.transitions.push({ source: 'running', target: 'running.paused', event: 'freeze' });
+    assert.deepEqual(chartEdges(g).notes.map((n) => [n.state, n.target, n.events]), [['running', 'running.paused', ['freeze']]]);
+    assert.equal(notes.length, 0);
   });
 
-  test('the SVG has one group per state, marks the active ones and escapes labels', () => {
+  test('the SVG has one group per state, marks the active ones and escapes labels', async () => {
     const g = machineGraph(machine);
     g.transitions.push({ source: 'installed', target: 'mounted', event: '<script>&' });
-    const svg = chartSvg(g, activePaths(['running.paused']));
+    const svg = chartSvg(g, await layoutChart(g), activePaths(['running.paused']));
     assert.equal(svg.match(/<g class="state/g)?.length, g.states.length);
     assert.match(svg, /<g class="state compound[^"]* active" data-path="running">/);
     assert.match(svg, /<g class="state atomic leaf active" data-path="running.paused">/);
     assert.doesNotMatch(svg, /class="[^"]*active[^"]*" data-path="mounted"/);
     assert.ok(!svg.includes('<script>') && svg.includes('&#60;script&#62;&#38;'));
+  });
+
+  test('the elkjs bundle is found from the package', () => {
+    assert.match(elkBundlePath(), /node_modules\/elkjs\/lib\/elk\.bundled\.js$/);
   });
 
   test('Mermaid text has the initial states, nesting and labelled transitions', () => {
@@ -117,11 +156,11 @@ describe('chart export', () => {
   test("the runtime's own machines export as SVG with every state, and as Mermaid", async () => {
     for (const name of ['container', 'supervisor']) {
       const m = await runtimeMachine(name);
-      const svg = exportChart(m, 'svg');
+      const svg = await exportChart(m, 'svg');
       for (const s of machineGraph(m).states) assert.ok(svg.includes(`data-path="${s.path}"`), `${name}: ${s.path}`);
-      assert.match(exportChart(m, 'mermaid'), /^stateDiagram-v2\n\s+\[\*\] --> /);
+      assert.match(await exportChart(m, 'mermaid'), /^stateDiagram-v2\n\s+\[\*\] --> /);
     }
-    const running = exportChart(await runtimeMachine('container'), 'svg', { active: ['started.running'] });
+    const running = await exportChart(await runtimeMachine('container'), 'svg', { active: ['started.running'] });
     assert.match(running, /class="state atomic leaf active" data-path="started.running"/);
     await assert.rejects(runtimeMachine('nope'), /no machine named "nope"/);
   });
@@ -152,8 +191,8 @@ describe('recorder', () => {
     assert.equal(r.actorList()[0].status, 'stopped');
   });
 
-  test('keeps a bounded ring of events per actor', () => {
-    const r = new Recorder({ ringSize: 5 });
+  test('keeps a bounded history of events per machine', () => {
+    const r = new Recorder({ history: 5 });
     const a = createActor(machine, { inspect: r.inspect }).start();
     a.send({ type: 'mount' });
     for (let i = 0; i < 20; i++) a.send({ type: 'umount' });
@@ -198,6 +237,148 @@ describe('recorder', () => {
   });
 });
 
+describe('recorder: names, history, payloads, timers', () => {
+  test('a root actor with a generated id is named after its machine', () => {
+    const r = new Recorder();
+    const a = createActor(machine, { inspect: r.inspect }).start();
+    assert.match(a.id, /^x:\d+$/);
+    assert.equal(r.actorList()[0].name, 'container');
+    assert.equal(r.actorList()[0].idle, true, 'still in its first state');
+    a.send({ type: 'mount' });
+    assert.equal(r.actorList()[0].idle, false);
+    assert.equal(r.events(a.sessionId)[0].name, 'container');
+    a.stop();
+  });
+
+  test("an actor's history continues across its restarts (a new session under the same id)", () => {
+    const r = new Recorder({ history: 100 });
+    const first = createActor(machine, { id: 'hello:0.0.1', inspect: r.inspect }).start();
+    first.send({ type: 'mount' });
+    first.stop();
+    const second = createActor(machine, { id: 'hello:0.0.1', inspect: r.inspect }).start();
+    const evs = r.events(second.sessionId);
+    assert.deepEqual(evs.map((e) => e.type), ['xstate.init', 'mount', 'xstate.init']);
+    assert.deepEqual(new Set(evs.map((e) => e.session)), new Set([first.sessionId, second.sessionId]));
+    second.stop();
+  });
+
+  test('records the transitions an event took and the payload and context, redacted on request', async () => {
+    const r = new Recorder();
+    const withEnv = setup({ types: { context: {} as { env: Record<string, string>; n: number } } }).createMachine({
+      id: 'envy',
+      context: { env: { TOKEN_VALUE: 'hunter2' }, n: 0 },
+      initial: 'a',
+      states: { a: { on: { go: 'b' } }, b: {} },
+    });
+    const a = createActor(withEnv, { id: 'envy', inspect: r.inspect }).start();
+    a.send({ type: 'go', environment: { SECRET: 'hunter2' }, shared: 'aGVsbG8h', reply: () => undefined } as never);
+    const go = r.events(a.sessionId).find((e) => e.type === 'go')!;
+    assert.deepEqual(go.taken, [{ source: 'a', target: 'b' }]);
+    const d = r.detail('envy', go.seq)!;
+    assert.deepEqual(d.event, { type: 'go', environment: { SECRET: REDACTED }, shared: REDACTED, reply: '‹function reply›' });
+    assert.deepEqual(d.context, { env: { TOKEN_VALUE: REDACTED }, n: 0 });
+    assert.ok(!JSON.stringify([...r.recording('envy')]).includes('hunter2'));
+    a.stop();
+  });
+
+  test('a delayed transition shows as a timer while its state is active', async () => {
+    const r = new Recorder();
+    const a = createActor(machine, { inspect: r.inspect }).start();
+    a.send({ type: 'mount' });
+    await waitFor(a, (s) => s.matches('mounted'));
+    a.send({ type: 'start' });
+    const [t] = r.actorList()[0].timers;
+    assert.equal(t.label, 'after 5000ms');
+    assert.equal(t.path, 'starting');
+    assert.ok(t.due > Date.now() + 4000);
+    a.send({ type: 'started' });
+    assert.deepEqual(r.actorList()[0].timers, [], 'leaving the state cancels it');
+    a.stop();
+  });
+
+  test("the supervisor's requests say which request", () => {
+    const r = new Recorder();
+    const sup = setup({}).createMachine({ id: 'supervisor', on: { request: {} } });
+    const a = createActor(sup, { inspect: r.inspect }).start();
+    a.send({ type: 'request', request: { type: 'start', container: 'hello:0.0.1', environment: { A: 'x' } } } as never);
+    assert.equal(r.events(a.sessionId).at(-1)!.label, 'request: start hello:0.0.1');
+    a.stop();
+  });
+});
+
+describe('[inspector] history', () => {
+  const base = 'run_dir = "/r"\ndata_dir = "/d"\nsocket_dir = "/s"\ncgroup = "n"\n[inspector]\nbind = "127.0.0.1:4201"\n';
+  test('bounds the events kept per machine; absent, the inspector keeps its default of 1000', () => {
+    assert.equal(parseConfig(`${base}history = 50\n`).inspector!.history, 50);
+    assert.equal(parseConfig(base).inspector!.history, undefined);
+    assert.equal(new Recorder().history, 1000);
+    assert.throws(() => parseConfig(`${base}history = 0\n`), (e: unknown) => e instanceof ConfigError && e.field === 'inspector.history');
+    assert.throws(() => parseConfig(`${base}history = "many"\n`), (e: unknown) => e instanceof ConfigError && e.field === 'inspector.history');
+  });
+});
+
+describe('redaction', () => {
+  test('takes out environment values and token material, keeps the rest JSON-safe and bounded', () => {
+    class Thing {
+      method() {}
+    }
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    const out = redact({
+      manifest: { env: { A: 'secret-a' }, name: 'x' },
+      spec: { env: ['A=secret'] },
+      token: 'abc',
+      buf: Buffer.alloc(10),
+      when: new Date(0),
+      err: new Error('boom'),
+      thing: new Thing(),
+      cyclic,
+      big: 'x'.repeat(5000),
+      list: Array.from({ length: 150 }, (_, i) => i),
+      map: new Map([['k', 1]]),
+    }) as Record<string, unknown>;
+    assert.deepEqual(out.manifest, { env: { A: REDACTED }, name: 'x' });
+    assert.deepEqual(out.spec, { env: [REDACTED] });
+    assert.equal(out.token, REDACTED);
+    assert.equal(out.buf, '‹10 bytes›');
+    assert.equal(out.when, '1970-01-01T00:00:00.000Z');
+    assert.deepEqual(out.err, { error: 'boom' });
+    assert.equal(out.thing, '‹Thing›');
+    assert.deepEqual(out.cyclic, { a: 1, self: '‹circular›' });
+    assert.ok((out.big as string).length < 2100);
+    assert.equal((out.list as unknown[]).length, 101);
+    assert.deepEqual(out.map, { k: 1 });
+    assert.doesNotThrow(() => JSON.stringify(out));
+  });
+});
+
+describe('page data', () => {
+  test('events arriving out of order are kept in seq order, duplicates once', () => {
+    const list: { seq: number }[] = [];
+    for (const seq of [574, 573, 575, 573, 1]) insertBySeq(list, { seq });
+    assert.deepEqual(list.map((e) => e.seq), [1, 573, 574, 575]);
+  });
+
+  test('machines sort running first (idle ones after busy ones), stopped last, then by name', () => {
+    const a = (name: string, status: string, idle = false) => ({ name, status, idle, session: name });
+    assert.deepEqual(sortActors([a('b', 'stopped'), a('y', 'active', true), a('z', 'active'), a('a', 'active')]).map((x) => x.name), ['a', 'z', 'y', 'b']);
+  });
+
+  test('a recording reads back into histories and details; other files are refused', () => {
+    const text = [
+      { kind: 'recording', version: 1, created: 1, machines: { m: { id: 'm', states: [], transitions: [] } } },
+      { kind: 'actor', actor: { session: 'x:1', name: 'hello' } },
+      { kind: 'event', event: { seq: 2, name: 'hello' }, detail: { event: { type: 'b' }, context: {} } },
+      { kind: 'event', event: { seq: 1, name: 'hello' }, detail: { event: { type: 'a' }, context: {} } },
+    ].map((l) => JSON.stringify(l)).join('\n');
+    const rec = readRecording(parseJsonLines(text));
+    assert.deepEqual(rec.histories.get('hello')!.map((e) => e.seq), [1, 2]);
+    assert.deepEqual(rec.details.get('hello/1'), { event: { type: 'a' }, context: {} });
+    assert.throws(() => readRecording(parseJsonLines('{"hello":1}')), /not an inspector recording/);
+    assert.throws(() => parseJsonLines('{nope'), /line 1/);
+  });
+});
+
 function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
     request(url, { headers }, (res) => {
@@ -230,18 +411,30 @@ describe('inspector server', () => {
     await waitFor(a, (s) => s.matches('mounted'));
     const page = await get(ins.url);
     assert.equal(page.status, 200);
-    assert.match(page.body, /<script src="\/app.js">/);
+    assert.match(page.body, /<script type="module" src="\/app.js">/);
     assert.doesNotMatch(page.body, /https?:\/\//, 'nothing from the internet');
-    for (const asset of ['app.js', 'app.css']) {
+    for (const asset of ['app.js', 'app.css', 'chart.js', 'events.js']) {
       const r = await get(ins.url + asset);
       assert.equal(r.status, 200);
-      assert.doesNotMatch(r.body, /https?:\/\//);
+      assert.doesNotMatch(r.body.replaceAll('http://www.w3.org/2000/svg', ''), /https?:\/\//);
+    }
+    for (const lib of ['elk.js', 'msgpackr.js']) {
+      const r = await get(ins.url + lib);
+      assert.equal(r.status, 200, lib);
+      assert.match(r.type, /javascript/);
     }
     const { actors } = JSON.parse((await get(ins.url + 'api/actors')).body);
     assert.equal(actors[0].id, 'hello:0.0.1');
     assert.deepEqual(actors[0].state, ['mounted']);
     const events = JSON.parse((await get(`${ins.url}api/actors/${actors[0].session}/events`)).body);
     assert.deepEqual(events.map((e: { label: string }) => e.label), ['xstate.init', 'mount', 'done: mount']);
+    const detail = JSON.parse((await get(`${ins.url}api/history/hello:0.0.1/${events[1].seq}`)).body);
+    assert.deepEqual(detail.event, { type: 'mount' });
+    assert.equal((await get(`${ins.url}api/history/hello:0.0.1/99999`)).status, 404);
+    const recording = parseJsonLines((await get(ins.url + 'api/export.jsonl')).body);
+    const rec = readRecording(recording);
+    assert.deepEqual(rec.histories.get('hello:0.0.1')!.map((e) => e.label), ['xstate.init', 'mount', 'done: mount']);
+    assert.ok(rec.machines.get('container')!.states.length > 0);
     const svg = await get(ins.url + 'api/machines/container.svg');
     assert.equal(svg.type, 'image/svg+xml');
     assert.match(svg.body, /data-path="mounting"/);
@@ -275,7 +468,7 @@ describe('inspector server', () => {
   });
 
   test('a page that stops reading does not hold the runtime back: changes are dropped and counted', async (t) => {
-    const ins = await startInspector({ bind: '127.0.0.1:0', maxBufferedBytes: 64 << 10, ringSize: 10 });
+    const ins = await startInspector({ bind: '127.0.0.1:0', maxBufferedBytes: 64 << 10, history: 10 });
     const a = createActor(machine, { inspect: ins.inspect }).start();
     const port = new URL(ins.url).port;
     const sock = connect(Number(port), '127.0.0.1');
