@@ -10,10 +10,10 @@ import { createReadStream, statSync } from 'node:fs';
 import net from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 
-import { EMBEDDED_DEFAULT_CONFIG, parseConfig } from '../model/config.js';
 import { RuntimeError, type ErrorCode, type WireError } from '../model/errors.js';
 import { VERSION } from '../model/version.js';
-import { encodeMessage, FrameReader } from '../console/codec.js';
+import { encodeMessage, FrameReader, parseJson } from '../console/codec.js';
+import { explain, type Action } from './messages.js';
 import {
   STAT_CATEGORIES,
   canonicalRequest,
@@ -30,12 +30,14 @@ import {
 } from '../console/protocol.js';
 
 export type * from '../console/protocol.js';
+export { explain, type Action } from './messages.js';
 
-/** Where `nstar` looks without `-u` (deviation 16): the embedded default config's socket, then Northstar's default. */
-export const DEFAULT_URLS = [
-  parseConfig(EMBEDDED_DEFAULT_CONFIG).console.global?.bind ?? 'unix:///run/northstar/console',
-  'tcp://localhost:4200',
-];
+/**
+ * Where `nstar` looks without `-u` (deviation 16): the embedded default
+ * config's socket, then Northstar's default. A constant, not parsed from the
+ * embedded config, so importing the client does no work (a test keeps them equal).
+ */
+export const DEFAULT_URLS: readonly string[] = ['unix:///run/northstar/console', 'tcp://localhost:4200'];
 export const DEFAULT_TIMEOUT_MS = 10_000;
 /** The TCP/unix connect itself (Northstar's nstar hard-codes 5 s). */
 export const CONNECT_TIMEOUT_MS = 5_000;
@@ -61,7 +63,9 @@ export class ClientError extends Error {
     super(message);
   }
 
-  static runtime(wire: WireError): ClientError {
+  /** The runtime's error; with the action that failed, the message says what to do (./messages.ts). */
+  static runtime(wire: WireError, action?: Action, container?: string): ClientError {
+    if (action) return new ClientError('runtime', explain(action, container, wire), wire);
     const [code, fields] = Object.entries(wire)[0] as [ErrorCode, never];
     let msg: string;
     try {
@@ -70,6 +74,11 @@ export class ClientError extends Error {
       msg = JSON.stringify(wire);
     }
     return new ClientError('runtime', msg, wire);
+  }
+
+  /** The wire error's kind ("stop_container_not_started", ...) for kind "runtime". */
+  get code(): ErrorCode | undefined {
+    return this.wire ? (Object.keys(this.wire)[0] as ErrorCode) : undefined;
   }
 }
 
@@ -140,6 +149,9 @@ export class Client {
   private resolveHandshake!: () => void;
   private rejectHandshake!: (e: Error) => void;
   private readonly capacity: number;
+  private resolveClosed!: () => void;
+  /** Resolves once the connection is closed, by either side (the runtime closes its consoles last at shutdown). */
+  readonly closed: Promise<void> = new Promise((r) => (this.resolveClosed = r));
 
   private constructor(
     private readonly stream: Duplex,
@@ -163,7 +175,7 @@ export class Client {
   }
 
   /** Tries each url in turn (nstar without -u); the error names all that failed. */
-  static async connectFirst(urls: string[], opts: ConnectOptions = {}): Promise<Client> {
+  static async connectFirst(urls: readonly string[], opts: ConnectOptions = {}): Promise<Client> {
     const failures: string[] = [];
     for (const url of urls) {
       try {
@@ -203,6 +215,7 @@ export class Client {
   private fail(e: ClientError): void {
     if (this.closedError) return;
     this.closedError = e;
+    this.resolveClosed();
     this.rejectHandshake(e);
     for (const p of this.pending.splice(0)) p.reject(e);
     this.wakeNotes();
@@ -215,7 +228,7 @@ export class Client {
         const line = await this.reader.readLine();
         if (line === null) break;
         this.opts.onRaw?.('read', line);
-        const m = decodeMessage(JSON.parse(line));
+        const m = decodeMessage(parseJson(line));
         if (!handshaken) {
           if ('connect_ack' in m) {
             handshaken = true;
@@ -317,7 +330,7 @@ export class Client {
     const r = await this.request({
       start: { container, init: o.init ?? null, arguments: o.args ?? [], environment: o.env ?? {} },
     });
-    return unwrap(expect(r, 'start') as ContainerResult);
+    return unwrap(expect(r, 'start') as ContainerResult, 'start');
   }
 
   /** Northstar's start_command: init override (`<INIT>` for the manifest's), arguments and environment. */
@@ -326,12 +339,12 @@ export class Client {
   }
 
   async kill(container: string, signal = 15): Promise<string> {
-    return unwrap(expect(await this.request({ kill: { container, signal } }), 'kill') as ContainerResult);
+    return unwrap(expect(await this.request({ kill: { container, signal } }), 'kill') as ContainerResult, 'kill');
   }
 
   /** Extension: SIGTERM, SIGKILL when still running after the grace. */
   async stop(container: string, graceMs: number): Promise<string> {
-    return unwrap(expect(await this.request({ stop: { container, grace_ms: graceMs } }), 'stop') as ContainerResult);
+    return unwrap(expect(await this.request({ stop: { container, grace_ms: graceMs } }), 'stop') as ContainerResult, 'stop');
   }
 
   /** Extension: runs `path` in the running container; with `wait` resolves after its exit with the status. */
@@ -344,16 +357,16 @@ export class Client {
       exec: { container, path, arguments: o.args ?? [], environment: o.env ?? {}, wait: o.wait ?? false },
     });
     const e = expect(r, 'exec') as { ok: { pid: number; status: ExitStatus | null } } | { error: { error: WireError } };
-    if ('error' in e) throw ClientError.runtime(e.error.error);
+    if ('error' in e) throw ClientError.runtime(e.error.error, 'exec', container);
     return { pid: e.ok.pid, status: e.ok.status };
   }
 
   async pause(container: string): Promise<string> {
-    return unwrap(expect(await this.request({ pause: { container } }), 'pause') as ContainerResult);
+    return unwrap(expect(await this.request({ pause: { container } }), 'pause') as ContainerResult, 'pause');
   }
 
   async resume(container: string): Promise<string> {
-    return unwrap(expect(await this.request({ resume: { container } }), 'resume') as ContainerResult);
+    return unwrap(expect(await this.request({ resume: { container } }), 'resume') as ContainerResult, 'resume');
   }
 
   /** Streams `size` bytes from `data` after the request line; resolves to the installed container. */
@@ -378,7 +391,7 @@ export class Client {
       if (sent !== size) throw new Error(`the npk stream had ${sent} bytes, announced ${size}`);
     });
     const i = expect(r, 'install') as { ok: { container: string } } | { error: { error: WireError } };
-    if ('error' in i) throw ClientError.runtime(i.error.error);
+    if ('error' in i) throw ClientError.runtime(i.error.error, 'install');
     return i.ok.container;
   }
 
@@ -388,7 +401,7 @@ export class Client {
   }
 
   async uninstall(container: string, wipe = false): Promise<string> {
-    return unwrap(expect(await this.request({ uninstall: { container, wipe } }), 'uninstall') as ContainerResult);
+    return unwrap(expect(await this.request({ uninstall: { container, wipe } }), 'uninstall') as ContainerResult, 'uninstall');
   }
 
   /** Asks the runtime to shut down; the result is ignored (the connection closes). */
@@ -424,7 +437,7 @@ export class Client {
     const i = expect(await this.request(req), 'inspect') as
       | { ok: { data: ContainerData } }
       | { error: { error: WireError } };
-    if ('error' in i) throw ClientError.runtime(i.error.error);
+    if ('error' in i) throw ClientError.runtime(i.error.error, 'inspect', container);
     return i.ok.data;
   }
 
@@ -466,7 +479,7 @@ function expect(r: Response, variant: string): unknown {
   throw new ClientError('protocol', `expected a ${variant} response, got ${JSON.stringify(r).slice(0, 120)}`);
 }
 
-function unwrap(r: ContainerResult): string {
-  if ('error' in r) throw ClientError.runtime(r.error.error);
+function unwrap(r: ContainerResult, action: Action): string {
+  if ('error' in r) throw ClientError.runtime(r.error.error, action, r.error.container);
   return r.ok.container;
 }

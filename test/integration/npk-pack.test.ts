@@ -287,6 +287,16 @@ describe('packing', req, () => {
     assert.equal(files[11], 'packed-11-0.1.0.npk');
   });
 
+  test('-o names a directory that does not exist yet: it is created (a .npk path: its directory)', async () => {
+    const out = join(dir, 'fresh', 'out') + '/';
+    const r = await cli('pack', '-m', manifestPath, '-o', out);
+    assert.equal(r.code, 0, r.out);
+    assert.deepEqual(readdirSync(out), ['packed-0.1.0.npk']);
+    const file = join(dir, 'fresh2', 'sub', 'mine.npk');
+    assert.equal((await cli('pack', '-m', manifestPath, '-o', file)).code, 0);
+    assert.ok(existsSync(file));
+  });
+
   test('gen-key writes 32-byte key files and refuses to overwrite them', async () => {
     const out = join(dir, 'gen');
     mkdirSync(out);
