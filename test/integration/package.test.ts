@@ -60,7 +60,7 @@ describe('the packed package', () => {
   test('installs offline without a C toolchain and works from plain JavaScript and TypeScript', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'nstar-pkg-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const npmEnv = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+    const npmEnv: NodeJS.ProcessEnv = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
     delete npmEnv.NODE_OPTIONS;
 
     // prepack (build:lib, build-js) prints on stdout before npm's JSON.
