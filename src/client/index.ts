@@ -13,6 +13,7 @@ import type { Duplex, Readable } from 'node:stream';
 import { RuntimeError, type ErrorCode, type WireError } from '../model/errors.js';
 import { VERSION } from '../model/version.js';
 import { encodeMessage, FrameReader, parseJson } from '../console/codec.js';
+import { Container } from './container.js';
 import { explain, type Action } from './messages.js';
 import {
   STAT_CATEGORIES,
@@ -31,6 +32,7 @@ import {
 
 export type * from '../console/protocol.js';
 export { explain, type Action } from './messages.js';
+export { Container, signalNumber, type Abortable, type ExecOptions, type Signal, type StartOptions, type StopOptions } from './container.js';
 
 /**
  * Where `nstar` looks without `-u` (deviation 16): the embedded default
@@ -63,9 +65,13 @@ export class ClientError extends Error {
     super(message);
   }
 
-  /** The runtime's error; with the action that failed, the message says what to do (./messages.ts). */
+  /**
+   * The runtime's error as the class of its kind (NotRunningError, ...); with
+   * the action that failed, the message says what to do (./messages.ts).
+   */
   static runtime(wire: WireError, action?: Action, container?: string): ClientError {
-    if (action) return new ClientError('runtime', explain(action, container, wire), wire);
+    const Class = RUNTIME_ERRORS[Object.keys(wire)[0] as ErrorCode] ?? ClientError;
+    if (action) return new Class('runtime', explain(action, container, wire), wire);
     const [code, fields] = Object.entries(wire)[0] as [ErrorCode, never];
     let msg: string;
     try {
@@ -73,13 +79,55 @@ export class ClientError extends Error {
     } catch {
       msg = JSON.stringify(wire);
     }
-    return new ClientError('runtime', msg, wire);
+    return new Class('runtime', msg, wire);
   }
 
   /** The wire error's kind ("stop_container_not_started", ...) for kind "runtime". */
   get code(): ErrorCode | undefined {
     return this.wire ? (Object.keys(this.wire)[0] as ErrorCode) : undefined;
   }
+}
+
+/** `invalid_container`: no such container is installed. */
+export class NoSuchContainerError extends ClientError {
+  override name = 'NoSuchContainerError';
+}
+/** `stop_container_not_started`: the container is not running (kill, stop, exec, pause, resume). */
+export class NotRunningError extends ClientError {
+  override name = 'NotRunningError';
+}
+/** `start_container_started`: it (or another version of it) is already running. */
+export class AlreadyRunningError extends ClientError {
+  override name = 'AlreadyRunningError';
+}
+/** `mount_busy`, `umount_busy`: mounted already, or in use by a running container. */
+export class BusyError extends ClientError {
+  override name = 'BusyError';
+}
+/** `start_container_failed`, `start_container_resource`, `start_container_missing_resource`. */
+export class StartError extends ClientError {
+  override name = 'StartError';
+}
+/** `invalid_repository`: no repository of that name. */
+export class NoSuchRepositoryError extends ClientError {
+  override name = 'NoSuchRepositoryError';
+}
+
+const RUNTIME_ERRORS: Partial<Record<ErrorCode, new (kind: ClientErrorKind, message: string, wire?: WireError) => ClientError>> = {
+  invalid_container: NoSuchContainerError,
+  stop_container_not_started: NotRunningError,
+  start_container_started: AlreadyRunningError,
+  mount_busy: BusyError,
+  umount_busy: BusyError,
+  start_container_failed: StartError,
+  start_container_resource: StartError,
+  start_container_missing_resource: StartError,
+  invalid_repository: NoSuchRepositoryError,
+};
+
+/** Connects to a console url (`unix:///path`, `tcp://host:port`) and performs the handshake; see {@link Client.connect}. */
+export function connect(url: string, opts: ConnectOptions = {}): Promise<Client> {
+  return Client.connect(url, opts);
 }
 
 export interface ConnectOptions {
@@ -150,6 +198,7 @@ export class Client {
   private rejectHandshake!: (e: Error) => void;
   private readonly capacity: number;
   private resolveClosed!: () => void;
+  private readonly watchers = new Set<(n: Notification | ClientError) => void>();
   /** Resolves once the connection is closed, by either side (the runtime closes its consoles last at shutdown). */
   readonly closed: Promise<void> = new Promise((r) => (this.resolveClosed = r));
 
@@ -216,6 +265,7 @@ export class Client {
     if (this.closedError) return;
     this.closedError = e;
     this.resolveClosed();
+    for (const w of this.watchers) w(e);
     this.rejectHandshake(e);
     for (const p of this.pending.splice(0)) p.reject(e);
     this.wakeNotes();
@@ -257,6 +307,7 @@ export class Client {
   }
 
   private pushNote(n: Notification): void {
+    for (const w of this.watchers) w(n);
     if (this.notes.length >= this.capacity) this.lagged = true;
     else this.notes.push(n);
     this.wakeNotes();
@@ -279,6 +330,29 @@ export class Client {
       if (this.closedError) return;
       await new Promise<void>((r) => (this.noteWaiter = r));
     }
+  }
+
+  /** Whether this connection receives notifications (`subscribe` at connect). */
+  get subscribed(): boolean {
+    return this.capacity > 0;
+  }
+
+  /**
+   * Calls `fn` with every notification as it arrives, beside the iterator, and
+   * once with the error when the connection ends. Returns the unsubscribe.
+   */
+  watch(fn: (n: Notification | ClientError) => void): () => void {
+    if (this.closedError) {
+      fn(this.closedError);
+      return () => undefined;
+    }
+    this.watchers.add(fn);
+    return () => void this.watchers.delete(fn);
+  }
+
+  /** A handle on the container `name:version` (nothing is sent until it is used). */
+  container(id: string): Container {
+    return new Container(this, id);
   }
 
   [Symbol.asyncIterator](): AsyncGenerator<Notification> {

@@ -18,7 +18,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const version = (pkg: string) => (JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
 
 const CONSUMER_JS = `
-import { Client, DEFAULT_URLS, parseConfig, EMBEDDED_DEFAULT_CONFIG, VERSION } from 'northstar-ts';
+import { Client, connect, NotRunningError, DEFAULT_URLS, parseConfig, EMBEDDED_DEFAULT_CONFIG, VERSION } from 'northstar-ts';
 import { Client as Client2, ClientError } from 'northstar-ts/client';
 const client = await Client.connect(process.argv[2]);
 const ident = await client.ident();
@@ -30,14 +30,22 @@ try {
   error = { client: e instanceof ClientError, kind: e.kind, code: e.code, message: e.message };
 }
 client.close();
+const c = await connect(process.argv[2], { subscribe: true });
+let handle;
+try {
+  await c.container('hello-world:0.0.1').kill('USR1');
+} catch (e) {
+  handle = e instanceof NotRunningError;
+}
+c.close();
 console.log(JSON.stringify({
-  ident, list, error, same: Client === Client2, urls: DEFAULT_URLS, version: VERSION,
+  ident, list, error, handle, same: Client === Client2, urls: DEFAULT_URLS, version: VERSION,
   bind: parseConfig(EMBEDDED_DEFAULT_CONFIG).console.global.bind,
 }));
 `;
 
 const CONSUMER_TS = `
-import { Client, ClientError, type ContainerData, type Notification } from 'northstar-ts';
+import { Client, ClientError, connect, type Container, type ContainerData, type ExitStatus, type Notification } from 'northstar-ts';
 import { Client as Client2 } from 'northstar-ts/client';
 
 export async function main(url: string): Promise<number> {
@@ -50,9 +58,12 @@ export async function main(url: string): Promise<number> {
     const note: Notification = n;
     if (note !== 'shutdown' && 'exit' in note) break;
   }
+  const c: Container = (await connect(url, { subscribe: true })).container('hello-world:0.0.1');
+  await c.start({ env: { A: '1' }, signal: AbortSignal.timeout(1000) });
+  const status: ExitStatus | null = await c.stop({ graceMs: 5000 });
   const again: Client2 = client;
   again.close();
-  return pid ?? (wrong.length + (new ClientError('closed', 'x').kind === 'closed' ? 0 : 1));
+  return status === null ? 0 : pid ?? (wrong.length + (new ClientError('closed', 'x').kind === 'closed' ? 0 : 1));
 }
 `;
 
@@ -105,6 +116,7 @@ describe('the packed package', () => {
       message: 'no container nosuch:0.0.1 is installed (`nstar list` shows the installed containers)',
     });
     assert.equal(r.same, true);
+    assert.equal(r.handle, true, 'the Container handle and its error classes');
     assert.equal((r.urls as string[])[0], r.bind);
 
     // TypeScript, both module resolutions, our declarations checked too.
