@@ -1,7 +1,8 @@
 // The Container handle over a console (a fake backend on a real unix
 // socket), and the runnable example of docs/library.md.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -77,9 +78,9 @@ test('the example of docs/library.md runs', async (t) => {
   const code = /```js\n([^]*?)```/.exec(doc)![1]!;
   // The package's name resolves to the sources here (no build needed).
   const src = code.replace(/from 'northstar-ts'/g, `from ${JSON.stringify(pathToFileURL(join(root, 'src', 'index.ts')).href)}`);
-  const dir = join(root, 'test', 'fixtures', 'out');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `library-example-${process.pid}.mts`);
+  const dir = mkdtempSync(join(tmpdir(), 'nstar-example-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'example.mjs');
   writeFileSync(file, src);
   const log = console.log;
   const lines: string[] = [];
