@@ -32,6 +32,12 @@ test('the printed config reads back to the same config (embedded default and the
   }
 });
 
+test('a file mode prints as the octal string the config reads', () => {
+  const config = parseConfig(EMBEDDED_DEFAULT_CONFIG);
+  Object.assign(config.console.global!, { socketMode: 0o660 });
+  assert.match(configToToml(config, 'x'), /\[console\.global\]\nbind = "unix:\/\/\/run\/northstar\/console"\npermissions = "full"\nsocket_mode = "0660"\n/);
+});
+
 test('docs/config.md documents every key --print-config prints', () => {
   const doc = readFileSync(join(root, 'docs', 'config.md'), 'utf8');
   const printed = parse(configToToml(parseConfig(readFileSync(example, 'utf8')), 'example'));

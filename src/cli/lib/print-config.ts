@@ -3,8 +3,9 @@
 // that scripts/build-js.mjs does not bundle it as an executable. Written from
 // the parsed Config by one rule instead of a key list, so a key added to
 // Config is printed without touching this file: camelCase becomes snake_case,
-// a `...Ms` number is a humantime duration under the name without `Ms`, byte
-// sizes are plain integers (read as bytes), and a console permission list
+// a `...Ms` number is a humantime duration under the name without `Ms`, a
+// `...Mode` number an octal string, byte sizes are plain integers (read as
+// bytes), and a console permission list
 // that has every permission is "full". Reading the output back gives the same
 // Config (test/unit/print-config.test.ts).
 import { stringify } from 'smol-toml';
@@ -30,6 +31,11 @@ function convert(v: unknown, named = false): unknown {
     }
     if (/[a-z]Ms$/.test(k) && typeof x === 'number') {
       out[snake(k.slice(0, -2))] = formatDuration(x);
+      continue;
+    }
+    if (/[a-z]Mode$/.test(k) && typeof x === 'number') {
+      // A file mode (console.global.socket_mode) is read as an octal string.
+      out[snake(k)] = `0${x.toString(8).padStart(3, '0')}`;
       continue;
     }
     if (k === 'permissions' && Array.isArray(x) && PERMISSIONS.every((p) => x.includes(p))) {
