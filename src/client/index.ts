@@ -286,7 +286,10 @@ export class Client {
           } else if ('connect_nack' in m) {
             const n = m.connect_nack;
             if (n === 'permission_denied')
-              throw new ClientError('connect_permission_denied', 'connect: notifications are not permitted on this console');
+              throw new ClientError(
+                'connect_permission_denied',
+                'connect: this console does not permit notifications (its permissions must include `notifications`); connect without subscribing',
+              );
             throw new ClientError(
               'invalid_protocol_version',
               `connect: the runtime (version ${n.invalid_protocol_version.version}) refused our protocol version`,
@@ -545,7 +548,12 @@ function writeAll(s: Duplex, b: Buffer): Promise<void> {
 function expect(r: Response, variant: string): unknown {
   if (typeof r === 'object' && r !== null) {
     if ('permission_denied' in r) {
-      throw new ClientError('permission_denied', `permission denied: ${JSON.stringify(r.permission_denied)}`);
+      const req = r.permission_denied;
+      const name = typeof req === 'string' ? req : Object.keys(req)[0];
+      throw new ClientError(
+        'permission_denied',
+        `permission denied: this console does not permit \`${name}\` (the console's permissions in the config, or the container manifest's console permissions, must include it)`,
+      );
     }
     if ('error' in r) throw ClientError.runtime(r.error);
     if (variant in r) return (r as Record<string, unknown>)[variant];

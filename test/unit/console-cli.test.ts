@@ -97,6 +97,15 @@ test('errors say what is wrong and what to do, and exit non-zero', async (t) => 
   assert.equal(repo.err, 'nstar: no repository named "nope" (`nstar repositories` lists them)\n');
 });
 
+test('a request the console does not permit is named, with where permissions come from', async (t) => {
+  const { url } = await startServer(t, { permissions: ['list', 'inspect'] });
+  const r = await nstar(['-u', url, 'kill', 'crashing', 'TERM']);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /^nstar: permission denied: this console does not permit `kill` \(the console's permissions in the config/);
+  const n = await nstar(['-u', url, 'notifications']);
+  assert.match(n.err, /this console does not permit notifications/);
+});
+
 test('kill takes signal names and numbers, as an argument or with -s', async (t) => {
   const { url, backend } = await startServer(t);
   const sent = () => (backend.requests.at(-1)!.req as { kill: { signal: number } }).kill.signal;
