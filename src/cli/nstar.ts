@@ -681,8 +681,14 @@ function build(io: CliIo, run: Run): Command {
 
 /** The machine state when the runtime reports it (our extension), mapped as in `list`. */
 async function stateIfKnown(client: Client, container: string): Promise<string | undefined> {
-  const d = await client.inspect(container, []);
-  return d.state === undefined ? undefined : stateOf(d);
+  try {
+    const d = await client.inspect(container, []);
+    return d.state === undefined ? undefined : stateOf(d);
+  } catch (e) {
+    // A console that permits pause/resume but not inspect: the runtime decides alone.
+    if (e instanceof ClientError && e.kind === 'permission_denied') return undefined;
+    throw e;
+  }
 }
 
 /** How long `shutdown` waits for the runtime to finish (its stops take at most their grace each). */

@@ -104,6 +104,9 @@ test('a request the console does not permit is named, with where permissions com
   assert.match(r.err, /^nstar: permission denied: this console does not permit `kill` \(the console's permissions in the config/);
   const n = await nstar(['-u', url, 'notifications']);
   assert.match(n.err, /this console does not permit notifications/);
+  // resume looks at the state first when it may; without inspect the runtime alone decides.
+  const { url: url2 } = await startServer(t, { permissions: ['list', 'resume'] });
+  assert.equal((await nstar(['-u', url2, 'resume', 'crashing'])).out, 'resumed crashing:0.0.1\n');
 });
 
 test('kill takes signal names and numbers, as an argument or with -s', async (t) => {
