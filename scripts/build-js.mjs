@@ -21,7 +21,8 @@ const entries = [
   join(src, 'actors', 'mount.worker.ts'),
 ];
 
-rmSync(join(root, 'dist'), { recursive: true, force: true });
+// Only the bundles: dist/lib (the library, npm run build:lib) stays.
+rmSync(out, { recursive: true, force: true });
 await build({
   // Flat: every bundle side by side in dist/cli/.
   entryPoints: entries.map((f) => ({ in: f, out: f.split('/').pop().replace(/\.ts$/, '') })),

@@ -1,10 +1,12 @@
 // `npm start`: the quick start's first command, after `npm ci` built the
 // native parts. Installs squashfs-tools when missing (the packer needs
 // mksquashfs), packs the example containers into the embedded default
-// config's repository, and runs the daemon on that config in the foreground
-// (Ctrl-C shuts it down).
-import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+// config's repository (or those of `npm start -- -c <file>`), and runs the
+// daemon on that config in the foreground. SIGINT, SIGTERM and SIGHUP sent
+// to npm or to this script reach the daemon, which shuts down in order.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,7 +35,15 @@ if (process.getuid?.() !== 0) {
 if (!have('mksquashfs')) aptInstall(['squashfs-tools']);
 if (!have('cc')) aptInstall(['build-essential']);
 
-const config = parseConfig(EMBEDDED_DEFAULT_CONFIG);
+// `npm start -- -c <file>`: the daemon's own option, read here for the repositories.
+const args = process.argv.slice(2);
+const ci = args.findIndex((a) => a === '-c' || a === '--config');
+const configPath = ci >= 0 ? args[ci + 1] : undefined;
+if (ci >= 0 && configPath === undefined) {
+  console.error('start: -c needs a config file');
+  process.exit(2);
+}
+const config = parseConfig(configPath ? readFileSync(configPath, 'utf8') : EMBEDDED_DEFAULT_CONFIG);
 for (const [id, repo] of Object.entries(config.repositories)) {
   if (typeof repo.type !== 'object') continue;
   const dir = repo.type.fs.dir;
@@ -49,8 +59,20 @@ for (const [id, repo] of Object.entries(config.repositories)) {
 }
 
 console.log('start: running the daemon (Ctrl-C to stop); try `npx nstar list` in another shell');
-// Ctrl-C reaches the daemon too; this script waits for its orderly shutdown.
-process.on('SIGINT', () => undefined);
-process.on('SIGTERM', () => undefined);
-const r = spawnSync(join(root, 'bin', 'northstar'), [], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+// The daemon runs in its own process group, so a signal reaches it once:
+// forwarded from here, whether it came from the terminal (Ctrl-C signals the
+// whole foreground group: npm, this script) or from `kill` of npm or of this
+// script alone (npm forwards SIGINT and SIGTERM to its script). Without the
+// forwarding, a service manager stopping `npm start` would leave the daemon
+// running with its containers.
+const daemon = spawn(join(root, 'bin', 'northstar'), args, { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill(sig);
+  });
+}
+daemon.on('error', (e) => {
+  console.error(`start: cannot run the daemon: ${e.message}`);
+  process.exit(1);
+});
+daemon.on('exit', (code, signal) => process.exit(code ?? 128 + (signal ? constants.signals[signal] : 0)));

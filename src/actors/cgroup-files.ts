@@ -123,6 +123,24 @@ export function parseFlatKeyed(text: string): Record<string, number> {
   return out;
 }
 
+/**
+ * parseFlatKeyed keeping counters past 2^53 exact as bigint (v1 memory.stat's
+ * hierarchical_memory_limit is 9223372036854771712 when unlimited): they go
+ * out on the console as the exact integers Northstar's serde writes.
+ */
+export function parseFlatKeyedExact(text: string): Record<string, number | bigint> {
+  const out: Record<string, number | bigint> = {};
+  for (const line of text.split('\n')) {
+    const [k, v] = line.trim().split(/\s+/);
+    if (!k || v === undefined) continue;
+    const n = Number(v);
+    if (Number.isSafeInteger(n) || !/^\d+$/.test(v)) {
+      if (Number.isFinite(n)) out[k] = n;
+    } else out[k] = BigInt(v);
+  }
+  return out;
+}
+
 /** "8:0 rbytes=1 wbytes=2" lines (v2 io.stat): per device, per key. */
 export function parseNestedKeyed(text: string): Record<string, Record<string, number>> {
   const out: Record<string, Record<string, number>> = {};

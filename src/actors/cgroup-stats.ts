@@ -9,6 +9,7 @@ import type { Controller, Home } from './cgroup-layout.js';
 import {
   parseBlkioV1,
   parseFlatKeyed,
+  parseFlatKeyedExact,
   parseNestedKeyed,
   parsePids,
   parseSingle,
@@ -33,8 +34,8 @@ export interface MemoryStats {
   usage_bytes: number | null;
   max_usage_bytes: number | null;
   limit_bytes: number | null;
-  /** memory.stat as is (v1 and v2 key names differ). */
-  stat: Record<string, number>;
+  /** memory.stat as is (v1 and v2 key names differ); counters past 2^53 as exact bigints. */
+  stat: Record<string, number | bigint>;
 }
 
 export interface IoDeviceStats {
@@ -131,7 +132,7 @@ function memoryStats(dirOf: DirOf): MemoryStats | undefined {
     const v = readOptional(join(m.dir, f));
     return v === undefined ? null : parseSingle(v);
   };
-  const stat = parseFlatKeyed(readCgroupFile(join(m.dir, 'memory.stat')));
+  const stat = parseFlatKeyedExact(readCgroupFile(join(m.dir, 'memory.stat')));
   if (m.home.version === 1) {
     return {
       usage_bytes: read('memory.usage_in_bytes'), max_usage_bytes: read('memory.max_usage_in_bytes'),

@@ -9,6 +9,7 @@ import { Logger, parseLevel, setLevel } from '../log.js';
 import { EMBEDDED_DEFAULT_CONFIG, loadConfig, parseConfig, type Config } from '../model/config.js';
 import { VERSION } from '../model/version.js';
 import { Runtime } from '../runtime.js';
+import { configToToml } from './lib/print-config.js';
 
 const log = new Logger('northstar');
 
@@ -16,6 +17,7 @@ interface Options {
   config?: string;
   inspect?: string | boolean;
   disableMountNamespace?: boolean;
+  printConfig?: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -25,6 +27,7 @@ function parseArgs(argv: string[]): Options {
     .option('-c, --config <toml>', 'configuration file (default: the embedded default config)')
     .option('-d, --disable-mount-namespace', 'do not run in a private mount namespace (bin/northstar enters it)')
     .option('--inspect [bind]', 'serve the live state-chart inspector (default 127.0.0.1:4201; overrides [inspector])')
+    .option('--print-config', 'print the effective configuration (TOML, defaults filled in) and exit')
     .exitOverride();
   program.parse(argv, { from: 'user' });
   return program.opts<Options>();
@@ -53,6 +56,16 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const code = (e as { exitCode?: number }).exitCode;
     return code ?? 1;
+  }
+  if (opts.printConfig) {
+    try {
+      const config = opts.config ? await loadConfig(opts.config) : parseConfig(EMBEDDED_DEFAULT_CONFIG);
+      process.stdout.write(configToToml(config, opts.config ?? 'the embedded default config, no -c given'));
+      return 0;
+    } catch (e) {
+      process.stderr.write(`northstar: ${e instanceof Error ? e.message : String(e)}\n`);
+      return 1;
+    }
   }
   let runtime: Runtime | undefined;
   try {

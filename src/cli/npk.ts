@@ -1,6 +1,7 @@
 // `npk`: pack, unpack, inspect NPKs and generate keys, with the subcommands
 // and flags of Northstar's sextant (spec/npk.md §1.6). bin/npk calls main().
-import { readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
@@ -44,7 +45,18 @@ function progressLine(): (p: PackProgress) => void {
   };
 }
 
+/**
+ * `-o` that does not exist yet: a path ending in `.npk` is the file to write
+ * (its directory is made), anything else a directory to make (sextant's
+ * `--out` is a directory), so `-o out/` works on a fresh checkout.
+ */
+async function prepareOut(out: string): Promise<void> {
+  if (await stat(out).catch(() => undefined)) return;
+  await mkdir(out.endsWith('.npk') ? dirname(out) : out, { recursive: true });
+}
+
 async function pack(f: PackFlags, print: (s: string) => void): Promise<void> {
+  await prepareOut(f.out);
   const common = {
     root: f.root, key: f.key, compression: f.compression, blockSize: f.blockSize, mksquashfs: f.mksquashfs,
     progress: !!process.stdout.isTTY,

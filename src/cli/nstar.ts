@@ -1,13 +1,17 @@
 // `nstar`: the console command line (spec/tools.md §9.2) plus our extension
 // commands (stop, exec, pause, resume). Without `-u` it tries the embedded
 // default config's unix socket, then tcp://localhost:4200 (deviation 16).
-// Exit code 0 on success, 1 with the runtime's error message otherwise.
+// Human output by default; `--json` prints one JSON document per command for
+// scripts (big integers exact), `--raw` the JSON lines exchanged.
+// Exit code 0 on success, 1 with a message naming what is wrong and what to do.
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
 
 import { Command, CommanderError, Option } from 'commander';
 
 import { Client, ClientError, DEFAULT_URLS, type ConnectOptions } from '../client/index.js';
-import type { ContainerData, ContainerResult, StatCategory } from '../console/protocol.js';
+import { stringifyJson } from '../console/codec.js';
+import type { ContainerData, ContainerResult, ExitStatus, Notification, StatCategory } from '../console/protocol.js';
 import { STAT_CATEGORIES } from '../console/protocol.js';
 import { BASE, BASE_BY_ARCH } from '../model/seccomp-default.js';
 import { hostArch } from '../model/seccomp.js';
@@ -29,6 +33,7 @@ const processIo: CliIo = {
 interface Globals {
   url?: string;
   json?: boolean;
+  raw?: boolean;
   timeout: string;
 }
 
@@ -66,17 +71,197 @@ export function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
 
-function completionScript(shell: string, commands: string[]): string {
-  const words = commands.join(' ');
+/** A signal as kill(1) takes it: 10, USR1, SIGUSR1 (any case). */
+export function parseSignal(s: string): number {
+  const t = s.trim();
+  if (/^\d+$/.test(t)) {
+    const n = Number(t);
+    if (n < 1 || n > 64) throw new UsageError(`invalid signal number ${t}: expected 1..64`);
+    return n;
+  }
+  const up = t.toUpperCase();
+  const n = (constants.signals as Record<string, number>)[up.startsWith('SIG') ? up : `SIG${up}`];
+  if (n === undefined) throw new UsageError(`unknown signal "${s}" (examples: TERM, SIGUSR1, 9; \`kill -l\` lists them)`);
+  return n;
+}
+
+/** "SIGUSR1 (10)", or the number alone for a signal without a name. */
+export function signalName(n: number): string {
+  const name = Object.entries(constants.signals).find(([k, v]) => v === n && k !== 'SIGIOT' && k !== 'SIGPOLL')?.[0];
+  return name ? `${name} (${n})` : String(n);
+}
+
+/** How a process ended, in words. */
+export function formatExit(s: ExitStatus): string {
+  return 'exit' in s ? `exited with code ${s.exit.code}` : `was killed by ${signalName(s.signalled.signal)}`;
+}
+
+/** The state of a container as `nstar list` shows it: unmounted, mounted, running, paused, ... */
+export function stateOf(d: ContainerData): string {
+  const s = d.state;
+  if (s !== undefined) {
+    if (s === 'started.running') return 'running';
+    if (s === 'started.paused' || s === 'started.pausing' || s === 'started.resuming') return s.slice('started.'.length);
+    if (/^started\.(stopping|killing|aborting|exiting|thawing)/.test(s)) return 'stopping';
+    if (s.startsWith('started')) return 'starting';
+    if (['unmounted', 'mounting', 'mounted', 'unmounting'].includes(s)) return s;
+  }
+  return d.process ? 'running' : d.mounted ? 'mounted' : 'unmounted';
+}
+
+/** One human line per notification. */
+export function formatNotification(n: Notification): string {
+  if (n === 'shutdown') return 'the runtime is shutting down';
+  if ('started' in n) return `started ${n.started}`;
+  if ('exit' in n) return `${n.exit[0]} ${formatExit(n.exit[1])}`;
+  if ('install' in n) return `installed ${n.install}`;
+  if ('uninstall' in n) return `uninstalled ${n.uninstall}`;
+  if ('c_group' in n) {
+    const [c, { memory }] = n.c_group;
+    const events = Object.entries(memory)
+      .filter(([, v]) => v !== null)
+      .map(([k, v]) => `${k} ${v}`);
+    return `memory event in ${c}: ${events.join(', ') || 'no counters'}`;
+  }
+  return stringifyJson(n);
+}
+
+function scalar(v: unknown): string {
+  if (v === null || v === undefined) return '-';
+  if (typeof v === 'string') return v;
+  return stringifyJson(v);
+}
+
+/** Nested statistics as indented `key: value` lines (big integers exact). */
+function tree(v: unknown, indent: string): string[] {
+  if (typeof v !== 'object' || v === null) return [`${indent}${scalar(v)}`];
+  const lines: string[] = [];
+  for (const [k, x] of Object.entries(v)) {
+    if (typeof x === 'object' && x !== null && !Array.isArray(x)) {
+      lines.push(`${indent}${k}:`, ...tree(x, indent + '  '));
+    } else lines.push(`${indent}${k}: ${Array.isArray(x) ? x.map(scalar).join(', ') : scalar(x)}`);
+  }
+  return lines;
+}
+
+const ms = (n: number) => `${Number.isInteger(n) ? n : n.toFixed(2)} ms`;
+
+/** `nstar inspect` for people; `--json` has everything, the manifest included. */
+export function formatInspect(container: string, d: ContainerData): string {
+  const m = (d.manifest ?? {}) as { init?: string; args?: string[] };
+  const rows: [string, string][] = [
+    ['container', container],
+    ['repository', d.repository],
+    ['type', m.init === undefined ? 'resource' : `app (init ${[m.init, ...(m.args ?? [])].join(' ')})`],
+    ['state', stateOf(d)],
+    ['mounted', d.mounted ? 'yes' : 'no'],
+  ];
+  if (d.process) rows.push(['pid', String(d.process.pid)], ['uptime', formatUptime(d.process.uptime)]);
+  if (d.startup) {
+    const { total, ...phases } = d.startup;
+    const parts = Object.entries(phases).map(([k, v]) => `${k} ${ms(v)}`);
+    rows.push(['last start', `${total === undefined ? '' : ms(total)}${parts.length ? ` (${parts.join(', ')})` : ''}`]);
+  }
+  const w = Math.max(...rows.map(([k]) => k.length)) + 3;
+  const lines = rows.map(([k, v]) => `${(k + ':').padEnd(w)}${v}`);
+  const stats = d.process?.statistics;
+  if (stats && typeof stats === 'object' && Object.keys(stats).length > 0) lines.push('statistics:', ...tree(stats, '  '));
+  return lines.join('\n') + '\n';
+}
+
+/** Every command's options, for completion: the long and short flags. */
+function flagsOf(c: Command): string[] {
+  return c.options.flatMap((o) => [o.long, o.short].filter((x): x is string => !!x));
+}
+
+/** Commands whose first argument is an installed container. */
+const CONTAINER_ARG = /^<?container/;
+
+/**
+ * A bash or zsh completion script generated from the commander definitions:
+ * commands and aliases, each command's flags, installed container names
+ * (from `nstar list -q` against the running daemon) and file names for files.
+ */
+export function completionScript(shell: string, program: Command): string {
+  const cmds = program.commands.filter((c) => c.name() !== 'help');
+  const names = cmds.flatMap((c) => [c.name(), ...c.aliases()]);
+  const globals = flagsOf(program);
+  const cases = cmds.map((c) => {
+    const first = c.registeredArguments[0];
+    const kind = first === undefined ? 'none' : CONTAINER_ARG.test(first.name()) ? 'container' : 'file';
+    return { pattern: [c.name(), ...c.aliases()].join('|'), flags: [...flagsOf(c), '--help'].join(' '), kind };
+  });
   switch (shell) {
     case 'bash':
-      return `# nstar bash completion\n_nstar() {\n  local cur=\${COMP_WORDS[COMP_CWORD]}\n  if [ "$COMP_CWORD" -eq 1 ]; then COMPREPLY=( $(compgen -W "${words}" -- "$cur") ); fi\n}\ncomplete -F _nstar nstar\n`;
+      return [
+        '# nstar bash completion: source <(nstar completion bash)',
+        '_nstar() {',
+        '  local cur="${COMP_WORDS[COMP_CWORD]}" cmd="" i',
+        '  for ((i = 1; i < COMP_CWORD; i++)); do',
+        '    case "${COMP_WORDS[i]}" in',
+        '      -u|--url|-t|--timeout) ((i++)) ;;',
+        '      -*) ;;',
+        '      *) cmd="${COMP_WORDS[i]}"; break ;;',
+        '    esac',
+        '  done',
+        '  if [ -z "$cmd" ]; then',
+        `    COMPREPLY=( $(compgen -W "${[...names, ...globals].join(' ')}" -- "$cur") )`,
+        '    return',
+        '  fi',
+        '  local flags="" kind=none',
+        '  case "$cmd" in',
+        ...cases.map((c) => `    ${c.pattern}) flags="${c.flags}"; kind=${c.kind} ;;`),
+        '  esac',
+        '  if [[ "$cur" == -* ]]; then',
+        '    COMPREPLY=( $(compgen -W "$flags" -- "$cur") )',
+        '  elif [ "$kind" = container ]; then',
+        '    COMPREPLY=( $(compgen -W "$(nstar list -q 2>/dev/null)" -- "$cur") )',
+        '  elif [ "$kind" = file ]; then',
+        '    COMPREPLY=( $(compgen -f -- "$cur") )',
+        '  fi',
+        '}',
+        'complete -F _nstar nstar',
+        '',
+      ].join('\n');
     case 'zsh':
-      return `#compdef nstar\n_nstar() {\n  local -a cmds\n  cmds=(${words})\n  _arguments '1: :->cmd' '*:: :->args'\n  [[ $state == cmd ]] && compadd -a cmds\n}\n_nstar "$@"\n`;
+      return [
+        '#compdef nstar',
+        '# nstar zsh completion: nstar completion zsh > "${fpath[1]}/_nstar"',
+        '_nstar() {',
+        '  local -a cmds',
+        `  cmds=(${cmds.map((c) => `'${c.name()}:${c.description().replace(/'/g, "'\\''").replace(/:/g, '\\:')}'`).join(' ')})`,
+        '  local i=2 cmd=',
+        '  while (( i < CURRENT )); do',
+        '    case ${words[i]} in',
+        '      -u|--url|-t|--timeout) (( i += 2 )) ;;',
+        '      -*) (( i++ )) ;;',
+        '      *) cmd=${words[i]}; break ;;',
+        '    esac',
+        '  done',
+        '  if [[ -z $cmd ]]; then',
+        "    _describe 'command' cmds",
+        '    return',
+        '  fi',
+        '  case $cmd in',
+        ...cases.map((c) => {
+          const flags = c.flags.split(' ').map((f) => `'${f}'`).join(' ');
+          const arg =
+            c.kind === 'container'
+              ? "compadd -- ${(f)\"$(nstar list -q 2>/dev/null)\"}"
+              : c.kind === 'file'
+                ? '_files'
+                : ':';
+          return `    ${c.pattern}) if [[ $PREFIX == -* ]]; then compadd -- ${flags}; else ${arg}; fi ;;`;
+        }),
+        '  esac',
+        '}',
+        'if [ "$funcstack[1]" = "_nstar" ]; then _nstar "$@"; else compdef _nstar nstar; fi',
+        '',
+      ].join('\n');
     case 'fish':
-      return commands.map((c) => `complete -c nstar -n __fish_use_subcommand -a ${c}\n`).join('');
+      return names.map((c) => `complete -c nstar -n __fish_use_subcommand -a ${c}\n`).join('');
     default:
-      throw new UsageError(`unsupported shell "${shell}" (bash, zsh, fish)`);
+      throw new UsageError(`unsupported shell "${shell}" (bash, zsh or fish)`);
   }
 }
 
@@ -107,6 +292,8 @@ class Session {
   constructor(
     private readonly g: Globals,
     private readonly io: CliIo,
+    /** --json given to the command or globally. */
+    readonly json: boolean,
   ) {}
 
   async connect(subscribe: number | false = false): Promise<Client> {
@@ -115,7 +302,7 @@ class Session {
       timeoutMs: parseTimeout(this.g.timeout),
       subscribe: subscribe === false ? false : subscribe,
     };
-    if (this.g.json) opts.onRaw = (_dir, line) => this.io.out(line + '\n');
+    if (this.g.raw) opts.onRaw = (_dir, line) => this.io.out(line + '\n');
     this.client = this.g.url ? await Client.connect(this.g.url, opts) : await Client.connectFirst(DEFAULT_URLS, opts);
     return this.client;
   }
@@ -129,58 +316,95 @@ class Session {
     if (c.includes(':')) return c;
     const matches = (await (await this.connect()).list()).filter((x) => x.slice(0, x.indexOf(':')) === c).sort();
     if (matches.length === 1) return matches[0]!;
-    if (matches.length === 0) throw new UsageError(`no container named "${c}" is installed`);
+    if (matches.length === 0) throw new UsageError(`no container named "${c}" is installed (\`nstar list\` shows the installed containers)`);
     throw new UsageError(`"${c}" is ambiguous: ${matches.join(', ')} (give name:version)`);
   }
 
-  /** An error line on stderr (also with -j). */
+  /** An error line on stderr (also with --json). */
   fail(s: string): void {
     this.io.err(`nstar: ${s}\n`);
   }
 
-  /** Normal output; with -j the raw JSON lines are the output. */
-  print(s: string): void {
-    if (!this.g.json) this.io.out(s.endsWith('\n') ? s : s + '\n');
+  /** The human text, or with --json the value as one JSON document; nothing with --raw. */
+  emit(human: string, json: unknown, indent?: number): void {
+    if (this.g.raw) return;
+    const s = this.json ? stringifyJson(json, indent) : human;
+    if (s !== '') this.io.out(s.endsWith('\n') ? s : s + '\n');
   }
 }
 
-function reportResults(s: Session, verb: string, results: ContainerResult[]): boolean {
-  let ok = true;
+function reportResults(s: Session, verb: 'mounted' | 'umounted', results: ContainerResult[]): boolean {
+  const action = verb === 'mounted' ? 'mount' : 'umount';
+  const lines: string[] = [];
+  const json: unknown[] = [];
   for (const r of results) {
-    if ('ok' in r) s.print(`${verb} ${r.ok.container}`);
-    else {
-      ok = false;
-      const e = ClientError.runtime(r.error.error);
-      s.fail(`failed to ${verb.replace(/ed$/, '')} ${r.error.container}: ${e.message}`);
+    if ('ok' in r) {
+      lines.push(`${verb} ${r.ok.container}`);
+      json.push({ container: r.ok.container, ok: true });
+    } else {
+      const e = ClientError.runtime(r.error.error, action, r.error.container);
+      s.fail(e.message);
+      json.push({ container: r.error.container, ok: false, error: { kind: e.code, message: e.message } });
     }
   }
-  return ok;
+  s.emit(lines.join('\n'), json);
+  return results.every((r) => 'ok' in r);
 }
 
-async function list(s: Session): Promise<void> {
-  const client = await s.connect();
-  const containers = (await client.list()).sort();
-  const rows: string[][] = [];
-  for (const c of containers) {
-    const [name, version] = [c.slice(0, c.indexOf(':')), c.slice(c.indexOf(':') + 1)];
+interface Row {
+  container: string;
+  name: string;
+  version: string;
+  type: 'app' | 'resource' | null;
+  state: string | null;
+  pid: number | null;
+  uptime_ns: number | null;
+  repository: string | null;
+}
+
+async function rows(client: Client): Promise<Row[]> {
+  const out: Row[] = [];
+  for (const c of (await client.list()).sort()) {
     let d: ContainerData | undefined;
     try {
       d = await client.inspect(c, []);
     } catch (e) {
+      // Uninstalled between the list and the inspect.
       if (!(e instanceof ClientError && e.kind === 'runtime')) throw e;
     }
     const manifest = (d?.manifest ?? {}) as { init?: unknown };
-    rows.push([
-      name,
-      version,
-      d?.repository ?? '',
-      d ? (manifest.init === undefined ? 'resource' : 'app') : '',
-      d ? (d.mounted ? 'yes' : 'no') : '',
-      d?.process ? String(d.process.pid) : '',
-      d?.process ? formatUptime(d.process.uptime) : '',
-    ]);
+    out.push({
+      container: c,
+      name: c.slice(0, c.indexOf(':')),
+      version: c.slice(c.indexOf(':') + 1),
+      type: d ? (manifest.init === undefined ? 'resource' : 'app') : null,
+      state: d ? stateOf(d) : null,
+      pid: d?.process?.pid ?? null,
+      uptime_ns: d?.process?.uptime ?? null,
+      repository: d?.repository ?? null,
+    });
   }
-  s.print(table(['Name', 'Version', 'Repository', 'Type', 'Mounted', 'PID', 'Uptime'], rows));
+  return out;
+}
+
+async function list(s: Session, o: { quiet?: boolean }): Promise<void> {
+  const client = await s.connect();
+  if (o.quiet) {
+    const names = (await client.list()).sort();
+    s.emit(names.join('\n'), names);
+    return;
+  }
+  const rs = await rows(client);
+  const cells = rs.map((r) => [
+    r.name,
+    r.version,
+    r.type ?? '',
+    r.state ?? '',
+    r.pid === null ? '' : String(r.pid),
+    r.uptime_ns === null ? '' : formatUptime(r.uptime_ns),
+    r.repository ?? '',
+  ]);
+  s.emit(table(['NAME', 'VERSION', 'TYPE', 'STATE', 'PID', 'UPTIME', 'REPOSITORY'], cells), rs);
 }
 
 /** `start <c> [KEY=VAL]... [init] [args...]` */
@@ -209,76 +433,84 @@ function progress(io: CliIo, size: number): ((sent: number) => void) | undefined
   };
 }
 
-function build(io: CliIo, run: (fn: (s: Session) => Promise<boolean | void>) => Promise<void>): Command {
+type Run = (o: { json?: boolean }, fn: (s: Session) => Promise<boolean | void>) => Promise<void>;
+
+function build(io: CliIo, run: Run): Command {
   const program = new Command('nstar')
     .description('Northstar console client')
     .version(VERSION)
     .addOption(new Option('-u, --url <url>', `console url (default: ${DEFAULT_URLS.join(', then ')})`))
-    .option('-j, --json', 'print the raw JSON lines exchanged with the runtime')
+    .option('-j, --json', 'print each result as JSON (for scripts)')
+    .option('--raw', 'print the raw JSON lines exchanged with the runtime instead')
     .option('-t, --timeout <duration>', 'connect and handshake timeout', '10s')
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .showHelpAfterError();
+  /** A subcommand that takes --json after its name too. */
+  const command = (name: string) => program.command(name).option('-j, --json', 'print the result as JSON');
 
-  program
-    .command('list')
+  command('list')
     .alias('ls')
-    .description('list containers')
-    .action(() => run(list));
-  program
-    .command('repositories')
+    .description('list containers: name, version, type, state, pid, uptime, repository')
+    .option('-q, --quiet', 'print the container names only')
+    .action((o: { json?: boolean; quiet?: boolean }) => run(o, (s) => list(s, o)));
+  command('repositories')
     .alias('repos')
     .description('list repositories')
-    .action(() => run(async (s) => s.print((await (await s.connect()).repositories()).sort().join('\n'))));
-  program
-    .command('mount')
-    .description('mount containers')
-    .argument('<containers...>')
-    .action((cs: string[]) =>
-      run(async (s) => reportResults(s, 'mounted', await (await s.connect()).mount(await Promise.all(cs.map((c) => s.resolve(c)))))),
+    .action((o) =>
+      run(o, async (s) => {
+        const r = (await (await s.connect()).repositories()).sort();
+        s.emit(r.join('\n'), r);
+      }),
     );
-  program
-    .command('umount')
-    .description('unmount containers')
-    .argument('<containers...>')
-    .action((cs: string[]) =>
-      run(async (s) => reportResults(s, 'umounted', await (await s.connect()).umount(await Promise.all(cs.map((c) => s.resolve(c)))))),
-    );
-  program
-    .command('start')
+  for (const [name, verb] of [['mount', 'mounted'], ['umount', 'umounted']] as const) {
+    command(name)
+      .description(`${name === 'mount' ? 'mount' : 'unmount'} containers`)
+      .argument('<containers...>')
+      .action((cs: string[], o) =>
+        run(o, async (s) => {
+          const client = await s.connect();
+          return reportResults(s, verb, await client[name](await Promise.all(cs.map((c) => s.resolve(c)))));
+        }),
+      );
+  }
+  command('start')
     .description('start a container: start <c> [KEY=VAL]... [init] [args...] (<INIT> stands for the manifest init)')
     .argument('<container>')
     .argument('[rest...]')
     .passThroughOptions()
-    .action((c: string, rest: string[]) =>
-      run(async (s) => {
+    .action((c: string, rest: string[], o) =>
+      run(o, async (s) => {
         const { env, init, args } = parseStartArgs(rest);
-        s.print(`started ${await (await s.connect()).start(await s.resolve(c), { init, args, env })}`);
+        const started = await (await s.connect()).start(await s.resolve(c), { init, args, env });
+        s.emit(`started ${started}`, { started });
       }),
     );
-  program
-    .command('kill')
-    .description('send a signal to a container')
+  command('kill')
+    .description('send a signal to a container (default SIGTERM): kill <c> [signal], kill -s USR1 <c>')
     .argument('<container>')
-    .argument('[signal]', 'signal number', '15')
-    .action((c: string, sig: string) =>
-      run(async (s) => {
-        const signal = Number(sig);
-        if (!Number.isInteger(signal)) throw new UsageError(`invalid signal "${sig}": expected a number`);
-        s.print(`signalled ${await (await s.connect()).kill(await s.resolve(c), signal)} with ${signal}`);
+    .argument('[signal]', 'signal: a name (TERM, SIGUSR1) or a number')
+    .option('-s, --signal <signal>', 'signal: a name (TERM, SIGUSR1) or a number')
+    .action((c: string, sig: string | undefined, o: { json?: boolean; signal?: string }) =>
+      run(o, async (s) => {
+        if (sig !== undefined && o.signal !== undefined) throw new UsageError('give the signal once: as -s or as the second argument');
+        const signal = parseSignal(sig ?? o.signal ?? 'TERM');
+        const container = await (await s.connect()).kill(await s.resolve(c), signal);
+        s.emit(`signalled ${container} with ${signalName(signal)}`, { signalled: container, signal });
       }),
     );
-  program
-    .command('stop')
+  command('stop')
     .description('stop a container: SIGTERM, then SIGKILL after the grace period (extension)')
     .argument('<container>')
     .argument('[grace]', 'grace period', '10s')
-    .action((c: string, grace: string) =>
-      run(async (s) => s.print(`stopped ${await (await s.connect()).stop(await s.resolve(c), parseTimeout(grace))}`)),
+    .action((c: string, grace: string, o) =>
+      run(o, async (s) => {
+        const stopped = await (await s.connect()).stop(await s.resolve(c), parseTimeout(grace));
+        s.emit(`stopped ${stopped}`, { stopped });
+      }),
     );
-  program
-    .command('exec')
+  command('exec')
     .description('run a process inside a running container (extension)')
     .argument('<container>')
     .argument('<path>')
@@ -286,119 +518,139 @@ function build(io: CliIo, run: (fn: (s: Session) => Promise<boolean | void>) => 
     .option('-w, --wait', 'wait for the exit status')
     .option('-e, --env <KEY=VAL...>', 'environment')
     .passThroughOptions()
-    .action((c: string, path: string, args: string[], o: { wait?: boolean; env?: string[] }) =>
-      run(async (s) => {
+    .action((c: string, path: string, args: string[], o: { json?: boolean; wait?: boolean; env?: string[] }) =>
+      run(o, async (s) => {
         const env = parseStartArgs(o.env ?? []).env;
-        const r = await (await s.connect()).exec(await s.resolve(c), path, { args, env, wait: o.wait === true });
-        s.print(r.status ? `pid ${r.pid} exited with ${JSON.stringify(r.status)}` : `pid ${r.pid}`);
+        const container = await s.resolve(c);
+        const r = await (await s.connect()).exec(container, path, { args, env, wait: o.wait === true });
+        s.emit(r.status ? `pid ${r.pid} ${formatExit(r.status)}` : `pid ${r.pid}`, { container, pid: r.pid, status: r.status });
         if (r.status && !('exit' in r.status && r.status.exit.code === 0)) return false;
       }),
     );
-  for (const [name, verb, desc] of [
-    ['pause', 'paused', 'freeze a container (extension)'],
-    ['resume', 'resumed', 'thaw a paused container (extension)'],
-  ] as const) {
-    program
-      .command(name)
-      .description(desc)
-      .argument('<container>')
-      .action((c: string) => run(async (s) => s.print(`${verb} ${await (await s.connect())[name](await s.resolve(c))}`)));
-  }
-  program
-    .command('install')
-    .description('install an npk into a repository')
+  command('pause')
+    .description('freeze a running container (extension)')
+    .argument('<container>')
+    .action((c: string, o) =>
+      run(o, async (s) => {
+        const client = await s.connect();
+        const container = await s.resolve(c);
+        // The runtime answers a second pause with ok (idempotent); a person wants to know.
+        const state = await stateIfKnown(client, container);
+        if (state === 'paused') throw new UsageError(`${container} is already paused (\`nstar resume ${container}\` thaws it)`);
+        s.emit(`paused ${await client.pause(container)}`, { paused: container });
+      }),
+    );
+  command('resume')
+    .description('thaw a paused container (extension)')
+    .argument('<container>')
+    .action((c: string, o) =>
+      run(o, async (s) => {
+        const client = await s.connect();
+        const container = await s.resolve(c);
+        const state = await stateIfKnown(client, container);
+        if (state === 'running') throw new UsageError(`${container} is not paused (it is running): nothing to resume`);
+        s.emit(`resumed ${await client.resume(container)}`, { resumed: container });
+      }),
+    );
+  command('install')
+    .description('install an npk into a repository (a progress bar on a terminal)')
     .argument('<npk>')
     .argument('<repository>')
-    .action((npk: string, repo: string) =>
-      run(async (s) => {
+    .action((npk: string, repo: string, o) =>
+      run(o, async (s) => {
         let size: number;
         try {
           size = statSync(npk).size;
         } catch (e) {
           throw new UsageError(`cannot read ${npk}: ${(e as Error).message}`);
         }
-        const p = progress(io, size);
-        s.print(`installed ${await (await s.connect()).installFile(npk, repo, p)}`);
+        const installed = await (await s.connect()).installFile(npk, repo, progress(io, size));
+        s.emit(`installed ${installed}`, { installed });
       }),
     );
-  program
-    .command('uninstall')
+  command('uninstall')
     .description('uninstall a container')
     .argument('<container>')
     .option('-w, --wipe', 'also remove its persistent data')
-    .action((c: string, o: { wipe?: boolean }) =>
-      run(async (s) => s.print(`uninstalled ${await (await s.connect()).uninstall(await s.resolve(c), o.wipe === true)}`)),
+    .action((c: string, o: { json?: boolean; wipe?: boolean }) =>
+      run(o, async (s) => {
+        const uninstalled = await (await s.connect()).uninstall(await s.resolve(c), o.wipe === true);
+        s.emit(`uninstalled ${uninstalled}`, { uninstalled });
+      }),
     );
-  program
-    .command('shutdown')
-    .description('shut the runtime down')
-    .action(() => run(async (s) => void (await (await s.connect()).shutdown())));
-  program
-    .command('notifications')
-    .description('print notifications')
+  command('shutdown')
+    .description('shut the runtime down: stops the running containers, unmounts all')
+    .action((o) => run(o, shutdown));
+  command('notifications')
+    .description('print notifications, one line each (--json: the JSON of each)')
     .option('-n, --number <n>', 'exit after n notifications')
-    .action((o: { number?: string }) =>
-      run(async (s) => {
+    .action((o: { json?: boolean; number?: string }) =>
+      run(o, async (s) => {
         const n = o.number === undefined ? Infinity : Number(o.number);
         if (!(n >= 0)) throw new UsageError(`invalid number "${o.number}"`);
         const client = await s.connect(100);
         let seen = 0;
         if (seen >= n) return;
         for await (const note of client.notifications()) {
-          s.print(JSON.stringify(note));
+          s.emit(formatNotification(note), note);
           if (++seen >= n) break;
         }
       }),
     );
-  program
-    .command('inspect')
-    .description('inspect a container (pretty JSON)')
+  command('inspect')
+    .description('inspect a container: state, pid, uptime, last start, statistics (--json: everything)')
     .argument('<container>')
     .option('-s, --statistics <categories>', `statistics to collect: ${STAT_CATEGORIES.join(',')} (extension)`)
-    .action((c: string, o: { statistics?: string }) =>
-      run(async (s) => {
+    .action((c: string, o: { json?: boolean; statistics?: string }) =>
+      run(o, async (s) => {
         let cats: StatCategory[] | undefined;
         if (o.statistics !== undefined) {
           cats = o.statistics.split(',').filter(Boolean) as StatCategory[];
           const bad = cats.find((x) => !(STAT_CATEGORIES as readonly string[]).includes(x));
           if (bad) throw new UsageError(`unknown statistics category "${bad}" (${STAT_CATEGORIES.join(', ')})`);
         }
-        const d = await (await s.connect()).inspect(await s.resolve(c), cats);
-        s.print(JSON.stringify(d, null, 2));
+        const container = await s.resolve(c);
+        const d = await (await s.connect()).inspect(container, cats);
+        s.emit(formatInspect(container, d), d, 2);
       }),
     );
-  program
-    .command('token')
+  command('token')
     .description('create a token for target with shared data')
     .argument('<target>')
     .argument('<shared>')
-    .action((target: string, shared: string) =>
-      run(async (s) => s.print(`created token ${await (await s.connect()).createToken(target, shared)}`)),
+    .action((target: string, shared: string, o) =>
+      run(o, async (s) => {
+        const token = await (await s.connect()).createToken(target, shared);
+        s.emit(`created token ${token}`, { token });
+      }),
     );
-  program
-    .command('verify-token')
+  command('verify-token')
     .description('verify a token')
     .argument('<token>')
     .argument('<user>')
     .argument('<shared>')
-    .action((token: string, user: string, shared: string) =>
-      run(async (s) => {
+    .action((token: string, user: string, shared: string, o) =>
+      run(o, async (s) => {
         const r = await (await s.connect()).verifyToken(token, user, shared);
-        s.print(r);
+        s.emit(r, { result: r });
         if (r !== 'Ok') return false;
       }),
     );
-  program
-    .command('ident')
+  command('ident')
     .description('print the identity of this console connection')
-    .action(() => run(async (s) => s.print(await (await s.connect()).ident())));
+    .action((o) =>
+      run(o, async (s) => {
+        const ident = await (await s.connect()).ident();
+        s.emit(ident, { ident });
+      }),
+    );
   program
     .command('seccomp')
     .description('print a manifest seccomp section allowing the syscalls of an strace log')
     .argument('<strace.log>')
     .option('--no-default-profile', 'list every syscall instead of those beyond the default profile')
     .action((file: string, o: { defaultProfile: boolean }) =>
-      run(async () => {
+      run({}, async () => {
         let log: string;
         try {
           log = readFileSync(file, 'utf8');
@@ -411,15 +663,15 @@ function build(io: CliIo, run: (fn: (s: Session) => Promise<boolean | void>) => 
     );
   program
     .command('completion')
-    .description('print a shell completion script')
-    .requiredOption('-s, --shell <shell>', 'bash, zsh or fish')
+    .description('print a shell completion script: source <(nstar completion bash)')
+    .argument('[shell]', 'bash, zsh or fish')
+    .option('-s, --shell <shell>', 'bash, zsh or fish')
     .option('-o, --output <file>', 'write to a file')
-    .action((o: { shell: string; output?: string }) =>
-      run(async () => {
-        const script = completionScript(
-          o.shell,
-          program.commands.map((c) => c.name()),
-        );
+    .action((shell: string | undefined, o: { shell?: string; output?: string }) =>
+      run({}, async () => {
+        const sh = shell ?? o.shell;
+        if (sh === undefined) throw new UsageError('which shell? nstar completion bash|zsh|fish');
+        const script = completionScript(sh, program);
         if (o.output) writeFileSync(o.output, script);
         else io.out(script);
       }),
@@ -427,12 +679,53 @@ function build(io: CliIo, run: (fn: (s: Session) => Promise<boolean | void>) => 
   return program;
 }
 
+/** The machine state when the runtime reports it (our extension), mapped as in `list`. */
+async function stateIfKnown(client: Client, container: string): Promise<string | undefined> {
+  try {
+    const d = await client.inspect(container, []);
+    return d.state === undefined ? undefined : stateOf(d);
+  } catch (e) {
+    // A console that permits pause/resume but not inspect: the runtime decides alone.
+    if (e instanceof ClientError && e.kind === 'permission_denied') return undefined;
+    throw e;
+  }
+}
+
+/** How long `shutdown` waits for the runtime to finish (its stops take at most their grace each). */
+const SHUTDOWN_WAIT_MS = 120_000;
+
+/** Shuts the runtime down and says what that stopped: the containers that ran and were mounted. */
+async function shutdown(s: Session): Promise<void> {
+  const client = await s.connect();
+  const before = await rows(client);
+  const running = before.filter((r) => r.pid !== null);
+  const mounted = before.filter((r) => r.state !== null && r.state !== 'unmounted');
+  await client.shutdown();
+  // The runtime closes its consoles after it stopped and unmounted everything.
+  let timer: NodeJS.Timeout | undefined;
+  const done = await Promise.race([
+    client.closed.then(() => true),
+    new Promise<false>((r) => (timer = setTimeout(() => r(false), SHUTDOWN_WAIT_MS))),
+  ]);
+  clearTimeout(timer);
+  if (!done) {
+    s.emit(`the runtime is shutting down (still busy after ${SHUTDOWN_WAIT_MS / 1000}s)`, { shutdown: false });
+    return;
+  }
+  const names = (rs: Row[]) => rs.map((r) => (r.pid === null ? r.container : `${r.container} (pid ${r.pid})`)).join(', ');
+  const lines = ['the runtime shut down'];
+  lines.push(running.length ? `stopped ${running.length} container${running.length > 1 ? 's' : ''}: ${names(running)}` : 'no container was running');
+  if (mounted.length) lines.push(`unmounted ${mounted.length} container${mounted.length > 1 ? 's' : ''}`);
+  s.emit(lines.join('\n'), { shutdown: true, stopped: running.map((r) => r.container), unmounted: mounted.map((r) => r.container) });
+}
+
 /** Runs nstar with `argv` (without node and script); resolves to the exit code. */
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
   let code = 0;
   let program: Command;
-  const run = async (fn: (s: Session) => Promise<boolean | void>): Promise<void> => {
-    const s = new Session(program.opts<Globals>(), io);
+  const run: Run = async (o, fn) => {
+    const g = program.opts<Globals>();
+    const s = new Session(g, io, o.json === true || g.json === true);
     try {
       if ((await fn(s)) === false) code = 1;
     } catch (e) {

@@ -10,10 +10,11 @@ import { createReadStream, statSync } from 'node:fs';
 import net from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 
-import { EMBEDDED_DEFAULT_CONFIG, parseConfig } from '../model/config.js';
 import { RuntimeError, type ErrorCode, type WireError } from '../model/errors.js';
 import { VERSION } from '../model/version.js';
-import { encodeMessage, FrameReader } from '../console/codec.js';
+import { encodeMessage, FrameReader, parseJson } from '../console/codec.js';
+import { Container } from './container.js';
+import { explain, type Action } from './messages.js';
 import {
   STAT_CATEGORIES,
   canonicalRequest,
@@ -30,12 +31,15 @@ import {
 } from '../console/protocol.js';
 
 export type * from '../console/protocol.js';
+export { explain, type Action } from './messages.js';
+export { Container, signalNumber, type Abortable, type ExecOptions, type Signal, type StartOptions, type StopOptions } from './container.js';
 
-/** Where `nstar` looks without `-u` (deviation 16): the embedded default config's socket, then Northstar's default. */
-export const DEFAULT_URLS = [
-  parseConfig(EMBEDDED_DEFAULT_CONFIG).console.global?.bind ?? 'unix:///run/northstar/console',
-  'tcp://localhost:4200',
-];
+/**
+ * Where `nstar` looks without `-u` (deviation 16): the embedded default
+ * config's socket, then Northstar's default. A constant, not parsed from the
+ * embedded config, so importing the client does no work (a test keeps them equal).
+ */
+export const DEFAULT_URLS: readonly string[] = ['unix:///run/northstar/console', 'tcp://localhost:4200'];
 export const DEFAULT_TIMEOUT_MS = 10_000;
 /** The TCP/unix connect itself (Northstar's nstar hard-codes 5 s). */
 export const CONNECT_TIMEOUT_MS = 5_000;
@@ -61,7 +65,13 @@ export class ClientError extends Error {
     super(message);
   }
 
-  static runtime(wire: WireError): ClientError {
+  /**
+   * The runtime's error as the class of its kind (NotRunningError, ...); with
+   * the action that failed, the message says what to do (./messages.ts).
+   */
+  static runtime(wire: WireError, action?: Action, container?: string): ClientError {
+    const Class = RUNTIME_ERRORS[Object.keys(wire)[0] as ErrorCode] ?? ClientError;
+    if (action) return new Class('runtime', explain(action, container, wire), wire);
     const [code, fields] = Object.entries(wire)[0] as [ErrorCode, never];
     let msg: string;
     try {
@@ -69,8 +79,55 @@ export class ClientError extends Error {
     } catch {
       msg = JSON.stringify(wire);
     }
-    return new ClientError('runtime', msg, wire);
+    return new Class('runtime', msg, wire);
   }
+
+  /** The wire error's kind ("stop_container_not_started", ...) for kind "runtime". */
+  get code(): ErrorCode | undefined {
+    return this.wire ? (Object.keys(this.wire)[0] as ErrorCode) : undefined;
+  }
+}
+
+/** `invalid_container`: no such container is installed. */
+export class NoSuchContainerError extends ClientError {
+  override name = 'NoSuchContainerError';
+}
+/** `stop_container_not_started`: the container is not running (kill, stop, exec, pause, resume). */
+export class NotRunningError extends ClientError {
+  override name = 'NotRunningError';
+}
+/** `start_container_started`: it (or another version of it) is already running. */
+export class AlreadyRunningError extends ClientError {
+  override name = 'AlreadyRunningError';
+}
+/** `mount_busy`, `umount_busy`: mounted already, or in use by a running container. */
+export class BusyError extends ClientError {
+  override name = 'BusyError';
+}
+/** `start_container_failed`, `start_container_resource`, `start_container_missing_resource`. */
+export class StartError extends ClientError {
+  override name = 'StartError';
+}
+/** `invalid_repository`: no repository of that name. */
+export class NoSuchRepositoryError extends ClientError {
+  override name = 'NoSuchRepositoryError';
+}
+
+const RUNTIME_ERRORS: Partial<Record<ErrorCode, new (kind: ClientErrorKind, message: string, wire?: WireError) => ClientError>> = {
+  invalid_container: NoSuchContainerError,
+  stop_container_not_started: NotRunningError,
+  start_container_started: AlreadyRunningError,
+  mount_busy: BusyError,
+  umount_busy: BusyError,
+  start_container_failed: StartError,
+  start_container_resource: StartError,
+  start_container_missing_resource: StartError,
+  invalid_repository: NoSuchRepositoryError,
+};
+
+/** Connects to a console url (`unix:///path`, `tcp://host:port`) and performs the handshake; see {@link Client.connect}. */
+export function connect(url: string, opts: ConnectOptions = {}): Promise<Client> {
+  return Client.connect(url, opts);
 }
 
 export interface ConnectOptions {
@@ -140,6 +197,10 @@ export class Client {
   private resolveHandshake!: () => void;
   private rejectHandshake!: (e: Error) => void;
   private readonly capacity: number;
+  private resolveClosed!: () => void;
+  private readonly watchers = new Set<(n: Notification | ClientError) => void>();
+  /** Resolves once the connection is closed, by either side (the runtime closes its consoles last at shutdown). */
+  readonly closed: Promise<void> = new Promise((r) => (this.resolveClosed = r));
 
   private constructor(
     private readonly stream: Duplex,
@@ -163,7 +224,7 @@ export class Client {
   }
 
   /** Tries each url in turn (nstar without -u); the error names all that failed. */
-  static async connectFirst(urls: string[], opts: ConnectOptions = {}): Promise<Client> {
+  static async connectFirst(urls: readonly string[], opts: ConnectOptions = {}): Promise<Client> {
     const failures: string[] = [];
     for (const url of urls) {
       try {
@@ -203,6 +264,8 @@ export class Client {
   private fail(e: ClientError): void {
     if (this.closedError) return;
     this.closedError = e;
+    this.resolveClosed();
+    for (const w of this.watchers) w(e);
     this.rejectHandshake(e);
     for (const p of this.pending.splice(0)) p.reject(e);
     this.wakeNotes();
@@ -215,7 +278,7 @@ export class Client {
         const line = await this.reader.readLine();
         if (line === null) break;
         this.opts.onRaw?.('read', line);
-        const m = decodeMessage(JSON.parse(line));
+        const m = decodeMessage(parseJson(line));
         if (!handshaken) {
           if ('connect_ack' in m) {
             handshaken = true;
@@ -223,7 +286,10 @@ export class Client {
           } else if ('connect_nack' in m) {
             const n = m.connect_nack;
             if (n === 'permission_denied')
-              throw new ClientError('connect_permission_denied', 'connect: notifications are not permitted on this console');
+              throw new ClientError(
+                'connect_permission_denied',
+                'connect: this console does not permit notifications (its permissions must include `notifications`); connect without subscribing',
+              );
             throw new ClientError(
               'invalid_protocol_version',
               `connect: the runtime (version ${n.invalid_protocol_version.version}) refused our protocol version`,
@@ -244,6 +310,7 @@ export class Client {
   }
 
   private pushNote(n: Notification): void {
+    for (const w of this.watchers) w(n);
     if (this.notes.length >= this.capacity) this.lagged = true;
     else this.notes.push(n);
     this.wakeNotes();
@@ -266,6 +333,29 @@ export class Client {
       if (this.closedError) return;
       await new Promise<void>((r) => (this.noteWaiter = r));
     }
+  }
+
+  /** Whether this connection receives notifications (`subscribe` at connect). */
+  get subscribed(): boolean {
+    return this.capacity > 0;
+  }
+
+  /**
+   * Calls `fn` with every notification as it arrives, beside the iterator, and
+   * once with the error when the connection ends. Returns the unsubscribe.
+   */
+  watch(fn: (n: Notification | ClientError) => void): () => void {
+    if (this.closedError) {
+      fn(this.closedError);
+      return () => undefined;
+    }
+    this.watchers.add(fn);
+    return () => void this.watchers.delete(fn);
+  }
+
+  /** A handle on the container `name:version` (nothing is sent until it is used). */
+  container(id: string): Container {
+    return new Container(this, id);
   }
 
   [Symbol.asyncIterator](): AsyncGenerator<Notification> {
@@ -317,7 +407,7 @@ export class Client {
     const r = await this.request({
       start: { container, init: o.init ?? null, arguments: o.args ?? [], environment: o.env ?? {} },
     });
-    return unwrap(expect(r, 'start') as ContainerResult);
+    return unwrap(expect(r, 'start') as ContainerResult, 'start');
   }
 
   /** Northstar's start_command: init override (`<INIT>` for the manifest's), arguments and environment. */
@@ -326,12 +416,12 @@ export class Client {
   }
 
   async kill(container: string, signal = 15): Promise<string> {
-    return unwrap(expect(await this.request({ kill: { container, signal } }), 'kill') as ContainerResult);
+    return unwrap(expect(await this.request({ kill: { container, signal } }), 'kill') as ContainerResult, 'kill');
   }
 
   /** Extension: SIGTERM, SIGKILL when still running after the grace. */
   async stop(container: string, graceMs: number): Promise<string> {
-    return unwrap(expect(await this.request({ stop: { container, grace_ms: graceMs } }), 'stop') as ContainerResult);
+    return unwrap(expect(await this.request({ stop: { container, grace_ms: graceMs } }), 'stop') as ContainerResult, 'stop');
   }
 
   /** Extension: runs `path` in the running container; with `wait` resolves after its exit with the status. */
@@ -344,16 +434,16 @@ export class Client {
       exec: { container, path, arguments: o.args ?? [], environment: o.env ?? {}, wait: o.wait ?? false },
     });
     const e = expect(r, 'exec') as { ok: { pid: number; status: ExitStatus | null } } | { error: { error: WireError } };
-    if ('error' in e) throw ClientError.runtime(e.error.error);
+    if ('error' in e) throw ClientError.runtime(e.error.error, 'exec', container);
     return { pid: e.ok.pid, status: e.ok.status };
   }
 
   async pause(container: string): Promise<string> {
-    return unwrap(expect(await this.request({ pause: { container } }), 'pause') as ContainerResult);
+    return unwrap(expect(await this.request({ pause: { container } }), 'pause') as ContainerResult, 'pause');
   }
 
   async resume(container: string): Promise<string> {
-    return unwrap(expect(await this.request({ resume: { container } }), 'resume') as ContainerResult);
+    return unwrap(expect(await this.request({ resume: { container } }), 'resume') as ContainerResult, 'resume');
   }
 
   /** Streams `size` bytes from `data` after the request line; resolves to the installed container. */
@@ -378,7 +468,7 @@ export class Client {
       if (sent !== size) throw new Error(`the npk stream had ${sent} bytes, announced ${size}`);
     });
     const i = expect(r, 'install') as { ok: { container: string } } | { error: { error: WireError } };
-    if ('error' in i) throw ClientError.runtime(i.error.error);
+    if ('error' in i) throw ClientError.runtime(i.error.error, 'install');
     return i.ok.container;
   }
 
@@ -388,7 +478,7 @@ export class Client {
   }
 
   async uninstall(container: string, wipe = false): Promise<string> {
-    return unwrap(expect(await this.request({ uninstall: { container, wipe } }), 'uninstall') as ContainerResult);
+    return unwrap(expect(await this.request({ uninstall: { container, wipe } }), 'uninstall') as ContainerResult, 'uninstall');
   }
 
   /** Asks the runtime to shut down; the result is ignored (the connection closes). */
@@ -424,7 +514,7 @@ export class Client {
     const i = expect(await this.request(req), 'inspect') as
       | { ok: { data: ContainerData } }
       | { error: { error: WireError } };
-    if ('error' in i) throw ClientError.runtime(i.error.error);
+    if ('error' in i) throw ClientError.runtime(i.error.error, 'inspect', container);
     return i.ok.data;
   }
 
@@ -458,7 +548,12 @@ function writeAll(s: Duplex, b: Buffer): Promise<void> {
 function expect(r: Response, variant: string): unknown {
   if (typeof r === 'object' && r !== null) {
     if ('permission_denied' in r) {
-      throw new ClientError('permission_denied', `permission denied: ${JSON.stringify(r.permission_denied)}`);
+      const req = r.permission_denied;
+      const name = typeof req === 'string' ? req : Object.keys(req)[0];
+      throw new ClientError(
+        'permission_denied',
+        `permission denied: this console does not permit \`${name}\` (the console's permissions in the config, or the container manifest's console permissions, must include it)`,
+      );
     }
     if ('error' in r) throw ClientError.runtime(r.error);
     if (variant in r) return (r as Record<string, unknown>)[variant];
@@ -466,7 +561,7 @@ function expect(r: Response, variant: string): unknown {
   throw new ClientError('protocol', `expected a ${variant} response, got ${JSON.stringify(r).slice(0, 120)}`);
 }
 
-function unwrap(r: ContainerResult): string {
-  if ('error' in r) throw ClientError.runtime(r.error.error);
+function unwrap(r: ContainerResult, action: Action): string {
+  if ('error' in r) throw ClientError.runtime(r.error.error, action, r.error.container);
   return r.ok.container;
 }

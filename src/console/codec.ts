@@ -5,6 +5,8 @@
 // are handed to the install stream (spec/console.md §4.4 step 4).
 import type { Duplex } from 'node:stream';
 
+import { isInteger, isSafeNumber, parse as losslessParse, stringify as losslessStringify } from 'lossless-json';
+
 import type { Message } from './protocol.js';
 
 /** A line (without "\n") was longer than the allowed maximum. */
@@ -23,9 +25,37 @@ export class ReadTimeout extends Error {
   }
 }
 
+/**
+ * JSON text of a value; a bigint (a u64 counter past 2^53, such as cgroup v1's
+ * hierarchical_memory_limit) is written as its exact integer, as serde writes a
+ * u64. JSON.stringify refuses bigint: only then the slower lossless writer runs.
+ */
+export function stringifyJson(v: unknown, space?: number): string {
+  try {
+    return JSON.stringify(v, null, space);
+  } catch (e) {
+    if (!(e instanceof TypeError)) throw e;
+    const s = losslessStringify(v, null, space);
+    if (s === undefined) throw e;
+    return s;
+  }
+}
+
 /** One JSON line of a message. serde writes no spaces; JSON.stringify neither. */
 export function encodeMessage(m: Message): string {
-  return JSON.stringify(m) + '\n';
+  return stringifyJson(m) + '\n';
+}
+
+const exactNumber = (s: string): number | bigint => (isInteger(s) && !isSafeNumber(s) ? BigInt(s) : Number(s));
+
+/**
+ * Parses JSON keeping integers past 2^53 exact (as bigint; the rest stay
+ * numbers). JSON.parse rounds them (9223372036854771712 → ...772000); only a
+ * line with a run of 16 digits can hold one, so the rest takes the fast path.
+ */
+export function parseJson(text: string): unknown {
+  if (!/\d{16}/.test(text)) return JSON.parse(text);
+  return losslessParse(text, null, exactNumber);
 }
 
 /** Parses one line; throws SyntaxError on invalid JSON. */

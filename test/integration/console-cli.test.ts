@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { main as stress } from '../../src/cli/stress.js';
 import { fixtureNpk } from '../fixtures/npk.js';
 import { privileged } from './privileged.js';
-import { startRuntime } from './runtime-harness.js';
+import { startDaemon, startRuntime } from './runtime-harness.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -34,26 +34,50 @@ describe('nstar against the runtime', privileged({ cgroups: true }), () => {
 
     let r = await nstar([...u, 'list']);
     assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /^Name +Version +Repository +Type +Mounted +PID +Uptime\nsleeper +0\.0\.1 +default +app +no\n$/);
+    assert.match(r.out, /^NAME +VERSION +TYPE +STATE +PID +UPTIME +REPOSITORY\nsleeper +0\.0\.1 +app +unmounted +default\n$/);
+
+    r = await nstar([...u, 'kill', 'sleeper', 'USR1']);
+    assert.equal(r.err, 'nstar: cannot signal sleeper:0.0.1: it is not running (start it with `nstar start sleeper:0.0.1`)\n');
+    r = await nstar([...u, 'start', 'nosuch:0.0.1']);
+    assert.equal(r.err, 'nstar: no container nosuch:0.0.1 is installed (`nstar list` shows the installed containers)\n');
 
     r = await nstar([...u, 'start', 'sleeper']);
     assert.equal(r.out, 'started sleeper:0.0.1\n', r.err);
     await h.waitFor((n) => typeof n === 'object' && 'started' in n);
     r = await nstar([...u, 'list']);
-    assert.match(r.out, /\nsleeper +0\.0\.1 +default +app +yes +\d+ +[\d.]+s\n$/, r.out);
+    assert.match(r.out, /\nsleeper +0\.0\.1 +app +running +\d+ +[\d.]+s +default\n$/, r.out);
 
     r = await nstar([...u, 'inspect', 'sleeper']);
+    assert.match(r.out, /^container: +sleeper:0\.0\.1\n[^]*\nstate: +running\n[^]*\npid: +\d+\nuptime: +[\d.]+s\nlast start: +[\d.]+ ms \(/, r.out);
+    r = await nstar([...u, 'inspect', '--json', '-s', 'memory', 'sleeper']);
     const data = JSON.parse(r.out);
     assert.equal(data.manifest.name, 'sleeper');
     assert.equal(typeof data.process.pid, 'number');
     assert.equal(typeof data.startup.total, 'number', 'the extension data: startup phases');
+    // cgroup v1 reports "no limit" as a page-rounded LLONG_MAX: exact, not 9223372036854772000.
+    if (data.process.statistics.memory?.stat?.hierarchical_memory_limit !== undefined) {
+      assert.match(r.out, /"hierarchical_memory_limit": 9223372036854771712,/);
+    }
 
     r = await nstar([...u, 'start', 'sleeper']);
     assert.equal(r.code, 1);
-    assert.equal(r.err, 'nstar: container sleeper:0.0.1 failed to start: already started\n');
+    assert.equal(r.err, 'nstar: sleeper:0.0.1 is already running (`nstar stop sleeper:0.0.1` stops it)\n');
+    r = await nstar([...u, 'resume', 'sleeper']);
+    assert.equal(r.err, 'nstar: sleeper:0.0.1 is not paused (it is running): nothing to resume\n');
+    r = await nstar([...u, 'uninstall', 'sleeper']);
+    assert.equal(r.err, 'nstar: cannot uninstall sleeper:0.0.1: it is running (stop it first: `nstar stop sleeper:0.0.1`)\n');
 
+    r = await nstar([...u, 'kill', '-s', 'SIGUSR1', 'sleeper']);
+    assert.equal(r.out, 'signalled sleeper:0.0.1 with SIGUSR1 (10)\n', r.err);
+    assert.deepEqual(
+      await h.waitFor((n) => typeof n === 'object' && 'exit' in n),
+      { exit: ['sleeper:0.0.1', { signalled: { signal: 10 } }] },
+    );
+    r = await nstar([...u, 'start', 'sleeper']);
+    assert.equal(r.out, 'started sleeper:0.0.1\n', r.err);
+    h.notifications.length = 0;
     r = await nstar([...u, 'kill', 'sleeper', '9']);
-    assert.equal(r.out, 'signalled sleeper:0.0.1 with 9\n', r.err);
+    assert.equal(r.out, 'signalled sleeper:0.0.1 with SIGKILL (9)\n', r.err);
     assert.deepEqual(
       await h.waitFor((n) => typeof n === 'object' && 'exit' in n),
       { exit: ['sleeper:0.0.1', { signalled: { signal: 9 } }] },
@@ -67,6 +91,19 @@ describe('nstar against the runtime', privileged({ cgroups: true }), () => {
     assert.equal(r.out, 'uninstalled vector:0.0.1\n', r.err);
     r = await nstar([...u, 'umount', 'sleeper']);
     assert.equal(r.out, 'umounted sleeper:0.0.1\n', r.err);
+  });
+
+  test('shutdown stops the running containers and says so; the daemon exits', async (t) => {
+    const sleeper = await fixtureNpk({ name: 'sleeper', manifest: { args: ['sleep'] } });
+    const h = await startDaemon(t, { repositories: { default: { npks: [sleeper] } } });
+    const u = ['-u', h.url];
+    let r = await nstar([...u, 'start', 'sleeper']);
+    assert.equal(r.out, 'started sleeper:0.0.1\n', r.err);
+    const pid = (await h.client.inspect('sleeper:0.0.1', [])).process!.pid;
+    r = await nstar([...u, 'shutdown']);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, `the runtime shut down\nstopped 1 container: sleeper:0.0.1 (pid ${pid})\nunmounted 1 container\n`);
+    assert.deepEqual(await h.exited, { code: 0, signal: null });
   });
 
   test('stress start-stop cycles the startable containers and reports iterations', async (t) => {

@@ -348,3 +348,19 @@ function readLabel(p: string): string {
     return execFileSync('python3', ['-c', script, p]).toString().trim();
   }
 }
+
+describe('npk pack -o', privileged({ loop: false, tools: ['mksquashfs'] }), () => {
+  test('a directory that does not exist yet is created (for a .npk path: its directory)', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'npk-out-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const manifestPath = join(dir, 'manifest.yaml');
+    writeFileSync(manifestPath, 'name: res\nversion: 0.1.0\nuid: 1000\ngid: 1000\n');
+    const out = join(dir, 'fresh', 'out') + '/';
+    const r = await cli('pack', '-m', manifestPath, '-o', out);
+    assert.equal(r.code, 0, r.out);
+    assert.deepEqual(readdirSync(out), ['res-0.1.0.npk']);
+    const file = join(dir, 'fresh2', 'sub', 'mine.npk');
+    assert.equal((await cli('pack', '-m', manifestPath, '-o', file)).code, 0);
+    assert.ok(existsSync(file));
+  });
+});

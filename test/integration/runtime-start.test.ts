@@ -236,13 +236,13 @@ describe('runtime: start, stop and errors', privileged({ cgroups: true }), () =>
     assert.equal(a.mounted, true);
     assert.equal(a.repository, 'default');
     assert.equal((a.manifest as { name: string }).name, 'test-container');
-    assert.ok(a.process && a.process.pid > 1, JSON.stringify(a.process));
+    assert.ok(a.process && a.process.pid > 1, `pid ${a.process?.pid}`);
     assert.ok(readFileSync(`/proc/${a.process.pid}/cmdline`, 'utf8').length > 0, 'the pid is a live process of this host');
     await new Promise((r) => setTimeout(r, 20));
     const b = await h.client.inspect(TC);
     assert.ok(Number(b.process!.uptime) > Number(a.process.uptime), `${String(b.process!.uptime)} > ${String(a.process.uptime)}`);
     const stats = a.process.statistics as Record<string, unknown>;
-    assert.ok(stats && 'memory' in stats && 'pids' in stats, JSON.stringify(stats));
+    assert.ok(stats && 'memory' in stats && 'pids' in stats, `statistics: ${Object.keys(stats ?? {}).join(', ')}`);
     await h.client.kill(TC, 15);
     await nthExit(h, TC, 1);
     await leaks.assertClean();

@@ -75,7 +75,7 @@ test('every client method writes the request line of spec/console.md and reads t
   assert.equal(await c.start('c:0.0.1'), 'c:0.0.1');
   await assert.rejects(c.start('c:0.0.1', { init: '<INIT>', args: ['sleep'], env: { K: 'V' } }), (e: ClientError) => {
     assert.deepEqual(e.wire, { start_container_missing_resource: { container: 'c:0.0.1', resource: 'test-resource', version: '>=0.0.1' } });
-    return e.message === 'container c:0.0.1 failed to start: resource test-resource version >=0.0.1 is missing';
+    return e.code === 'start_container_missing_resource' && e.message === 'cannot start c:0.0.1: it needs resource test-resource version >=0.0.1, which is not installed (install it first)';
   });
   assert.equal(await c.kill('c:0.0.1', 15), 'c:0.0.1');
   assert.equal((await c.mount(['a:0.0.1', 'foo:0.0.1'])).length, 2);

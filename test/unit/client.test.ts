@@ -119,10 +119,10 @@ test('runtime errors carry the wire error and its message', async (t) => {
   await assert.rejects(c.start('nope:0.0.1'), (e: ClientError) => {
     assert.equal(e.kind, 'runtime');
     assert.deepEqual(e.wire, { invalid_container: { container: 'nope:0.0.1' } });
-    assert.equal(e.message, 'invalid container nope:0.0.1');
+    assert.equal(e.message, 'no container nope:0.0.1 is installed (`nstar list` shows the installed containers)');
     return true;
   });
-  await assert.rejects(c.install(Buffer.from('abc'), 3, 'nope'), /invalid repository nope/);
+  await assert.rejects(c.install(Buffer.from('abc'), 3, 'nope'), /no repository named "nope"/);
   assert.equal(await c.ident(), 'extern:0.0.0');
   const results = await c.umount(['crashing:0.0.1', 'message:0.0.2']);
   assert.deepEqual(results, [

@@ -1,11 +1,13 @@
 // nstar against a fake backend over a real unix socket.
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
-import { formatUptime, main, parseStartArgs, parseTimeout, table } from '../../src/cli/nstar.js';
+import { formatUptime, main, parseSignal, parseStartArgs, parseTimeout, table } from '../../src/cli/nstar.js';
 import { startServer } from './console-fake-backend.js';
 
 async function nstar(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -15,21 +17,29 @@ async function nstar(args: string[]): Promise<{ code: number; out: string; err: 
   return { code, out, err };
 }
 
-test('list prints an aligned table with type, mount state, pid and uptime', async (t) => {
-  const { url } = await startServer(t);
+test('list prints a table with type, state, pid, uptime and repository, or JSON, or the names', async (t) => {
+  const { url, backend } = await startServer(t);
+  backend.containers.get('crashing:0.0.1')!.state = 'started.paused';
   const r = await nstar(['-u', url, 'list']);
   assert.equal(r.code, 0, r.err);
   assert.equal(
     r.out,
     [
-      'Name         Version  Repository  Type      Mounted  PID   Uptime',
-      'crashing     0.0.1    mem         app       yes      4242  1.500s',
-      'hello-world  0.0.1    mem         app       no',
-      'message      0.0.2    fs          resource  yes',
+      'NAME         VERSION  TYPE      STATE      PID   UPTIME  REPOSITORY',
+      'crashing     0.0.1    app       paused     4242  1.500s  mem',
+      'hello-world  0.0.1    app       unmounted                mem',
+      'message      0.0.2    resource  mounted                  fs',
       '',
     ].join('\n'),
   );
   assert.equal((await nstar(['-u', url, 'ls'])).out, r.out);
+  const j = await nstar(['-u', url, 'list', '--json']);
+  assert.deepEqual(JSON.parse(j.out)[0], {
+    container: 'crashing:0.0.1', name: 'crashing', version: '0.0.1', type: 'app', state: 'paused',
+    pid: 4242, uptime_ns: 1_500_000_000, repository: 'mem',
+  });
+  assert.equal((await nstar(['-u', url, '--json', 'ls'])).out, j.out, 'global --json too');
+  assert.equal((await nstar(['-u', url, 'ls', '-q'])).out, 'crashing:0.0.1\nhello-world:0.0.1\nmessage:0.0.2\n');
 });
 
 test('start passes KEY=VAL pairs, an init and arguments and needs start_command for them', async (t) => {
@@ -43,18 +53,83 @@ test('start passes KEY=VAL pairs, an init and arguments and needs start_command 
   assert.deepEqual(parseStartArgs([]), { env: {}, init: null, args: [] });
 });
 
-test('errors print the runtime message and exit non-zero', async (t) => {
-  const { url } = await startServer(t);
-  const r = await nstar(['-u', url, 'kill', 'hello-world:0.0.1']);
-  assert.equal(r.code, 1);
-  assert.equal(r.err, 'nstar: container hello-world:0.0.1 failed to stop\n');
+test('errors say what is wrong and what to do, and exit non-zero', async (t) => {
+  const { url, backend } = await startServer(t);
+  const notRunning = (verb: string) =>
+    `nstar: cannot ${verb} hello-world:0.0.1: it is not running (start it with \`nstar start hello-world:0.0.1\`)\n`;
+  for (const [args, verb] of [
+    [['kill', 'hello-world:0.0.1'], 'signal'],
+    [['exec', 'hello-world:0.0.1', '/bin/true'], 'run a process in'],
+    [['pause', 'hello-world:0.0.1'], 'pause'],
+    [['resume', 'hello-world:0.0.1'], 'resume'],
+  ] as const) {
+    const r = await nstar(['-u', url, ...args]);
+    assert.equal(r.code, 1);
+    assert.equal(r.err, notRunning(verb));
+    assert.doesNotMatch(r.err, /failed to stop/);
+  }
+  assert.equal((await nstar(['-u', url, 'stop', 'hello-world'])).err, 'nstar: hello-world:0.0.1 is not running: nothing to stop\n');
   const u = await nstar(['-u', url, 'start', 'nope']);
   assert.equal(u.code, 1);
-  assert.match(u.err, /no container named "nope" is installed/);
+  assert.match(u.err, /no container named "nope" is installed \(`nstar list` shows the installed containers\)/);
+  const v = await nstar(['-u', url, 'start', 'nosuch:0.0.1']);
+  assert.equal(v.code, 1);
+  assert.equal(v.err, 'nstar: no container nosuch:0.0.1 is installed (`nstar list` shows the installed containers)\n');
   const m = await nstar(['-u', url, 'mount', 'hello-world', 'message']);
   assert.equal(m.code, 1);
   assert.equal(m.out, 'mounted hello-world:0.0.1\n');
-  assert.equal(m.err, 'nstar: failed to mount message:0.0.2: container message:0.0.2 cannot be mounted: busy\n');
+  assert.equal(m.err, 'nstar: message:0.0.2 is already mounted\n');
+  const busy = await nstar(['-u', url, 'uninstall', 'crashing']);
+  assert.equal(busy.code, 1);
+  assert.equal(busy.err, 'nstar: cannot uninstall crashing:0.0.1: it is running (stop it first: `nstar stop crashing:0.0.1`)\n');
+  const again = await nstar(['-u', url, 'start', 'crashing']);
+  assert.equal(again.err, 'nstar: crashing:0.0.1 is already running (`nstar stop crashing:0.0.1` stops it)\n');
+  // Resume of a running container: the runtime says ok, nstar says there was nothing to do.
+  backend.containers.get('crashing:0.0.1')!.state = 'started.running';
+  const resume = await nstar(['-u', url, 'resume', 'crashing']);
+  assert.equal(resume.code, 1);
+  assert.equal(resume.out, '');
+  assert.equal(resume.err, 'nstar: crashing:0.0.1 is not paused (it is running): nothing to resume\n');
+  backend.containers.get('crashing:0.0.1')!.state = 'started.paused';
+  assert.match((await nstar(['-u', url, 'pause', 'crashing'])).err, /crashing:0\.0\.1 is already paused/);
+  assert.equal((await nstar(['-u', url, 'resume', 'crashing'])).out, 'resumed crashing:0.0.1\n');
+  const repo = await nstar(['-u', url, 'install', fileURLToPath(import.meta.url), 'nope']);
+  assert.equal(repo.err, 'nstar: no repository named "nope" (`nstar repositories` lists them)\n');
+});
+
+test('a request the console does not permit is named, with where permissions come from', async (t) => {
+  const { url } = await startServer(t, { permissions: ['list', 'inspect'] });
+  const r = await nstar(['-u', url, 'kill', 'crashing', 'TERM']);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /^nstar: permission denied: this console does not permit `kill` \(the console's permissions in the config/);
+  const n = await nstar(['-u', url, 'notifications']);
+  assert.match(n.err, /this console does not permit notifications/);
+  // resume looks at the state first when it may; without inspect the runtime alone decides.
+  const { url: url2 } = await startServer(t, { permissions: ['list', 'resume'] });
+  assert.equal((await nstar(['-u', url2, 'resume', 'crashing'])).out, 'resumed crashing:0.0.1\n');
+});
+
+test('kill takes signal names and numbers, as an argument or with -s', async (t) => {
+  const { url, backend } = await startServer(t);
+  const sent = () => (backend.requests.at(-1)!.req as { kill: { signal: number } }).kill.signal;
+  const cases: [string[], number, string][] = [
+    [['crashing', 'USR1'], 10, 'SIGUSR1 (10)'],
+    [['crashing', 'sigusr2'], 12, 'SIGUSR2 (12)'],
+    [['-s', 'SIGHUP', 'crashing'], 1, 'SIGHUP (1)'],
+    [['--signal', '9', 'crashing'], 9, 'SIGKILL (9)'],
+    [['crashing'], 15, 'SIGTERM (15)'],
+  ];
+  for (const [args, n, name] of cases) {
+    backend.containers.get('crashing:0.0.1')!.pid = 4242;
+    const r = await nstar(['-u', url, 'kill', ...args]);
+    assert.equal(r.out, `signalled crashing:0.0.1 with ${name}\n`, r.err);
+    assert.equal(sent(), n);
+  }
+  const bad = await nstar(['-u', url, 'kill', 'crashing', 'FROB']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /unknown signal "FROB" \(examples: TERM, SIGUSR1, 9/);
+  assert.match((await nstar(['-u', url, 'kill', 'crashing', '99'])).err, /invalid signal number 99/);
+  assert.equal(parseSignal('INT'), 2);
 });
 
 test('a name alone must be unique among the installed containers', async (t) => {
@@ -65,19 +140,49 @@ test('a name alone must be unique among the installed containers', async (t) => 
   assert.match(r.err, /"hello-world" is ambiguous: hello-world:0\.0\.1, hello-world:0\.0\.2/);
 });
 
-test('inspect prints pretty JSON, repositories and ident print plain lines', async (t) => {
-  const { url } = await startServer(t);
+test('inspect prints a human view, --json pretty JSON, big integers exact in both', async (t) => {
+  const { url, backend } = await startServer(t);
+  const big = 9223372036854771712n;
+  Object.assign(backend.containers.get('crashing:0.0.1')!, {
+    state: 'started.running',
+    statistics: { memory: { usage_bytes: 4096, limit_bytes: null, stat: { hierarchical_memory_limit: big, cache: 0 } } },
+  });
   const i = await nstar(['-u', url, 'inspect', 'crashing']);
   assert.equal(i.code, 0, i.err);
-  assert.deepEqual(JSON.parse(i.out).process, { pid: 4242, uptime: 1500000000, statistics: {} });
-  assert.match(i.out, /^\{\n {2}"manifest"/);
+  assert.equal(
+    i.out,
+    [
+      'container:   crashing:0.0.1',
+      'repository:  mem',
+      'type:        app (init /bin/probe)',
+      'state:       running',
+      'mounted:     yes',
+      'pid:         4242',
+      'uptime:      1.500s',
+      'statistics:',
+      '  memory:',
+      '    usage_bytes: 4096',
+      '    limit_bytes: -',
+      '    stat:',
+      '      hierarchical_memory_limit: 9223372036854771712',
+      '      cache: 0',
+      '',
+    ].join('\n'),
+  );
+  const j = await nstar(['-u', url, 'inspect', '--json', 'crashing']);
+  assert.match(j.out, /^\{\n {2}"manifest"/);
+  assert.match(j.out, /"hierarchical_memory_limit": 9223372036854771712,/);
+  assert.deepEqual(JSON.parse(j.out).process.pid, 4242);
+  const raw = await nstar(['-u', url, '--raw', 'inspect', 'crashing']);
+  assert.match(raw.out, /"hierarchical_memory_limit":9223372036854771712,/, 'the runtime sends it exact');
   assert.equal((await nstar(['-u', url, 'repositories'])).out, 'fs\nmem\n');
   assert.equal((await nstar(['-u', url, 'ident'])).out, 'extern:0.0.0\n');
 });
 
-test('-j prints the raw JSON lines exchanged instead of the formatted output', async (t) => {
+test('--raw prints the raw JSON lines exchanged instead of the formatted output', async (t) => {
   const { url } = await startServer(t);
-  const r = await nstar(['-u', url, '-j', 'ident']);
+  assert.equal((await nstar(['-u', url, 'ident', '--json'])).out, '{"ident":"extern:0.0.0"}\n');
+  const r = await nstar(['-u', url, '--raw', 'ident']);
   assert.equal(
     r.out,
     '{"connect":{"version":"0.9.3","subscribe_notifications":false}}\n{"connect_ack":null}\n{"request":"ident"}\n{"response":{"ident":"extern:0.0.0"}}\n',
@@ -114,18 +219,39 @@ test('token prints "created token" and verify-token checks it on the same consol
   assert.equal(bad.code, 1);
 });
 
-test('notifications -n prints that many notifications and exits', async (t) => {
+test('notifications -n prints that many notifications, a line each, and exits; --json keeps JSON', async (t) => {
   const { url, backend, server } = await startServer(t);
-  server.once('connected', () => {
-    setImmediate(() => {
-      backend.emit({ started: 'a:0.0.1' });
-      backend.emit({ exit: ['a:0.0.1', { exit: { code: 0 } }] });
-      backend.emit({ install: 'b:0.0.1' });
+  const emitAll = () =>
+    server.once('connected', () => {
+      setImmediate(() => {
+        backend.emit({ started: 'a:0.0.1' });
+        backend.emit({ exit: ['a:0.0.1', { exit: { code: 0 } }] });
+        backend.emit({ exit: ['a:0.0.1', { signalled: { signal: 9 } }] });
+        backend.emit({ c_group: ['a:0.0.1', { memory: { low: null, high: null, max: null, oom: 1, oom_kill: 1 } }] });
+        backend.emit({ install: 'b:0.0.1' });
+        backend.emit({ uninstall: 'b:0.0.1' });
+        backend.emit('shutdown');
+      });
     });
-  });
-  const r = await nstar(['-u', url, 'notifications', '-n', '2']);
+  emitAll();
+  const r = await nstar(['-u', url, 'notifications', '-n', '7']);
   assert.equal(r.code, 0, r.err);
-  assert.equal(r.out, '{"started":"a:0.0.1"}\n{"exit":["a:0.0.1",{"exit":{"code":0}}]}\n');
+  assert.equal(
+    r.out,
+    [
+      'started a:0.0.1',
+      'a:0.0.1 exited with code 0',
+      'a:0.0.1 was killed by SIGKILL (9)',
+      'memory event in a:0.0.1: oom 1, oom_kill 1',
+      'installed b:0.0.1',
+      'uninstalled b:0.0.1',
+      'the runtime is shutting down',
+      '',
+    ].join('\n'),
+  );
+  emitAll();
+  const j = await nstar(['-u', url, 'notifications', '-n', '2', '--json']);
+  assert.equal(j.out, '{"started":"a:0.0.1"}\n{"exit":["a:0.0.1",{"exit":{"code":0}}]}\n');
 });
 
 test('extension commands stop, exec, pause and resume send their requests', async (t) => {
@@ -133,7 +259,7 @@ test('extension commands stop, exec, pause and resume send their requests', asyn
   assert.equal((await nstar(['-u', url, 'pause', 'crashing'])).out, 'paused crashing:0.0.1\n');
   assert.equal((await nstar(['-u', url, 'resume', 'crashing'])).out, 'resumed crashing:0.0.1\n');
   const e = await nstar(['-u', url, 'exec', '-w', 'crashing', '/bin/probe', 'cat', '/etc/hostname']);
-  assert.equal(e.out, 'pid 5000 exited with {"exit":{"code":0}}\n');
+  assert.equal(e.out, 'pid 5000 exited with code 0\n');
   assert.deepEqual(backend.requests.at(-1)!.req, {
     exec: { container: 'crashing:0.0.1', path: '/bin/probe', arguments: ['cat', '/etc/hostname'], environment: {}, wait: true },
   });
@@ -152,6 +278,7 @@ test('an unreachable console fails with the url in the message', async () => {
 test('completion prints a script naming every command, or writes it to a file', async () => {
   const r = await nstar(['completion', '-s', 'bash']);
   assert.equal(r.code, 0);
+  assert.equal((await nstar(['completion', 'bash'])).out, r.out);
   for (const c of ['list', 'start', 'verify-token', 'notifications', 'stop', 'exec']) assert.match(r.out, new RegExp(`\\b${c}\\b`));
   const dir = mkdtempSync(join(tmpdir(), 'nstar-cli-'));
   const f = join(dir, 'nstar.fish');
@@ -161,11 +288,36 @@ test('completion prints a script naming every command, or writes it to a file', 
   assert.equal((await nstar(['completion', '-s', 'tcsh'])).code, 1);
 });
 
-test('shutdown asks the runtime and succeeds even though the console closes', async (t) => {
+test('shutdown asks the runtime, waits for it to close and says what it stopped', async (t) => {
   const { url, backend } = await startServer(t);
   const r = await nstar(['-u', url, 'shutdown']);
   assert.equal(r.code, 0, r.err);
   assert.equal(backend.requests.at(-1)!.req, 'shutdown');
+  assert.equal(r.out, 'the runtime shut down\nstopped 1 container: crashing:0.0.1 (pid 4242)\nunmounted 2 containers\n');
+});
+
+test('the shell completion runs in bash: commands, flags and installed containers', async (t) => {
+  const { url } = await startServer(t);
+  const script = (await nstar(['completion', 'bash'])).out;
+  const dir = mkdtempSync(join(tmpdir(), 'nstar-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // `nstar list -q` in the script reaches the fake runtime through a stub on PATH.
+  const bin = join(dir, 'nstar');
+  writeFileSync(bin, '#!/bin/sh\nprintf "crashing:0.0.1\\nhello-world:0.0.1\\n"\n', { mode: 0o755 });
+  const complete = (words: string[]) =>
+    execFileSync('bash', ['-c', `${script}\nCOMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _nstar; printf '%s\\n' "\${COMPREPLY[@]}"`], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
+    }).trim().split('\n');
+  assert.deepEqual(complete(['nstar', 'ki']), ['kill']);
+  assert.deepEqual(complete(['nstar', '-u', url, 'in']).sort(), ['inspect', 'install']);
+  assert.ok(complete(['nstar', 'kill', '-']).includes('--signal'));
+  assert.deepEqual(complete(['nstar', 'start', 'hel']), ['hello-world:0.0.1']);
+  assert.ok(complete(['nstar', 'uninstall', '--']).includes('--wipe'));
+  const zsh = (await nstar(['completion', 'zsh'])).out;
+  assert.match(zsh, /^#compdef nstar\n/);
+  assert.match(zsh, /'kill:send a signal/);
+  if (spawnSync('zsh', ['--version']).status === 0) assert.equal(spawnSync('zsh', ['-n'], { input: zsh }).status, 0);
 });
 
 test('usage errors exit non-zero without contacting the runtime', async () => {

@@ -17,6 +17,10 @@ interface Entry {
   mounted: boolean;
   pid: number | null;
   resource: boolean;
+  /** The machine state reported by inspect (our extension); absent: not reported. */
+  state?: string;
+  /** The process statistics reported by inspect (default {}). */
+  statistics?: unknown;
 }
 
 export class FakeBackend implements ConsoleBackend {
@@ -31,6 +35,8 @@ export class FakeBackend implements ConsoleBackend {
   private readonly sinks = new Set<(n: Notification) => void>();
   /** When set, install() waits for this before reading (slow consumer tests). */
   installGate: Promise<void> | undefined;
+  /** Called after a shutdown request was answered (startServer closes the server, as the runtime does). */
+  onShutdown: (() => void) | undefined;
 
   emit(n: Notification): void {
     for (const s of this.sinks) s(n);
@@ -62,7 +68,10 @@ export class FakeBackend implements ConsoleBackend {
     this.requests.push({ req, ctx });
     if (req === 'list') return { list: [...this.containers.keys()] };
     if (req === 'repositories') return { repositories: this.repos };
-    if (req === 'shutdown') return 'shutdown';
+    if (req === 'shutdown') {
+      setImmediate(() => this.onShutdown?.());
+      return 'shutdown';
+    }
     if (typeof req === 'string') throw new Error(`fake backend: unexpected ${req}`);
     if ('mount' in req) {
       return {
@@ -94,8 +103,9 @@ export class FakeBackend implements ConsoleBackend {
         manifest: { name: c.split(':')[0], version: c.split(':')[1], ...(e.resource ? {} : { init: '/bin/probe' }) },
         repository: e.repository,
         mounted: e.mounted,
-        process: e.pid === null ? null : { pid: e.pid, uptime: 1_500_000_000, statistics: {} },
+        process: e.pid === null ? null : { pid: e.pid, uptime: 1_500_000_000, statistics: e.statistics ?? {} },
       };
+      if (e.state !== undefined) data.state = e.state;
       return { inspect: { ok: { container: c, data } } };
     }
     const [name, body] = Object.entries(req)[0] as [string, { container: string }];
@@ -125,6 +135,7 @@ export class FakeBackend implements ConsoleBackend {
         if (e.pid === null) return result(err(c, { stop_container_not_started: { container: c } }));
         return result(ok(c));
       case 'uninstall':
+        if (e.pid !== null) return result(err(c, { umount_busy: { container: c } }));
         this.containers.delete(c);
         this.emit({ uninstall: c });
         return result(ok(c));
@@ -155,6 +166,7 @@ export async function startServer(
   const dir = mkdtempSync(join(tmpdir(), 'nstar-console-'));
   const bind = o.transport === 'tcp' ? 'tcp://127.0.0.1:0' : `unix://${join(dir, 'console')}`;
   const url = await server.listen(bind, o.permissions ?? 'full', o.options);
+  backend.onShutdown = () => void server.close();
   t.after(async () => {
     await server.close();
     rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,200 @@
+// One container as an object (firkin's Container handle, in TypeScript's
+// idiom) over a console connection:
+//
+//   const client = await connect('unix:///run/northstar/console', { subscribe: true });
+//   const c = client.container('hello-world:0.0.1');
+//   await c.start();                               // resolves when running
+//   const { status } = await c.exec(['/bin/true']); // a second process, its exit status
+//   const status = await c.stop({ graceMs: 5000 }); // SIGTERM, SIGKILL after the grace
+//
+// Attached exec with streams, logs and copy need console extensions that
+// are not on the wire yet; they are not here.
+import type { ContainerData, ExitStatus, Notification, StatCategory } from '../console/protocol.js';
+import { STAT_CATEGORIES } from '../console/protocol.js';
+import type { Client } from './index.js';
+import { ClientError } from './index.js';
+
+/** Options of the calls that may wait long. */
+export interface Abortable {
+  /**
+   * Aborting rejects the call with the signal's reason; an aborted signal
+   * sends nothing, and what the runtime already started goes on.
+   */
+  signal?: AbortSignal;
+}
+
+export interface StartOptions extends Abortable {
+  /** Overrides the manifest's init (`"<INIT>"` stands for it). */
+  init?: string;
+  /** Overrides the manifest's arguments. */
+  args?: string[];
+  /** Added to the manifest's environment. */
+  env?: Record<string, string>;
+}
+
+export interface StopOptions extends Abortable {
+  /** How long after SIGTERM the runtime sends SIGKILL (default 10 s). */
+  graceMs?: number;
+}
+
+export interface ExecOptions extends Abortable {
+  env?: Record<string, string>;
+}
+
+/** A signal as a number or a name: 15, "TERM", "SIGTERM". */
+export type Signal = number | string;
+
+const SIGNALS: Record<string, number> = {
+  SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9, SIGUSR1: 10,
+  SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGSTKFLT: 16, SIGCHLD: 17, SIGCONT: 18, SIGSTOP: 19,
+  SIGTSTP: 20, SIGTTIN: 21, SIGTTOU: 22, SIGURG: 23, SIGXCPU: 24, SIGXFSZ: 25, SIGVTALRM: 26, SIGPROF: 27, SIGWINCH: 28,
+  SIGIO: 29, SIGPWR: 30, SIGSYS: 31,
+};
+
+/** The number of a Linux signal given by number or name. Throws a TypeError naming a bad one. */
+export function signalNumber(s: Signal): number {
+  if (typeof s === 'number') {
+    if (!Number.isInteger(s) || s < 1 || s > 64) throw new TypeError(`invalid signal number ${s}: expected 1..64`);
+    return s;
+  }
+  const up = s.trim().toUpperCase();
+  const n = SIGNALS[up.startsWith('SIG') ? up : `SIG${up}`];
+  if (n === undefined) throw new TypeError(`unknown signal "${s}" (examples: "TERM", "SIGUSR1", 9)`);
+  return n;
+}
+
+function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined, cleanup?: () => void): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) {
+    cleanup?.();
+    return Promise.reject(signal.reason);
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      cleanup?.();
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
+      (e) => (signal.removeEventListener('abort', onAbort), reject(e)),
+    );
+  });
+}
+
+/** A handle on one installed container, `name:version`. Made by {@link Client.container}. */
+export class Container {
+  /** @internal */
+  constructor(
+    private readonly client: Client,
+    /** `name:version`. */
+    readonly id: string,
+  ) {}
+
+  /**
+   * Starts the container; resolves once its process runs (the start gate opened).
+   * Throws {@link AlreadyRunningError}, {@link NoSuchContainerError}, ... as the runtime answers.
+   */
+  async start(o: StartOptions = {}): Promise<void> {
+    o.signal?.throwIfAborted();
+    const p = this.client.start(this.id, { init: o.init ?? null, args: o.args, env: o.env });
+    await abortable(p, o.signal);
+  }
+
+  /**
+   * Stops the container: SIGTERM, then SIGKILL after `graceMs` (firkin's
+   * stop_with_grace). Resolves with the exit status when the client is
+   * subscribed to notifications (`connect(url, { subscribe: true })`), else with null.
+   */
+  async stop(o: StopOptions = {}): Promise<ExitStatus | null> {
+    o.signal?.throwIfAborted();
+    const exited = this.client.subscribed ? this.nextExit() : undefined;
+    try {
+      await abortable(this.client.stop(this.id, o.graceMs ?? 10_000), o.signal);
+    } catch (e) {
+      exited?.cancel();
+      throw e;
+    }
+    return exited ? abortable(exited.promise, o.signal, exited.cancel) : null;
+  }
+
+  /** Sends a signal (number or name) to the container's init. */
+  async kill(signal: Signal = 'SIGTERM'): Promise<void> {
+    await this.client.kill(this.id, signalNumber(signal));
+  }
+
+  /** Freezes the container's processes (cgroup freezer). */
+  async pause(): Promise<void> {
+    await this.client.pause(this.id);
+  }
+
+  /** Thaws a paused container. */
+  async resume(): Promise<void> {
+    await this.client.resume(this.id);
+  }
+
+  /**
+   * Runs `argv[0]` with `argv[1..]` inside the running container and resolves
+   * with its pid and exit status once it exited. (Attached exec with stdin,
+   * stdout and stderr streams needs a console extension not on the wire yet.)
+   */
+  async exec(argv: readonly string[], o: ExecOptions = {}): Promise<{ pid: number; status: ExitStatus }> {
+    if (argv.length === 0) throw new TypeError('exec: argv must name the program');
+    o.signal?.throwIfAborted();
+    const p = this.client.exec(this.id, argv[0]!, { args: argv.slice(1), env: o.env, wait: true });
+    const r = await abortable(p, o.signal);
+    return { pid: r.pid, status: r.status! };
+  }
+
+  /** Starts `argv` inside the running container without waiting; resolves with its pid. */
+  async spawn(argv: readonly string[], o: { env?: Record<string, string> } = {}): Promise<number> {
+    if (argv.length === 0) throw new TypeError('spawn: argv must name the program');
+    return (await this.client.exec(this.id, argv[0]!, { args: argv.slice(1), env: o.env, wait: false })).pid;
+  }
+
+  /** Everything the runtime reports: manifest, mount, process, state, last start, statistics. */
+  inspect(statistics: readonly StatCategory[] = []): Promise<ContainerData> {
+    return this.client.inspect(this.id, statistics);
+  }
+
+  /** The cgroup statistics of the running container by category (all by default); null when not running. */
+  async statistics(categories: readonly StatCategory[] = STAT_CATEGORIES): Promise<Record<string, unknown> | null> {
+    const d = await this.client.inspect(this.id, categories);
+    return (d.process?.statistics as Record<string, unknown> | undefined) ?? null;
+  }
+
+  /** The phases of the last start in ms (spawn, setup, cgroups, exec, total, ...); null before a start. */
+  async startupTiming(): Promise<Record<string, number> | null> {
+    return (await this.client.inspect(this.id, [])).startup ?? null;
+  }
+
+  /**
+   * Resolves with the exit status of the container's next exit (its own, a
+   * kill, a stop). Needs a client subscribed to notifications.
+   */
+  wait(o: Abortable = {}): Promise<ExitStatus> {
+    const exited = this.nextExit();
+    return abortable(exited.promise, o.signal, exited.cancel);
+  }
+
+  private nextExit(): { promise: Promise<ExitStatus>; cancel: () => void } {
+    if (!this.client.subscribed) {
+      throw new ClientError('protocol', `waiting for ${this.id} to exit needs notifications: connect with { subscribe: true }`);
+    }
+    let cancel = () => undefined as void;
+    const promise = new Promise<ExitStatus>((resolve, reject) => {
+      const off = this.client.watch((n: Notification | ClientError) => {
+        if (n instanceof ClientError) {
+          off();
+          reject(n);
+        } else if (typeof n === 'object' && 'exit' in n && n.exit[0] === this.id) {
+          off();
+          resolve(n.exit[1]);
+        }
+      });
+      cancel = off;
+    });
+    promise.catch(() => undefined);
+    return { promise, cancel: () => cancel() };
+  }
+}
