@@ -15,6 +15,8 @@ import type { ContainerResult, RequestEvent } from './requests.js';
 export interface SupervisorConfig extends Dirs, MountConfig {
   /** Repositories whose containers are mounted at start (`mount_on_start`). */
   mountOnStart: string[];
+  /** At shutdown, SIGTERM and this grace before SIGKILL (absent or 0: SIGKILL at once). */
+  shutdownGraceMs?: number;
 }
 
 /** The supervisor's part of the runtime configuration. */
@@ -25,6 +27,7 @@ export function supervisorConfig(config: Config): SupervisorConfig {
     socketDir: config.socketDir,
     verity: config.verity,
     loopDeviceTimeoutMs: config.loopDeviceTimeoutMs,
+    shutdownGraceMs: config.shutdownGraceMs,
     mountOnStart: Object.entries(config.repositories)
       .filter(([, r]) => r.mountOnStart)
       .map(([id]) => id),

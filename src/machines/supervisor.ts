@@ -21,7 +21,8 @@
 //
 // The runtime asks for shutdown with `request(sup, {type:'shutdown'})` (also on
 // SIGTERM). Shutdown: refuse new requests and starts, SIGKILL every started
-// container and wait for the exits, umount users before resources, emit the
+// container (with `shutdown_grace`: SIGTERM, SIGKILL after the grace, all in
+// parallel) and wait for the exits, umount users before resources, emit the
 // `shutdown` notification (deviation 6), then the actor is done; its output
 // carries the error that caused it (critical_container, or a failed critical
 // autostart), if any.
@@ -147,7 +148,11 @@ export const supervisorMachine = setup({
       enqueue.assign(({ context: c }) => ({ pending: without(c.pending, id) }));
       enqueue.stopChild(id);
       const error = toRuntimeError((event as unknown as { error: unknown }).error);
-      if (p.kind === 'start') enqueue.assign(({ context: c }) => ({ users: without(c.users, p.id) }));
+      if (p.kind === 'start') {
+        // The client gets the error; the operator reads it in the log.
+        log.warn(`Failed to start ${p.id}: ${error.message}`);
+        enqueue.assign(({ context: c }) => ({ users: without(c.users, p.id) }));
+      }
       if (p.kind === 'uninstall.umount' || p.kind === 'uninstall.remove') {
         enqueue.assign(({ context: c }) => ({ containers: patch(c.containers, p.id, { removing: false }) }));
       }
@@ -269,6 +274,7 @@ export const supervisorMachine = setup({
         src: 'shutdown',
         input: ({ context }) => ({
           entries: Object.values(context.containers).map((e) => ({ id: e.id, ref: e.ref, resource: e.manifest.init === undefined })),
+          graceMs: context.config.shutdownGraceMs ?? 0,
         }),
         onDone: { target: 'down', actions: 'notifyShutdown' },
         onError: { target: 'down', actions: 'notifyShutdown' },
