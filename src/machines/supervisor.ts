@@ -58,6 +58,7 @@ import type { Notification, NotificationEvent, Request, RequestEvent, ResponseOf
 import { flows } from './supervisor-flows.js';
 import { done, handle, type Effects, type Queue, type Spawn } from './supervisor-requests.js';
 import {
+  flowId,
   patch,
   without,
   type Entry,
@@ -109,8 +110,8 @@ export const supervisorMachine = setup({
       const { request, reply } = event as RequestEvent;
       const fx: Effects = {
         flow(src, input, pending) {
-          const id = `${src}#${context.seq}`;
-          enqueue.assign(({ context: c }) => ({ seq: c.seq + 1, pending: { ...c.pending, [id]: pending } }));
+          const id = flowId(context.pending, src);
+          enqueue.assign(({ context: c }) => ({ pending: { ...c.pending, [id]: pending } }));
           enqueue.spawnChild(src as 'mountFlow', { id, input: input as never });
         },
         assign(f) {
@@ -131,8 +132,8 @@ export const supervisorMachine = setup({
       const q: Queue = {
         assign: (f) => enqueue.assign(({ context: c, spawn }) => f(c, spawn as Spawn)),
         spawn: (src, input, pending) => {
-          const rid = `${src}#${context.seq}`;
-          enqueue.assign(({ context: c }) => ({ seq: c.seq + 1, pending: { ...c.pending, [rid]: pending } }));
+          const rid = flowId(context.pending, src);
+          enqueue.assign(({ context: c }) => ({ pending: { ...c.pending, [rid]: pending } }));
           enqueue.spawnChild(src, { id: rid, input });
         },
         stop: (ref) => enqueue.stopChild(ref),
@@ -225,7 +226,6 @@ export const supervisorMachine = setup({
       containers,
       users: {},
       pending: {},
-      seq: 0,
     };
   },
   initial: 'up',
