@@ -196,7 +196,8 @@ export class FsRepository implements Repository {
           await rm(path, { force: true });
           return;
         }
-        if (!(await stat(path)).isFile()) return;
+        // Gone since readdir (an uninstall racing the load) or not a file: nothing to load.
+        if (!(await stat(path).catch(() => undefined))?.isFile()) return;
         try {
           const npk = await openNpk(path, { key: this.key });
           const id = npkId(npk);
