@@ -10,6 +10,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
 
+import { main as stress } from '../../src/cli/stress.js';
 import { Runtime } from '../../src/runtime.js';
 import { privileged } from './privileged.js';
 import {
@@ -230,5 +231,20 @@ describe('runtime: floods and faults', privileged({ cgroups: true }), () => {
     await h.stop();
     assert.equal(readFileSync(join(h.config.dataDir, 'saver', 'state'), 'utf8'), 'saved');
     assert.deepEqual(h.notifications.filter(isExit(C)).map((n) => (n as { exit: unknown[] }).exit[1]), [{ exit: { code: 0 } }]);
+  });
+
+  test('nstar-stress start-stop goes on when a container exits by itself, and prints its iterations', async (t) => {
+    const h = await startRuntime(t, { repositories: { mem: { type: 'mem', key: true } } });
+    await h.client.installFile(await probe('quick', { manifest: { args: ['exit', '0'] } }), 'mem');
+    let out = '';
+    let err = '';
+    const code = await stress(['-u', h.url, '-m', 'start-stop', '-d', '2s', '-i', '0s'], {
+      out: (s) => void (out += s),
+      err: (s) => void (err += s),
+      isTTY: false,
+    });
+    assert.equal(code, 0, err);
+    const m = /^iterations: (\d+)$/m.exec(out);
+    assert.ok(m && Number(m[1]) > 0, out);
   });
 });
