@@ -307,6 +307,7 @@ function spawnDebug(container: string, argv: string[]): void {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.on('error', (e) => clog.warn(`debug command ${cmd}: ${e.message}`));
   for (const s of [child.stdout, child.stderr]) {
+    s.on('error', (e) => clog.warn(`debug command ${cmd}: output: ${e.message}`));
     s.setEncoding('utf8');
     let buf = '';
     s.on('data', (d: string) => {

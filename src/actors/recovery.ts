@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync
 import { join } from 'node:path';
 
 import { Logger } from '../log.js';
+import { parseContainerId } from '../model/container-id.js';
 import { native } from '../native.js';
 import { Journal, type JournalState } from './journal.js';
 
@@ -27,6 +28,8 @@ export interface RecoveryReport {
   detached: string[];
   cgroups: string[];
   sockets: string[];
+  /** Empty mount-point directories (`run_dir/<name>:<version>`) a crash left behind. */
+  mountpoints: string[];
 }
 
 /** Cleans leftovers of a previous instance. Throws if that instance is still alive. */
@@ -35,12 +38,13 @@ export function recover(input: RecoveryInput, journal: Journal): RecoveryReport 
   if (prev && prev.pid !== process.pid && isRuntimeAlive(prev.pid)) {
     throw new Error(`another runtime (pid ${prev.pid}) owns ${input.runDir}`);
   }
-  const report: RecoveryReport = { killed: [], unmounted: [], detached: [], cgroups: [], sockets: [] };
+  const report: RecoveryReport = { killed: [], unmounted: [], detached: [], cgroups: [], sockets: [], mountpoints: [] };
   if (prev) report.killed = killLeftoverInits(prev);
   report.unmounted = unmountUnder(input.runDir);
   report.detached = detachLoops(input, prev);
   report.cgroups = removeCgroups(input.cgroup, prev);
   report.sockets = removeSockets(input.socketDir);
+  report.mountpoints = removeMountpoints(input.runDir);
   const did = Object.values(report).reduce((n, l: unknown[]) => n + l.length, 0);
   if (did > 0) log.warn(`Cleaned leftovers of a previous instance: ${JSON.stringify(report)}`);
   return report;
@@ -223,6 +227,43 @@ function killProcs(dir: string): void {
     }
   } catch {
     // No procs file: nothing to kill.
+  }
+}
+
+/**
+ * Mount points are named after their container; a crash between mkdir and
+ * mount, or after umount and before rmdir, leaves them empty. Only empty
+ * directories with a container id as name go (rmdir refuses anything else):
+ * socket_dir or the console socket may live in run_dir too.
+ */
+function removeMountpoints(runDir: string): string[] {
+  const done: string[] = [];
+  let entries;
+  try {
+    entries = readdirSync(runDir, { withFileTypes: true });
+  } catch {
+    return done;
+  }
+  for (const e of entries) {
+    if (!e.isDirectory() || !isContainerId(e.name)) continue;
+    const dir = join(runDir, e.name);
+    try {
+      rmdirSync(dir);
+      done.push(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') log.warn(`rmdir ${dir}: ${(err as Error).message}`);
+    }
+  }
+  return done;
+}
+
+function isContainerId(name: string): boolean {
+  try {
+    parseContainerId(name);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -6,7 +6,18 @@ import { closeSync, writeSync } from 'node:fs';
 import { errors } from '../model/errors.js';
 import { native } from '../native.js';
 import { closeNpk, openNpk, type Npk } from '../npk/npk.js';
-import { checkCapacity, npkId, refuseDuplicate, Serial, usedSize, type Repository, type RepositoryOptions, type StoredNpk } from './repository.js';
+import {
+  checkCapacity,
+  checkCommit,
+  checkStreamingSize,
+  npkId,
+  repositoryIoError,
+  Serial,
+  Streaming,
+  type Repository,
+  type RepositoryOptions,
+  type StoredNpk,
+} from './repository.js';
 
 // memfd flags and seals (linux/memfd.h, linux/fcntl.h).
 const MFD_CLOEXEC = 0x1;
@@ -27,40 +38,51 @@ export class MemRepository implements Repository {
   }
 
   private readonly serial = new Serial();
+  private readonly streaming = new Streaming();
 
-  insert(data: AsyncIterable<Buffer | Uint8Array>): Promise<Npk> {
-    return this.serial.run(() => this.insertNow(data));
-  }
-
-  private async insertNow(data: AsyncIterable<Buffer | Uint8Array>): Promise<Npk> {
-    checkCapacity(this, this.opts);
-    const fd = native().memfdCreate(`npk-${randomBytes(6).toString('hex')}`, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  /** Streams into its own memfd without holding the repository; the commit is serialised. */
+  async insert(data: AsyncIterable<Buffer | Uint8Array>): Promise<Npk> {
+    checkCapacity(this, this.opts, this.streaming.bytes);
+    const name = `npk-${randomBytes(6).toString('hex')}`;
+    let fd: number;
+    try {
+      fd = native().memfdCreate(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    } catch (e) {
+      throw repositoryIoError(this.id, undefined, e, 'memfd_create', name);
+    }
+    const counter = this.streaming.begin();
     let npk: Npk | undefined;
     try {
-      const size = await this.fill(fd, data);
+      const size = await this.fill(fd, name, data, counter.add);
       native().addSeals(fd, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_WRITE | F_SEAL_SEAL);
       npk = await openNpk({ fd, path: `/proc/${process.pid}/fd/${fd}` }, { key: this.key });
-      refuseDuplicate(this, npk);
-      this.containers.set(npkId(npk), { npk, size, memfd: fd });
-      return npk;
+      const opened = npk;
+      return await this.serial.run(async () => {
+        checkCommit(this, this.opts, opened, size);
+        this.containers.set(npkId(opened), { npk: opened, size, memfd: fd });
+        return opened;
+      });
     } catch (e) {
       if (npk) closeNpk(npk);
       else closeSync(fd);
       throw e;
+    } finally {
+      counter.done();
     }
   }
 
-  /** Copies the stream into the memfd, refusing to pass capacity_size. */
-  private async fill(fd: number, data: AsyncIterable<Buffer | Uint8Array>): Promise<number> {
-    const limit = this.opts.capacitySize;
-    const used = usedSize(this);
+  /** Copies the stream into the memfd, refusing to pass capacity_size (counting every install streaming). */
+  private async fill(fd: number, name: string, data: AsyncIterable<Buffer | Uint8Array>, received: (n: number) => void): Promise<number> {
     let written = 0;
     for await (const chunk of data) {
+      received(chunk.length);
       written += chunk.length;
-      if (limit !== undefined && used + written >= limit) {
-        throw errors.unexpected(`repository ${this.id}: capacity limit (${limit} bytes) reached`);
+      checkStreamingSize(this, this.opts, this.streaming);
+      try {
+        for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
+      } catch (e) {
+        throw repositoryIoError(this.id, undefined, e, 'write', `memfd:${name}`);
       }
-      for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
     }
     return written;
   }

@@ -3,13 +3,13 @@
 // only I/O is file writes, fsync and rename. Decisions about duplicates across
 // repositories belong to the supervisor.
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { getSystemErrorMap } from 'node:util';
 
 import { containerId } from '../model/container-id.js';
-import { errors } from '../model/errors.js';
+import { errors, RuntimeError } from '../model/errors.js';
 import { child } from '../model/safe-path.js';
 import { Logger } from '../log.js';
 import { closeNpk, openNpk, type Npk } from '../npk/npk.js';
@@ -47,11 +47,16 @@ export function npkId(npk: Npk): string {
 /** Prefix of in-flight install files: never loaded, removed at start (crash leftovers). */
 export const PARTIAL_PREFIX = '.partial-';
 
-export function checkCapacity(repo: Repository, opts: RepositoryOptions): void {
+/**
+ * Refuses an install when the repository is full. `streaming` are the bytes
+ * of installs still on their way (they count against capacity_size: two
+ * installs streaming at once must not both fit into the last free space).
+ */
+export function checkCapacity(repo: Repository, opts: RepositoryOptions, streaming = 0): void {
   if (opts.capacityNum !== undefined && repo.containers.size >= opts.capacityNum) {
     throw errors.unexpected(`repository ${repo.id}: max number of containers (${opts.capacityNum}) reached`);
   }
-  if (opts.capacitySize !== undefined && usedSize(repo) >= opts.capacitySize) {
+  if (opts.capacitySize !== undefined && usedSize(repo) + streaming >= opts.capacitySize) {
     throw errors.unexpected(`repository ${repo.id}: size limit (${opts.capacitySize} bytes) reached`);
   }
 }
@@ -65,7 +70,9 @@ export function usedSize(repo: Repository): number {
 /**
  * Runs repository changes one after another. Installs arrive concurrently from
  * several connections (Northstar's main loop serializes them); without this the
- * capacity and duplicate checks of two overlapping installs both pass.
+ * capacity and duplicate checks of two overlapping installs both pass. Only
+ * the short commit of an install runs here, never its stream: a slow client
+ * must not hold the repository (its other installs and uninstalls).
  */
 export class Serial {
   private tail: Promise<unknown> = Promise.resolve();
@@ -76,9 +83,86 @@ export class Serial {
   }
 }
 
+/**
+ * The bytes of the installs streaming into one repository right now. Each
+ * install adds what it received; the sum counts against capacity_size.
+ */
+export class Streaming {
+  private total = 0;
+
+  get bytes(): number {
+    return this.total;
+  }
+
+  /** One install's counter: `add` as bytes arrive, `done` once it committed or failed. */
+  begin(): { add(n: number): void; done(): void } {
+    let mine = 0;
+    let open = true;
+    return {
+      add: (n) => {
+        mine += n;
+        this.total += n;
+      },
+      done: () => {
+        if (!open) return;
+        open = false;
+        this.total -= mine;
+      },
+    };
+  }
+}
+
+/** Capacity while streaming: what is stored, what all streams received so far. */
+export function checkStreamingSize(repo: Repository, opts: RepositoryOptions, streaming: Streaming): void {
+  const limit = opts.capacitySize;
+  if (limit !== undefined && usedSize(repo) + streaming.bytes > limit) {
+    throw errors.unexpected(`repository ${repo.id}: size limit (${limit} bytes) reached`);
+  }
+}
+
+/** At commit: the stored NPKs plus this one (`size` bytes) must fit. */
+export function checkCommit(repo: Repository, opts: RepositoryOptions, npk: Npk, size: number): void {
+  if (opts.capacityNum !== undefined && repo.containers.size >= opts.capacityNum) {
+    throw errors.unexpected(`repository ${repo.id}: max number of containers (${opts.capacityNum}) reached`);
+  }
+  if (opts.capacitySize !== undefined && usedSize(repo) + size > opts.capacitySize) {
+    throw errors.unexpected(`repository ${repo.id}: size limit (${opts.capacitySize} bytes) reached`);
+  }
+  refuseDuplicate(repo, npk);
+}
+
 export function refuseDuplicate(repo: Repository, npk: Npk): void {
   const id = npkId(npk);
   if (repo.containers.has(id)) throw errors.unexpected(`container ${id} is already in repository ${repo.id}`);
+}
+
+/**
+ * A file system failure of a repository as the error its client gets: a
+ * directory that is gone names the configuration to fix; anything else reads
+ * like crun's errors ("repository fs: write `/x/.partial-1.npk`: No space left on device").
+ */
+export function repositoryIoError(repo: string, dir: string | undefined, e: unknown, syscall: string, path: string): RuntimeError {
+  if (e instanceof RuntimeError) return e;
+  const err = e as NodeJS.ErrnoException;
+  if (dir !== undefined && (err?.code === 'ENOENT' || err?.code === 'ENOTDIR') && !isDir(dir)) {
+    return new RuntimeError('configuration', { context: `repository ${repo}: directory ${dir} is missing` }, { cause: e });
+  }
+  return errors.unexpected(`repository ${repo}: ${syscall} \`${path}\`: ${strerror(err)}`, e);
+}
+
+function isDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** strerror's text for a Node system error (libuv's table, capitalised as glibc's). */
+function strerror(e: NodeJS.ErrnoException | undefined): string {
+  const entry = typeof e?.errno === 'number' ? getSystemErrorMap().get(-Math.abs(e.errno)) : undefined;
+  if (!entry) return e?.message ?? String(e);
+  return entry[1].charAt(0).toUpperCase() + entry[1].slice(1);
 }
 
 /** A directory of NPK files named `<name>:<version>.npk`. */
@@ -113,7 +197,8 @@ export class FsRepository implements Repository {
           await rm(path, { force: true });
           return;
         }
-        if (!(await stat(path)).isFile()) return;
+        // Gone since readdir (an uninstall racing the load) or not a file: nothing to load.
+        if (!(await stat(path).catch(() => undefined))?.isFile()) return;
         try {
           const npk = await openNpk(path, { key: this.key });
           const id = npkId(npk);
@@ -136,71 +221,101 @@ export class FsRepository implements Repository {
   }
 
   private readonly serial = new Serial();
+  private readonly streaming = new Streaming();
 
-  insert(data: AsyncIterable<Buffer | Uint8Array>): Promise<Npk> {
-    return this.serial.run(() => this.insertNow(data));
-  }
-
-  private async insertNow(data: AsyncIterable<Buffer | Uint8Array>): Promise<Npk> {
-    checkCapacity(this, this.opts);
+  /**
+   * Streams into a temp file without holding the repository; only the commit
+   * (capacity and duplicate checks again, rename, insert) is serialised.
+   */
+  async insert(data: AsyncIterable<Buffer | Uint8Array>): Promise<Npk> {
+    checkCapacity(this, this.opts, this.streaming.bytes);
     const tmp = join(this.dir, `${PARTIAL_PREFIX}${randomBytes(8).toString('hex')}.npk`);
+    const counter = this.streaming.begin();
     let npk: Npk | undefined;
     try {
-      const written = await this.writeFile(tmp, data);
+      const written = await this.writeFile(tmp, data, counter.add);
       npk = await openNpk(tmp, { key: this.key });
-      refuseDuplicate(this, npk);
-      const id = npkId(npk);
-      const path = child(this.dir, `${id}.npk`, 'NPK file name');
-      await rename(tmp, path);
-      await syncDir(this.dir);
-      npk.path = path;
-      this.containers.set(id, { npk, size: written, path });
-      return npk;
+      const opened = npk;
+      return await this.serial.run(() => this.commit(tmp, opened, written));
     } catch (e) {
       if (npk) closeNpk(npk);
-      await rm(tmp, { force: true });
+      await rm(tmp, { force: true }).catch((r: unknown) => this.log.warn(`Removing ${tmp}: ${(r as Error).message}`));
       throw e;
+    } finally {
+      counter.done();
     }
   }
 
-  /** Streams into `path` (created exclusively), fsyncs; enforces capacity_size while writing. */
-  private async writeFile(path: string, data: AsyncIterable<Buffer | Uint8Array>): Promise<number> {
-    const limit = this.opts.capacitySize;
-    const used = usedSize(this);
-    const out = createWriteStream(path, { flags: 'wx', mode: 0o644 });
+  private async commit(tmp: string, npk: Npk, written: number): Promise<Npk> {
+    checkCommit(this, this.opts, npk, written);
+    const id = npkId(npk);
+    const path = child(this.dir, `${id}.npk`, 'NPK file name');
+    try {
+      await rename(tmp, path);
+    } catch (e) {
+      throw repositoryIoError(this.id, this.dir, e, 'rename', path);
+    }
+    this.containers.set(id, { npk, size: written, path });
+    npk.path = path;
+    try {
+      await syncDir(this.dir);
+    } catch (e) {
+      // The file is in place under its name; a failed directory fsync only
+      // weakens its durability across a power loss.
+      this.log.warn(`fsync ${this.dir}: ${(e as Error).message}`);
+    }
+    return npk;
+  }
+
+  /**
+   * Writes the stream into `path` (created exclusively) and fsyncs it; stops
+   * at capacity_size counting every install still streaming. A file handle,
+   * not a WriteStream: every failure is a rejection of this call, never an
+   * 'error' event nobody listens to.
+   */
+  private async writeFile(path: string, data: AsyncIterable<Buffer | Uint8Array>, received: (n: number) => void): Promise<number> {
+    let fh;
+    try {
+      fh = await open(path, 'wx', 0o644);
+    } catch (e) {
+      throw repositoryIoError(this.id, this.dir, e, 'open', path);
+    }
     let written = 0;
     try {
       for await (const chunk of data) {
+        received(chunk.length);
         written += chunk.length;
-        if (limit !== undefined && used + written > limit) {
-          throw errors.unexpected(`repository ${this.id}: size limit (${limit} bytes) reached`);
-        }
-        if (!out.write(chunk)) await once(out, 'drain');
+        checkStreamingSize(this, this.opts, this.streaming);
+        await writeAll(fh, chunk).catch((e: unknown) => {
+          throw repositoryIoError(this.id, this.dir, e, 'write', path);
+        });
       }
-      out.end();
-      await once(out, 'finish');
+      await fh.sync().catch((e: unknown) => {
+        throw repositoryIoError(this.id, this.dir, e, 'fsync', path);
+      });
     } finally {
-      if (!out.closed) {
-        out.destroy();
-        await once(out, 'close').catch(() => undefined);
-      }
-    }
-    const fh = await open(path, 'r+');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
+      await fh.close().catch(() => undefined);
     }
     return written;
   }
 
+  /**
+   * The file first, then the entry: a failed unlink leaves the container
+   * installed, never listed without a file. A file that is already gone
+   * counts as uninstalled.
+   */
   remove(container: string): Promise<void> {
     return this.serial.run(async () => {
       const s = this.containers.get(container);
       if (!s) throw errors.invalidContainer(container);
+      try {
+        await unlink(s.path);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw repositoryIoError(this.id, this.dir, e, 'unlink', s.path);
+        this.log.warn(`${s.path} of ${container} vanished: treating ${container} as uninstalled`);
+      }
       this.containers.delete(container);
       closeNpk(s.npk);
-      await unlink(s.path);
     });
   }
 
@@ -208,6 +323,10 @@ export class FsRepository implements Repository {
     for (const s of this.containers.values()) closeNpk(s.npk);
     this.containers.clear();
   }
+}
+
+async function writeAll(fh: FileHandle, chunk: Uint8Array): Promise<void> {
+  for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
 }
 
 async function syncDir(dir: string): Promise<void> {

@@ -4,7 +4,7 @@
 // does random things and ignores the errors. Prints `iterations: N`.
 import { Command, CommanderError, Option } from 'commander';
 
-import { Client, DEFAULT_URLS } from '../client/index.js';
+import { Client, ClientError, DEFAULT_URLS } from '../client/index.js';
 import { parseTimeout, type CliIo } from './nstar.js';
 
 export const MODES = [
@@ -60,14 +60,23 @@ async function startable(o: Options): Promise<string[]> {
   }
 }
 
-/** One container's cycle, repeated until the deadline; resolves to the iterations done. */
-async function cycle(o: Options, container: string, barrier: Promise<void>, end: number): Promise<number> {
+/** Iterations done so far, shared by all tasks: printed also when a task fails. */
+interface Count {
+  n: number;
+}
+
+/** A container that exited by itself before the kill: the cycle goes on. */
+function notStarted(e: unknown): boolean {
+  return e instanceof ClientError && e.wire !== undefined && 'stop_container_not_started' in e.wire;
+}
+
+/** One container's cycle, repeated until the deadline. */
+async function cycle(o: Options, container: string, barrier: Promise<void>, end: number, count: Count): Promise<void> {
   const client = await connect(o);
   const mount = o.mode === 'mount-umount' || o.mode === 'mount-start-stop-umount';
   const start = o.mode !== 'mount-umount';
   const umount = o.mode !== 'start-stop';
   const delay = o.randomDelay ? parseTimeout(o.randomDelay) : 0;
-  let n = 0;
   try {
     await barrier;
     await sleep(random(parseTimeout(o.initialRandomDelay)));
@@ -76,29 +85,29 @@ async function cycle(o: Options, container: string, barrier: Promise<void>, end:
       const give = Date.now() + STATE_TIMEOUT_MS;
       if (mount) await client.mount([container]);
       if (start) {
+        // The start is answered once the container runs; it may exit by itself at any time after.
         await client.start(container);
-        await until(client, container, (d) => d.process !== null, give);
         if (delay) await sleep(random(delay));
-        await client.kill(container, 15);
+        await client.kill(container, 15).catch((e: unknown) => {
+          if (!notStarted(e)) throw e;
+        });
         await until(client, container, (d) => d.process === null, give);
       }
       if (umount) {
         await client.umount([container]);
         await until(client, container, (d) => !d.mounted, give);
       }
-      n++;
+      count.n++;
     }
   } finally {
     client.close();
   }
-  return n;
 }
 
-async function installUninstall(o: Options, end: number): Promise<number> {
+async function installUninstall(o: Options, end: number, count: Count): Promise<void> {
   if (!o.npk || !o.repository) throw new Error('install-uninstall needs --npk and --repository');
   const client = await connect(o, true);
   const { npk, repository } = o;
-  let n = 0;
   try {
     await client.installFile(npk, repository);
     const timer = setTimeout(() => client.close(), Math.max(0, end - Date.now()));
@@ -106,7 +115,7 @@ async function installUninstall(o: Options, end: number): Promise<number> {
       if (typeof note !== 'object') continue;
       if ('install' in note) void client.uninstall(note.install, true).catch(() => undefined);
       else if ('uninstall' in note) {
-        n++;
+        count.n++;
         if (Date.now() >= end) break;
         void client.installFile(npk, repository).catch(() => undefined);
       }
@@ -115,14 +124,12 @@ async function installUninstall(o: Options, end: number): Promise<number> {
   } finally {
     client.close();
   }
-  return n;
 }
 
-async function monkey(o: Options, end: number): Promise<number> {
+async function monkey(o: Options, end: number, count: Count): Promise<void> {
   const client = await connect(o);
   const containers = await client.list();
   const delay = o.randomDelay ? parseTimeout(o.randomDelay) : 0;
-  let n = 0;
   try {
     while (Date.now() < end && containers.length > 0) {
       const c = containers[Math.floor(Math.random() * containers.length)]!;
@@ -133,31 +140,34 @@ async function monkey(o: Options, end: number): Promise<number> {
         () => client.umount([c]),
       ];
       await actions[Math.floor(Math.random() * actions.length)]!().catch(() => undefined);
-      n++;
+      count.n++;
       if (delay) await sleep(random(delay));
     }
   } finally {
     client.close();
   }
-  return n;
 }
 
+/** Runs the mode; the iterations are printed whether it ends at the deadline or on an error. */
 async function run(o: Options, io: CliIo): Promise<void> {
   const durationMs = o.duration ? parseTimeout(o.duration) : Infinity;
   const end = Date.now() + durationMs;
-  let iterations: number;
-  if (o.mode === 'install-uninstall') iterations = await installUninstall(o, end);
-  else if (o.mode === 'monkey') iterations = await monkey(o, end);
-  else {
-    const containers = await startable(o);
-    if (containers.length === 0) throw new Error('no startable containers installed');
-    let open!: () => void;
-    const barrier = new Promise<void>((r) => (open = r));
-    const tasks = containers.map((c) => cycle(o, c, barrier, end));
-    open();
-    iterations = (await Promise.all(tasks)).reduce((a, b) => a + b, 0);
+  const count: Count = { n: 0 };
+  try {
+    if (o.mode === 'install-uninstall') await installUninstall(o, end, count);
+    else if (o.mode === 'monkey') await monkey(o, end, count);
+    else {
+      const containers = await startable(o);
+      if (containers.length === 0) throw new Error('no startable containers installed');
+      let open!: () => void;
+      const barrier = new Promise<void>((r) => (open = r));
+      const tasks = containers.map((c) => cycle(o, c, barrier, end, count));
+      open();
+      await Promise.all(tasks);
+    }
+  } finally {
+    io.out(`iterations: ${count.n}\n`);
   }
-  io.out(`iterations: ${iterations}\n`);
 }
 
 export async function main(

@@ -29,12 +29,30 @@ import type { TokenAuthority } from './token.js';
 /** The Rust client copies NPKs with a 1 MiB buffer; we hand the backend chunks of at most this. */
 export const INSTALL_CHUNK = 1024 * 1024;
 
+/**
+ * Unsent output (replies and notifications the peer has not read yet) above
+ * which a connection stops reading requests: a client that never reads
+ * cannot make the daemon hold more than this plus one reply.
+ */
+export const UNSENT_HIGH_WATER = 1024 * 1024;
+
+/** The default overall deadline of an install stream: a floor, plus the time at a slow rate. */
+export const INSTALL_TIMEOUT_FLOOR_MS = 60_000;
+export const INSTALL_TIMEOUT_RATE = 256 * 1024; // bytes per second
+
+/** `install_timeout` when configured, else proportional to the size with a floor. */
+export function installDeadlineMs(size: number, configured: number | undefined): number {
+  return configured ?? INSTALL_TIMEOUT_FLOOR_MS + Math.ceil((size / INSTALL_TIMEOUT_RATE) * 1000);
+}
+
 /** What a connection needs of its server. */
 export interface ConnectionHost {
   readonly backend: ConsoleBackend;
   readonly tokens: TokenAuthority;
   readonly notificationBufferSize: number;
   readonly handshakeTimeoutMs: number;
+  /** Overall deadline of one install stream (config install_timeout); undefined: proportional to its size. */
+  readonly installTimeoutMs?: number;
   emit(event: 'connected', peer: Peer): boolean;
 }
 
@@ -42,6 +60,11 @@ const log = new Logger('console');
 
 /** Ends the connection: invalid framing, a lagging subscriber, a timeout, shutdown. */
 class Close extends Error {}
+
+/** The install stream passed its overall deadline. */
+class InstallTimeout extends Error {
+  override name = 'InstallTimeout';
+}
 
 export class Connection {
   readonly closed: Promise<void>;
@@ -116,8 +139,7 @@ export class Connection {
     if (!this.subscribed || this.ended || this.shutdownSent) return;
     if (n === 'shutdown') this.shutdownSent = true;
     if (this.queue.length >= this.server.notificationBufferSize) {
-      log.warn(`${formatPeer(this.peer)} lags behind notifications: disconnecting`);
-      this.close('notification lag');
+      this.lagging('notification lag', `${this.queue.length} notifications unsent`);
       return;
     }
     this.queue.push(encodeMessage({ notification: n }));
@@ -143,11 +165,49 @@ export class Connection {
     if (!this.ended && !this.socket.writableEnded) this.socket.write(encodeMessage(m));
   }
 
+  /**
+   * One policy for a peer that does not read what it is sent, replies or
+   * notifications: it is disconnected, with a log line, instead of growing
+   * the daemon.
+   */
+  private lagging(reason: 'notification lag' | 'reply lag', what: string): void {
+    log.warn(`${formatPeer(this.peer)} lags behind (${what}): disconnecting`);
+    this.close(reason);
+  }
+
+  /**
+   * Before the next request is read: while more than UNSENT_HIGH_WATER bytes
+   * of output wait for the peer, read nothing (the kernel then pushes back on
+   * its writes). A peer that stays there for npk_stream_timeout (the limit of
+   * a stalled peer) lags and is closed.
+   */
+  private async writable(): Promise<void> {
+    if (this.socket.writableLength <= UNSENT_HIGH_WATER || this.ended) return;
+    const drained = await new Promise<boolean>((resolve) => {
+      const done = (v: boolean) => {
+        clearTimeout(timer);
+        this.socket.removeListener('drain', onDrain);
+        this.socket.removeListener('close', onClose);
+        resolve(v);
+      };
+      const onDrain = () => done(true);
+      const onClose = () => done(true);
+      const timer = setTimeout(() => done(false), this.opts.npkStreamTimeoutMs);
+      this.socket.on('drain', onDrain);
+      this.socket.on('close', onClose);
+    });
+    if (!drained && !this.ended) {
+      this.lagging('reply lag', `${this.socket.writableLength} bytes of replies unsent for ${this.opts.npkStreamTimeoutMs} ms`);
+      throw new Close('reply lag');
+    }
+  }
+
   async run(): Promise<void> {
     try {
       if (!(await this.handshake())) return;
       for (;;) {
         await this.throttle.admit();
+        await this.writable();
         const line = await this.reader.readLine();
         if (line === null) return this.close('peer closed');
         if (this.closing) continue; // no new requests once shutting down; wait for EOF or the deadline
@@ -269,23 +329,29 @@ export class Connection {
    * bytes are drained (deviation 5: never parsed as JSON).
    */
   private async install(repository: string, size: number): Promise<Response> {
+    const peer = formatPeer(this.peer);
     if (size > this.opts.maxNpkInstallSize) {
-      log.warn(`${formatPeer(this.peer)}: install of ${size} bytes exceeds max_npk_install_size ${this.opts.maxNpkInstallSize}`);
+      log.warn(`${peer}: install of ${size} bytes exceeds max_npk_install_size ${this.opts.maxNpkInstallSize}`);
       throw new Close('npk too large');
     }
     const req: Request = { install: { repository, size } };
     let left = size;
-    const timeout = this.opts.npkStreamTimeoutMs;
+    const chunkTimeout = this.opts.npkStreamTimeoutMs;
+    const limitMs = installDeadlineMs(size, this.server.installTimeoutMs);
+    const deadline = performance.now() + limitMs;
     const reader = this.reader;
-    let streamFailure: unknown;
+    let streamFailure: Error | undefined;
+    // Each chunk within npk_stream_timeout, the whole stream within its deadline.
     const data = async function* (): AsyncGenerator<Buffer> {
       while (left > 0) {
         let b: Buffer | null;
+        const remaining = deadline - performance.now();
         try {
-          b = await reader.readChunk(Math.min(INSTALL_CHUNK, left), timeout);
+          if (remaining <= 0) throw new InstallTimeout(`not complete within ${limitMs} ms`);
+          b = await reader.readChunk(Math.min(INSTALL_CHUNK, left), Math.min(chunkTimeout, Math.ceil(remaining)));
         } catch (e) {
-          streamFailure = e;
-          throw e;
+          streamFailure = e instanceof ReadTimeout && remaining < chunkTimeout ? new InstallTimeout(`not complete within ${limitMs} ms`) : (e as Error);
+          throw streamFailure;
         }
         if (b === null) {
           streamFailure = new Error(`npk stream ended with ${left} of ${size} bytes missing`);
@@ -295,6 +361,11 @@ export class Connection {
         yield b;
       }
     };
+    const aborted = (): never => {
+      const why = streamFailure instanceof ReadTimeout ? `no data within ${chunkTimeout} ms` : streamFailure!.message;
+      log.warn(`${peer}: install of ${size} bytes into ${repository} aborted after ${size - left} bytes: ${why}`);
+      throw new Close(`install stream: ${why}`);
+    };
     let result: Response;
     if (!this.perms.has('install')) {
       result = { permission_denied: req };
@@ -302,13 +373,20 @@ export class Connection {
       try {
         result = { install: await this.server.backend.install(repository, size, data(), this.ctx()) };
       } catch (e) {
-        if (streamFailure) throw new Close(`install stream: ${(streamFailure as Error).message}`);
+        if (streamFailure) aborted();
         result = { install: { error: { error: RuntimeError.from(e).toWire() } } };
       }
+      if (!streamFailure && 'error' in result.install) {
+        log.warn(`${peer}: install into ${repository} failed: ${RuntimeError.fromWire(result.install.error.error).message}`);
+      }
     }
-    if (streamFailure) throw new Close(`install stream: ${(streamFailure as Error).message}`);
-    for await (const _ of data()) {
-      // drained: the bytes belong to this request, not to the next line
+    if (streamFailure) aborted();
+    try {
+      for await (const _ of data()) {
+        // drained: the bytes belong to this request, not to the next line
+      }
+    } catch {
+      aborted();
     }
     return result;
   }

@@ -13,6 +13,8 @@ export { TokenAuthority, tokens } from './token.js';
 /** The slice of the runtime's Config (src/model/config.ts) the console reads. */
 export interface ConsoleConfig {
   notificationBufferSize: number;
+  /** Overall deadline of one install stream; absent: proportional to its size. */
+  installTimeoutMs?: number;
   console: {
     global?: {
       bind: string;
@@ -39,6 +41,7 @@ export async function startConsole(
   const server = new ConsoleServer(backend, {
     notificationBufferSize: config.notificationBufferSize,
     containerOptions: config.console.options,
+    installTimeoutMs: config.installTimeoutMs,
     tokens: o.tokens,
   });
   const g = config.console.global;

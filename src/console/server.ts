@@ -28,6 +28,8 @@ export interface ServerOptions {
   /** Options of container consoles (config `console.options`). */
   containerOptions?: Partial<ConsoleOptions>;
   handshakeTimeoutMs?: number;
+  /** Overall deadline of one install stream (config install_timeout); absent: proportional to its size. */
+  installTimeoutMs?: number;
   tokens?: TokenAuthority;
 }
 
@@ -83,6 +85,7 @@ export class ConsoleServer extends EventEmitter {
   readonly notificationBufferSize: number;
   readonly containerOptions: ConsoleOptions;
   readonly handshakeTimeoutMs: number;
+  readonly installTimeoutMs?: number;
   readonly tokens: TokenAuthority;
 
   constructor(
@@ -93,6 +96,7 @@ export class ConsoleServer extends EventEmitter {
     this.notificationBufferSize = opts.notificationBufferSize ?? 128;
     this.containerOptions = { ...DEFAULT_CONSOLE_OPTIONS, ...opts.containerOptions };
     this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    this.installTimeoutMs = opts.installTimeoutMs;
     this.tokens = opts.tokens ?? defaultTokens;
   }
 

@@ -71,15 +71,24 @@ export const flows = {
         }
       },
     ),
-    shutdown: fromPromise<void, { entries: { id: string; ref: AnyActorRef; resource: boolean }[] }>(async ({ input }) => {
+    shutdown: fromPromise<void, { entries: { id: string; ref: AnyActorRef; resource: boolean }[]; graceMs: number }>(async ({ input }) => {
       const settle = (what: string, id: string) => (e: unknown) => log.warn(`${what} ${id}: ${toRuntimeError(e).message}`);
       // A container actor that crashed answers nothing: asking it would hang the shutdown.
       for (const e of input.entries) {
         const s = e.ref.getSnapshot() as { status: string; error?: unknown };
         if (s.status !== 'active') log.error(`Container ${e.id} is ${s.status}: ${toRuntimeError(s.error).message}`);
       }
-      input = { entries: input.entries.filter((e) => (e.ref.getSnapshot() as { status: string }).status === 'active') };
-      await Promise.all(input.entries.map(({ id, ref }) => ask(ref, (reply) => ({ type: 'halt', reply })).catch(settle('Stopping', id))));
+      input = { ...input, entries: input.entries.filter((e) => (e.ref.getSnapshot() as { status: string }).status === 'active') };
+      const { graceMs } = input;
+      await Promise.all(
+        input.entries.map(async ({ id, ref }) => {
+          // With a grace: SIGTERM, SIGKILL only when still running after it (the
+          // stop races the exit). A container that is not started answers
+          // stop_container_not_started; the halt below settles it either way.
+          if (graceMs > 0) await ask(ref, (reply) => ({ type: 'stop', graceMs, reply })).catch(() => undefined);
+          await ask(ref, (reply) => ({ type: 'halt', reply })).catch(settle('Stopping', id));
+        }),
+      );
       // Users before the resources they bind.
       for (const resources of [false, true]) {
         const group = input.entries.filter((e) => e.resource === resources && (e.ref.getSnapshot() as { matches(s: string): boolean }).matches('mounted'));

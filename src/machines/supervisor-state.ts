@@ -15,6 +15,8 @@ import type { ContainerResult, RequestEvent } from './requests.js';
 export interface SupervisorConfig extends Dirs, MountConfig {
   /** Repositories whose containers are mounted at start (`mount_on_start`). */
   mountOnStart: string[];
+  /** At shutdown, SIGTERM and this grace before SIGKILL (absent or 0: SIGKILL at once). */
+  shutdownGraceMs?: number;
 }
 
 /** The supervisor's part of the runtime configuration. */
@@ -25,6 +27,7 @@ export function supervisorConfig(config: Config): SupervisorConfig {
     socketDir: config.socketDir,
     verity: config.verity,
     loopDeviceTimeoutMs: config.loopDeviceTimeoutMs,
+    shutdownGraceMs: config.shutdownGraceMs,
     mountOnStart: Object.entries(config.repositories)
       .filter(([, r]) => r.mountOnStart)
       .map(([id]) => id),
@@ -67,8 +70,8 @@ export interface SupervisorContext {
   containers: Record<string, Entry>;
   /** Started and starting containers → the resources they use. */
   users: Record<string, string[]>;
+  /** By the id of the flow or I/O actor serving the request (see flowId). */
   pending: Record<string, Pending>;
-  seq: number;
   /** Why the runtime shuts down, when it is an error. */
   error?: RuntimeError;
 }
@@ -102,6 +105,22 @@ export interface UninstallInput {
   container: string;
   /** Remove this persistent data directory too (a failure only logs). */
   wipe?: string;
+}
+
+/**
+ * The id of a new flow: the lowest `<src>#<n>` not in use. XState memoizes a
+ * state node's transitions per event type, and a flow's done event carries its
+ * id (`xstate.done.actor.<id>`): ids from an ever-growing counter grew that
+ * cache by a few entries with every request, for the life of the daemon.
+ * Reused ids keep it as small as the most flows ever running at once. An id is
+ * free once its pending entry is gone (the child is stopped in the same step,
+ * and the step still sees the entry, so it never reuses an id it stops).
+ */
+export function flowId(pending: Record<string, unknown>, src: string): string {
+  for (let n = 0; ; n++) {
+    const id = `${src}#${n}`;
+    if (!Object.hasOwn(pending, id)) return id;
+  }
 }
 
 /** The container, unless it is being uninstalled. */

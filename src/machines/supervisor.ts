@@ -21,7 +21,8 @@
 //
 // The runtime asks for shutdown with `request(sup, {type:'shutdown'})` (also on
 // SIGTERM). Shutdown: refuse new requests and starts, SIGKILL every started
-// container and wait for the exits, umount users before resources, emit the
+// container (with `shutdown_grace`: SIGTERM, SIGKILL after the grace, all in
+// parallel) and wait for the exits, umount users before resources, emit the
 // `shutdown` notification (deviation 6), then the actor is done; its output
 // carries the error that caused it (critical_container, or a failed critical
 // autostart), if any.
@@ -57,6 +58,7 @@ import type { Notification, NotificationEvent, Request, RequestEvent, ResponseOf
 import { flows } from './supervisor-flows.js';
 import { done, handle, type Effects, type Queue, type Spawn } from './supervisor-requests.js';
 import {
+  flowId,
   patch,
   without,
   type Entry,
@@ -108,8 +110,8 @@ export const supervisorMachine = setup({
       const { request, reply } = event as RequestEvent;
       const fx: Effects = {
         flow(src, input, pending) {
-          const id = `${src}#${context.seq}`;
-          enqueue.assign(({ context: c }) => ({ seq: c.seq + 1, pending: { ...c.pending, [id]: pending } }));
+          const id = flowId(context.pending, src);
+          enqueue.assign(({ context: c }) => ({ pending: { ...c.pending, [id]: pending } }));
           enqueue.spawnChild(src as 'mountFlow', { id, input: input as never });
         },
         assign(f) {
@@ -130,8 +132,8 @@ export const supervisorMachine = setup({
       const q: Queue = {
         assign: (f) => enqueue.assign(({ context: c, spawn }) => f(c, spawn as Spawn)),
         spawn: (src, input, pending) => {
-          const rid = `${src}#${context.seq}`;
-          enqueue.assign(({ context: c }) => ({ seq: c.seq + 1, pending: { ...c.pending, [rid]: pending } }));
+          const rid = flowId(context.pending, src);
+          enqueue.assign(({ context: c }) => ({ pending: { ...c.pending, [rid]: pending } }));
           enqueue.spawnChild(src, { id: rid, input });
         },
         stop: (ref) => enqueue.stopChild(ref),
@@ -147,7 +149,11 @@ export const supervisorMachine = setup({
       enqueue.assign(({ context: c }) => ({ pending: without(c.pending, id) }));
       enqueue.stopChild(id);
       const error = toRuntimeError((event as unknown as { error: unknown }).error);
-      if (p.kind === 'start') enqueue.assign(({ context: c }) => ({ users: without(c.users, p.id) }));
+      if (p.kind === 'start') {
+        // The client gets the error; the operator reads it in the log.
+        log.warn(`Failed to start ${p.id}: ${error.message}`);
+        enqueue.assign(({ context: c }) => ({ users: without(c.users, p.id) }));
+      }
       if (p.kind === 'uninstall.umount' || p.kind === 'uninstall.remove') {
         enqueue.assign(({ context: c }) => ({ containers: patch(c.containers, p.id, { removing: false }) }));
       }
@@ -220,7 +226,6 @@ export const supervisorMachine = setup({
       containers,
       users: {},
       pending: {},
-      seq: 0,
     };
   },
   initial: 'up',
@@ -269,6 +274,7 @@ export const supervisorMachine = setup({
         src: 'shutdown',
         input: ({ context }) => ({
           entries: Object.values(context.containers).map((e) => ({ id: e.id, ref: e.ref, resource: e.manifest.init === undefined })),
+          graceMs: context.config.shutdownGraceMs ?? 0,
         }),
         onDone: { target: 'down', actions: 'notifyShutdown' },
         onError: { target: 'down', actions: 'notifyShutdown' },

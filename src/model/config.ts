@@ -54,6 +54,10 @@ export interface Config {
   eventBufferSize: number;
   notificationBufferSize: number;
   loopDeviceTimeoutMs: number;
+  /** Overall deadline of one install stream; absent: proportional to its size, with a floor. */
+  installTimeoutMs?: number;
+  /** At shutdown: SIGTERM, then SIGKILL after this grace (0: SIGKILL at once, Northstar's behaviour). */
+  shutdownGraceMs: number;
   verity: Verity;
   pool: { threads: number; minThreads: number; idleTimeoutMs: number };
   /** The live state-chart page; absent means off. bind is "host:port"; history: events kept per machine. */
@@ -341,6 +345,7 @@ function inspectorBind(v: unknown, path: string): string {
 const TOP = [
   'run_dir', 'data_dir', 'socket_dir', 'cgroup', 'cgroup_favordynmods', 'event_buffer_size', 'notification_buffer_size',
   'loop_device_timeout', 'console', 'repositories', 'debug', 'verity', 'pool', 'inspector', 'log',
+  'install_timeout', 'shutdown_grace',
 ] as const;
 
 /** Reads a decoded TOML table into a Config. `cpus` is the default of pool.threads. */
@@ -375,6 +380,7 @@ export function configFromTable(t: Obj, cpus = availableParallelism()): Config {
     eventBufferSize: opt(t, 'event_buffer_size', '', (v, p) => int(v, p, 1), 256),
     notificationBufferSize: opt(t, 'notification_buffer_size', '', (v, p) => int(v, p, 1), 128),
     loopDeviceTimeoutMs: opt(t, 'loop_device_timeout', '', duration, 10_000),
+    shutdownGraceMs: opt(t, 'shutdown_grace', '', duration, 0),
     verity: opt(t, 'verity', '', (v, p) => {
       const s = str(v, p);
       if (s !== 'auto' && s !== 'dm' && s !== 'userspace') fail(p, `expected "auto", "dm" or "userspace", got "${s}"`);
@@ -397,6 +403,10 @@ export function configFromTable(t: Obj, cpus = availableParallelism()): Config {
       }, [] as string[]),
     },
   };
+  if (has(t, 'install_timeout')) {
+    config.installTimeoutMs = duration(t.install_timeout, 'install_timeout');
+    if (config.installTimeoutMs <= 0) fail('install_timeout', 'must be longer than 0s');
+  }
   if (has(consoleT, 'global')) config.console.global = globalConsole(consoleT.global, 'console.global');
   if (has(t, 'inspector')) {
     const it = table(t.inspector, 'inspector');

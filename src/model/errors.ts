@@ -84,6 +84,12 @@ export class RuntimeError<C extends ErrorCode = ErrorCode> extends Error {
     return { [this.code]: this.fields } as unknown as WireError;
   }
 
+  /** The error a wire error stands for (e.g. to log what a client was answered). */
+  static fromWire(w: WireError): RuntimeError {
+    const [code, fields] = Object.entries(w)[0] as [ErrorCode, never];
+    return new RuntimeError(code, fields);
+  }
+
   /** Any thrown value as a RuntimeError (unknown errors become `unexpected`). */
   static from(e: unknown): RuntimeError {
     if (e instanceof RuntimeError) return e;

@@ -39,6 +39,7 @@ describe('parseConfig', () => {
       eventBufferSize: 256,
       notificationBufferSize: 128,
       loopDeviceTimeoutMs: 10_000,
+      shutdownGraceMs: 0,
       verity: 'auto',
       pool: { threads: 4, minThreads: 0, idleTimeoutMs: 30_000 },
       log: { level: 'info' },
@@ -48,6 +49,15 @@ describe('parseConfig', () => {
       repositories: {},
       debug: { commands: [] },
     });
+  });
+
+  it('reads shutdown_grace and install_timeout; install_timeout is absent by default (proportional to the size)', () => {
+    const c = parseConfig(`shutdown_grace = "5s"\ninstall_timeout = "2m"\n${BASE}`);
+    assert.equal(c.shutdownGraceMs, 5000);
+    assert.equal(c.installTimeoutMs, 120_000);
+    assert.equal(parseConfig(BASE).installTimeoutMs, undefined);
+    assert.throws(() => parseConfig(`install_timeout = "0s"\n${BASE}`), /install_timeout: must be longer than 0s/);
+    assert.throws(() => parseConfig(`shutdown_grace = "soon"\n${BASE}`), /shutdown_grace: invalid duration/);
   });
 
   it("reads Northstar's sample northstar.toml", () => {
@@ -245,7 +255,7 @@ describe('loadConfig', () => {
     assert.equal((await loadConfig(good)).cgroup, 'northstar');
     const bad = join(dir, 'bad.toml');
     writeFileSync(bad, `${BASE}oops = 1\n`);
-    await assert.rejects(loadConfig(bad), (e: unknown) => e instanceof ConfigError && e.message === `${bad}: oops: unknown key, expected one of: run_dir, data_dir, socket_dir, cgroup, cgroup_favordynmods, event_buffer_size, notification_buffer_size, loop_device_timeout, console, repositories, debug, verity, pool, inspector, log`);
+    await assert.rejects(loadConfig(bad), (e: unknown) => e instanceof ConfigError && e.message === `${bad}: oops: unknown key, expected one of: run_dir, data_dir, socket_dir, cgroup, cgroup_favordynmods, event_buffer_size, notification_buffer_size, loop_device_timeout, console, repositories, debug, verity, pool, inspector, log, install_timeout, shutdown_grace`);
     await assert.rejects(loadConfig(join(dir, 'missing.toml')), { code: 'ENOENT' });
   });
 });

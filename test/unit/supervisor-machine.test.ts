@@ -555,3 +555,20 @@ test('install, start, stop and uninstall ten times over: the container machine i
   assert.deepEqual(Object.keys(h.sup.getSnapshot().children).sort(), ['res:0.0.1'], 'no flow or machine left behind');
   h.allSettledOnce();
 });
+
+test('flow ids are reused: a thousand installs and uninstalls see a handful of done event types, not one per request', async () => {
+  // XState memoizes each state node's transitions per event type, and a flow's
+  // done event type carries its actor id: unique ids grew that cache forever.
+  const mem = new FakeRepository('mem', [res('0.0.1')]);
+  const h = await boot({ repos: [mem] });
+  const types = new Set<string>();
+  h.sup.system.inspect((e) => {
+    if (e.type === '@xstate.event' && e.event.type.startsWith('xstate.done.actor.')) types.add(e.event.type);
+  });
+  for (let i = 0; i < 1000; i++) {
+    settledOk(await h.ask({ type: 'install', repository: 'mem', data: stream(user()) }));
+    settledOk(await h.ask({ type: 'uninstall', container: 'app:0.0.1', wipe: false }));
+  }
+  assert.ok(types.size <= 10, `${types.size} distinct done event types: ${[...types].slice(0, 5).join(', ')}…`);
+  h.allSettledOnce();
+});
