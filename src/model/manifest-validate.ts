@@ -4,6 +4,7 @@
 import { checkName, IdError, parseVersion } from './container-id.js';
 import { CAPABILITIES, LIMITS, ManifestError, RESERVED_ENV } from './manifest-schema.js';
 import type { Manifest, Mount, SchedPolicy, Seccomp } from './manifest.js';
+import { validateSupervision } from './manifest-supervision.js';
 import { canonicalVersionReq } from './version-req.js';
 
 function fail(path: string, rule: string): never {
@@ -37,6 +38,7 @@ export function validate(m: Manifest): void {
   });
   checkSuppl(m.suppl_groups);
   checkResource(m);
+  validateSupervision(m);
 }
 
 function checkIds(m: Manifest): void {
