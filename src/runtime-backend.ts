@@ -4,6 +4,7 @@
 // Main thread.
 import type {
   ConsoleBackend,
+  ContainerData as WireContainerData,
   ContainerResult as WireResult,
   InstallResult,
   Notification as WireNotification,
@@ -11,11 +12,22 @@ import type {
   Response,
 } from './console/index.js';
 import { onNotification, request, type Supervisor } from './machines/supervisor.js';
-import type { ContainerResult } from './machines/requests.js';
+import type { ContainerData, ContainerResult } from './machines/requests.js';
 import { RuntimeError } from './model/errors.js';
 import { manifestToJson } from './model/manifest.js';
 
 const wireError = (e: unknown) => RuntimeError.from(e).toWire();
+
+/** The restart policy's and health check's part of inspect, for containers whose manifest has them. */
+function supervision(d: ContainerData): Pick<WireContainerData, 'restarts' | 'health'> {
+  const out: Pick<WireContainerData, 'restarts' | 'health'> = {};
+  if (d.restarts) {
+    const r = d.restarts;
+    out.restarts = { count: r.count, last_reason: r.lastReason, next_attempt_ms: r.nextAttemptMs, gave_up: r.gaveUp };
+  }
+  if (d.health !== undefined) out.health = d.health;
+  return out;
+}
 
 function results(rs: ContainerResult[]): WireResult[] {
   return rs.map((r) => (r.ok ? { ok: { container: r.container } } : { error: { container: r.container, error: r.error.toWire() } }));
@@ -85,6 +97,7 @@ export function consoleBackend(sup: Supervisor, onShutdown: () => void): Console
                 process: d.process,
                 startup: d.startup ?? null,
                 state: d.state,
+                ...supervision(d),
               },
             },
           },
