@@ -34,6 +34,7 @@ import { assign, enqueueActions, fromCallback, fromPromise, sendParent, sendTo, 
 import { Logger } from '../log.js';
 import { errors, exitSuccess, type ExitStatus, type RuntimeError } from '../model/errors.js';
 import type { Manifest } from '../model/manifest.js';
+import { formatDuration } from '../model/units.js';
 import type { LaunchSpec, MountInput, MountOutput, Phases, UmountInput } from './contracts.js';
 import type {
   CgroupsCommand,
@@ -447,7 +448,8 @@ export const containerMachine = setup({
     }),
     planGiveUp: assign(({ context }) => {
       const reason = reasonOf(context.runningSince === undefined ? undefined : context.exit, context.endCause);
-      log.error(`Giving up on ${context.id}: ${context.restarts.count} restarts, more than ${context.manifest.restart!.max_restarts} within ${context.manifest.restart!.within} ms (last: ${reason})`);
+      const { max_restarts, within } = context.manifest.restart!;
+      log.error(`Giving up on ${context.id}: ${reason} after ${max_restarts} restarts within ${formatDuration(within)} (${context.restarts.count} since its start)`);
       return { gaveUp: true, nextRestart: undefined, restarts: { ...context.restarts, lastReason: reason } };
     }),
     reportExitIfRan: enqueueActions(({ context, enqueue }) => {
