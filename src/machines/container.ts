@@ -224,6 +224,7 @@ export const containerMachine = setup({
     restartDue: ({ context }) => verdict(context).kind === 'restart',
     givingUp: ({ context }) => verdict(context).kind === 'give_up',
     restartRun: ({ context }) => context.restartRun,
+    noBackoff: ({ context }) => context.nextRestart?.delayMs === 0,
     // Unhealthy is a failure only to a policy that restarts: stop, then start again.
     restartUnhealthy: ({ context, event }) =>
       (event as HealthReport & { type: 'health.changed' }).status === 'unhealthy' &&
@@ -827,7 +828,11 @@ export const containerMachine = setup({
     // the delay. Any stop, kill, halt or shutdown cancels it.
     restarting: {
       tags: ['mounted'],
-      always: { guard: 'closed', target: 'mounted', actions: ['cancelRestart', 'reportIdle'] },
+      always: [
+        { guard: 'closed', target: 'mounted', actions: ['cancelRestart', 'reportIdle'] },
+        // No timer for a zero backoff: setTimeout(0) alone costs a millisecond or more.
+        { guard: 'noBackoff', target: 'started', actions: 'takeRestart' },
+      ],
       after: { backoff: { target: 'started', actions: 'takeRestart' } },
       on: {
         stop: { target: 'mounted', actions: ['cancelRestart', 'answerLastExit', 'reportIdle'] },
