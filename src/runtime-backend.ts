@@ -14,9 +14,18 @@ import type {
 import { onNotification, request, type Supervisor } from './machines/supervisor.js';
 import type { ContainerData, ContainerResult } from './machines/requests.js';
 import { RuntimeError } from './model/errors.js';
-import { manifestToJson } from './model/manifest.js';
+import { manifestToJson, type Manifest } from './model/manifest.js';
 
 const wireError = (e: unknown) => RuntimeError.from(e).toWire();
+
+/**
+ * A Northstar client (an inspect without our `statistics` field) parses the
+ * manifest with deny_unknown_fields: it gets it without our keys.
+ */
+function northstarManifest(m: Manifest): Manifest {
+  const { restart: _restart, health: _health, ...rest } = m;
+  return rest;
+}
 
 /** The restart policy's and health check's part of inspect, for containers whose manifest has them. */
 function supervision(d: ContainerData): Pick<WireContainerData, 'restarts' | 'health'> {
@@ -91,7 +100,7 @@ export function consoleBackend(sup: Supervisor, onShutdown: () => void): Console
             ok: {
               container,
               data: {
-                manifest: manifestToJson(d.manifest),
+                manifest: manifestToJson(statistics === undefined ? northstarManifest(d.manifest) : d.manifest),
                 repository: d.repository,
                 mounted: d.mounted,
                 process: d.process,
