@@ -115,8 +115,6 @@ class Session {
       timeoutMs: parseTimeout(this.g.timeout),
       subscribe: subscribe === false ? false : subscribe,
     };
-    // A subscriber shows our supervision notifications too (restarting, gave_up, healthy, unhealthy).
-    if (subscribe !== false) opts.extensions = ['supervision'];
     if (this.g.json) opts.onRaw = (_dir, line) => this.io.out(line + '\n');
     this.client = this.g.url ? await Client.connect(this.g.url, opts) : await Client.connectFirst(DEFAULT_URLS, opts);
     return this.client;
@@ -180,23 +178,9 @@ async function list(s: Session): Promise<void> {
       d ? (d.mounted ? 'yes' : 'no') : '',
       d?.process ? String(d.process.pid) : '',
       d?.process ? formatUptime(d.process.uptime) : '',
-      supervisionCell(d),
     ]);
   }
-  const headers = ['Name', 'Version', 'Repository', 'Type', 'Mounted', 'PID', 'Uptime'];
-  // The column shows only when some container has a restart policy or health check.
-  if (rows.some((r) => r.at(-1) !== '')) headers.push('Restarts/Health');
-  else for (const r of rows) r.pop();
-  s.print(table(headers, rows));
-}
-
-/** "2", "5 gave up", "0 healthy": restarts and health, for containers whose manifest asks for them. */
-function supervisionCell(d: ContainerData | undefined): string {
-  if (!d) return '';
-  const parts: string[] = [];
-  if (d.restarts) parts.push(d.restarts.gave_up ? `${d.restarts.count} gave up` : String(d.restarts.count));
-  if (d.health) parts.push(d.health.status);
-  return parts.join(' ');
+  s.print(table(['Name', 'Version', 'Repository', 'Type', 'Mounted', 'PID', 'Uptime'], rows));
 }
 
 /** `start <c> [KEY=VAL]... [init] [args...]` */

@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { main as nstarMain } from '../../src/cli/nstar.js';
 import { Client } from '../../src/client/index.js';
 import type { Notification, Response } from '../../src/console/protocol.js';
 import { ConsoleServer } from '../../src/console/server.js';
@@ -85,22 +84,4 @@ test('the runtime backend leaves restart and health out of the manifest a Norths
   assert.deepEqual(m.restart, { policy: 'always', max_restarts: 5, within: '1m', backoff: { initial: '100ms', max: '30s', factor: 2 }, stop_grace: '5s' });
   assert.deepEqual(ours.response.inspect.ok.data.restarts, { count: 1, last_reason: 'Exit(1)', next_attempt_ms: 90, gave_up: false });
   p.close();
-});
-
-test('nstar list adds a Restarts/Health column only when a container has a policy or check', async (t) => {
-  const { url, backend } = await startServer(t);
-  const inner = backend.request.bind(backend);
-  backend.request = async (req, ctx): Promise<Response> => {
-    const r = await inner(req, ctx);
-    if (typeof r !== 'object' || !('inspect' in r) || !('ok' in r.inspect) || r.inspect.ok.container !== 'crashing:0.0.1') return r;
-    r.inspect.ok.data.restarts = { count: 5, last_reason: 'Exit(101)', next_attempt_ms: null, gave_up: true };
-    r.inspect.ok.data.health = { status: 'unhealthy', failures: 3 };
-    return r;
-  };
-  let out = '';
-  const code = await nstarMain(['-u', url, 'list'], { out: (s) => void (out += s), err: () => undefined, isTTY: false });
-  assert.equal(code, 0);
-  assert.match(out, /^Name +Version +Repository +Type +Mounted +PID +Uptime +Restarts\/Health\n/);
-  assert.match(out, /\ncrashing +0\.0\.1 +mem +app +yes +4242 +1\.500s +5 gave up unhealthy\n/);
-  assert.match(out, /\nhello-world +0\.0\.1 +mem +app +no\n/);
 });
