@@ -4,6 +4,7 @@
 // Main thread.
 import type {
   ConsoleBackend,
+  ContainerData as WireContainerData,
   ContainerResult as WireResult,
   InstallResult,
   Notification as WireNotification,
@@ -11,11 +12,31 @@ import type {
   Response,
 } from './console/index.js';
 import { onNotification, request, type Supervisor } from './machines/supervisor.js';
-import type { ContainerResult } from './machines/requests.js';
+import type { ContainerData, ContainerResult } from './machines/requests.js';
 import { RuntimeError } from './model/errors.js';
-import { manifestToJson } from './model/manifest.js';
+import { manifestToJson, type Manifest } from './model/manifest.js';
 
 const wireError = (e: unknown) => RuntimeError.from(e).toWire();
+
+/**
+ * A Northstar client (an inspect without our `statistics` field) parses the
+ * manifest with deny_unknown_fields: it gets it without our keys.
+ */
+function northstarManifest(m: Manifest): Manifest {
+  const { restart: _restart, health: _health, ...rest } = m;
+  return rest;
+}
+
+/** The restart policy's and health check's part of inspect, for containers whose manifest has them. */
+function supervision(d: ContainerData): Pick<WireContainerData, 'restarts' | 'health'> {
+  const out: Pick<WireContainerData, 'restarts' | 'health'> = {};
+  if (d.restarts) {
+    const r = d.restarts;
+    out.restarts = { count: r.count, last_reason: r.lastReason, next_attempt_ms: r.nextAttemptMs, gave_up: r.gaveUp };
+  }
+  if (d.health !== undefined) out.health = d.health;
+  return out;
+}
 
 function results(rs: ContainerResult[]): WireResult[] {
   return rs.map((r) => (r.ok ? { ok: { container: r.container } } : { error: { container: r.container, error: r.error.toWire() } }));
@@ -79,12 +100,13 @@ export function consoleBackend(sup: Supervisor, onShutdown: () => void): Console
             ok: {
               container,
               data: {
-                manifest: manifestToJson(d.manifest),
+                manifest: manifestToJson(statistics === undefined ? northstarManifest(d.manifest) : d.manifest),
                 repository: d.repository,
                 mounted: d.mounted,
                 process: d.process,
                 startup: d.startup ?? null,
                 state: d.state,
+                ...supervision(d),
               },
             },
           },

@@ -150,6 +150,13 @@ function processActor(io: Io, opts: ActorOptions) {
       } else if (e.type === 'exec') {
         if (!launched?.exec) return e.reply(fail(errors.unexpected(`exec into ${input.container} is not supported`)));
         launched.exec(e.exec).then((x) => e.reply(ok(x)), (err) => e.reply(fail(err)));
+      } else if (e.pid !== undefined) {
+        // A health check's process that ran out of time (it may be gone already).
+        try {
+          process.kill(e.pid, e.signal);
+        } catch {
+          // ESRCH: it ended on its own
+        }
       } else if (launched) launched.kill(e.signal);
       else pendingSignals.push(e.signal);
     });

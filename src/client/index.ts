@@ -19,6 +19,7 @@ import {
   STAT_CATEGORIES,
   canonicalRequest,
   decodeMessage,
+  type Connect,
   type ContainerData,
   type ContainerResult,
   type ExitStatus,
@@ -139,6 +140,8 @@ export interface ConnectOptions {
   version?: string;
   /** Sees every line read and written (nstar -j). */
   onRaw?: (direction: 'read' | 'write', line: string) => void;
+  /** Extensions whose notifications we want too (e.g. "supervision": restarting, gave_up, healthy, unhealthy). */
+  extensions?: string[];
 }
 
 interface Pending {
@@ -249,7 +252,10 @@ export class Client {
   /** Handshake over an already open stream. */
   static async fromStream(stream: Duplex, opts: ConnectOptions = {}): Promise<Client> {
     const c = new Client(stream, opts);
-    c.write({ connect: { version: opts.version ?? VERSION, subscribe_notifications: c.capacity > 0 } });
+    const connect: Connect = { version: opts.version ?? VERSION, subscribe_notifications: c.capacity > 0 };
+    // Sent only when asked: Northstar's own connect has no such field.
+    if (opts.extensions && opts.extensions.length > 0) connect.extensions = [...opts.extensions];
+    c.write({ connect });
     void c.readLoop();
     await withTimeout(c.handshake, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, 'handshake', () => stream.destroy());
     return c;

@@ -15,6 +15,7 @@ import {
   decodeConnect,
   decodeRequest,
   errorResponse,
+  notificationExtension,
   ProtocolError,
   requestName,
   type Message,
@@ -73,6 +74,8 @@ export class Connection {
   private readonly reader: FrameReader;
   private readonly throttle: Throttle;
   private subscribed = false;
+  /** Extensions named in `connect.extensions`: their notifications are sent too. */
+  private extensions = new Set<string>();
   private shutdownSent = false;
   private ended = false;
   private readonly queue: string[] = [];
@@ -137,6 +140,8 @@ export class Connection {
   /** Queues a notification; a subscriber more than notificationBufferSize behind is closed. */
   notify(n: Notification): void {
     if (!this.subscribed || this.ended || this.shutdownSent) return;
+    const extension = notificationExtension(n);
+    if (extension !== undefined && !this.extensions.has(extension)) return;
     if (n === 'shutdown') this.shutdownSent = true;
     if (this.queue.length >= this.server.notificationBufferSize) {
       this.lagging('notification lag', `${this.queue.length} notifications unsent`);
@@ -248,6 +253,7 @@ export class Connection {
     }
     this.send({ connect_ack: null });
     this.subscribed = connect.subscribe_notifications;
+    this.extensions = new Set(connect.extensions);
     const p = formatPermissions(this.perms);
     if (this.container) log.info(`Container ${this.container} connected with permissions ${p}`);
     else log.info(`Client ${formatPeer(this.peer)} connected with permissions ${p}`);
@@ -399,7 +405,7 @@ export class Connection {
  */
 function northstarInspect(r: Response): Response {
   if (typeof r !== 'object' || !('inspect' in r) || !('ok' in r.inspect)) return r;
-  const { startup: _startup, state: _state, ...data } = r.inspect.ok.data;
+  const { startup: _startup, state: _state, restarts: _restarts, health: _health, ...data } = r.inspect.ok.data;
   return { inspect: { ok: { container: r.inspect.ok.container, data } } };
 }
 

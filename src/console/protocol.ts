@@ -16,7 +16,17 @@ export type Container = string;
 export interface Connect {
   version: string;
   subscribe_notifications: boolean;
+  /**
+   * Ours: the extensions whose notifications this client understands (see
+   * EXTENSIONS). Northstar's Connect has no deny_unknown_fields, so a Northstar
+   * runtime ignores it; a Northstar client never sends it and so never gets a
+   * notification variant it cannot parse.
+   */
+  extensions?: string[];
 }
+
+/** Extensions a client may name in `connect.extensions`. */
+export const EXTENSIONS = ['supervision'] as const;
 
 export type ConnectNack = { invalid_protocol_version: { version: string } } | 'permission_denied';
 
@@ -97,6 +107,23 @@ export interface ContainerData {
   startup?: Record<string, number> | null;
   /** Extension: machine state, e.g. "paused". */
   state?: string;
+  /** Extension (manifest `restart`): restarts since the last start request, why the last, ms until the next. */
+  restarts?: RestartData;
+  /** Extension (manifest `health`): the health check's state while running, else null. */
+  health?: HealthData | null;
+}
+
+export interface RestartData {
+  count: number;
+  last_reason: string | null;
+  next_attempt_ms: number | null;
+  gave_up: boolean;
+}
+
+export interface HealthData {
+  status: 'starting' | 'healthy' | 'unhealthy';
+  /** Failed checks in a row. */
+  failures: number;
 }
 
 export type InspectResult =
@@ -148,7 +175,18 @@ export type Notification =
   | { exit: [Container, ExitStatus] }
   | { install: Container }
   | { uninstall: Container }
-  | { c_group: [Container, { memory: MemoryNotification }] };
+  | { c_group: [Container, { memory: MemoryNotification }] }
+  // Extension `supervision`: only to clients that name it in `connect.extensions`.
+  | { restarting: [Container, { attempt: number; delay_ms: number; reason: string }] }
+  | { gave_up: [Container, { restarts: number; reason: string }] }
+  | { healthy: Container }
+  | { unhealthy: Container };
+
+/** The extension a notification variant belongs to; undefined for Northstar's own. */
+export function notificationExtension(n: Notification): string | undefined {
+  if (typeof n !== 'object') return undefined;
+  return 'restarting' in n || 'gave_up' in n || 'healthy' in n || 'unhealthy' in n ? 'supervision' : undefined;
+}
 
 export class ProtocolError extends Error {
   override name = 'ProtocolError';
@@ -362,10 +400,13 @@ export function requestName(r: Request): RequestName {
 
 export function decodeConnect(v: Json, path = 'connect'): Connect {
   const f = fields(v, path, ['version', 'subscribe_notifications']);
-  return {
+  const c: Connect = {
     version: str(f.version, `${path}.version`),
     subscribe_notifications: bool(f.subscribe_notifications, `${path}.subscribe_notifications`),
   };
+  // Unknown extension names are ignored: a newer client may know more than this runtime.
+  if (f.extensions !== undefined && f.extensions !== null) c.extensions = array(f.extensions, `${path}.extensions`, str);
+  return c;
 }
 
 /** Client side: which message a line carries. The inner value is checked lightly (it comes from the runtime). */
@@ -422,6 +463,11 @@ function canonData(d: ContainerData): ContainerData {
   };
   if (d.startup !== undefined) out.startup = d.startup;
   if (d.state !== undefined) out.state = d.state;
+  if (d.restarts !== undefined) {
+    const r = d.restarts;
+    out.restarts = { count: r.count, last_reason: r.last_reason, next_attempt_ms: r.next_attempt_ms, gave_up: r.gave_up };
+  }
+  if (d.health !== undefined) out.health = d.health && { status: d.health.status, failures: d.health.failures };
   return out;
 }
 

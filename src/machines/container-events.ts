@@ -3,6 +3,7 @@
 // parent (the supervisor). Types only.
 import type { ExitStatus } from '../model/errors.js';
 import type { LaunchSpec, MemoryEvent, MountOutput, Phases } from './contracts.js';
+import type { HealthEvent, HealthReport, HealthStatus } from './container-health.js';
 import type { FailureData, Reply } from './reply.js';
 
 /** An additional process to run inside a running container (exec request). */
@@ -37,6 +38,20 @@ export interface ContainerStatus {
   };
   /** Startup phases of the last start, in ms (resolve, mount, spawn, setup, cgroups, gate_wait, exec, total). */
   startup?: Phases;
+  /** With a manifest `restart` policy: restarts since the last start request, and the next one due. */
+  restarts?: RestartStatus;
+  /** With a manifest `health` check: its state while running (null otherwise). */
+  health?: { status: HealthStatus; failures: number } | null;
+}
+
+export interface RestartStatus {
+  count: number;
+  /** Why the last restart (or the give-up) happened: "Exit(1)", "Signalled(SIGSEGV)", "unhealthy". */
+  lastReason: string | null;
+  /** ms until the restart that is due, or null. */
+  nextAttemptMs: number | null;
+  /** The policy gave up: the container stays down until a start request. */
+  gaveUp: boolean;
 }
 
 export interface StartOrder {
@@ -79,12 +94,16 @@ export type ActorFact =
   | { type: 'cgroups.oom'; memory: MemoryEvent }
   | { type: 'cgroups.failed'; error: FailureData };
 
-export type ContainerEvent = ContainerRequest | ActorFact;
+/** The health check: the child machine's reports and the answers of the checks it asked for. */
+export type HealthFact = HealthReport | HealthEvent | { type: 'health.forked'; seq: number; pid: number };
+
+export type ContainerEvent = ContainerRequest | ActorFact | HealthFact;
 
 /** Events to the process actor. */
 export type ProcessCommand =
   | { type: 'gate.open' }
-  | { type: 'signal'; signal: number }
+  /** To the container's process group, or to `pid` (a health check's process) when given. */
+  | { type: 'signal'; signal: number; pid?: number }
   | { type: 'exec'; exec: ExecSpec; reply: Reply<Executed> };
 
 /** Events to the cgroups actor. */
@@ -98,7 +117,14 @@ export type CgroupsCommand =
 /** What a container machine tells its parent. */
 export type ContainerReport =
   | { type: 'container.started'; id: string; pid: number }
-  | { type: 'container.exit'; id: string; status: ExitStatus }
+  /** `restarting`: the restart policy starts it again after a backoff. */
+  | { type: 'container.exit'; id: string; status: ExitStatus; restarting?: boolean }
+  | { type: 'container.restarting'; id: string; attempt: number; delayMs: number; reason: string }
+  /** More than max_restarts within the window: it stays down. */
+  | { type: 'container.gave_up'; id: string; restarts: number; reason: string; ran: boolean }
+  /** A due restart was cancelled, or failed to start with no more to come: its resources are free. */
+  | { type: 'container.idle'; id: string }
+  | { type: 'container.health'; id: string; status: HealthStatus }
   | { type: 'container.oom'; id: string; memory: MemoryEvent };
 
 export type { MountOutput };

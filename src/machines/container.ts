@@ -29,11 +29,12 @@
 // cgroups are gone (spec/console.md §4.3). A stop never waits the full grace
 // when the process is already gone: the exit event ends `stopping` and cancels
 // the timer.
-import { assign, fromCallback, fromPromise, sendParent, sendTo, setup, type StateValue } from 'xstate';
+import { assign, enqueueActions, fromCallback, fromPromise, sendParent, sendTo, setup, type StateValue } from 'xstate';
 
 import { Logger } from '../log.js';
-import { errors, type ExitStatus, type RuntimeError } from '../model/errors.js';
+import { errors, exitSuccess, type ExitStatus, type RuntimeError } from '../model/errors.js';
 import type { Manifest } from '../model/manifest.js';
+import { formatDuration } from '../model/units.js';
 import type { LaunchSpec, MountInput, MountOutput, Phases, UmountInput } from './contracts.js';
 import type {
   CgroupsCommand,
@@ -44,6 +45,17 @@ import type {
   StartOrder,
   Statistics,
 } from './container-events.js';
+import { healthMachine, type HealthContext, type HealthReport, type HealthStatus } from './container-health.js';
+import {
+  decide,
+  endsRun,
+  NO_RESTARTS,
+  reasonOf,
+  recordRestart,
+  type Decision,
+  type EndCause,
+  type RestartHistory,
+} from './container-restart.js';
 import { fail, ok, runtimeErrorOf, statusText, toRuntimeError, type FailureData, type Reply } from './reply.js';
 
 export const SIGKILL = 9;
@@ -91,6 +103,23 @@ export interface ContainerContext {
   /** Why the run failed (launch or cgroups), as data; RuntimeError fields kept. */
   failure?: FailureData;
   closed: boolean;
+  // ------------------------------------------------ supervision (manifest `restart`, `health`)
+  /** The launch of the last start request: a restart runs it again. */
+  lastSpec?: LaunchSpec;
+  /** Restarts since the last start request (reset by it, and by a daemon restart). */
+  restarts: RestartHistory;
+  /** The restart the `restarting` state waits for. */
+  nextRestart?: { at: number; delayMs: number; attempt: number; reason: string };
+  /** The policy gave up: the container stays down until a start request. */
+  gaveUp: boolean;
+  /** This run was started by the policy, not by a request. */
+  restartRun: boolean;
+  /** What ended (or is ending) this run, as far as the policy cares. */
+  endCause: EndCause;
+  /** Signals kill requests sent during this run. */
+  sentSignals: number[];
+  /** The health check in flight: its process, killed when it runs out of time. */
+  healthPid?: { seq: number; pid: number };
 }
 
 const log = new Logger('container');
@@ -128,8 +157,32 @@ export function stateName(value: StateValue): string {
     .join(',');
 }
 
+/** The policy's verdict on the run that just ended (only for runs that ran, or were restarts). */
+function verdict(c: ContainerContext): Decision {
+  if (c.closed || (c.runningSince === undefined && !c.restartRun)) return { kind: 'none' };
+  const status = c.runningSince === undefined ? undefined : c.exit;
+  return decide(c.manifest.restart, c.restarts, c.now(), status, c.endCause, c.sentSignals);
+}
+
 const busy = (c: ContainerContext) => errors.umountBusy(c.id);
 const notStarted = (c: ContainerContext) => errors.notStarted(c.id);
+
+/**
+ * The end of a run (cgroups gone): restart after a backoff, give up, or stay
+ * mounted. The exit is reported only for a run whose process started.
+ */
+const RUN_ENDED = [
+  {
+    guard: 'restartDue',
+    target: '#container.restarting',
+    actions: ['planRestart', 'reportExitIfRan', 'reportRestarting', 'finishRun'],
+  },
+  { guard: 'givingUp', target: '#container.mounted', actions: ['planGiveUp', 'reportExitIfRan', 'reportGaveUp', 'finishRun'] },
+  { guard: 'ran', target: '#container.mounted', actions: ['reportExit', 'finishRun'] },
+  // A restart that never got its process running: the supervisor lets its resources go.
+  { guard: 'restartRun', target: '#container.mounted', actions: ['reportIdle', 'finishRun'] },
+  { target: '#container.mounted', actions: 'finishRun' },
+] as const;
 
 export const containerMachine = setup({
   types: {} as {
@@ -150,9 +203,11 @@ export const containerMachine = setup({
       });
       sendBack({ type: 'cgroups.failed', error: { code: 'unexpected', message: 'the cgroups actor was not provided' } });
     }),
+    health: healthMachine,
   },
   delays: {
     grace: ({ context }) => context.graceMs,
+    backoff: ({ context }) => context.nextRestart?.delayMs ?? 0,
   },
   guards: {
     ensure: ({ event }) => event.type === 'mount' && event.ensure === true,
@@ -166,6 +221,16 @@ export const containerMachine = setup({
     thawThenKill: ({ context }) => context.afterThaw?.kind === 'kill',
     thawThenStop: ({ context }) => context.afterThaw?.kind === 'stop',
     ran: ({ context }) => context.runningSince !== undefined,
+    restartDue: ({ context }) => verdict(context).kind === 'restart',
+    givingUp: ({ context }) => verdict(context).kind === 'give_up',
+    restartRun: ({ context }) => context.restartRun,
+    noBackoff: ({ context }) => context.nextRestart?.delayMs === 0,
+    // Unhealthy is a failure only to a policy that restarts: stop, then start again.
+    restartUnhealthy: ({ context, event }) =>
+      (event as HealthReport & { type: 'health.changed' }).status === 'unhealthy' &&
+      context.manifest.restart !== undefined &&
+      context.manifest.restart.policy !== 'no' &&
+      !context.closed,
   },
   actions: {
     // ------------------------------------------------------------ generic answers
@@ -212,7 +277,7 @@ export const containerMachine = setup({
       context.heldStart?.reply(fail(errors.startFailed(context.id, 'the runtime is shutting down')));
       return { heldStart: undefined };
     }),
-    takeHeldStart: assign(({ context }) => ({ start: context.heldStart, heldStart: undefined })),
+    takeHeldStart: assign(({ context }) => ({ start: context.heldStart, heldStart: undefined, ...fresh(context.heldStart!) })),
     keepUmountReply: assign({ umountReply: ({ event }: { event: ContainerEvent }) => (event as { reply: Reply }).reply }),
     recordUmount: assign(({ context }) => {
       log.info(`Umounted ${context.id}`);
@@ -225,7 +290,7 @@ export const containerMachine = setup({
     }),
 
     // ------------------------------------------------------------ start
-    takeStart: assign({ start: ({ event }) => event as StartOrder }),
+    takeStart: assign(({ event }) => ({ start: event as StartOrder, ...fresh(event as StartOrder) })),
     resetRun: assign({
       pid: undefined,
       spawnedAt: undefined,
@@ -236,6 +301,9 @@ export const containerMachine = setup({
       stopReplies: [],
       freezeReplies: [],
       afterThaw: undefined,
+      endCause: 'own' as EndCause,
+      sentSignals: [],
+      healthPid: undefined,
     }),
     recordSpawn: assign(({ context, event }) => ({
       pid: (event as { pid: number }).pid,
@@ -270,14 +338,21 @@ export const containerMachine = setup({
     signal: sendTo('process', ({ event }): ProcessCommand => ({ type: 'signal', signal: (event as { signal: number }).signal })),
     sigterm: sendTo('process', { type: 'signal', signal: SIGTERM } satisfies ProcessCommand),
     sigkill: sendTo('process', { type: 'signal', signal: SIGKILL } satisfies ProcessCommand),
+    // A stop or halt (shutdown, uninstall) ends the run by request: never restarted.
     queueStopReply: assign({
       stopReplies: ({ context, event }) => [...context.stopReplies, (event as { reply: Reply<ExitStatus> }).reply],
+      endCause: 'requested' as EndCause,
     }),
     queueHaltReply: assign({
       stopReplies: ({ context, event }) => {
         const reply = (event as { reply: Reply }).reply;
         return [...context.stopReplies, (o) => reply(o.ok ? ok(undefined) : o)];
       },
+      endCause: 'requested' as EndCause,
+    }),
+    recordKill: assign(({ context, event }) => {
+      const signal = (event as { signal: number }).signal;
+      return { sentSignals: [...context.sentSignals, signal], endCause: endsRun(signal) ? ('requested' as EndCause) : context.endCause };
     }),
     setGrace: assign({ graceMs: ({ event }) => graceOf((event as { graceMs: number }).graceMs) }),
 
@@ -321,15 +396,17 @@ export const containerMachine = setup({
     }),
     inspectIdle: ({ context, event, self }) => {
       const e = event as Extract<ContainerEvent, { type: 'inspect' }>;
-      e.reply(ok(status(context, stateName(self.getSnapshot().value), null)));
+      e.reply(ok(status(context, stateName(self.getSnapshot().value), null, null)));
     },
     inspectStarted: sendTo('cgroups', ({ context, event, self }): CgroupsCommand => {
       const e = event as Extract<ContainerEvent, { type: 'inspect' }>;
-      const state = stateName(self.getSnapshot().value);
+      const snapshot = self.getSnapshot();
+      const state = stateName(snapshot.value);
+      const health = (snapshot.children.health?.getSnapshot() as { context: HealthContext } | undefined)?.context ?? null;
       return {
         type: 'stats',
         categories: e.categories,
-        reply: (o) => e.reply(ok(status(context, state, o.ok ? o.value : null))),
+        reply: (o) => e.reply(ok(status(context, state, o.ok ? o.value : null, health))),
       };
     }),
 
@@ -344,6 +421,7 @@ export const containerMachine = setup({
       for (const r of context.freezeReplies) r(fail(notStarted(context)));
       if (context.afterThaw?.kind === 'kill') context.afterThaw.reply(ok(undefined));
       return {
+        healthPid: undefined,
         start: undefined,
         stopReplies: [],
         freezeReplies: [],
@@ -356,6 +434,107 @@ export const containerMachine = setup({
       type: 'container.exit',
       id: context.id,
       status: context.exit ?? LOST,
+      ...(context.nextRestart !== undefined ? { restarting: true } : {}),
+    })),
+
+    // ------------------------------------------------------------ restart policy
+    planRestart: assign(({ context }) => {
+      const d = verdict(context) as Extract<Decision, { kind: 'restart' }>;
+      const now = context.now();
+      log.warn(`Restarting ${context.id} in ${d.delayMs} ms (restart ${d.attempt}, ${d.reason})`);
+      return {
+        restarts: recordRestart(context.restarts, now, context.manifest.restart!, d.reason),
+        nextRestart: { at: now + d.delayMs, delayMs: d.delayMs, attempt: d.attempt, reason: d.reason },
+      };
+    }),
+    planGiveUp: assign(({ context }) => {
+      const reason = reasonOf(context.runningSince === undefined ? undefined : context.exit, context.endCause);
+      const { max_restarts, within } = context.manifest.restart!;
+      log.error(`Giving up on ${context.id}: ${reason} after ${max_restarts} restarts within ${formatDuration(within)} (${context.restarts.count} since its start)`);
+      return { gaveUp: true, nextRestart: undefined, restarts: { ...context.restarts, lastReason: reason } };
+    }),
+    reportExitIfRan: enqueueActions(({ context, enqueue }) => {
+      if (context.runningSince === undefined) return;
+      enqueue.sendParent({
+        type: 'container.exit',
+        id: context.id,
+        status: context.exit ?? LOST,
+        ...(context.nextRestart !== undefined ? { restarting: true } : {}),
+      } satisfies ContainerReport);
+    }),
+    reportRestarting: sendParent(({ context }): ContainerReport => {
+      const n = context.nextRestart!;
+      return { type: 'container.restarting', id: context.id, attempt: n.attempt, delayMs: n.delayMs, reason: n.reason };
+    }),
+    reportGaveUp: sendParent(({ context }): ContainerReport => ({
+      type: 'container.gave_up',
+      id: context.id,
+      restarts: context.restarts.count,
+      reason: context.restarts.lastReason ?? '',
+      ran: context.runningSince !== undefined,
+    })),
+    reportIdle: sendParent(({ context }): ContainerReport => ({ type: 'container.idle', id: context.id })),
+    cancelRestart: assign(({ context }) => {
+      log.info(`Restart of ${context.id} cancelled`);
+      return { nextRestart: undefined };
+    }),
+    answerLastExit: ({ context, event }) => (event as { reply: Reply<ExitStatus> }).reply(ok(context.exit ?? LOST)),
+    takeRestart: assign(({ context }) => {
+      const id = context.id;
+      const order: StartOrder = {
+        spec: context.lastSpec!,
+        requestedAt: context.now(),
+        reply: (o) => {
+          if (!o.ok) log.warn(`Restart of ${id} failed: ${o.error.message}`);
+        },
+      };
+      return { start: order, restartRun: true, nextRestart: undefined };
+    }),
+
+    // ------------------------------------------------------------ health check
+    startHealth: enqueueActions(({ context, enqueue }) => {
+      if (context.manifest.health) enqueue.spawnChild('health', { id: 'health', input: { check: context.manifest.health } });
+    }),
+    stopHealth: enqueueActions(({ self, enqueue }) => {
+      if (self.getSnapshot().children.health) enqueue.stopChild('health');
+    }),
+    runHealthCheck: sendTo('process', ({ context, event, self }): ProcessCommand => {
+      const { seq } = event as Extract<HealthReport, { type: 'health.exec' }>;
+      const [path, ...args] = context.manifest.health!.exec;
+      const tell = (e: ContainerEvent) => {
+        if (self.getSnapshot().status === 'active') self.send(e);
+      };
+      return {
+        type: 'exec',
+        exec: { path: path!, args, env: context.lastSpec?.env ?? {} },
+        reply: (o) => {
+          if (!o.ok) return tell({ type: 'health.result', seq, ok: false });
+          tell({ type: 'health.forked', seq, pid: o.value.pid });
+          o.value.exited.then(
+            (status) => tell({ type: 'health.result', seq, ok: exitSuccess(status) }),
+            () => tell({ type: 'health.result', seq, ok: false }),
+          );
+        },
+      };
+    }),
+    recordHealthPid: assign({ healthPid: ({ event }) => event as { seq: number; pid: number } }),
+    forwardHealthResult: enqueueActions(({ event, self, enqueue }) => {
+      if (self.getSnapshot().children.health) enqueue.sendTo('health', event as never);
+    }),
+    killHealthCheck: enqueueActions(({ context, event, enqueue }) => {
+      const { seq } = event as { seq: number };
+      if (context.healthPid?.seq !== seq) return;
+      log.warn(`Health check of ${context.id} timed out: killing it`);
+      enqueue.sendTo('process', { type: 'signal', signal: SIGKILL, pid: context.healthPid.pid } satisfies ProcessCommand);
+    }),
+    reportHealth: sendParent(({ context, event }): ContainerReport => {
+      const e = event as Extract<HealthReport, { type: 'health.changed' }>;
+      (e.status === 'unhealthy' ? log.warn : log.info).call(log, `Container ${context.id} is ${e.status}`);
+      return { type: 'container.health', id: context.id, status: e.status };
+    }),
+    stopUnhealthy: assign(({ context }) => ({
+      graceMs: graceOf(context.manifest.restart!.stop_grace),
+      endCause: 'unhealthy' as EndCause,
     })),
     reportOom: sendParent(({ context, event }): ContainerReport => ({
       type: 'container.oom',
@@ -377,6 +556,11 @@ export const containerMachine = setup({
     graceMs: 0,
     freezeReplies: [],
     closed: false,
+    restarts: NO_RESTARTS,
+    gaveUp: false,
+    restartRun: false,
+    endCause: 'own',
+    sentSignals: [],
   }),
   initial: 'unmounted',
   on: {
@@ -499,7 +683,7 @@ export const containerMachine = setup({
         mount: [{ guard: 'ensure', actions: 'answerOk' }, { actions: 'answerMountBusy' }],
         start: { actions: 'answerStarted' },
         umount: { actions: 'answerUmountBusy' },
-        kill: { actions: ['signal', 'answerOk'] },
+        kill: { actions: ['recordKill', 'signal', 'answerOk'] },
         stop: { target: '.stopping', actions: ['setGrace', 'queueStopReply'] },
         halt: { target: '.killing', actions: 'queueHaltReply' },
         pause: { actions: 'answerNotStarted' },
@@ -530,10 +714,21 @@ export const containerMachine = setup({
           },
         },
         running: {
+          // The health check runs only here: not while paused, stopping or exiting.
+          entry: 'startHealth',
+          exit: 'stopHealth',
           on: {
             pause: { target: 'pausing', actions: ['queueFreezeReply', 'freeze'] },
             resume: { actions: 'answerOk' },
             exec: { actions: 'exec' },
+            'health.exec': { actions: 'runHealthCheck' },
+            'health.forked': { actions: 'recordHealthPid' },
+            'health.result': { actions: 'forwardHealthResult' },
+            'health.timeout': { actions: 'killHealthCheck' },
+            'health.changed': [
+              { guard: 'restartUnhealthy', target: 'stopping', actions: ['reportHealth', 'stopUnhealthy'] },
+              { actions: 'reportHealth' },
+            ],
           },
         },
         pausing: {
@@ -543,7 +738,7 @@ export const containerMachine = setup({
             pause: { actions: 'queueFreezeReply' },
             resume: { actions: 'answerBusy' },
             exec: { actions: 'answerBusy' },
-            kill: { target: 'thawing', actions: 'thawThenKill' },
+            kill: { target: 'thawing', actions: ['recordKill', 'thawThenKill'] },
             stop: { target: 'thawing', actions: ['thawThenStop', 'queueStopReply'] },
             halt: { target: 'thawing', actions: ['thawThenHalt', 'queueHaltReply'] },
           },
@@ -553,7 +748,7 @@ export const containerMachine = setup({
             pause: { actions: 'answerOk' },
             resume: { target: 'resuming', actions: ['queueFreezeReply', 'thaw'] },
             exec: { actions: 'answerPaused' },
-            kill: { target: 'thawing', actions: 'thawThenKill' },
+            kill: { target: 'thawing', actions: ['recordKill', 'thawThenKill'] },
             stop: { target: 'thawing', actions: ['thawThenStop', 'queueStopReply'] },
             halt: { target: 'thawing', actions: ['thawThenHalt', 'queueHaltReply'] },
           },
@@ -618,15 +813,9 @@ export const containerMachine = setup({
           on: {
             'process.exit': {},
             'process.failed': {},
-            'cgroups.destroyed': [
-              { guard: 'ran', target: '#container.mounted', actions: ['reportExit', 'finishRun'] },
-              { target: '#container.mounted', actions: 'finishRun' },
-            ],
-            'cgroups.failed': [
-              { guard: 'ran', target: '#container.mounted', actions: ['reportExit', 'finishRun'] },
-              { target: '#container.mounted', actions: 'finishRun' },
-            ],
-            kill: { actions: 'answerOk' },
+            'cgroups.destroyed': RUN_ENDED,
+            'cgroups.failed': RUN_ENDED,
+            kill: { actions: ['recordKill', 'answerOk'] },
             stop: { actions: 'queueStopReply' },
             halt: { actions: 'queueHaltReply' },
             pause: { actions: 'answerNotStarted' },
@@ -635,11 +824,50 @@ export const containerMachine = setup({
         },
       },
     },
+    // The restart policy's backoff: mounted, no process, a restart due after
+    // the delay. Any stop, kill, halt or shutdown cancels it.
+    restarting: {
+      tags: ['mounted'],
+      always: [
+        { guard: 'closed', target: 'mounted', actions: ['cancelRestart', 'reportIdle'] },
+        // No timer for a zero backoff: setTimeout(0) alone costs a millisecond or more.
+        { guard: 'noBackoff', target: 'started', actions: 'takeRestart' },
+      ],
+      after: { backoff: { target: 'started', actions: 'takeRestart' } },
+      on: {
+        stop: { target: 'mounted', actions: ['cancelRestart', 'answerLastExit', 'reportIdle'] },
+        kill: { target: 'mounted', actions: ['cancelRestart', 'answerOk', 'reportIdle'] },
+        halt: { target: 'mounted', actions: ['cancelRestart', 'answerOk', 'reportIdle'] },
+        mount: [{ guard: 'ensure', actions: 'answerOk' }, { actions: 'answerMountBusy' }],
+        start: { actions: 'answerStarted' },
+        umount: { actions: 'answerUmountBusy' },
+        pause: { actions: 'answerNotStarted' },
+        resume: { actions: 'answerNotStarted' },
+        exec: { actions: 'answerNotStarted' },
+        inspect: { actions: 'inspectIdle' },
+      },
+    },
   },
 });
 
-function status(c: ContainerContext, state: string, statistics: Statistics | null): ContainerStatus {
+/** What a start request resets: its spec is the one restarts run, and the restart history begins anew. */
+function fresh(order: StartOrder): Partial<ContainerContext> {
+  return { lastSpec: order.spec, restarts: NO_RESTARTS, gaveUp: false, restartRun: false, nextRestart: undefined };
+}
+
+function status(c: ContainerContext, state: string, statistics: Statistics | null, health: HealthContext | null): ContainerStatus {
   const s: ContainerStatus = { state, mounted: c.device !== undefined, process: null };
+  if (c.manifest.restart) {
+    s.restarts = {
+      count: c.restarts.count,
+      lastReason: c.restarts.lastReason ?? null,
+      nextAttemptMs: c.nextRestart ? Math.max(0, Math.round(c.nextRestart.at - c.now())) : null,
+      gaveUp: c.gaveUp,
+    };
+  }
+  if (c.manifest.health) {
+    s.health = health && state === 'started.running' ? { status: health.status, failures: health.failures } : null;
+  }
   if (c.device !== undefined) s.device = c.device;
   if (c.pid !== undefined && c.runningSince !== undefined) {
     s.process = { pid: c.pid, uptime: Math.round((c.now() - c.runningSince) * 1e6), statistics };

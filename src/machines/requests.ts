@@ -53,6 +53,10 @@ export interface ContainerData {
   state: string;
   /** Startup phases of the last start (ms). */
   startup?: ContainerStatus['startup'];
+  /** With a restart policy: restarts, last reason, next attempt. */
+  restarts?: ContainerStatus['restarts'];
+  /** With a health check: its state while running. */
+  health?: ContainerStatus['health'];
 }
 
 export interface Responses {
@@ -90,6 +94,11 @@ export type Notification =
   | { install: string }
   | { uninstall: string }
   | { c_group: [string, { memory: MemoryEvent }] }
+  // Ours (restart policy and health check); the console sends them only to clients that opt in.
+  | { restarting: [string, { attempt: number; delay_ms: number; reason: string }] }
+  | { gave_up: [string, { restarts: number; reason: string }] }
+  | { healthy: string }
+  | { unhealthy: string }
   | 'shutdown';
 
 /** What the supervisor emits: subscribe with onNotification(sup, …) (supervisor.ts), which guards the listener. */

@@ -232,6 +232,8 @@ function inspectData(e: Entry, s: ContainerStatus): ContainerData {
     state: s.state,
   };
   if (s.startup) data.startup = s.startup;
+  if (s.restarts) data.restarts = s.restarts;
+  if (s.health !== undefined) data.health = s.health;
   return data;
 }
 

@@ -97,8 +97,12 @@ export const supervisorMachine = setup({
     criticalFailure: ({ context, event }) => {
       if (event.type !== 'container.exit') return false;
       const entry = context.containers[event.id];
-      return entry?.manifest.autostart === 'critical' && !exitSuccess(event.status);
+      // An exit the restart policy answers with a restart is not the end of it.
+      return entry?.manifest.autostart === 'critical' && !exitSuccess(event.status) && event.restarting !== true;
     },
+    /** Given up after a restart that never got running: a failure with no exit of its own. */
+    criticalGaveUp: ({ context, event }) =>
+      event.type === 'container.gave_up' && !event.ran && context.containers[event.id]?.manifest.autostart === 'critical',
   },
   actions: {
     answerOk: ({ event }) => once((event as RequestEvent).reply, 'shutdown')(ok(undefined as never)),
@@ -170,8 +174,35 @@ export const supervisorMachine = setup({
     containerExited: enqueueActions(({ event, enqueue }) => {
       const e = event as Extract<ContainerReport, { type: 'container.exit' }>;
       log.info(`Container ${e.id} exited with status ${statusText(e.status)}`);
-      enqueue.assign(({ context: c }) => ({ users: without(c.users, e.id) }));
+      // A container about to be restarted keeps its resources.
+      if (!e.restarting) enqueue.assign(({ context: c }) => ({ users: without(c.users, e.id) }));
       enqueue.emit({ type: 'notification', notification: { exit: [e.id, e.status] } });
+    }),
+    containerRestarting: emit(({ event }) => {
+      const e = event as Extract<ContainerReport, { type: 'container.restarting' }>;
+      return {
+        type: 'notification' as const,
+        notification: { restarting: [e.id, { attempt: e.attempt, delay_ms: e.delayMs, reason: e.reason }] } as Notification,
+      };
+    }),
+    containerGaveUp: enqueueActions(({ event, enqueue }) => {
+      const e = event as Extract<ContainerReport, { type: 'container.gave_up' }>;
+      enqueue.assign(({ context: c }) => ({ users: without(c.users, e.id) }));
+      enqueue.emit({ type: 'notification', notification: { gave_up: [e.id, { restarts: e.restarts, reason: e.reason }] } });
+    }),
+    containerIdle: enqueueActions(({ event, enqueue }) => {
+      const e = event as Extract<ContainerReport, { type: 'container.idle' }>;
+      enqueue.assign(({ context: c }) => ({ users: without(c.users, e.id) }));
+    }),
+    containerHealth: emit(({ event }) => {
+      const e = event as Extract<ContainerReport, { type: 'container.health' }>;
+      const notification: Notification = e.status === 'unhealthy' ? { unhealthy: e.id } : { healthy: e.id };
+      return { type: 'notification' as const, notification };
+    }),
+    recordCriticalGaveUp: enqueueActions(({ event, enqueue }) => {
+      const e = event as Extract<ContainerReport, { type: 'container.gave_up' }>;
+      log.error(`Critical container ${e.id} failed to restart (${e.reason}): shutting down`);
+      enqueue.assign({ error: errors.critical(e.id, { exit: { code: -2 } }) });
     }),
     containerOom: enqueueActions(({ event, enqueue }) => {
       const e = event as Extract<ContainerReport, { type: 'container.oom' }>;
@@ -233,6 +264,10 @@ export const supervisorMachine = setup({
     'container.started': { actions: 'containerStarted' },
     'container.exit': { actions: 'containerExited' },
     'container.oom': { actions: 'containerOom' },
+    'container.restarting': { actions: 'containerRestarting' },
+    'container.gave_up': { actions: 'containerGaveUp' },
+    'container.idle': { actions: 'containerIdle' },
+    'container.health': { actions: 'containerHealth' },
     'xstate.done.actor.*': { actions: 'flowDone' },
     'xstate.error.actor.*': { actions: 'flowFailed' },
   },
@@ -243,6 +278,10 @@ export const supervisorMachine = setup({
         'container.exit': [
           { guard: 'criticalFailure', target: 'shuttingDown', actions: ['containerExited', 'recordCritical'] },
           { actions: 'containerExited' },
+        ],
+        'container.gave_up': [
+          { guard: 'criticalGaveUp', target: 'shuttingDown', actions: ['containerGaveUp', 'recordCriticalGaveUp'] },
+          { actions: 'containerGaveUp' },
         ],
       },
       initial: 'booting',

@@ -12,6 +12,7 @@ import type {
   Mount, MountOption, Output, Permission, Rlimit, RlimitResource, SchedPolicy, Seccomp, SeccompArgs,
   SeccompRule, Socket, SocketType,
 } from './manifest.js';
+import { decodeHealth, decodeRestart } from './manifest-supervision.js';
 import { parseByteSize, UnitError } from './units.js';
 import { canonicalVersionReq } from './version-req.js';
 
@@ -172,6 +173,8 @@ function assign<T extends object>(target: T, values: Partial<T>): T {
 const TOP = [
   'name', 'version', 'console', 'init', 'args', 'env', 'uid', 'gid', 'sched', 'mounts', 'autostart',
   'cgroups', 'network', 'seccomp', 'selinux', 'capabilities', 'suppl_groups', 'rlimits', 'sockets', 'io', 'custom',
+  // Ours (manifest-supervision.ts): not Northstar's.
+  'restart', 'health',
 ] as const;
 
 export function decodeManifest(raw: Obj): Manifest {
@@ -207,6 +210,8 @@ export function decodeManifest(raw: Obj): Manifest {
     sockets: optional(raw, 'sockets', '', decodeSockets),
     io: optional(raw, 'io', '', decodeIo),
     custom: optional(raw, 'custom', '', toJsonValue),
+    restart: optional(raw, 'restart', '', decodeRestart),
+    health: optional(raw, 'health', '', decodeHealth),
   });
   return reorder(m);
 }

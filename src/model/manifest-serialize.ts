@@ -14,6 +14,7 @@ import { Document, isMap, isScalar, isSeq, Scalar, YAMLMap, type Node } from 'ya
 import { Tagged } from './manifest-document.js';
 import { PERMISSIONS } from './manifest-schema.js';
 import type { CGroups, Manifest, Mount, SchedPolicy, Seccomp } from './manifest.js';
+import { healthTree, restartTree } from './manifest-supervision.js';
 
 type Obj = Record<string, unknown>;
 
@@ -116,6 +117,8 @@ export function serdeTree(m: Manifest): Obj {
     sockets: nonEmptyMap(mapValues(m.sockets, (s: Obj) => defined({ type: s.type, mode: s.mode, uid: s.uid, gid: s.gid, passcred: s.passcred }))),
     io: m.io && { stdout: m.io.stdout, stderr: m.io.stderr },
     custom: m.custom,
+    restart: m.restart && restartTree(m.restart),
+    health: m.health && healthTree(m.health),
   });
 }
 

@@ -3,6 +3,7 @@
 // like fifo (spec/README.md #2). Throws a ManifestError naming the first problem.
 import { checkName, IdError, parseVersion } from './container-id.js';
 import { CAPABILITIES, LIMITS, ManifestError, RESERVED_ENV } from './manifest-schema.js';
+import { validateSupervision } from './manifest-supervision.js';
 import type { Manifest, Mount, SchedPolicy, Seccomp } from './manifest.js';
 import { componentProblem } from './safe-path.js';
 import { canonicalVersionReq } from './version-req.js';
@@ -43,6 +44,7 @@ export function validate(m: Manifest): void {
   });
   checkSuppl(m.suppl_groups);
   checkResource(m);
+  validateSupervision(m);
 }
 
 function checkIds(m: Manifest): void {

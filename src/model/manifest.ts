@@ -18,6 +18,9 @@ import { readDocument } from './manifest-document.js';
 import { decodeManifest } from './manifest-decode.js';
 import { validate } from './manifest-validate.js';
 import { toJson, toJsonText, toYaml } from './manifest-serialize.js';
+import type { HealthCheck, RestartPolicy } from './manifest-supervision.js';
+
+export type { HealthCheck, RestartPolicy, RestartPolicyName } from './manifest-supervision.js';
 
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -139,6 +142,10 @@ export interface Manifest {
   sockets: Record<string, Socket>;
   io?: { stdout: Output; stderr: Output };
   custom?: unknown;
+  /** Ours, not Northstar's: restart policy (manifest-supervision.ts). */
+  restart?: RestartPolicy;
+  /** Ours, not Northstar's: health check run inside the container. */
+  health?: HealthCheck;
 }
 
 /** Parses YAML, then JSON, then TOML (Northstar's order), then validates. Throws ManifestError. */

@@ -7,6 +7,7 @@ import { fromCallback, fromPromise, type AnyActorRef } from 'xstate';
 import type { LaunchSpec, MountInput, MountOutput, UmountInput } from '../../src/machines/contracts.js';
 import type { ActorFact, CgroupsCommand, ProcessCommand } from '../../src/machines/container-events.js';
 import type { Outcome, Reply } from '../../src/machines/reply.js';
+import type { ExitStatus } from '../../src/model/errors.js';
 import type { Manifest } from '../../src/model/manifest.js';
 
 export function manifest(name: string, version: string, over: Partial<Manifest> = {}): Manifest {
@@ -102,6 +103,8 @@ export class FakeIo {
   /** Processes exit on SIGKILL (and on SIGTERM unless ignored) by themselves. */
   autoExit = false;
   ignoreTerm = false;
+  /** How exec'd processes (health checks) end: exit 0 unless a test says otherwise. */
+  execExit: () => Promise<ExitStatus> = () => Promise.resolve({ exit: { code: 0 } });
   private nextPid = 1000;
 
   actors() {
@@ -127,7 +130,7 @@ export class FakeIo {
         const pid = this.nextPid++;
         receive((e) => {
           p.got.push(e);
-          if (e.type === 'exec') e.reply({ ok: true, value: { pid: 777, exited: Promise.resolve({ exit: { code: 0 } }) } });
+          if (e.type === 'exec') e.reply({ ok: true, value: { pid: 777, exited: this.execExit() } });
           if (e.type === 'gate.open' && this.autoRun) queueMicrotask(() => p.started(pid));
           if (e.type === 'signal' && this.autoExit && (e.signal === 9 || (e.signal === 15 && !this.ignoreTerm))) {
             queueMicrotask(() => p.signalled(e.signal));
