@@ -104,7 +104,7 @@ export function stateOf(d: ContainerData): string {
     if (s === 'started.paused' || s === 'started.pausing' || s === 'started.resuming') return s.slice('started.'.length);
     if (/^started\.(stopping|killing|aborting|exiting|thawing)/.test(s)) return 'stopping';
     if (s.startsWith('started')) return 'starting';
-    if (['unmounted', 'mounting', 'mounted', 'unmounting'].includes(s)) return s;
+    if (['unmounted', 'mounting', 'mounted', 'unmounting', 'restarting'].includes(s)) return s;
   }
   return d.process ? 'running' : d.mounted ? 'mounted' : 'unmounted';
 }
@@ -123,6 +123,13 @@ export function formatNotification(n: Notification): string {
       .map(([k, v]) => `${k} ${v}`);
     return `memory event in ${c}: ${events.join(', ') || 'no counters'}`;
   }
+  if ('restarting' in n) {
+    const [c, r] = n.restarting;
+    return `${c} restarts in ${r.delay_ms} ms (attempt ${r.attempt}: ${r.reason})`;
+  }
+  if ('gave_up' in n) return `${n.gave_up[0]} stays down: gave up after ${n.gave_up[1].restarts} restarts (${n.gave_up[1].reason})`;
+  if ('healthy' in n) return `${n.healthy} is healthy`;
+  if ('unhealthy' in n) return `${n.unhealthy} is unhealthy`;
   return stringifyJson(n);
 }
 
@@ -302,6 +309,8 @@ class Session {
       timeoutMs: parseTimeout(this.g.timeout),
       subscribe: subscribe === false ? false : subscribe,
     };
+    // A subscriber wants the supervision notifications too (restarting, gave_up, healthy, unhealthy).
+    if (subscribe !== false) opts.extensions = ['supervision'];
     if (this.g.raw) opts.onRaw = (_dir, line) => this.io.out(line + '\n');
     this.client = this.g.url ? await Client.connect(this.g.url, opts) : await Client.connectFirst(DEFAULT_URLS, opts);
     return this.client;
@@ -360,6 +369,10 @@ interface Row {
   pid: number | null;
   uptime_ns: number | null;
   repository: string | null;
+  /** Restarts since the last start request (manifest `restart`), else null. */
+  restarts: number | null;
+  /** The health check's state (manifest `health`) while running, else null. */
+  health: string | null;
 }
 
 async function rows(client: Client): Promise<Row[]> {
@@ -382,6 +395,8 @@ async function rows(client: Client): Promise<Row[]> {
       pid: d?.process?.pid ?? null,
       uptime_ns: d?.process?.uptime ?? null,
       repository: d?.repository ?? null,
+      restarts: d?.restarts?.count ?? null,
+      health: d?.health?.status ?? null,
     });
   }
   return out;
@@ -395,6 +410,8 @@ async function list(s: Session, o: { quiet?: boolean }): Promise<void> {
     return;
   }
   const rs = await rows(client);
+  // RESTARTS and HEALTH only when some container has a restart policy or a health check.
+  const supervised = rs.some((r) => r.restarts !== null || r.health !== null);
   const cells = rs.map((r) => [
     r.name,
     r.version,
@@ -403,8 +420,10 @@ async function list(s: Session, o: { quiet?: boolean }): Promise<void> {
     r.pid === null ? '' : String(r.pid),
     r.uptime_ns === null ? '' : formatUptime(r.uptime_ns),
     r.repository ?? '',
+    ...(supervised ? [r.restarts === null ? '' : String(r.restarts), r.health ?? ''] : []),
   ]);
-  s.emit(table(['NAME', 'VERSION', 'TYPE', 'STATE', 'PID', 'UPTIME', 'REPOSITORY'], cells), rs);
+  const head = ['NAME', 'VERSION', 'TYPE', 'STATE', 'PID', 'UPTIME', 'REPOSITORY', ...(supervised ? ['RESTARTS', 'HEALTH'] : [])];
+  s.emit(table(head, cells), rs);
 }
 
 /** `start <c> [KEY=VAL]... [init] [args...]` */

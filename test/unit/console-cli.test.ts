@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { formatUptime, main, parseSignal, parseStartArgs, parseTimeout, table } from '../../src/cli/nstar.js';
+import { formatNotification, formatUptime, main, parseSignal, parseStartArgs, parseTimeout, table } from '../../src/cli/nstar.js';
 import { startServer } from './console-fake-backend.js';
 
 async function nstar(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -36,10 +36,30 @@ test('list prints a table with type, state, pid, uptime and repository, or JSON,
   const j = await nstar(['-u', url, 'list', '--json']);
   assert.deepEqual(JSON.parse(j.out)[0], {
     container: 'crashing:0.0.1', name: 'crashing', version: '0.0.1', type: 'app', state: 'paused',
-    pid: 4242, uptime_ns: 1_500_000_000, repository: 'mem',
+    pid: 4242, uptime_ns: 1_500_000_000, repository: 'mem', restarts: null, health: null,
   });
   assert.equal((await nstar(['-u', url, '--json', 'ls'])).out, j.out, 'global --json too');
   assert.equal((await nstar(['-u', url, 'ls', '-q'])).out, 'crashing:0.0.1\nhello-world:0.0.1\nmessage:0.0.2\n');
+});
+
+test('list shows RESTARTS and HEALTH once a container is supervised, and notifications name them', async (t) => {
+  const { url, backend } = await startServer(t);
+  const e = backend.containers.get('crashing:0.0.1')!;
+  e.state = 'started.running';
+  e.restarts = { count: 2, last_reason: 'exited with code 1', next_attempt_ms: null, gave_up: false };
+  e.health = { status: 'healthy', failures: 0 };
+  const r = await nstar(['-u', url, 'list']);
+  assert.equal(r.code, 0, r.err);
+  const [head, first] = r.out.split('\n');
+  assert.match(head!, /REPOSITORY +RESTARTS +HEALTH$/);
+  assert.match(first!, /^crashing .* running .* mem +2 +healthy$/);
+  const j = JSON.parse((await nstar(['-u', url, 'list', '--json'])).out);
+  assert.equal(j[0].restarts, 2);
+  assert.equal(j[0].health, 'healthy');
+  assert.equal(j[1].restarts, null);
+  assert.equal(formatNotification({ restarting: ['c:1.0.0', { attempt: 3, delay_ms: 400, reason: 'exited with code 1' }] }), 'c:1.0.0 restarts in 400 ms (attempt 3: exited with code 1)');
+  assert.equal(formatNotification({ gave_up: ['c:1.0.0', { restarts: 5, reason: 'exited with code 1' }] }), 'c:1.0.0 stays down: gave up after 5 restarts (exited with code 1)');
+  assert.equal(formatNotification({ unhealthy: 'c:1.0.0' }), 'c:1.0.0 is unhealthy');
 });
 
 test('start passes KEY=VAL pairs, an init and arguments and needs start_command for them', async (t) => {

@@ -21,6 +21,9 @@ interface Entry {
   state?: string;
   /** The process statistics reported by inspect (default {}). */
   statistics?: unknown;
+  /** Supervision (manifest `restart`/`health`) reported by inspect; absent: not reported. */
+  restarts?: ContainerData['restarts'];
+  health?: ContainerData['health'];
 }
 
 export class FakeBackend implements ConsoleBackend {
@@ -106,6 +109,8 @@ export class FakeBackend implements ConsoleBackend {
         process: e.pid === null ? null : { pid: e.pid, uptime: 1_500_000_000, statistics: e.statistics ?? {} },
       };
       if (e.state !== undefined) data.state = e.state;
+      if (e.restarts !== undefined) data.restarts = e.restarts;
+      if (e.health !== undefined) data.health = e.health;
       return { inspect: { ok: { container: c, data } } };
     }
     const [name, body] = Object.entries(req)[0] as [string, { container: string }];
