@@ -43,6 +43,9 @@ if (ci >= 0 && configPath === undefined) {
   console.error('start: -c needs a config file');
   process.exit(2);
 }
+// The daemon refuses a repository (or an NPK in it) that others may write to:
+// pack with a umask that grants nobody else write, whatever the shell's is.
+process.umask(0o022);
 const config = parseConfig(configPath ? readFileSync(configPath, 'utf8') : EMBEDDED_DEFAULT_CONFIG);
 for (const [id, repo] of Object.entries(config.repositories)) {
   if (typeof repo.type !== 'object') continue;
