@@ -13,6 +13,7 @@ import { encodeMessage, FrameReader, LineTooLong, ReadTimeout } from './codec.js
 import {
   canonicalResponse,
   decodeConnect,
+  isAttachedRequest,
   decodeRequest,
   errorResponse,
   ProtocolError,
@@ -24,6 +25,7 @@ import {
 } from './protocol.js';
 import { formatPermissions, requiredPermission, type Permissions } from './permissions.js';
 import { Throttle } from './throttle.js';
+import { attachedResult, runAttached } from './attached.js';
 import type { TokenAuthority } from './token.js';
 
 /** The Rust client copies NPKs with a 1 MiB buffer; we hand the backend chunks of at most this. */
@@ -223,6 +225,7 @@ export class Connection {
       if (isInstallAttempt(tagged.request)) throw new Close(`invalid install request: ${cause}`);
       return;
     }
+    if (isAttachedRequest(req)) return this.attached(req);
     this.inFlight = true;
     try {
       const response = await this.handle(req);
@@ -243,6 +246,7 @@ export class Connection {
 
   private async handle(req: Request): Promise<Response> {
     if (typeof req === 'object' && 'install' in req) return this.install(req.install.repository, req.install.size);
+    if (typeof req === 'object' && 'copy_in' in req) return this.install('', req.copy_in.size, req);
     if (!this.perms.has(requiredPermission(req))) return { permission_denied: req };
     if (req === 'ident') return { ident: this.container ?? 'extern:0.0.0' };
     if (typeof req === 'object' && 'token_create' in req) {
@@ -264,16 +268,37 @@ export class Connection {
   }
 
   /**
+   * An attached request (spec/streams.md): a refusal is an ordinary response;
+   * an `ok` unsubscribes, goes out after the queued notifications, and hands
+   * the connection to the session until it closes.
+   */
+  private async attached(req: Request): Promise<void> {
+    this.inFlight = true;
+    try {
+      const r = await attachedResult.open(this.server.backend, req, this.perms, this.ctx());
+      if (!r.session) return this.send({ response: canonicalResponse(r.response) });
+      this.subscribed = false;
+      this.queue.push(encodeMessage({ response: canonicalResponse(r.response) }));
+      this.pump();
+      await attachedResult.drained(this.socket, () => this.queue.length === 0, this.closed);
+      await runAttached(this.socket, this.reader, r.session);
+      await this.closed;
+    } finally {
+      this.inFlight = false;
+    }
+  }
+
+  /**
    * Streams `size` raw bytes to the backend. Over the size limit the
    * connection closes unanswered (before reading). Without permission the
    * bytes are drained (deviation 5: never parsed as JSON).
    */
-  private async install(repository: string, size: number): Promise<Response> {
+  private async install(repository: string, size: number, copyIn?: Request & { copy_in: unknown }): Promise<Response> {
     if (size > this.opts.maxNpkInstallSize) {
-      log.warn(`${formatPeer(this.peer)}: install of ${size} bytes exceeds max_npk_install_size ${this.opts.maxNpkInstallSize}`);
+      log.warn(`${formatPeer(this.peer)}: raw body of ${size} bytes exceeds max_npk_install_size ${this.opts.maxNpkInstallSize}`);
       throw new Close('npk too large');
     }
-    const req: Request = { install: { repository, size } };
+    const req: Request = copyIn ?? { install: { repository, size } };
     let left = size;
     const timeout = this.opts.npkStreamTimeoutMs;
     const reader = this.reader;
@@ -296,14 +321,15 @@ export class Connection {
       }
     };
     let result: Response;
-    if (!this.perms.has('install')) {
+    if (!this.perms.has(requiredPermission(req))) {
       result = { permission_denied: req };
     } else {
       try {
-        result = { install: await this.server.backend.install(repository, size, data(), this.ctx()) };
+        if (copyIn) result = await attachedResult.copyIn(this.server.backend, copyIn, data(), this.ctx());
+        else result = { install: await this.server.backend.install(repository, size, data(), this.ctx()) };
       } catch (e) {
         if (streamFailure) throw new Close(`install stream: ${(streamFailure as Error).message}`);
-        result = { install: { error: { error: RuntimeError.from(e).toWire() } } };
+        result = errorResponse(req, RuntimeError.from(e).toWire());
       }
     }
     if (streamFailure) throw new Close(`install stream: ${(streamFailure as Error).message}`);
@@ -326,5 +352,5 @@ function northstarInspect(r: Response): Response {
 }
 
 function isInstallAttempt(v: unknown): boolean {
-  return typeof v === 'object' && v !== null && 'install' in v;
+  return typeof v === 'object' && v !== null && ('install' in v || 'copy_in' in v);
 }
