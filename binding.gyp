@@ -12,7 +12,8 @@
         "native/dm.cc",
         "native/process.cc",
         "native/fd.cc",
-        "native/cgroup.cc"
+        "native/cgroup.cc",
+        "native/copy.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

@@ -16,6 +16,7 @@ class Addon : public Napi::Addon<Addon> {
     RegisterProcess(env, exports);
     RegisterFd(env, exports);
     RegisterCgroup(env, exports);
+    RegisterCopy(env, exports);
   }
 
  private:

@@ -14,6 +14,7 @@ import { onNotification, request, type Supervisor } from './machines/supervisor.
 import type { ContainerResult } from './machines/requests.js';
 import { RuntimeError } from './model/errors.js';
 import { manifestToJson } from './model/manifest.js';
+import { attachRequest, copyInRequest } from './runtime-copy.js';
 
 const wireError = (e: unknown) => RuntimeError.from(e).toWire();
 
@@ -120,5 +121,7 @@ export function consoleBackend(sup: Supervisor, onShutdown: () => void): Console
       const sub = onNotification(sup, (n) => cb(n as WireNotification));
       return () => sub.unsubscribe();
     },
+    attach: (req) => attachRequest(sup, req),
+    copyIn: (r, data) => copyInRequest(sup, r, data),
   };
 }

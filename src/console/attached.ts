@@ -13,7 +13,7 @@ import type { ConsoleBackend, RequestContext } from './backend.js';
 import type { FrameReader } from './codec.js';
 import type { Permissions } from './permissions.js';
 import { requiredPermission } from './permissions.js';
-import { CH_END, CLIENT_CHANNELS, encodeChunks, encodeFrame, FrameError, MAX_IN_FRAME, readFrame, type Frame } from './frames.js';
+import { CH_END, CLIENT_CHANNELS, encodeFrame, frameHeader, MAX_OUT_FRAME, FrameError, MAX_IN_FRAME, readFrame, type Frame } from './frames.js';
 import { errorResponse, type Request, type Response } from './protocol.js';
 
 export interface FrameIO {
@@ -68,7 +68,12 @@ export async function runAttached(socket: Duplex, reader: FrameReader, session: 
   const io: FrameIO = {
     gone: ac.signal,
     async write(channel, data) {
-      for (const f of encodeChunks(channel, data)) await writeBuffer(socket, f);
+      // Header and payload as two writes: the payload is not copied again.
+      for (let o = 0; o < data.length; o += MAX_OUT_FRAME) {
+        const p = data.subarray(o, o + MAX_OUT_FRAME);
+        socket.write(frameHeader(channel, p.length));
+        await writeBuffer(socket, p);
+      }
     },
     async *frames() {
       for (;;) {

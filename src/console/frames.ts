@@ -30,12 +30,16 @@ export class FrameError extends Error {
   override name = 'FrameError';
 }
 
-export function encodeFrame(channel: number, payload: Buffer | string): Buffer {
-  const p = typeof payload === 'string' ? Buffer.from(payload) : payload;
+export function frameHeader(channel: number, length: number): Buffer {
   const h = Buffer.allocUnsafe(5);
   h.writeUInt8(channel, 0);
-  h.writeUInt32BE(p.length, 1);
-  return Buffer.concat([h, p]);
+  h.writeUInt32BE(length, 1);
+  return h;
+}
+
+export function encodeFrame(channel: number, payload: Buffer | string): Buffer {
+  const p = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  return Buffer.concat([frameHeader(channel, p.length), p]);
 }
 
 /** Splits `data` into frames of at most MAX_OUT_FRAME bytes (none for an empty buffer). */
