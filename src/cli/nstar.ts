@@ -7,6 +7,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 
 import { Client, ClientError, DEFAULT_URLS, type ConnectOptions } from '../client/index.js';
+import { containerSpec, copyFromContainer, copyToContainer } from '../client/cp.js';
 import type { ContainerData, ContainerResult, StatCategory } from '../console/protocol.js';
 import { STAT_CATEGORIES } from '../console/protocol.js';
 import { BASE, BASE_BY_ARCH } from '../model/seccomp-default.js';
@@ -409,6 +410,7 @@ function build(io: CliIo, run: (fn: (s: Session) => Promise<boolean | void>) => 
         io.out(seccompFromStrace(log, o.defaultProfile ? base : undefined));
       }),
     );
+  addCopyCommand(program, run);
   program
     .command('completion')
     .description('print a shell completion script')
@@ -425,6 +427,24 @@ function build(io: CliIo, run: (fn: (s: Session) => Promise<boolean | void>) => 
       }),
     );
   return program;
+}
+
+/** `nstar cp` (spec/streams.md, as `podman cp`); the tar work is in src/client/cp.ts. */
+function addCopyCommand(program: Command, run: (fn: (s: Session) => Promise<boolean | void>) => Promise<void>): void {
+  program
+    .command('cp')
+    .description('copy files between a container and the host: CONTAINER:PATH HOSTPATH or HOSTPATH CONTAINER:PATH (- is a tar on stdin/stdout; extension)')
+    .argument('<from>')
+    .argument('<to>')
+    .action((from: string, to: string) =>
+      run(async (s) => {
+        const src = containerSpec(from);
+        const dst = containerSpec(to);
+        if ((src === undefined) === (dst === undefined)) throw new UsageError('nstar cp: exactly one of the two paths must be CONTAINER:PATH');
+        if (src) await copyFromContainer(await s.connect(), await s.resolve(src.container), src.path, to, process.stdout);
+        else await copyToContainer(await s.connect(), from, await s.resolve(dst!.container), dst!.path, process.stdin);
+      }),
+    );
 }
 
 /** Runs nstar with `argv` (without node and script); resolves to the exit code. */

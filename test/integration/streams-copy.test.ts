@@ -4,7 +4,8 @@
 // the container never reaching outside its root, the permission, and a
 // 100 MB copy through the daemon with bounded memory.
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -13,6 +14,7 @@ import { describe, test, type TestContext } from 'node:test';
 import * as tar from 'tar-stream';
 
 import type { Client } from '../../src/client/index.js';
+import { packageRoot } from '../../src/native.js';
 import { packNpk } from '../../src/npk/pack.js';
 import { buildProbe } from '../fixtures/build.js';
 import { privileged } from './privileged.js';
@@ -86,6 +88,19 @@ async function copyOut(h: Harness, path: string): Promise<{ tar: Buffer; end: un
 async function copyIn(c: Client, path: string, entries: Entry[] | Buffer): Promise<string> {
   const b = Buffer.isBuffer(entries) ? entries : await tarOf(entries);
   return c.copyIn(C, path, b, b.length);
+}
+
+/** Runs bin/nstar as a child (asynchronously: the runtime answers from this process). */
+function nstar(args: string[], stdin?: Buffer): Promise<{ code: number | null; outBytes: Buffer; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(join(packageRoot, 'bin', 'nstar'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => out.push(d));
+    p.stderr.on('data', (d) => (err += d));
+    p.stdin.end(stdin ?? Buffer.alloc(0));
+    p.on('close', (code) => resolve({ code, outBytes: Buffer.concat(out), err }));
+  });
 }
 
 async function npk(t: TestContext): Promise<string> {
@@ -211,6 +226,40 @@ describe('copy_in and copy_out', opts, () => {
     const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t)] } } });
     await assert.rejects(copyIn(h.client, '/data', [{ name: 'x', data: 'y' }]), /not started/);
     await assert.rejects(copyOut(h, '/data'), /not started/);
+  });
+});
+
+describe('nstar cp', opts, () => {
+  test('a directory in and out, a file out, and a tar on stdin and stdout', async (t) => {
+    const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t)] } } });
+    await h.client.start(C);
+    const work = mkdtempSync(join(tmpdir(), 'nstar-cp-cli-'));
+    t.after(() => rmSync(work, { recursive: true, force: true }));
+    mkdirSync(join(work, 'conf'));
+    writeFileSync(join(work, 'conf', 'a.txt'), 'alpha');
+    chmodSync(join(work, 'conf', 'a.txt'), 0o640);
+    const u = ['-u', h.url];
+    let r = await nstar([...u, 'cp', join(work, 'conf'), 'cp:/data/settings']);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(readFileSync(join(h.config.dataDir, 'cp', 'settings', 'a.txt'), 'utf8'), 'alpha');
+    r = await nstar([...u, 'cp', 'cp:0.0.1:/data/settings', join(work, 'back')]);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(readFileSync(join(work, 'back', 'a.txt'), 'utf8'), 'alpha');
+    r = await nstar([...u, 'cp', 'cp:/data/settings/a.txt', work]);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(readFileSync(join(work, 'a.txt'), 'utf8'), 'alpha');
+    r = await nstar([...u, 'cp', 'cp:/data/settings', '-']);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual((await untar(r.outBytes)).map((e) => e.name), ['settings/', 'settings/a.txt']);
+    r = await nstar([...u, 'cp', '-', 'cp:/scratch'], await tarOf([{ name: 'from-stdin', data: 'z' }]));
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual((await untar((await copyOut(h, '/scratch/from-stdin')).tar)).map((e) => e.data), ['z']);
+    r = await nstar([...u, 'cp', 'cp:/etc', 'cp:/data']);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /exactly one of the two paths/);
+    r = await nstar([...u, 'cp', join(work, 'conf'), 'cp:/etc/conf']);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /read-only mount/);
   });
 });
 
