@@ -17,6 +17,7 @@ class Addon : public Napi::Addon<Addon> {
     RegisterFd(env, exports);
     RegisterCgroup(env, exports);
     RegisterCopy(env, exports);
+    RegisterNetif(env, exports);
   }
 
  private:

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 import type { CgroupNative } from './native-api/cgroup.js';
 import type { CopyNative } from './native-api/copy.js';
+import type { NetifNative } from './native-api/netif.js';
 import type { DmNative } from './native-api/dm.js';
 import type { FdNative } from './native-api/fd.js';
 import type { LoopNative } from './native-api/loop.js';
@@ -17,7 +18,7 @@ export interface BaseNative {
 }
 
 /** The typed contract of build/Release/nstar.node. */
-export type Native = BaseNative & LoopNative & DmNative & ProcessNative & FdNative & CgroupNative & CopyNative;
+export type Native = BaseNative & LoopNative & DmNative & ProcessNative & FdNative & CgroupNative & CopyNative & NetifNative;
 
 /** The package root: the nearest directory above this module with our package.json (sources in src/, or a bundle in dist/cli/). */
 function findRoot(from: string): string {

@@ -14,7 +14,7 @@ import { onNotification, request, type Supervisor } from './machines/supervisor.
 import type { ContainerResult } from './machines/requests.js';
 import { RuntimeError } from './model/errors.js';
 import { manifestToJson } from './model/manifest.js';
-import { attachRequest, copyInRequest } from './runtime-copy.js';
+import { attachRequest, copyInRequest, networkOf } from './runtime-streams.js';
 
 const wireError = (e: unknown) => RuntimeError.from(e).toWire();
 
@@ -86,6 +86,7 @@ export function consoleBackend(sup: Supervisor, onShutdown: () => void): Console
                 process: d.process,
                 startup: d.startup ?? null,
                 state: d.state,
+                ...(statistics !== undefined ? { network: await networkOf(d.process?.pid) } : {}),
               },
             },
           },

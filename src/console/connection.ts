@@ -347,7 +347,7 @@ export class Connection {
  */
 function northstarInspect(r: Response): Response {
   if (typeof r !== 'object' || !('inspect' in r) || !('ok' in r.inspect)) return r;
-  const { startup: _startup, state: _state, ...data } = r.inspect.ok.data;
+  const { startup: _startup, state: _state, network: _network, ...data } = r.inspect.ok.data;
   return { inspect: { ok: { container: r.inspect.ok.container, data } } };
 }
 

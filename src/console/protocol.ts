@@ -106,6 +106,15 @@ export interface ContainerData {
   startup?: Record<string, number> | null;
   /** Extension: machine state, e.g. "paused". */
   state?: string;
+  /** Extension: the interfaces of a started container's network namespace (spec/streams.md). */
+  network?: NetworkInterface[] | null;
+}
+
+export interface NetworkInterface {
+  name: string;
+  mac: string | null;
+  up: boolean;
+  addresses: { family: 'inet' | 'inet6'; address: string; prefix: number }[];
 }
 
 export type InspectResult =
@@ -455,6 +464,7 @@ function canonData(d: ContainerData): ContainerData {
   };
   if (d.startup !== undefined) out.startup = d.startup;
   if (d.state !== undefined) out.state = d.state;
+  if (d.network !== undefined) out.network = d.network;
   return out;
 }
 

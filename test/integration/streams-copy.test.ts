@@ -229,6 +229,26 @@ describe('copy_in and copy_out', opts, () => {
   });
 });
 
+describe('network interfaces in inspect', opts, () => {
+  test('a started container shows the interfaces of its own network namespace to clients of the extensions', async (t) => {
+    const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t)] } } });
+    assert.equal((await h.client.inspect(C)).network, null, 'not started: none');
+    await h.client.start(C);
+    const d = await h.client.inspect(C);
+    const lo = d.network?.find((i) => i.name === 'lo');
+    assert.ok(lo, JSON.stringify(d.network));
+    assert.equal(lo.up, true);
+    assert.equal(lo.mac, '00:00:00:00:00:00');
+    assert.ok(lo.addresses.some((a) => a.family === 'inet' && a.address === '127.0.0.1' && a.prefix === 8));
+    const host = readdirSync('/sys/class/net').filter((n) => n !== 'lo');
+    const leaked = d.network!.filter((i) => host.includes(i.name)).map((i) => i.name);
+    assert.deepEqual(leaked, [], 'none of the host interfaces: it is the container namespace');
+    // A Northstar client (no statistics field) gets Northstar's shape.
+    const raw = (await h.client.request({ inspect: { container: C } })) as unknown as { inspect: { ok: { data: Record<string, unknown> } } };
+    assert.equal('network' in raw.inspect.ok.data, false);
+  });
+});
+
 describe('nstar cp', opts, () => {
   test('a directory in and out, a file out, and a tar on stdin and stdout', async (t) => {
     const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t)] } } });

@@ -1,4 +1,4 @@
-// copy_in / copy_out between the console and the runtime (spec/streams.md):
+// copy_in / copy_out and inspect's network interfaces (spec/streams.md):
 // finds the container's process and ids through the supervisor, then leaves
 // the bytes to src/actors/copy.ts. Main thread.
 import type { AttachResult } from './console/attached.js';
@@ -7,6 +7,12 @@ import type { Request, Response } from './console/protocol.js';
 import { copyIn, copyOut, type CopyTarget } from './actors/copy.js';
 import { request, type Supervisor } from './machines/supervisor.js';
 import { errors, RuntimeError } from './model/errors.js';
+import { native } from './native.js';
+import { netInterfacesOf } from './native-api/netif.js';
+import type { NetworkInterface } from './console/protocol.js';
+import { Logger } from './log.js';
+
+const log = new Logger('runtime');
 
 const wireError = (e: unknown) => RuntimeError.from(e).toWire();
 
@@ -52,4 +58,16 @@ export async function attachRequest(sup: Supervisor, req: Request): Promise<Atta
     }
   }
   throw errors.unexpected(`unsupported attached request ${JSON.stringify(req).slice(0, 100)}`);
+}
+
+/** `inspect`'s interfaces of a started container (null when not started or unreadable, e.g. it just exited). */
+export async function networkOf(pid: number | undefined): Promise<NetworkInterface[] | null> {
+  if (pid === undefined) return null;
+  try {
+    const list = await netInterfacesOf(native(), pid);
+    return list.map((i) => ({ name: i.name, mac: i.mac, up: i.up, addresses: i.addresses }));
+  } catch (e) {
+    log.debug(`network interfaces of pid ${pid}: ${(e as Error).message}`);
+    return null;
+  }
 }
