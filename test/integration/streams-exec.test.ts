@@ -1,0 +1,107 @@
+// Attached exec through the console against a real container (spec/streams.md
+// "Attached exec"): stdin to stdout through the process, stderr apart, the
+// exit status on channel 3, the container's environment with the request's
+// on top, signals to the exec'd process only, and an early close that leaves
+// no process behind.
+import assert from 'node:assert/strict';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+
+import { packNpk } from '../../src/npk/pack.js';
+import { buildProbe } from '../fixtures/build.js';
+import { eventually } from './launch-fixture.js';
+import { privileged } from './privileged.js';
+import { startRuntime } from './runtime-harness.js';
+
+const opts = privileged();
+const C = 'att:0.0.1';
+
+async function npk(t: TestContext): Promise<string> {
+  const stage = mkdtempSync(join(tmpdir(), 'nstar-att-'));
+  t.after(() => rmSync(stage, { recursive: true, force: true }));
+  const root = join(stage, 'root');
+  mkdirSync(root);
+  copyFileSync(buildProbe(), join(root, 'probe'));
+  chmodSync(join(root, 'probe'), 0o755);
+  const manifest = { name: 'att', version: '0.0.1', init: '/probe', uid: 1000, gid: 1000, env: { FROM_MANIFEST: 'm', OVERRIDE: 'manifest' } };
+  const out = join(stage, 'att-0.0.1.npk');
+  await packNpk({ manifest: JSON.stringify(manifest), root, out });
+  return out;
+}
+
+const exec = (path: string, args: string[], env: Record<string, string> = {}) => ({
+  exec: { container: C, path, arguments: args, environment: env, wait: false, attach: true },
+});
+
+describe('attached exec', opts, () => {
+  test('stdin through the process to stdout, stderr apart, the exit code last', async (t) => {
+    const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t)] } } });
+    await h.client.start(C);
+    const c = await h.connect();
+    const { response, stream } = await c.attach(exec('/probe', ['relay', '7']));
+    assert.ok('exec' in (response as object));
+    const input = Buffer.alloc(3 * 1024 * 1024 + 17, 0x41);
+    const sent = (async () => {
+      await stream.stdin(input);
+      await stream.closeStdin();
+    })();
+    const r = await stream.collect();
+    await sent;
+    const banner = 'Executing "relay"\n';
+    assert.equal(r.stdout.subarray(0, banner.length).toString(), banner);
+    assert.ok(r.stdout.subarray(banner.length).equals(input), 'every byte, in order');
+    assert.equal(r.stderr.toString(), `relayed ${input.length}\n`);
+    assert.deepEqual(r.end, { exit: { code: 7 } });
+  });
+
+  test('the container environment, then the request environment on top', async (t) => {
+    const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t)] } } });
+    await h.client.start(C);
+    const c = await h.connect();
+    const { stream } = await c.attach(exec('/probe', ['env'], { OVERRIDE: 'request', EXTRA: 'x' }));
+    const r = await stream.collect();
+    const out = r.stdout.toString();
+    for (const l of ['FROM_MANIFEST=m', 'OVERRIDE=request', 'EXTRA=x', 'NORTHSTAR_NAME=att', 'NORTHSTAR_VERSION=0.0.1', 'NORTHSTAR_CONTAINER=att:0.0.1']) {
+      assert.ok(out.includes(l), `${l} in ${out}`);
+    }
+    assert.ok(!out.includes('OVERRIDE=manifest'));
+  });
+
+  test("a signal frame reaches the exec'd process; closing early leaves no process behind", async (t) => {
+    const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t)] } } });
+    await h.client.start(C);
+    const init = (await h.client.inspect(C)).process!.pid;
+    let c = await h.connect();
+    let a = await c.attach(exec('/probe', ['sleep']));
+    await a.stream.signal(15);
+    assert.deepEqual((await a.stream.collect()).end, { signalled: { signal: 15 } });
+    assert.equal((await h.client.inspect(C)).process!.pid, init, 'the container lives on');
+
+    c = await h.connect();
+    a = await c.attach(exec('/probe', ['relay']));
+    const pid = (a.response as { exec: { ok: { pid: number } } }).exec.ok.pid;
+    assert.ok(existsSync(`/proc/${pid}`));
+    a.stream.close();
+    // stdin closes: relay reaches EOF and exits; it is reaped (no zombie left).
+    assert.ok(await eventually(() => !existsSync(`/proc/${pid}`)), `pid ${pid} is gone`);
+
+    c = await h.connect();
+    a = await c.attach(exec('/probe', ['sleep']));
+    const sleeper = (a.response as { exec: { ok: { pid: number } } }).exec.ok.pid;
+    a.stream.close();
+    // It ignores the closed stdin: SIGKILL after the grace.
+    assert.ok(await eventually(() => !existsSync(`/proc/${sleeper}`), 1000), `pid ${sleeper} is gone`);
+    assert.equal((await h.client.inspect(C)).process!.pid, init);
+  });
+
+  test('exec errors stay JSON responses; tty is refused for now', async (t) => {
+    const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t)] } } });
+    const c = await h.connect();
+    await assert.rejects(c.attach(exec('/probe', [])), /failed to stop|not started/);
+    await h.client.start(C);
+    await assert.rejects(c.attach({ exec: { ...exec('/probe', []).exec, tty: true } }), /tty is not supported/);
+    assert.equal(await c.ident(), 'extern:0.0.0', 'the connection stays in JSON mode');
+  });
+});
