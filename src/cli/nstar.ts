@@ -210,7 +210,7 @@ function progress(io: CliIo, size: number): ((sent: number) => void) | undefined
   };
 }
 
-function build(io: CliIo, run: (fn: (s: Session) => Promise<boolean | void>) => Promise<void>): Command {
+function build(io: CliIo, run: (fn: (s: Session) => Promise<boolean | void | number>) => Promise<void>): Command {
   const program = new Command('nstar')
     .description('Northstar console client')
     .version(VERSION)
@@ -286,10 +286,15 @@ function build(io: CliIo, run: (fn: (s: Session) => Promise<boolean | void>) => 
     .argument('[args...]')
     .option('-w, --wait', 'wait for the exit status')
     .option('-e, --env <KEY=VAL...>', 'environment')
+    .option('-a, --attach', "attach: the process's output on ours, its exit code as ours")
+    .option('-i, --interactive', 'attach with our stdin piped to the process')
+    .option('-t, --tty', 'a terminal (not supported yet)')
     .passThroughOptions()
-    .action((c: string, path: string, args: string[], o: { wait?: boolean; env?: string[] }) =>
+    .action((c: string, path: string, args: string[], o: { wait?: boolean; env?: string[]; attach?: boolean; interactive?: boolean; tty?: boolean }) =>
       run(async (s) => {
         const env = parseStartArgs(o.env ?? []).env;
+        if (o.tty) throw new UsageError('nstar exec -t: terminals are not supported yet');
+        if (o.attach || o.interactive) return execAttached(await s.connect(), await s.resolve(c), path, args, env, o.interactive === true);
         const r = await (await s.connect()).exec(await s.resolve(c), path, { args, env, wait: o.wait === true });
         s.print(r.status ? `pid ${r.pid} exited with ${JSON.stringify(r.status)}` : `pid ${r.pid}`);
         if (r.status && !('exit' in r.status && r.status.exit.code === 0)) return false;
@@ -429,8 +434,47 @@ function build(io: CliIo, run: (fn: (s: Session) => Promise<boolean | void>) => 
   return program;
 }
 
+/**
+ * `nstar exec -a/-i` (spec/streams.md attached exec, as `docker exec`):
+ * frames 1/2 to our stdout/stderr, our stdin to frame 0 with -i, SIGINT and
+ * SIGTERM forwarded, and the process's exit code (128 + signal) as ours.
+ */
+async function execAttached(client: Client, container: string, path: string, args: string[], env: Record<string, string>, interactive: boolean): Promise<number> {
+  const { stream } = await client.attach({ exec: { container, path, arguments: args, environment: env, wait: false, attach: true } });
+  const forward = (sig: NodeJS.Signals) => () => void stream.signal(sig === 'SIGINT' ? 2 : 15).catch(() => undefined);
+  const onInt = forward('SIGINT');
+  const onTerm = forward('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  if (interactive) {
+    void (async () => {
+      try {
+        for await (const chunk of process.stdin as AsyncIterable<Buffer>) await stream.stdin(chunk);
+        await stream.closeStdin();
+      } catch {
+        // the session ended first
+      }
+    })();
+  }
+  try {
+    for await (const f of stream.frames()) {
+      const out = f.channel === 1 ? process.stdout : f.channel === 2 ? process.stderr : undefined;
+      if (out && !out.write(f.payload)) await new Promise((r) => out.once('drain', r));
+    }
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    if (interactive) process.stdin.destroy();
+  }
+  const end = stream.end as { exit?: { code: number }; signalled?: { signal: number }; error?: Record<string, unknown> } | undefined;
+  if (end?.exit) return end.exit.code;
+  if (end?.signalled) return 128 + end.signalled.signal;
+  if (end?.error) throw ClientError.runtime(end.error as never);
+  throw new ClientError('closed', 'the runtime closed the session before the exit status');
+}
+
 /** `nstar cp` (spec/streams.md, as `podman cp`); the tar work is in src/client/cp.ts. */
-function addCopyCommand(program: Command, run: (fn: (s: Session) => Promise<boolean | void>) => Promise<void>): void {
+function addCopyCommand(program: Command, run: (fn: (s: Session) => Promise<boolean | void | number>) => Promise<void>): void {
   program
     .command('cp')
     .description('copy files between a container and the host: CONTAINER:PATH HOSTPATH or HOSTPATH CONTAINER:PATH (- is a tar on stdin/stdout; extension)')
@@ -451,10 +495,12 @@ function addCopyCommand(program: Command, run: (fn: (s: Session) => Promise<bool
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
   let code = 0;
   let program: Command;
-  const run = async (fn: (s: Session) => Promise<boolean | void>): Promise<void> => {
+  const run = async (fn: (s: Session) => Promise<boolean | void | number>): Promise<void> => {
     const s = new Session(program.opts<Globals>(), io);
     try {
-      if ((await fn(s)) === false) code = 1;
+      const r = await fn(s);
+      if (r === false) code = 1;
+      else if (typeof r === 'number') code = r;
     } catch (e) {
       code = 1;
       io.err(`nstar: ${e instanceof Error ? e.message : String(e)}\n`);

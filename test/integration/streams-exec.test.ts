@@ -4,11 +4,13 @@
 // on top, signals to the exec'd process only, and an early close that leaves
 // no process behind.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 
+import { packageRoot } from '../../src/native.js';
 import { packNpk } from '../../src/npk/pack.js';
 import { buildProbe } from '../fixtures/build.js';
 import { eventually } from './launch-fixture.js';
@@ -17,6 +19,18 @@ import { startRuntime } from './runtime-harness.js';
 
 const opts = privileged();
 const C = 'att:0.0.1';
+
+function nstar(args: string[], stdin?: Buffer): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(join(packageRoot, 'bin', 'nstar'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.stdin.end(stdin ?? Buffer.alloc(0));
+    p.on('close', (code) => resolve({ code, out, err }));
+  });
+}
 
 async function npk(t: TestContext): Promise<string> {
   const stage = mkdtempSync(join(tmpdir(), 'nstar-att-'));
@@ -94,6 +108,18 @@ describe('attached exec', opts, () => {
     // It ignores the closed stdin: SIGKILL after the grace.
     assert.ok(await eventually(() => !existsSync(`/proc/${sleeper}`), 1000), `pid ${sleeper} is gone`);
     assert.equal((await h.client.inspect(C)).process!.pid, init);
+  });
+
+  test('nstar exec -i pipes our stdin, prints the output and exits with the process code', async (t) => {
+    const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t)] } } });
+    await h.client.start(C);
+    const r = await nstar(['-u', h.url, 'exec', '-i', 'att', '/probe', 'relay', '3'], Buffer.from('hello through\n'));
+    assert.equal(r.code, 3, r.err);
+    assert.equal(r.out, 'Executing "relay"\nhello through\n');
+    assert.equal(r.err, 'relayed 14\n');
+    const plain = await nstar(['-u', h.url, 'exec', '-a', 'att', '/probe', 'echo', 'hi']);
+    assert.equal(plain.code, 0, plain.err);
+    assert.equal(plain.out, 'Executing "echo"\nhi\n');
   });
 
   test('exec errors stay JSON responses; tty is refused for now', async (t) => {
