@@ -18,6 +18,7 @@ class Addon : public Napi::Addon<Addon> {
     RegisterCgroup(env, exports);
     RegisterCopy(env, exports);
     RegisterNetif(env, exports);
+    RegisterPty(env, exports);
   }
 
  private:

@@ -3,13 +3,15 @@
 // the bytes to src/actors/copy.ts. Main thread.
 import type { AttachResult } from './console/attached.js';
 import { once } from 'node:events';
-import { closeSync } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
+import tty from 'node:tty';
 import net from 'node:net';
 
-import { CH_CLOSE, CH_SIGNAL, CH_STDERR, CH_STDIN, CH_STDOUT } from './console/frames.js';
+import { CH_CLOSE, CH_RESIZE, CH_SIGNAL, CH_STDERR, CH_STDIN, CH_STDOUT } from './console/frames.js';
 import type { ExitStatus } from './model/errors.js';
 import type { Request, Response } from './console/protocol.js';
-import { copyIn, copyOut, type CopyTarget } from './actors/copy.js';
+import { copyIn, copyOut, openRoot, type CopyTarget } from './actors/copy.js';
 import { request, type Supervisor } from './machines/supervisor.js';
 import { errors, RuntimeError } from './model/errors.js';
 import { native } from './native.js';
@@ -94,66 +96,72 @@ type ExecBody = Extract<Request, { exec: unknown }>['exec'];
 async function attachedExec(sup: Supervisor, r: ExecBody): Promise<AttachResult> {
   const container = r.container;
   const refuse = (e: unknown): AttachResult => ({ response: { exec: { error: { container, error: wireError(e) } } } });
-  if (r.tty) return refuse(errors.unexpected('exec with tty is not supported yet'));
-  const pairs = [0, 1, 2].map(() => native().socketpair('stream'));
-  const theirs = pairs.map((p) => p[1]!) as [number, number, number];
+  let io: ExecIo;
+  try {
+    io = r.tty ? await ptyIo(sup, container, r.cols ?? 80, r.rows ?? 24) : pipeIo();
+  } catch (e) {
+    return refuse(e);
+  }
   let x: { pid: number; exited: Promise<ExitStatus> };
   try {
-    x = await request(sup, { type: 'exec', container, path: r.path, args: r.arguments, env: r.environment, stdio: theirs });
+    x = await request(sup, { type: 'exec', container, path: r.path, args: r.arguments, env: r.environment, stdio: io.theirs, tty: r.tty === true });
   } catch (e) {
-    for (const p of pairs) p.forEach((fd) => closeSync(fd));
+    io.closeOurs();
     return refuse(e);
   } finally {
-    // init holds its copies (or the exec failed): ours go either way.
-    for (const fd of theirs) {
-      try {
-        closeSync(fd);
-      } catch {
-        // closed above
-      }
-    }
+    // init holds its copies (or the exec failed): theirs go either way.
+    io.closeTheirs();
   }
-  const stdin = new net.Socket({ fd: pairs[0]![0]!, readable: false, writable: true });
-  const stdout = new net.Socket({ fd: pairs[1]![0]!, readable: true, writable: false });
-  const stderr = new net.Socket({ fd: pairs[2]![0]!, readable: true, writable: false });
-  for (const s of [stdin, stdout, stderr]) s.on('error', () => undefined);
+  const { stdin, outputs } = io.open();
   let status: ExitStatus | undefined;
   const exited = x.exited.then((s) => (status = s));
   return {
     response: { exec: { ok: { container, pid: x.pid, status: null } } },
-    session: async (io) => {
-      const relay = (sock: net.Socket, channel: number) =>
+    session: async (fio) => {
+      const relay = (sock: Readable, channel: number) =>
         new Promise<void>((resolve) => {
           sock.on('data', (d: Buffer) => {
             sock.pause();
-            io.write(channel, d).then(
+            fio.write(channel, d).then(
               () => sock.resume(),
               () => sock.destroy(),
             );
           });
+          // A pty master reads EIO once the last slave fd closed: that is its end of file.
+          sock.on('error', () => resolve());
           sock.once('end', () => resolve());
           sock.once('close', () => resolve());
         });
-      const output = Promise.all([relay(stdout, CH_STDOUT), relay(stderr, CH_STDERR)]);
+      const output = Promise.all(outputs.map(([sock, ch]) => relay(sock, ch)));
       let killTimer: NodeJS.Timeout | undefined;
       const detach = () => {
-        stdin.end();
+        // Without a tty the process sees its stdin close; with one, a hangup.
+        if (r.tty) {
+          if (status === undefined) signal(x.pid, 1);
+        } else stdin.end();
         killTimer ??= setTimeout(() => {
           if (status === undefined) signal(x.pid, 9);
         }, DETACH_GRACE_MS);
       };
-      io.gone.addEventListener('abort', detach);
+      fio.gone.addEventListener('abort', detach);
+      const json = (b: Buffer) => JSON.parse(b.toString('utf8')) as Record<string, unknown>;
       const input = (async () => {
-        for await (const f of io.frames()) {
+        for await (const f of fio.frames()) {
           if (f.channel === CH_STDIN && !stdin.writableEnded) {
             if (!stdin.write(f.payload)) await Promise.race([once(stdin, 'drain'), once(stdin, 'close')]);
-          } else if (f.channel === CH_CLOSE && f.payload[0] === CH_STDIN) stdin.end();
-          else if (f.channel === CH_SIGNAL) {
-            const n = (JSON.parse(f.payload.toString('utf8')) as { signal?: unknown }).signal;
+          } else if (f.channel === CH_CLOSE && f.payload[0] === CH_STDIN) {
+            // A terminal has no end of input short of the process leaving: ^D is the user's.
+            if (!r.tty) stdin.end();
+          } else if (f.channel === CH_SIGNAL) {
+            const n = json(f.payload).signal;
             if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 64) throw errors.unexpected(`invalid signal frame ${f.payload.toString('utf8').slice(0, 40)}`);
             if (status === undefined) signal(x.pid, n);
+          } else if (f.channel === CH_RESIZE && io.resize) {
+            const { cols, rows } = json(f.payload);
+            const ok = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535;
+            if (!ok(cols) || !ok(rows)) throw errors.unexpected(`invalid resize frame ${f.payload.toString('utf8').slice(0, 40)}`);
+            io.resize(cols as number, rows as number);
           }
-          // Channel 4 (terminal size) has no meaning without a tty.
         }
       })();
       let inputError: unknown;
@@ -163,15 +171,87 @@ async function attachedExec(sup: Supervisor, r: ExecBody): Promise<AttachResult>
       });
       try {
         await exited;
-        await Promise.race([output, new Promise((r) => setTimeout(r, OUTPUT_GRACE_MS).unref())]);
+        await Promise.race([output, new Promise((res) => setTimeout(res, OUTPUT_GRACE_MS).unref())]);
         if (inputError) throw inputError;
         return status;
       } finally {
-        io.gone.removeEventListener('abort', detach);
+        fio.gone.removeEventListener('abort', detach);
         if (killTimer) clearTimeout(killTimer);
-        for (const s of [stdin, stdout, stderr]) s.destroy();
+        stdin.destroy();
+        for (const [sock] of outputs) sock.destroy();
+        io.closeRest();
       }
     },
+  };
+}
+
+/** The stdio of an attached exec: the fds init passes to the process, and the daemon's streams. */
+interface ExecIo {
+  theirs: [number, number, number];
+  closeTheirs(): void;
+  /** Before open(): the daemon's fds go too (the exec failed). */
+  closeOurs(): void;
+  open(): { stdin: Writable; outputs: [Readable, number][] };
+  resize?(cols: number, rows: number): void;
+  /** After the session: what open() did not hand to a stream. */
+  closeRest(): void;
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
+}
+
+/** Three socketpairs: stdin, stdout, stderr. */
+function pipeIo(): ExecIo {
+  const pairs = [0, 1, 2].map(() => native().socketpair('stream'));
+  return {
+    theirs: pairs.map((p) => p[1]!) as [number, number, number],
+    closeTheirs: () => pairs.forEach((p) => closeQuietly(p[1]!)),
+    closeOurs: () => pairs.forEach((p) => closeQuietly(p[0]!)),
+    open() {
+      const stdin = new net.Socket({ fd: pairs[0]![0]!, readable: false, writable: true });
+      const stdout = new net.Socket({ fd: pairs[1]![0]!, readable: true, writable: false });
+      const stderr = new net.Socket({ fd: pairs[2]![0]!, readable: true, writable: false });
+      for (const x of [stdin, stdout, stderr]) x.on('error', () => undefined);
+      return { stdin, outputs: [[stdout, CH_STDOUT], [stderr, CH_STDERR]] };
+    },
+    closeRest: () => undefined,
+  };
+}
+
+/** A pty of the container's devpts (its `dev` mount), the slave owned by the container's ids. */
+async function ptyIo(sup: Supervisor, container: string, cols: number, rows: number): Promise<ExecIo> {
+  const t = await target(sup, container);
+  const root = await openRoot(t);
+  let pty: { master: number; slave: number; index: number };
+  try {
+    pty = native().ptyOpen(root);
+  } catch (e) {
+    throw errors.unexpected(`container ${container} has no devpts for a terminal (tty needs a \`dev\` mount): ${(e as Error).message}`);
+  } finally {
+    closeSync(root);
+  }
+  fchownSync(pty.slave, t.uid, t.gid);
+  fchmodSync(pty.slave, 0o620);
+  native().ptyResize(pty.master, cols, rows);
+  const writeFd = native().dupFd(pty.master);
+  return {
+    theirs: [pty.slave, pty.slave, pty.slave],
+    closeTheirs: () => closeQuietly(pty.slave),
+    closeOurs: () => [pty.master, writeFd].forEach(closeQuietly),
+    open() {
+      const out = new tty.ReadStream(pty.master);
+      const stdin = new tty.WriteStream(writeFd);
+      out.on('error', () => undefined);
+      stdin.on('error', () => undefined);
+      return { stdin, outputs: [[out, CH_STDOUT]] };
+    },
+    resize: (c, r) => native().ptyResize(pty.master, c, r),
+    closeRest: () => undefined,
   };
 }
 

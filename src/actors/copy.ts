@@ -35,7 +35,7 @@ export interface CopyTarget {
 }
 
 /** An fd of the container's root view; the pid is checked after the open so a reused pid is never trusted. */
-async function openRoot(t: CopyTarget): Promise<number> {
+export async function openRoot(t: CopyTarget): Promise<number> {
   const fd = openSync(`/proc/${t.pid}/root`, O_PATH | C.O_DIRECTORY);
   if (!(await t.stillRunning(t.pid))) {
     closeSync(fd);

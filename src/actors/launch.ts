@@ -40,6 +40,8 @@ export interface ExecRequest {
   env: Record<string, string>;
   /** The caller's fds for stdin/stdout/stderr (attached exec): passed to the process as they are, not captured. */
   stdio?: [number, number, number];
+  /** With `stdio`: stdin is a terminal the process takes as its controlling tty in a new session. */
+  tty?: boolean;
 }
 
 export interface Executed {
@@ -404,7 +406,7 @@ class Launch {
     const drained = Promise.resolve();
     const pending: PendingExec = { forked: deferred<Executed>(), exited: deferred<ExitStatus>(), output: drained.then(() => ({ stdout: '', stderr: '' })), drained };
     this.execs.set(id, pending);
-    if (!this.send(encodeExec(id, req.path, req.args, this.execEnv(req)), stdio)) {
+    if (!this.send(encodeExec(id, req.path, req.args, this.execEnv(req), req.tty === true), stdio)) {
       this.execs.delete(id);
       throw errors.notStarted(this.spec.container);
     }

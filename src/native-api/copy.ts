@@ -41,3 +41,11 @@ export interface CopyNative {
   /** Whether the mount holding `fd` is read-only. */
   mountReadOnly(fd: number): boolean;
 }
+
+/** native/pty.cc: terminals from a container's devpts instance. */
+export interface PtyNative {
+  /** Opens dev/pts/ptmx below the root fd (RESOLVE_IN_ROOT, no symlinks); the slave comes by TIOCGPTPEER. */
+  ptyOpen(rootFd: number): { master: number; slave: number; index: number };
+  ptyResize(fd: number, cols: number, rows: number): void;
+  dupFd(fd: number): number;
+}

@@ -32,14 +32,14 @@ function nstar(args: string[], stdin?: Buffer): Promise<{ code: number | null; o
   });
 }
 
-async function npk(t: TestContext): Promise<string> {
+async function npk(t: TestContext, mounts: Record<string, unknown> = {}): Promise<string> {
   const stage = mkdtempSync(join(tmpdir(), 'nstar-att-'));
   t.after(() => rmSync(stage, { recursive: true, force: true }));
   const root = join(stage, 'root');
   mkdirSync(root);
   copyFileSync(buildProbe(), join(root, 'probe'));
   chmodSync(join(root, 'probe'), 0o755);
-  const manifest = { name: 'att', version: '0.0.1', init: '/probe', uid: 1000, gid: 1000, env: { FROM_MANIFEST: 'm', OVERRIDE: 'manifest' } };
+  const manifest = { name: 'att', version: '0.0.1', init: '/probe', uid: 1000, gid: 1000, env: { FROM_MANIFEST: 'm', OVERRIDE: 'manifest' }, mounts };
   const out = join(stage, 'att-0.0.1.npk');
   await packNpk({ manifest: JSON.stringify(manifest), root, out });
   return out;
@@ -122,12 +122,41 @@ describe('attached exec', opts, () => {
     assert.equal(plain.out, 'Executing "echo"\nhi\n');
   });
 
-  test('exec errors stay JSON responses; tty is refused for now', async (t) => {
+  test('a terminal from the container devpts: its name, size, session, a resize, and SIGHUP on close', async (t) => {
+    const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t, { '/dev': { type: 'dev' } })] } } });
+    await h.client.start(C);
+    const c = await h.connect();
+    const { stream } = await c.attach({ exec: { ...exec('/probe', ['tty']).exec, tty: true, cols: 100, rows: 30 } });
+    let out = '';
+    const frames = stream.frames();
+    while (!/foreground=\d/.test(out)) {
+      const f = (await frames.next()).value!;
+      assert.notEqual(f.channel, 2, 'no stderr with a tty');
+      if (f.channel === 1) out += f.payload.toString();
+    }
+    assert.match(out, /isatty=1 tty=\/dev\/pts\/\d+ size=100x30 leader=1 foreground=1/);
+    await stream.resize(132, 43);
+    for (;;) {
+      const { value: f, done } = await frames.next();
+      if (done) break;
+      if (f.channel === 1) out += f.payload.toString();
+    }
+    assert.match(out, /resized=132x43/);
+    assert.deepEqual(stream.end, { exit: { code: 0 } });
+
+    const c2 = await h.connect();
+    const a = await c2.attach({ exec: { ...exec('/probe', ['sleep']).exec, tty: true } });
+    const pid = (a.response as { exec: { ok: { pid: number } } }).exec.ok.pid;
+    a.stream.close();
+    assert.ok(await eventually(() => !existsSync(`/proc/${pid}`)), 'SIGHUP ends it');
+  });
+
+  test('exec errors stay JSON responses; tty needs a dev mount', async (t) => {
     const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t)] } } });
     const c = await h.connect();
     await assert.rejects(c.attach(exec('/probe', [])), /failed to stop|not started/);
     await h.client.start(C);
-    await assert.rejects(c.attach({ exec: { ...exec('/probe', []).exec, tty: true } }), /tty is not supported/);
+    await assert.rejects(c.attach({ exec: { ...exec('/probe', []).exec, tty: true } }), /tty needs a `dev` mount/);
     assert.equal(await c.ident(), 'extern:0.0.0', 'the connection stays in JSON mode');
   });
 });
