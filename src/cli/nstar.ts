@@ -288,13 +288,12 @@ function build(io: CliIo, run: (fn: (s: Session) => Promise<boolean | void | num
     .option('-e, --env <KEY=VAL...>', 'environment')
     .option('-a, --attach', "attach: the process's output on ours, its exit code as ours")
     .option('-i, --interactive', 'attach with our stdin piped to the process')
-    .option('-t, --tty', 'a terminal (not supported yet)')
+    .option('-t, --tty', 'a terminal (with -i: ours in raw mode, resized with it)')
     .passThroughOptions()
     .action((c: string, path: string, args: string[], o: { wait?: boolean; env?: string[]; attach?: boolean; interactive?: boolean; tty?: boolean }) =>
       run(async (s) => {
         const env = parseStartArgs(o.env ?? []).env;
-        if (o.tty) throw new UsageError('nstar exec -t: terminals are not supported yet');
-        if (o.attach || o.interactive) return execAttached(await s.connect(), await s.resolve(c), path, args, env, o.interactive === true);
+        if (o.attach || o.interactive || o.tty) return execAttached(await s.connect(), await s.resolve(c), path, args, env, o.interactive === true, o.tty === true);
         const r = await (await s.connect()).exec(await s.resolve(c), path, { args, env, wait: o.wait === true });
         s.print(r.status ? `pid ${r.pid} exited with ${JSON.stringify(r.status)}` : `pid ${r.pid}`);
         if (r.status && !('exit' in r.status && r.status.exit.code === 0)) return false;
@@ -439,8 +438,25 @@ function build(io: CliIo, run: (fn: (s: Session) => Promise<boolean | void | num
  * frames 1/2 to our stdout/stderr, our stdin to frame 0 with -i, SIGINT and
  * SIGTERM forwarded, and the process's exit code (128 + signal) as ours.
  */
-async function execAttached(client: Client, container: string, path: string, args: string[], env: Record<string, string>, interactive: boolean): Promise<number> {
-  const { stream } = await client.attach({ exec: { container, path, arguments: args, environment: env, wait: false, attach: true } });
+async function execAttached(
+  client: Client,
+  container: string,
+  path: string,
+  args: string[],
+  env: Record<string, string>,
+  interactive: boolean,
+  tty: boolean,
+): Promise<number> {
+  // A terminal without a size (0x0, e.g. under script(1)) leaves the daemon's default.
+  const size = tty && process.stdout.isTTY && process.stdout.columns > 0 && process.stdout.rows > 0 ? { cols: process.stdout.columns, rows: process.stdout.rows } : {};
+  const { stream } = await client.attach({ exec: { container, path, arguments: args, environment: env, wait: false, attach: true, tty, ...size } });
+  // Our terminal in raw mode: keys (^C included) go to the remote terminal as they are.
+  const raw = tty && interactive && process.stdin.isTTY;
+  if (raw) process.stdin.setRawMode(true);
+  const onResize = () => {
+    if (process.stdout.columns > 0 && process.stdout.rows > 0) void stream.resize(process.stdout.columns, process.stdout.rows).catch(() => undefined);
+  };
+  if (tty && process.stdout.isTTY) process.stdout.on('resize', onResize);
   const forward = (sig: NodeJS.Signals) => () => void stream.signal(sig === 'SIGINT' ? 2 : 15).catch(() => undefined);
   const onInt = forward('SIGINT');
   const onTerm = forward('SIGTERM');
@@ -464,6 +480,8 @@ async function execAttached(client: Client, container: string, path: string, arg
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
+    process.stdout.off('resize', onResize);
+    if (raw) process.stdin.setRawMode(false);
     if (interactive) process.stdin.destroy();
   }
   const end = stream.end as { exit?: { code: number }; signalled?: { signal: number }; error?: Record<string, unknown> } | undefined;

@@ -151,6 +151,26 @@ describe('attached exec', opts, () => {
     assert.ok(await eventually(() => !existsSync(`/proc/${pid}`)), 'SIGHUP ends it');
   });
 
+  test('nstar exec -it through a real terminal (script): raw keys, the remote line discipline, the exit code', async (t) => {
+    const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t, { '/dev': { type: 'dev' } })] } } });
+    await h.client.start(C);
+    const cmd = `${join(packageRoot, 'bin', 'nstar')} -u ${h.url} exec -it att /probe relay 5`;
+    const p = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    t.after(() => p.kill('SIGKILL'));
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    const code = new Promise<number | null>((r) => p.on('close', (c) => r(c)));
+    assert.ok(await eventually(() => out.includes('Executing "relay"'), 3000), out);
+    // Typed into our terminal: a line, then ^D, which only the container's terminal turns into end of file.
+    p.stdin.write('hello there\r');
+    assert.ok(await eventually(() => out.includes('hello there'), 1000), out);
+    p.stdin.write('\x04');
+    assert.equal(await code, 5, out);
+    // Echoed by the container's terminal, then written back by relay; "relayed 12": ^D reached it as end of file.
+    assert.equal(out.match(/hello there\r+\n/g)?.length, 2, out);
+    assert.match(out, /relayed 12\r+\n/);
+  });
+
   test('exec errors stay JSON responses; tty needs a dev mount', async (t) => {
     const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t)] } } });
     const c = await h.connect();
