@@ -16,6 +16,7 @@ import { request, type Supervisor } from './machines/supervisor.js';
 import { errors, RuntimeError } from './model/errors.js';
 import { native } from './native.js';
 import { netInterfacesOf } from './native-api/netif.js';
+import { O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS } from './native-api/copy.js';
 import type { NetworkInterface } from './console/protocol.js';
 import { Logger } from './log.js';
 
@@ -53,6 +54,7 @@ export async function attachRequest(sup: Supervisor, req: Request): Promise<Atta
     const { container, path } = req.copy_out;
     try {
       const t = await target(sup, container);
+      await checkSource(t, path);
       return {
         response: { copy_out: { ok: { container } } },
         session: async (io) => {
@@ -261,5 +263,22 @@ function signal(pid: number, n: number): void {
     process.kill(pid, n);
   } catch {
     // ESRCH: it exited meanwhile
+  }
+}
+
+/**
+ * A copy_out source that cannot be resolved is an error response, not an
+ * `ok` followed by an error on channel 3 (that is for reads failing half-way).
+ */
+async function checkSource(t: CopyTarget, path: string): Promise<void> {
+  if (!path.startsWith('/') || path.split('/').includes('..')) throw errors.unexpected(`path "${path}" must be absolute and without ".."`);
+  const root = await openRoot(t);
+  try {
+    closeSync(native().openat2(root, path, O_PATH, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS));
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw errors.unexpected(code === 'ENOENT' ? `${path}: no such file or directory inside the container` : (e as Error).message);
+  } finally {
+    closeSync(root);
   }
 }
