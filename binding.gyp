@@ -12,7 +12,10 @@
         "native/dm.cc",
         "native/process.cc",
         "native/fd.cc",
-        "native/cgroup.cc"
+        "native/cgroup.cc",
+        "native/copy.cc",
+        "native/netif.cc",
+        "native/pty.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

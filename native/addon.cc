@@ -16,6 +16,9 @@ class Addon : public Napi::Addon<Addon> {
     RegisterProcess(env, exports);
     RegisterFd(env, exports);
     RegisterCgroup(env, exports);
+    RegisterCopy(env, exports);
+    RegisterNetif(env, exports);
+    RegisterPty(env, exports);
   }
 
  private:

@@ -26,5 +26,8 @@ void RegisterDm(Napi::Env env, Napi::Object exports);
 void RegisterProcess(Napi::Env env, Napi::Object exports);
 void RegisterFd(Napi::Env env, Napi::Object exports);
 void RegisterCgroup(Napi::Env env, Napi::Object exports);
+void RegisterCopy(Napi::Env env, Napi::Object exports);
+void RegisterNetif(Napi::Env env, Napi::Object exports);
+void RegisterPty(Napi::Env env, Napi::Object exports);
 
 }  // namespace nstar

@@ -19,6 +19,7 @@ const entries = [
   ...readdirSync(join(src, 'cli')).filter((f) => f.endsWith('.ts')).map((f) => join(src, 'cli', f)),
   // Found next to the bundle by workerEntry() (src/threads.ts).
   join(src, 'actors', 'mount.worker.ts'),
+  join(src, 'actors', 'copy.worker.ts'),
 ];
 
 // Only the bundles: dist/lib (the library, npm run build:lib) stays.

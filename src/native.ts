@@ -6,6 +6,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import type { CgroupNative } from './native-api/cgroup.js';
+import type { CopyNative, PtyNative } from './native-api/copy.js';
+import type { NetifNative } from './native-api/netif.js';
 import type { DmNative } from './native-api/dm.js';
 import type { FdNative } from './native-api/fd.js';
 import type { LoopNative } from './native-api/loop.js';
@@ -16,7 +18,7 @@ export interface BaseNative {
 }
 
 /** The typed contract of build/Release/nstar.node. */
-export type Native = BaseNative & LoopNative & DmNative & ProcessNative & FdNative & CgroupNative;
+export type Native = BaseNative & LoopNative & DmNative & ProcessNative & FdNative & CgroupNative & CopyNative & NetifNative & PtyNative;
 
 /** The package root: the nearest directory above this module with our package.json (sources in src/, or a bundle in dist/cli/). */
 function findRoot(from: string): string {

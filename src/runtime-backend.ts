@@ -15,6 +15,7 @@ import { onNotification, request, type Supervisor } from './machines/supervisor.
 import type { ContainerData, ContainerResult } from './machines/requests.js';
 import { RuntimeError } from './model/errors.js';
 import { manifestToJson, type Manifest } from './model/manifest.js';
+import { attachRequest, copyInRequest, networkOf } from './runtime-streams.js';
 
 const wireError = (e: unknown) => RuntimeError.from(e).toWire();
 
@@ -107,6 +108,7 @@ export function consoleBackend(sup: Supervisor, onShutdown: () => void): Console
                 startup: d.startup ?? null,
                 state: d.state,
                 ...supervision(d),
+                ...(statistics !== undefined ? { network: await networkOf(d.process?.pid) } : {}),
               },
             },
           },
@@ -142,5 +144,7 @@ export function consoleBackend(sup: Supervisor, onShutdown: () => void): Console
       const sub = onNotification(sup, (n) => cb(n as WireNotification));
       return () => sub.unsubscribe();
     },
+    attach: (req) => attachRequest(sup, req),
+    copyIn: (r, data) => copyInRequest(sup, r, data),
   };
 }

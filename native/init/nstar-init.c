@@ -129,6 +129,7 @@ struct spec {
   const char* hostname;
   const char* selinux;
   uint32_t test;  // TEST_* bits (protocol.h)
+  uint32_t ctty;  // exec requests: setsid + TIOCSCTTY on stdin
 };
 
 // A process forked on request: its id in the runtime's numbering.
@@ -272,6 +273,7 @@ static const char* parse(const unsigned char* buf, size_t len, struct spec* s) {
       case T_HOSTNAME: s->hostname = rd_str(&r); break;
       case T_SELINUX: s->selinux = rd_str(&r); break;
       case T_TEST: s->test = rd_u32(&r); break;
+      case T_CTTY: s->ctty = rd_u32(&r); break;
       default: break;  // unknown records are skipped
     }
     if (r.err) return r.err;
@@ -808,6 +810,16 @@ static void __attribute__((noreturn)) become(const struct spec* s, const char* p
   child_fail(report, "execve");
 }
 
+// The exec request being forked wants a terminal (T_CTTY): init is single-threaded.
+static int exec_ctty;
+
+// An attached exec with a terminal (spec/streams.md): the process leads a new
+// session whose controlling tty is its stdin, a pty of the container's devpts.
+static void controlling_tty(int report) {
+  if (setsid() < 0) child_fail(report, "setsid");
+  if (ioctl(0, TIOCSCTTY, 0) != 0) child_fail(report, "ioctl(TIOCSCTTY)");
+}
+
 // Forks a process that becomes `path`; waits until it exec'd. Returns its pid,
 // or -1 with *why set ("<errno> <step>") when it could not (it then exits 101).
 static pid_t fork_process(const struct spec* s, const char* path, const char* const* argv, const char* const* envp,
@@ -821,6 +833,7 @@ static pid_t fork_process(const struct spec* s, const char* path, const char* co
     if (stdio) {
       for (int i = 0; i < 3; i++)
         if (dup2(stdio[i], i) < 0) child_fail(report[1], "dup2");
+      if (exec_ctty) controlling_tty(report[1]);
     } else {
       // The container process: the control socket goes, the extra fds move
       // down to 3.. (ascending, so no source is overwritten).
@@ -863,7 +876,9 @@ static void exec_request(const struct spec* s, const unsigned char* msg, size_t 
     // The container keeps running whatever is wrong with a request.
     send_msg("execfailed %u %d %s", id, nfds < 3 ? EBADF : slot < 0 ? EAGAIN : EINVAL, bad ? bad : "request");
   } else {
+    exec_ctty = req.ctty == 1;
     pid_t pid = fork_process(s, req.init, req.argv, req.envp, fds, 0, why, sizeof why);
+    exec_ctty = 0;
     if (pid < 0) {
       send_msg("execfailed %u %s", id, why);
     } else {

@@ -45,6 +45,7 @@ enum {
   T_SELINUX = 17,    // str: exec context (only sent where the host has SELinux)
   T_SYMLINK = 18,    // str path (inside root), str link text: a step of the mount list
   T_TEST = 19,       // u32 TEST_* bits: test hooks, sent only under NSTAR_TEST=1
+  T_CTTY = 20,       // u32 1: (exec requests) a new session with stdin, a terminal, as controlling tty
 };
 
 // Test hooks: take the code paths of older kernels on this one.

@@ -22,6 +22,7 @@ export const T = {
   SELINUX: 17,
   SYMLINK: 18,
   TEST: 19,
+  CTTY: 20,
 } as const;
 
 /** Test hooks (T.TEST): take the code paths of older kernels on this one. */
@@ -152,11 +153,12 @@ export function encodeGate(): Buffer {
   return Buffer.from('G');
 }
 
-export function encodeExec(id: number, path: string, args: string[], env: string[]): Buffer {
+export function encodeExec(id: number, path: string, args: string[], env: string[], ctty = false): Buffer {
   const w = new Writer();
   w.record(T.INIT, path);
   for (const a of args) w.record(T.ARG, a);
   for (const e of env) w.record(T.ENV, e);
+  if (ctty) w.record(T.CTTY, 1);
   const head = Buffer.alloc(5);
   head.write('X', 0);
   head.writeUInt32LE(id, 1);

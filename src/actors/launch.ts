@@ -36,8 +36,12 @@ export interface ExecRequest {
   path: string;
   /** argv[1..] (argv[0] is path). */
   args: string[];
-  /** The environment of the new process (nothing is inherited). */
+  /** Set on top of the container's environment (manifest env, start environment, NORTHSTAR_NAME/VERSION/CONTAINER). */
   env: Record<string, string>;
+  /** The caller's fds for stdin/stdout/stderr (attached exec): passed to the process as they are, not captured. */
+  stdio?: [number, number, number];
+  /** With `stdio`: stdin is a terminal the process takes as its controlling tty in a new session. */
+  tty?: boolean;
 }
 
 export interface Executed {
@@ -359,6 +363,7 @@ class Launch {
     if (!this.running && this.gateAt !== undefined && !this.settled) await this.started.promise.catch(() => undefined);
     if (!this.running || this.controlClosed) throw errors.notStarted(this.spec.container);
     const id = ++this.execSeq;
+    if (req.stdio) return this.execAttached(id, req, req.stdio);
     const devnull = openSync('/dev/null', 'r+');
     const out = native().socketpair('stream');
     const err = native().socketpair('stream');
@@ -380,14 +385,30 @@ class Launch {
     const pending: PendingExec = { forked: deferred<Executed>(), exited: deferred<ExitStatus>(), output: drained.then(() => ({ ...captured })), drained };
     this.execs.set(id, pending);
     try {
-      const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
-      if (!this.send(encodeExec(id, req.path, req.args, env), [devnull, out[1], err[1]])) throw errors.notStarted(this.spec.container);
+      if (!this.send(encodeExec(id, req.path, req.args, this.execEnv(req)), [devnull, out[1], err[1]])) throw errors.notStarted(this.spec.container);
     } catch (e) {
       this.execs.delete(id);
       throw e;
     } finally {
       // init holds its own copies now (or the request failed): ours go either way.
       for (const fd of [devnull, out[1], err[1]]) closeSync(fd);
+    }
+    return pending.forked.promise;
+  }
+
+  /** The container's environment as its init got it (without the fds only init holds), then the request's. */
+  private execEnv(req: ExecRequest): string[] {
+    return Object.entries({ ...this.spec.env, ...req.env }).map(([k, v]) => `${k}=${v}`);
+  }
+
+  /** An exec whose stdio are the caller's fds (spec/streams.md attached exec): nothing captured here. */
+  private execAttached(id: number, req: ExecRequest, stdio: [number, number, number]): Promise<Executed> {
+    const drained = Promise.resolve();
+    const pending: PendingExec = { forked: deferred<Executed>(), exited: deferred<ExitStatus>(), output: drained.then(() => ({ stdout: '', stderr: '' })), drained };
+    this.execs.set(id, pending);
+    if (!this.send(encodeExec(id, req.path, req.args, this.execEnv(req), req.tty === true), stdio)) {
+      this.execs.delete(id);
+      throw errors.notStarted(this.spec.container);
     }
     return pending.forked.promise;
   }

@@ -10,6 +10,7 @@ import { constants } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 
 import { Client, ClientError, DEFAULT_URLS, type ConnectOptions } from '../client/index.js';
+import { containerSpec, copyFromContainer, copyToContainer } from '../client/cp.js';
 import { stringifyJson } from '../console/codec.js';
 import type { ContainerData, ContainerResult, ExitStatus, Notification, StatCategory } from '../console/protocol.js';
 import { STAT_CATEGORIES } from '../console/protocol.js';
@@ -452,7 +453,7 @@ function progress(io: CliIo, size: number): ((sent: number) => void) | undefined
   };
 }
 
-type Run = (o: { json?: boolean }, fn: (s: Session) => Promise<boolean | void>) => Promise<void>;
+type Run = (o: { json?: boolean }, fn: (s: Session) => Promise<boolean | void | number>) => Promise<void>;
 
 function build(io: CliIo, run: Run): Command {
   const program = new Command('nstar')
@@ -536,11 +537,15 @@ function build(io: CliIo, run: Run): Command {
     .argument('[args...]')
     .option('-w, --wait', 'wait for the exit status')
     .option('-e, --env <KEY=VAL...>', 'environment')
+    .option('-a, --attach', "attach: the process's output on ours, its exit code as ours")
+    .option('-i, --interactive', 'attach with our stdin piped to the process')
+    .option('-t, --tty', 'a terminal (with -i: ours in raw mode, resized with it)')
     .passThroughOptions()
-    .action((c: string, path: string, args: string[], o: { json?: boolean; wait?: boolean; env?: string[] }) =>
+    .action((c: string, path: string, args: string[], o: { json?: boolean; wait?: boolean; env?: string[]; attach?: boolean; interactive?: boolean; tty?: boolean }) =>
       run(o, async (s) => {
         const env = parseStartArgs(o.env ?? []).env;
         const container = await s.resolve(c);
+        if (o.attach || o.interactive || o.tty) return execAttached(await s.connect(), container, path, args, env, o.interactive === true, o.tty === true);
         const r = await (await s.connect()).exec(container, path, { args, env, wait: o.wait === true });
         s.emit(r.status ? `pid ${r.pid} ${formatExit(r.status)}` : `pid ${r.pid}`, { container, pid: r.pid, status: r.status });
         if (r.status && !('exit' in r.status && r.status.exit.code === 0)) return false;
@@ -680,6 +685,7 @@ function build(io: CliIo, run: Run): Command {
         io.out(seccompFromStrace(log, o.defaultProfile ? base : undefined));
       }),
     );
+  addCopyCommand(program, run);
   program
     .command('completion')
     .description('print a shell completion script: source <(nstar completion bash)')
@@ -738,6 +744,82 @@ async function shutdown(s: Session): Promise<void> {
   s.emit(lines.join('\n'), { shutdown: true, stopped: running.map((r) => r.container), unmounted: mounted.map((r) => r.container) });
 }
 
+/**
+ * `nstar exec -a/-i` (spec/streams.md attached exec, as `docker exec`):
+ * frames 1/2 to our stdout/stderr, our stdin to frame 0 with -i, SIGINT and
+ * SIGTERM forwarded, and the process's exit code (128 + signal) as ours.
+ */
+async function execAttached(
+  client: Client,
+  container: string,
+  path: string,
+  args: string[],
+  env: Record<string, string>,
+  interactive: boolean,
+  tty: boolean,
+): Promise<number> {
+  // A terminal without a size (0x0, e.g. under script(1)) leaves the daemon's default.
+  const size = tty && process.stdout.isTTY && process.stdout.columns > 0 && process.stdout.rows > 0 ? { cols: process.stdout.columns, rows: process.stdout.rows } : {};
+  const { stream } = await client.attach({ exec: { container, path, arguments: args, environment: env, wait: false, attach: true, tty, ...size } });
+  // Our terminal in raw mode: keys (^C included) go to the remote terminal as they are.
+  const raw = tty && interactive && process.stdin.isTTY;
+  if (raw) process.stdin.setRawMode(true);
+  const onResize = () => {
+    if (process.stdout.columns > 0 && process.stdout.rows > 0) void stream.resize(process.stdout.columns, process.stdout.rows).catch(() => undefined);
+  };
+  if (tty && process.stdout.isTTY) process.stdout.on('resize', onResize);
+  const forward = (sig: NodeJS.Signals) => () => void stream.signal(sig === 'SIGINT' ? 2 : 15).catch(() => undefined);
+  const onInt = forward('SIGINT');
+  const onTerm = forward('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  if (interactive) {
+    void (async () => {
+      try {
+        for await (const chunk of process.stdin as AsyncIterable<Buffer>) await stream.stdin(chunk);
+        await stream.closeStdin();
+      } catch {
+        // the session ended first
+      }
+    })();
+  }
+  try {
+    for await (const f of stream.frames()) {
+      const out = f.channel === 1 ? process.stdout : f.channel === 2 ? process.stderr : undefined;
+      if (out && !out.write(f.payload)) await new Promise((r) => out.once('drain', r));
+    }
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    process.stdout.off('resize', onResize);
+    if (raw) process.stdin.setRawMode(false);
+    if (interactive) process.stdin.destroy();
+  }
+  const end = stream.end as { exit?: { code: number }; signalled?: { signal: number }; error?: Record<string, unknown> } | undefined;
+  if (end?.exit) return end.exit.code;
+  if (end?.signalled) return 128 + end.signalled.signal;
+  if (end?.error) throw ClientError.runtime(end.error as never, 'exec', container);
+  throw new ClientError('closed', 'the runtime closed the session before the exit status');
+}
+
+/** `nstar cp` (spec/streams.md, as `podman cp`); the tar work is in src/client/cp.ts. */
+function addCopyCommand(program: Command, run: Run): void {
+  program
+    .command('cp')
+    .description('copy files between a container and the host: CONTAINER:PATH HOSTPATH or HOSTPATH CONTAINER:PATH (- is a tar on stdin/stdout; extension)')
+    .argument('<from>')
+    .argument('<to>')
+    .action((from: string, to: string) =>
+      run({}, async (s) => {
+        const src = containerSpec(from);
+        const dst = containerSpec(to);
+        if ((src === undefined) === (dst === undefined)) throw new UsageError('nstar cp: exactly one of the two paths must be CONTAINER:PATH');
+        if (src) await copyFromContainer(await s.connect(), await s.resolve(src.container), src.path, to, process.stdout);
+        else await copyToContainer(await s.connect(), from, await s.resolve(dst!.container), dst!.path, process.stdin);
+      }),
+    );
+}
+
 /** Runs nstar with `argv` (without node and script); resolves to the exit code. */
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
   let code = 0;
@@ -746,7 +828,9 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     const g = program.opts<Globals>();
     const s = new Session(g, io, o.json === true || g.json === true);
     try {
-      if ((await fn(s)) === false) code = 1;
+      const r = await fn(s);
+      if (r === false) code = 1;
+      else if (typeof r === 'number') code = r;
     } catch (e) {
       code = 1;
       io.err(`nstar: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -13,6 +13,7 @@ import type { Duplex, Readable } from 'node:stream';
 import { RuntimeError, type ErrorCode, type WireError } from '../model/errors.js';
 import { VERSION } from '../model/version.js';
 import { encodeMessage, FrameReader, parseJson } from '../console/codec.js';
+import { AttachedStream } from './attached.js';
 import { Container } from './container.js';
 import { explain, type Action } from './messages.js';
 import {
@@ -34,6 +35,7 @@ import {
 export type * from '../console/protocol.js';
 export { explain, type Action } from './messages.js';
 export { Container, signalNumber, type Abortable, type ExecOptions, type Signal, type StartOptions, type StopOptions } from './container.js';
+export { AttachedStream } from './attached.js';
 
 /**
  * Where `nstar` looks without `-u` (deviation 16): the embedded default
@@ -147,6 +149,8 @@ export interface ConnectOptions {
 interface Pending {
   resolve: (r: Response) => void;
   reject: (e: Error) => void;
+  /** An attached request: an `ok` ends line mode (spec/streams.md). */
+  attached?: boolean;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout?: () => void): Promise<T> {
@@ -306,6 +310,8 @@ export class Client {
           const p = this.pending.shift();
           if (!p) throw new ClientError('protocol', `a response without a request: ${line.slice(0, 80)}`);
           p.resolve(m.response);
+          // The rest of the connection is frames, read by the AttachedStream.
+          if (p.attached && isOk(m.response)) return;
         } else throw new ClientError('protocol', `unexpected message ${line.slice(0, 80)}`);
       }
       this.fail(new ClientError('closed', 'the runtime closed the connection'));
@@ -386,6 +392,49 @@ export class Client {
     const p = this.chain.then(run, run);
     this.chain = p.catch(() => undefined);
     return p;
+  }
+
+  /**
+   * Sends an attached request (spec/streams.md). An `ok` response hands the
+   * connection to the returned stream: this client takes no further
+   * requests. A refusal throws like any request and leaves the client usable.
+   */
+  async attach(req: Request): Promise<{ response: Response; stream: AttachedStream }> {
+    const run = async () => {
+      if (this.closedError) throw this.closedError;
+      const response = new Promise<Response>((resolve, reject) => this.pending.push({ resolve, reject, attached: true }));
+      this.write({ request: canonicalRequest(req) });
+      return response;
+    };
+    const p = this.chain.then(run, run);
+    this.chain = p.catch(() => undefined);
+    const r = await p;
+    const variant = typeof req === 'string' ? req : Object.keys(req)[0]!;
+    const body = expect(r, variant) as { error?: { error: WireError } };
+    if (body.error) throw ClientError.runtime(body.error.error);
+    this.closedError = new ClientError('closed', 'the connection was handed to an attached request');
+    this.chain = Promise.reject(this.closedError);
+    this.chain.catch(() => undefined);
+    return { response: r, stream: new AttachedStream(this.reader, this.stream) };
+  }
+
+  /** copy_out: a tar of `path` (its entries named relative to the parent of `path`) as it arrives. */
+  async copyOut(container: string, path: string): Promise<AttachedStream> {
+    return (await this.attach({ copy_out: { container, path } })).stream;
+  }
+
+  /** copy_in: extracts the `size` bytes of tar in `data` below `path`. */
+  async copyIn(container: string, path: string, data: Readable | Buffer, size: number): Promise<string> {
+    const r = await this.request({ copy_in: { container, path, size } }, async (s) => {
+      if (Buffer.isBuffer(data)) return writeAll(s, data);
+      let sent = 0;
+      for await (const chunk of data as AsyncIterable<Buffer>) {
+        await writeAll(s, chunk);
+        sent += chunk.length;
+      }
+      if (sent !== size) throw new Error(`the tar stream had ${sent} bytes, announced ${size}`);
+    });
+    return unwrap(expect(r, 'copy_in') as ContainerResult, 'copy');
   }
 
   close(): void {
@@ -565,6 +614,12 @@ function expect(r: Response, variant: string): unknown {
     if (variant in r) return (r as Record<string, unknown>)[variant];
   } else if (r === variant) return r;
   throw new ClientError('protocol', `expected a ${variant} response, got ${JSON.stringify(r).slice(0, 120)}`);
+}
+
+function isOk(r: Response): boolean {
+  if (typeof r !== 'object' || r === null) return false;
+  const v = Object.values(r)[0] as unknown;
+  return typeof v === 'object' && v !== null && 'ok' in v;
 }
 
 function unwrap(r: ContainerResult, action: Action): string {

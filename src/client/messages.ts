@@ -18,6 +18,7 @@ export type Action =
   | 'install'
   | 'uninstall'
   | 'inspect'
+  | 'copy'
   | 'request';
 
 /** What the action does to a container, for "cannot <doing> x". */
@@ -33,6 +34,7 @@ const DOING: Record<Action, string> = {
   install: 'install',
   uninstall: 'uninstall',
   inspect: 'inspect',
+  copy: 'copy files of',
   request: 'use',
 };
 

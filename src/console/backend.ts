@@ -1,6 +1,7 @@
 // What the console shares with the runtime: the limits of a console, who is
 // on the other end of a connection, and the ConsoleBackend the runtime
 // implements. Types and two small helpers only.
+import type { AttachResult } from './attached.js';
 import type { InstallResult, Notification, Request, Response } from './protocol.js';
 
 /** Limits of one console (config `console.options` / `console.global.options`; camelCase as in Config). */
@@ -57,4 +58,13 @@ export interface ConsoleBackend {
   request(req: Request, ctx: RequestContext): Promise<Response>;
   install(repository: string, size: number, data: AsyncIterable<Buffer>, ctx: RequestContext): Promise<InstallResult>;
   subscribe(cb: (n: Notification) => void): () => void;
+  /**
+   * Attached requests (spec/streams.md: `copy_out`, `exec` with `attach`),
+   * after the permission check. A result with a session switches the
+   * connection to frames after its `ok` line; without one (an error) the
+   * connection stays in JSON mode. Absent: such requests get an error.
+   */
+  attach?(req: Request, ctx: RequestContext): Promise<AttachResult>;
+  /** `copy_in`: consumes exactly `size` tar bytes like `install` consumes an NPK; resolves to the `copy_in` response. */
+  copyIn?(req: { container: string; path: string; size: number }, data: AsyncIterable<Buffer>, ctx: RequestContext): Promise<Response>;
 }

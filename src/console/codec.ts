@@ -68,7 +68,13 @@ export function parseLine(line: string): unknown {
  * than `highWater` bytes wait unread, so a fast sender cannot grow memory.
  */
 export class FrameReader {
-  private buf: Buffer = Buffer.alloc(0);
+  /**
+   * Received bytes as the chunks the socket delivered: appending never
+   * copies what is already held (a paused stream holding a MiB would
+   * otherwise copy it again for every 64 KiB that arrives).
+   */
+  private chunks: Buffer[] = [];
+  private size = 0;
   private ended = false;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
@@ -80,8 +86,9 @@ export class FrameReader {
   ) {
     this.highWater = Math.max(maxLine + 1, 1 << 20);
     stream.on('data', (d: Buffer) => {
-      this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
-      if (this.buf.length > this.highWater) stream.pause();
+      this.chunks.push(d);
+      this.size += d.length;
+      if (this.size > this.highWater) stream.pause();
       this.notify();
     });
     stream.on('end', () => {
@@ -100,7 +107,7 @@ export class FrameReader {
 
   /** Bytes received but not yet read. */
   get buffered(): number {
-    return this.buf.length;
+    return this.size;
   }
 
   private notify(): void {
@@ -109,11 +116,31 @@ export class FrameReader {
     w?.();
   }
 
-  private take(n: number): Buffer {
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
-    if (this.buf.length <= this.highWater && this.stream.isPaused()) this.stream.resume();
+  /** The held bytes as one buffer (for line scanning). */
+  private get buf(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0] ?? Buffer.alloc(0);
+  }
+
+  /** Removes and returns the first `n` bytes (n <= the first chunk's length). */
+  private takeHead(n: number): Buffer {
+    const head = this.chunks[0]!;
+    let out: Buffer;
+    if (n === head.length) {
+      out = head;
+      this.chunks.shift();
+    } else {
+      out = head.subarray(0, n);
+      this.chunks[0] = head.subarray(n);
+    }
+    this.size -= n;
+    if (this.size <= this.highWater && this.stream.isPaused()) this.stream.resume();
     return out;
+  }
+
+  private take(n: number): Buffer {
+    void this.buf;
+    return this.takeHead(n);
   }
 
   /** Waits for more data, EOF or an error; rejects with ReadTimeout after `timeoutMs`. */
@@ -130,7 +157,7 @@ export class FrameReader {
           reject(new ReadTimeout(timeoutMs));
         }, timeoutMs);
       }
-      if (this.stream.isPaused() && this.buf.length <= this.highWater) this.stream.resume();
+      if (this.stream.isPaused() && this.size <= this.highWater) this.stream.resume();
     });
   }
 
@@ -161,7 +188,12 @@ export class FrameReader {
   /** Up to `max` raw bytes, or null at EOF; ReadTimeout when nothing arrives in `timeoutMs`. */
   async readChunk(max: number, timeoutMs?: number): Promise<Buffer | null> {
     for (;;) {
-      if (this.buf.length > 0) return Buffer.from(this.take(Math.min(max, this.buf.length)));
+      if (this.size > 0) {
+        // At most the first chunk: no copy, and a caller's piece never pins the rest.
+        const head = this.chunks[0]!;
+        const n = Math.min(max, head.length);
+        return n === head.length ? this.takeHead(n) : Buffer.from(this.takeHead(n));
+      }
       if (this.failure) throw this.failure;
       if (this.ended) return null;
       await this.more(timeoutMs);

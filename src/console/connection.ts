@@ -13,6 +13,7 @@ import { encodeMessage, FrameReader, LineTooLong, ReadTimeout } from './codec.js
 import {
   canonicalResponse,
   decodeConnect,
+  isAttachedRequest,
   decodeRequest,
   errorResponse,
   notificationExtension,
@@ -25,6 +26,7 @@ import {
 } from './protocol.js';
 import { formatPermissions, requiredPermission, type Permissions } from './permissions.js';
 import { Throttle } from './throttle.js';
+import { attachedResult, runAttached } from './attached.js';
 import type { TokenAuthority } from './token.js';
 
 /** The Rust client copies NPKs with a 1 MiB buffer; we hand the backend chunks of at most this. */
@@ -289,6 +291,7 @@ export class Connection {
       if (isInstallAttempt(tagged.request)) throw new Close(`invalid install request: ${cause}`);
       return;
     }
+    if (isAttachedRequest(req)) return this.attached(req);
     this.inFlight = true;
     try {
       const response = await this.handle(req);
@@ -309,6 +312,7 @@ export class Connection {
 
   private async handle(req: Request): Promise<Response> {
     if (typeof req === 'object' && 'install' in req) return this.install(req.install.repository, req.install.size);
+    if (typeof req === 'object' && 'copy_in' in req) return this.install('', req.copy_in.size, req);
     if (!this.perms.has(requiredPermission(req))) return { permission_denied: req };
     if (req === 'ident') return { ident: this.container ?? 'extern:0.0.0' };
     if (typeof req === 'object' && 'token_create' in req) {
@@ -330,17 +334,38 @@ export class Connection {
   }
 
   /**
+   * An attached request (spec/streams.md): a refusal is an ordinary response;
+   * an `ok` unsubscribes, goes out after the queued notifications, and hands
+   * the connection to the session until it closes.
+   */
+  private async attached(req: Request): Promise<void> {
+    this.inFlight = true;
+    try {
+      const r = await attachedResult.open(this.server.backend, req, this.perms, this.ctx());
+      if (!r.session) return this.send({ response: canonicalResponse(r.response) });
+      this.subscribed = false;
+      this.queue.push(encodeMessage({ response: canonicalResponse(r.response) }));
+      this.pump();
+      await attachedResult.drained(this.socket, () => this.queue.length === 0, this.closed);
+      await runAttached(this.socket, this.reader, r.session);
+      await this.closed;
+    } finally {
+      this.inFlight = false;
+    }
+  }
+
+  /**
    * Streams `size` raw bytes to the backend. Over the size limit the
    * connection closes unanswered (before reading). Without permission the
    * bytes are drained (deviation 5: never parsed as JSON).
    */
-  private async install(repository: string, size: number): Promise<Response> {
+  private async install(repository: string, size: number, copyIn?: Request & { copy_in: unknown }): Promise<Response> {
     const peer = formatPeer(this.peer);
     if (size > this.opts.maxNpkInstallSize) {
-      log.warn(`${peer}: install of ${size} bytes exceeds max_npk_install_size ${this.opts.maxNpkInstallSize}`);
+      log.warn(`${peer}: ${copyIn ? 'copy_in' : 'install'} of ${size} bytes exceeds max_npk_install_size ${this.opts.maxNpkInstallSize}`);
       throw new Close('npk too large');
     }
-    const req: Request = { install: { repository, size } };
+    const req: Request = copyIn ?? { install: { repository, size } };
     let left = size;
     const chunkTimeout = this.opts.npkStreamTimeoutMs;
     const limitMs = installDeadlineMs(size, this.server.installTimeoutMs);
@@ -369,20 +394,22 @@ export class Connection {
     };
     const aborted = (): never => {
       const why = streamFailure instanceof ReadTimeout ? `no data within ${chunkTimeout} ms` : streamFailure!.message;
-      log.warn(`${peer}: install of ${size} bytes into ${repository} aborted after ${size - left} bytes: ${why}`);
+      const what = copyIn ? `copy_in of ${size} bytes` : `install of ${size} bytes into ${repository}`;
+      log.warn(`${peer}: ${what} aborted after ${size - left} bytes: ${why}`);
       throw new Close(`install stream: ${why}`);
     };
     let result: Response;
-    if (!this.perms.has('install')) {
+    if (!this.perms.has(requiredPermission(req))) {
       result = { permission_denied: req };
     } else {
       try {
-        result = { install: await this.server.backend.install(repository, size, data(), this.ctx()) };
+        if (copyIn) result = await attachedResult.copyIn(this.server.backend, copyIn, data(), this.ctx());
+        else result = { install: await this.server.backend.install(repository, size, data(), this.ctx()) };
       } catch (e) {
         if (streamFailure) aborted();
-        result = { install: { error: { error: RuntimeError.from(e).toWire() } } };
+        result = errorResponse(req, RuntimeError.from(e).toWire());
       }
-      if (!streamFailure && 'error' in result.install) {
+      if (!streamFailure && typeof result === 'object' && 'install' in result && 'error' in result.install) {
         log.warn(`${peer}: install into ${repository} failed: ${RuntimeError.fromWire(result.install.error.error).message}`);
       }
     }
@@ -405,10 +432,10 @@ export class Connection {
  */
 function northstarInspect(r: Response): Response {
   if (typeof r !== 'object' || !('inspect' in r) || !('ok' in r.inspect)) return r;
-  const { startup: _startup, state: _state, restarts: _restarts, health: _health, ...data } = r.inspect.ok.data;
+  const { startup: _startup, state: _state, restarts: _restarts, health: _health, network: _network, ...data } = r.inspect.ok.data;
   return { inspect: { ok: { container: r.inspect.ok.container, data } } };
 }
 
 function isInstallAttempt(v: unknown): boolean {
-  return typeof v === 'object' && v !== null && 'install' in v;
+  return typeof v === 'object' && v !== null && ('install' in v || 'copy_in' in v);
 }

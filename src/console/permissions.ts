@@ -7,7 +7,7 @@ import type { Request } from './protocol.js';
 
 export { NORTHSTAR_PERMISSIONS };
 
-export const EXTENSION_PERMISSIONS = ['stop', 'exec', 'pause', 'resume'] as const;
+export const EXTENSION_PERMISSIONS = ['stop', 'exec', 'pause', 'resume', 'copy'] as const;
 
 export const CONSOLE_PERMISSIONS = [...NORTHSTAR_PERMISSIONS, ...EXTENSION_PERMISSIONS] as const;
 export type ConsolePermission = (typeof CONSOLE_PERMISSIONS)[number];
@@ -40,6 +40,7 @@ export function requiredPermission(r: Request): ConsolePermission {
     const plain = (s.init ?? null) === null && s.arguments.length === 0 && Object.keys(s.environment).length === 0;
     return plain ? 'start' : 'start_command';
   }
+  if ('copy_in' in r || 'copy_out' in r) return 'copy';
   return Object.keys(r)[0] as ConsolePermission;
 }
 

@@ -77,15 +77,24 @@ export type Request =
         arguments: string[];
         environment: Record<string, string>;
         wait: boolean;
+        /** spec/streams.md: stdio relayed as frames after the `ok` line; `wait` is then ignored. */
+        attach?: boolean;
+        tty?: boolean;
+        cols?: number;
+        rows?: number;
       };
     }
+  /** spec/streams.md: `size` bytes of a POSIX tar follow the line, extracted below `path`. */
+  | { copy_in: { container: Container; path: string; size: number } }
+  /** spec/streams.md: the `ok` line, then a tar of `path` on channel 1. */
+  | { copy_out: { container: Container; path: string } }
   | { pause: { container: Container } }
   | { resume: { container: Container } };
 
 export type RequestName = Request extends infer R ? (R extends string ? R : keyof R & string) : never;
 
 /** The extension request names (not part of Northstar 0.9). */
-export const EXTENSION_REQUESTS = ['stop', 'exec', 'pause', 'resume'] as const;
+export const EXTENSION_REQUESTS = ['stop', 'exec', 'pause', 'resume', 'copy_in', 'copy_out'] as const;
 
 export type ContainerResult = { ok: { container: Container } } | { error: { container: Container; error: WireError } };
 
@@ -111,6 +120,8 @@ export interface ContainerData {
   restarts?: RestartData;
   /** Extension (manifest `health`): the health check's state while running, else null. */
   health?: HealthData | null;
+  /** Extension: the interfaces of a started container's network namespace (spec/streams.md). */
+  network?: NetworkInterface[] | null;
 }
 
 export interface RestartData {
@@ -124,6 +135,13 @@ export interface HealthData {
   status: 'starting' | 'healthy' | 'unhealthy';
   /** Failed checks in a row. */
   failures: number;
+}
+
+export interface NetworkInterface {
+  name: string;
+  mac: string | null;
+  up: boolean;
+  addresses: { family: 'inet' | 'inet6'; address: string; prefix: number }[];
 }
 
 export type InspectResult =
@@ -158,6 +176,8 @@ export type Response =
   | { exec: ExecResult }
   | { pause: ContainerResult }
   | { resume: ContainerResult }
+  | { copy_in: ContainerResult }
+  | { copy_out: ContainerResult }
   /** A request the runtime could not understand (well-formed JSON of a wrong shape). */
   | { error: WireError };
 
@@ -371,8 +391,17 @@ const REQUEST_DECODERS: Record<string, (v: Json, p: string) => Request> = {
         arguments: f.arguments === undefined ? [] : array(f.arguments, `${p}.arguments`, nonNul),
         environment: f.environment === undefined ? {} : stringMap(f.environment, `${p}.environment`),
         wait: f.wait === undefined ? false : bool(f.wait, `${p}.wait`),
+        ...execAttach(f, p),
       },
     };
+  },
+  copy_in: (v, p) => {
+    const f = fields(v, p, ['container', 'path', 'size']);
+    return { copy_in: { container: container(f.container, `${p}.container`), path: nonNul(f.path, `${p}.path`), size: u64(f.size, `${p}.size`) } };
+  },
+  copy_out: (v, p) => {
+    const f = fields(v, p, ['container', 'path']);
+    return { copy_out: { container: container(f.container, `${p}.container`), path: nonNul(f.path, `${p}.path`) } };
   },
   pause: (v, p) => {
     const f = fields(v, p, ['container']);
@@ -383,6 +412,24 @@ const REQUEST_DECODERS: Record<string, (v: Json, p: string) => Request> = {
     return { resume: { container: container(f.container, `${p}.container`) } };
   },
 };
+
+/** The attached exec fields (spec/streams.md); absent when not attached, so a plain exec keeps its old shape. */
+function execAttach(f: Record<string, Json>, p: string): { attach?: boolean; tty?: boolean; cols?: number; rows?: number } {
+  const out: { attach?: boolean; tty?: boolean; cols?: number; rows?: number } = {};
+  if (f.attach !== undefined && f.attach !== null) out.attach = bool(f.attach, `${p}.attach`);
+  if (f.tty !== undefined && f.tty !== null) out.tty = bool(f.tty, `${p}.tty`);
+  const u16 = (v: Json, q: string) => int(v, q, 1, 65535, 'a terminal size (1..65535)');
+  if (f.cols !== undefined && f.cols !== null) out.cols = u16(f.cols, `${p}.cols`);
+  if (f.rows !== undefined && f.rows !== null) out.rows = u16(f.rows, `${p}.rows`);
+  if (out.tty && !out.attach) throw new ProtocolError(`${p}.tty: needs \`attach\``);
+  if ((out.cols !== undefined || out.rows !== undefined) && !out.tty) throw new ProtocolError(`${p}: cols/rows need \`tty\``);
+  return out;
+}
+
+/** Requests that switch their connection to frames after an `ok` (spec/streams.md). */
+export function isAttachedRequest(r: Request): boolean {
+  return typeof r === 'object' && (('copy_out' in r) || ('exec' in r && r.exec.attach === true));
+}
 
 /** Validates the value of a `request` message. */
 export function decodeRequest(v: Json, path = 'request'): Request {
@@ -468,6 +515,7 @@ function canonData(d: ContainerData): ContainerData {
     out.restarts = { count: r.count, last_reason: r.last_reason, next_attempt_ms: r.next_attempt_ms, gave_up: r.gave_up };
   }
   if (d.health !== undefined) out.health = d.health && { status: d.health.status, failures: d.health.failures };
+  if (d.network !== undefined) out.network = d.network;
   return out;
 }
 
@@ -482,6 +530,8 @@ export function canonicalResponse(r: Response): Response {
     case 'stop':
     case 'pause':
     case 'resume':
+    case 'copy_in':
+    case 'copy_out':
       return { [n]: canonResult(v) } as Response;
     case 'mount':
     case 'umount':
@@ -523,6 +573,8 @@ export function errorResponse(req: Request, error: WireError): Response {
     case 'resume':
     case 'exec':
     case 'inspect':
+    case 'copy_in':
+    case 'copy_out':
       return { [n]: err(c, error) } as Response;
     case 'mount':
     case 'umount':

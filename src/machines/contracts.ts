@@ -100,7 +100,7 @@ export interface Launched {
   /** Signals the container's process group (ESRCH ignored). */
   kill(signal: number): void;
   /** Runs an additional process inside the running container (exec request). */
-  exec?(req: { path: string; args: string[]; env: Record<string, string> }): Promise<{ pid: number; exited: Promise<ExitStatus> }>;
+  exec?(req: { path: string; args: string[]; env: Record<string, string>; stdio?: [number, number, number]; tty?: boolean }): Promise<{ pid: number; exited: Promise<ExitStatus> }>;
 }
 
 // Process actor events (to the parent machine):

@@ -30,7 +30,8 @@ export type Request =
   | { type: 'install'; repository: string; data: AsyncIterable<Buffer | Uint8Array>; size?: number }
   | { type: 'uninstall'; container: string; wipe: boolean }
   | { type: 'inspect'; container: string; categories?: string[] }
-  | { type: 'exec'; container: string; path: string; args: string[]; env: Record<string, string> }
+  /** `stdio`: the caller's fds for the process's stdin/stdout/stderr (attached exec; the caller keeps and closes them). */
+  | { type: 'exec'; container: string; path: string; args: string[]; env: Record<string, string>; stdio?: [number, number, number]; tty?: boolean }
   | { type: 'pause'; container: string }
   | { type: 'resume'; container: string }
   | { type: 'stats'; container: string; categories?: string[] }

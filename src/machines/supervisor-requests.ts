@@ -83,7 +83,7 @@ function forward(
     case 'resume':
       return fx.send(entry.ref, { type: r.type, reply });
     case 'exec':
-      return fx.send(entry.ref, { type: 'exec', exec: { path: r.path, args: r.args, env: r.env }, reply: reply as never });
+      return fx.send(entry.ref, { type: 'exec', exec: { path: r.path, args: r.args, env: r.env, ...(r.stdio ? { stdio: r.stdio, tty: r.tty } : {}) }, reply: reply as never });
     case 'inspect':
       return fx.send(entry.ref, {
         type: 'inspect',

@@ -213,6 +213,13 @@ function opt<T>(t: Obj, key: string, path: string, fn: (v: unknown, p: string) =
   return has(t, key) ? fn(t[key], join(path, key)) : dflt;
 }
 
+/**
+ * Our console's extension permissions (src/console/permissions.ts
+ * EXTENSION_PERMISSIONS; kept here so the model does not import the console):
+ * grantable one by one in a config list, included in "full".
+ */
+export const CONFIG_EXTENSION_PERMISSIONS = ['stop', 'exec', 'pause', 'resume', 'copy'] as const;
+
 function permissions(v: unknown, path: string): Permission[] {
   if (typeof v === 'string') {
     if (v.trim() !== 'full') fail(path, `invalid console permission: ${v} (expected "full" or a list)`);
@@ -222,10 +229,12 @@ function permissions(v: unknown, path: string): Permission[] {
   const set = new Set<string>();
   v.forEach((p, i) => {
     const s = str(p, `${path}[${i}]`);
-    if (!(PERMISSIONS as readonly string[]).includes(s)) fail(`${path}[${i}]`, `unknown permission "${s}", expected one of: ${PERMISSIONS.join(', ')}`);
+    const known: readonly string[] = [...PERMISSIONS, ...CONFIG_EXTENSION_PERMISSIONS];
+    if (!known.includes(s)) fail(`${path}[${i}]`, `unknown permission "${s}", expected one of: ${known.join(', ')}`);
     set.add(s);
   });
-  return PERMISSIONS.filter((p) => set.has(p));
+  // Extension names ride along in the list (the console's permissionSet knows them).
+  return [...PERMISSIONS, ...CONFIG_EXTENSION_PERMISSIONS].filter((p) => set.has(p)) as Permission[];
 }
 
 function consoleOptions(v: unknown, path: string): ConsoleOptions {

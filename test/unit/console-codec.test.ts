@@ -4,7 +4,8 @@ import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 
 import { encodeMessage, FrameReader, LineTooLong, ReadTimeout } from '../../src/console/codec.js';
-import { NORTHSTAR_PERMISSIONS, permissionSet, requiredPermission } from '../../src/console/permissions.js';
+import { EXTENSION_PERMISSIONS, NORTHSTAR_PERMISSIONS, permissionSet, requiredPermission } from '../../src/console/permissions.js';
+import { CONFIG_EXTENSION_PERMISSIONS, parseConfig } from '../../src/model/config.js';
 import { canonicalResponse, decodeMessage, decodeRequest, ProtocolError, type Request } from '../../src/console/protocol.js';
 import { Throttle, type ThrottleClock } from '../../src/console/throttle.js';
 import { TokenAuthority } from '../../src/console/token.js';
@@ -117,6 +118,8 @@ test('responses are reordered into serde field order whatever order the backend 
   );
 });
 
+const COPY_ONLY = 'run_dir = "r"\ndata_dir = "d"\nsocket_dir = "s"\ncgroup = "n"\n[console.global]\nbind = "unix:///tmp/n.sock"\npermissions = ["copy", "list"]\n';
+
 test('start needs start_command as soon as it overrides init, arguments or environment', () => {
   const start = (init: string | null, args: string[], env: Record<string, string>): Request => ({
     start: { container: 'c:0.0.1', init, arguments: args, environment: env },
@@ -128,10 +131,14 @@ test('start needs start_command as soon as it overrides init, arguments or envir
   assert.equal(requiredPermission({ token_verify: { token: '', user: 'u', shared: '' } }), 'token_verification');
   assert.equal(requiredPermission('list'), 'list');
   assert.equal(requiredPermission({ stop: { container: 'c:0.0.1', grace_ms: 1 } }), 'stop');
-  assert.equal(permissionSet('full').size, 19);
-  assert.equal(permissionSet([...NORTHSTAR_PERMISSIONS]).size, 19, 'all 15 of Northstar is full, extensions included');
+  assert.equal(requiredPermission({ copy_out: { container: 'c:0.0.1', path: '/d' } }), 'copy');
+  assert.equal(requiredPermission({ copy_in: { container: 'c:0.0.1', path: '/d', size: 0 } }), 'copy');
+  assert.equal(permissionSet('full').size, 20);
+  assert.equal(permissionSet([...NORTHSTAR_PERMISSIONS]).size, 20, 'all 15 of Northstar is full, extensions included');
   assert.equal(permissionSet(NORTHSTAR_PERMISSIONS.filter((x) => x !== 'kill')).has('stop'), false);
   assert.throws(() => permissionSet(['list', 'root']), /unknown console permission "root"/);
+  assert.deepEqual([...CONFIG_EXTENSION_PERMISSIONS], [...EXTENSION_PERMISSIONS], 'config knows every extension permission');
+  assert.deepEqual([...permissionSet(parseConfig(COPY_ONLY).console.global!.permissions)], ['list', 'copy']);
 });
 
 test('tokens verify as Ok, Invalid, Expired and Future on a simulated clock', () => {

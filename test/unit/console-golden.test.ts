@@ -93,6 +93,15 @@ const GOLDEN: [string, string][] = [
     '{"response":{"uninstall":{"ok":{"container":"hello-world:0.0.1"}}}}',
   ],
   ['{"request":"shutdown"}', '{"response":"shutdown"}'],
+  // spec/streams.md: tty needs attach; a runtime without attached sessions refuses copy_out in JSON mode.
+  [
+    '{"request":{"exec":{"container":"c:0.0.1","path":"/bin/sh","tty":true}}}',
+    '{"response":{"error":{"invalid_arguments":{"cause":"request.exec.tty: needs `attach`"}}}}',
+  ],
+  [
+    '{"request":{"copy_out":{"container":"c:0.0.1","path":"/data"}}}',
+    '{"response":{"copy_out":{"error":{"container":"c:0.0.1","error":{"unexpected":{"error":"this runtime does not support attached requests"}}}}}}',
+  ],
 ];
 
 test('every request of spec/console.md §4.2 gets the literal response line', async (t) => {

@@ -50,7 +50,8 @@ function fakeSupervisor() {
             manifest,
             repository: 'mem',
             mounted: true,
-            process: { pid: 42, uptime: 7, statistics: null },
+            // A pid above PID_MAX_LIMIT: no such process, so inspect finds no network namespace.
+            process: { pid: 4194305, uptime: 7, statistics: null },
             state: 'started.running',
             startup: { total: 3.5 },
           };
@@ -108,7 +109,7 @@ test('wire requests reach the supervisor and its answers come back in wire shape
     ['{"request":{"stop":{"container":"hello:0.0.1","grace_ms":500}}}', '{"response":{"stop":{"ok":{"container":"hello:0.0.1"}}}}'],
     [
       '{"request":{"inspect":{"container":"hello:0.0.1","statistics":["cpu","memory"]}}}',
-      '{"response":{"inspect":{"ok":{"container":"hello:0.0.1","data":{"manifest":{"name":"hello","version":"0.0.1","init":"/hello","uid":1000,"gid":1000},"repository":"mem","mounted":true,"process":{"pid":42,"uptime":7,"statistics":{}},"startup":{"total":3.5},"state":"started.running"}}}}}',
+      '{"response":{"inspect":{"ok":{"container":"hello:0.0.1","data":{"manifest":{"name":"hello","version":"0.0.1","init":"/hello","uid":1000,"gid":1000},"repository":"mem","mounted":true,"process":{"pid":4194305,"uptime":7,"statistics":{}},"startup":{"total":3.5},"state":"started.running","network":null}}}}}',
     ],
     [
       '{"request":{"exec":{"container":"hello:0.0.1","path":"/bin/x","arguments":["a"],"environment":{},"wait":true}}}',
