@@ -92,7 +92,6 @@ const GOLDEN: [string, string][] = [
     '{"request":{"uninstall":{"container":"hello-world:0.0.1","wipe":true}}}',
     '{"response":{"uninstall":{"ok":{"container":"hello-world:0.0.1"}}}}',
   ],
-  ['{"request":"shutdown"}', '{"response":"shutdown"}'],
   // spec/streams.md: tty needs attach; a runtime without attached sessions refuses copy_out in JSON mode.
   [
     '{"request":{"exec":{"container":"c:0.0.1","path":"/bin/sh","tty":true}}}',
@@ -102,6 +101,8 @@ const GOLDEN: [string, string][] = [
     '{"request":{"copy_out":{"container":"c:0.0.1","path":"/data"}}}',
     '{"response":{"copy_out":{"error":{"container":"c:0.0.1","error":{"unexpected":{"error":"this runtime does not support attached requests"}}}}}}',
   ],
+  // Last: the fake runtime closes its console after a shutdown, as the runtime does.
+  ['{"request":"shutdown"}', '{"response":"shutdown"}'],
 ];
 
 test('every request of spec/console.md §4.2 gets the literal response line', async (t) => {
