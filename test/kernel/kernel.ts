@@ -48,21 +48,37 @@ export function kernelPackage(): string {
   return pkg;
 }
 
-/** The cached .deb of `pkg`, downloaded on first use. */
-function kernelDeb(pkg: string): string {
+/** The cached .deb of `pkg`, downloaded on first use; undefined when the download failed. */
+function kernelDeb(pkg: string): string | undefined {
   mkdirSync(CACHE, { recursive: true });
   const cached = () => readdirSync(CACHE).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
   if (!cached()) {
     try {
       // As root, apt's sandbox user could not write here: download as root.
       run('apt-get', ['download', '-o', 'APT::Sandbox::User=root', pkg], CACHE);
-    } catch (e) {
-      throw new Missing(`apt-get download ${pkg} failed: ${(e as Error).message.split('\n')[0]}`);
+    } catch {
+      return undefined;
     }
   }
   const f = cached();
-  if (!f) throw new Missing(`apt-get download ${pkg} left no .deb in ${CACHE}`);
+  if (!f) return undefined;
+  // Only the current kernel is kept: an older .deb and its build go.
+  for (const old of readdirSync(CACHE).filter((e) => e.startsWith('linux-image-') && e !== f)) rmSync(join(CACHE, old), { force: true });
+  for (const old of readdirSync(CACHE).filter((e) => /^\d/.test(e) && !pkg.endsWith(e))) rmSync(join(CACHE, old), { recursive: true, force: true });
   return join(CACHE, f);
+}
+
+/** The kernel package's .deb; stale package lists (the package is gone from the archive) are updated once. */
+function download(): { pkg: string; deb: string } {
+  let pkg = kernelPackage();
+  let deb = kernelDeb(pkg);
+  if (!deb) {
+    run('apt-get', ['update', '-qq']);
+    pkg = kernelPackage();
+    deb = kernelDeb(pkg);
+  }
+  if (!deb) throw new Missing(`apt-get download ${pkg} failed`);
+  return { pkg, deb };
 }
 
 /** The modules' .ko paths below `root`, each after its dependencies (kmod's modprobe reads the modules.dep of `depmod -b`). */
@@ -78,9 +94,8 @@ function moduleOrder(root: string, version: string): string[] {
   return order;
 }
 
-/** The kernel and initramfs for the guest, built once per kernel version and input. */
-export function guestKernel(): GuestKernel {
-  for (const tool of ['apt-cache', 'depmod', 'modprobe', 'cpio', 'gzip']) {
+function requireTools(): void {
+  for (const tool of ['apt-cache', 'apt-get', 'dpkg', 'depmod', 'modprobe', 'cpio', 'gzip']) {
     try {
       run('sh', ['-c', `command -v ${tool}`]);
     } catch {
@@ -88,14 +103,20 @@ export function guestKernel(): GuestKernel {
     }
   }
   if (!existsSync(BUSYBOX)) throw new Missing(`no ${BUSYBOX} (apt-get install busybox-static)`);
-  const pkg = kernelPackage();
+}
+
+/** Where the kernel of `pkg` and an initramfs made of the current inputs are cached. */
+function cached(pkg: string): GuestKernel {
   const version = pkg.replace(/^linux-image-/, '');
   const key = createHash('sha256').update(readFileSync(INIT)).update(MODULES.join(' ')).update(readFileSync(BUSYBOX)).digest('hex').slice(0, 12);
   const dir = join(CACHE, version);
-  const kernel = { version, vmlinuz: join(dir, 'vmlinuz'), initramfs: join(dir, `initramfs-${key}.cpio.gz`) };
-  if (existsSync(kernel.vmlinuz) && existsSync(kernel.initramfs)) return kernel;
+  return { version, vmlinuz: join(dir, 'vmlinuz'), initramfs: join(dir, `initramfs-${key}.cpio.gz`) };
+}
 
-  const deb = kernelDeb(pkg);
+/** Unpacks the kernel package and builds the initramfs; both are renamed into place last, so a killed run leaves no half-built cache. */
+function build(deb: string, kernel: GuestKernel): void {
+  const dir = dirname(kernel.initramfs);
+  rmSync(dir, { recursive: true, force: true }); // an older initramfs included
   mkdirSync(dir, { recursive: true });
   const work = mkdtempSync(join(CACHE, '.build-'));
   try {
@@ -105,18 +126,26 @@ export function guestKernel(): GuestKernel {
     for (const d of ['bin', 'modules', 'proc', 'sys', 'dev']) mkdirSync(join(initrd, d), { recursive: true });
     copyFileSync(BUSYBOX, join(initrd, 'bin/busybox'));
     copyFileSync(INIT, join(initrd, 'init'));
-    const order = moduleOrder(root, version);
+    const order = moduleOrder(root, kernel.version);
     for (const ko of order) copyFileSync(ko, join(initrd, 'modules', basename(ko)));
     writeFileSync(join(initrd, 'modules/order'), order.map((ko) => basename(ko)).join('\n') + '\n');
     run('chmod', ['0755', join(initrd, 'init'), join(initrd, 'bin/busybox')]);
-    const tmp = join(work, 'initramfs.cpio.gz');
-    run('sh', ['-c', `find . | cpio -o -H newc --quiet | gzip -1 > ${JSON.stringify(tmp)}`], initrd);
-    // Renamed into place last: a run killed half-way leaves no half-built cache.
-    copyFileSync(join(root, 'boot', `vmlinuz-${version}`), join(work, 'vmlinuz'));
+    run('sh', ['-c', 'find . | cpio -o -H newc --quiet | gzip -1 > ../initramfs.cpio.gz'], initrd);
+    copyFileSync(join(root, 'boot', `vmlinuz-${kernel.version}`), join(work, 'vmlinuz'));
     renameSync(join(work, 'vmlinuz'), kernel.vmlinuz);
-    renameSync(tmp, kernel.initramfs);
+    renameSync(join(work, 'initramfs.cpio.gz'), kernel.initramfs);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** The kernel and initramfs for the guest, built once per kernel version and inputs. */
+export function guestKernel(): GuestKernel {
+  requireTools();
+  const now = cached(kernelPackage());
+  if (existsSync(now.vmlinuz) && existsSync(now.initramfs)) return now;
+  const { pkg, deb } = download();
+  const kernel = cached(pkg);
+  build(deb, kernel);
   return kernel;
 }

@@ -37,7 +37,7 @@ export function laneFiles(): string[] {
 }
 
 /** The runtime's integration tests that also run in the guest (start/stop, exec, pause, statistics, recovery after kill -9). */
-const INTEGRATION = ['runtime-smoke.test.ts', 'ext-lifecycle.test.ts', 'ext-recovery.test.ts'];
+const INTEGRATION = ['runtime-smoke.test.ts', 'ext-lifecycle.test.ts', 'ext-recovery.test.ts', 'cgroups-launch.test.ts'];
 
 function hasTool(name: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
@@ -82,7 +82,7 @@ function qemuArgs(k: GuestKernel, results: string): string[] {
     '-accel', 'tcg', '-m', '2048', '-smp', '2',
     '-nographic', '-no-reboot',
     '-kernel', k.vmlinuz, '-initrd', k.initramfs,
-    '-append', 'console=ttyS0 quiet panic=-1',
+    '-append', 'console=ttyS0 quiet loglevel=3 panic=-1',
     '-virtfs', 'local,path=/,mount_tag=host,security_model=passthrough,multidevs=remap,readonly=on',
     '-virtfs', `local,path=${results},mount_tag=results,security_model=passthrough`,
     // A block device for io.max and io.weight: loop devices would do for
