@@ -36,8 +36,15 @@ export function laneFiles(): string[] {
   return [...own, ...integration.map((f) => join(packageRoot, 'test/integration', f))];
 }
 
-/** The runtime's integration tests that also run in the guest (start/stop, exec, pause, statistics, recovery after kill -9). */
-const INTEGRATION = ['runtime-smoke.test.ts', 'ext-lifecycle.test.ts', 'ext-recovery.test.ts', 'cgroups-launch.test.ts'];
+/**
+ * The runtime's integration tests that also run in the guest: start/stop and errors, parallel
+ * mounts (there under dm-verity), exec, pause/resume, statistics, OOM, recovery after kill -9,
+ * shutdown cleanliness. NSTAR_KERNEL_INTEGRATION="a.test.ts b.test.ts" picks others.
+ */
+const INTEGRATION = [
+  'runtime-smoke.test.ts', 'runtime-start.test.ts', 'runtime-mount.test.ts',
+  'ext-lifecycle.test.ts', 'ext-recovery.test.ts', 'cgroups-launch.test.ts',
+];
 
 function hasTool(name: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
