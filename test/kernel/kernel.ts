@@ -53,11 +53,16 @@ function kernelDeb(pkg: string): string | undefined {
   mkdirSync(CACHE, { recursive: true });
   const cached = () => readdirSync(CACHE).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
   if (!cached()) {
+    // Downloaded aside and renamed in: a lane running beside never sees half a file.
+    const tmp = mkdtempSync(join(CACHE, '.download-'));
     try {
       // As root, apt's sandbox user could not write here: download as root.
-      run('apt-get', ['download', '-o', 'APT::Sandbox::User=root', pkg], CACHE);
+      run('apt-get', ['download', '-o', 'APT::Sandbox::User=root', pkg], tmp);
+      for (const f of readdirSync(tmp)) renameSync(join(tmp, f), join(CACHE, f));
     } catch {
       return undefined;
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
     }
   }
   const f = cached();
@@ -113,10 +118,13 @@ function cached(pkg: string): GuestKernel {
   return { version, vmlinuz: join(dir, 'vmlinuz'), initramfs: join(dir, `initramfs-${key}.cpio.gz`) };
 }
 
-/** Unpacks the kernel package and builds the initramfs; both are renamed into place last, so a killed run leaves no half-built cache. */
+/**
+ * Unpacks the kernel package and builds the initramfs; both are renamed into
+ * place last, so a killed run leaves no half-built cache and a lane running
+ * beside sees either nothing or whole files.
+ */
 function build(deb: string, kernel: GuestKernel): void {
   const dir = dirname(kernel.initramfs);
-  rmSync(dir, { recursive: true, force: true }); // an older initramfs included
   mkdirSync(dir, { recursive: true });
   const work = mkdtempSync(join(CACHE, '.build-'));
   try {
@@ -134,6 +142,7 @@ function build(deb: string, kernel: GuestKernel): void {
     copyFileSync(join(root, 'boot', `vmlinuz-${kernel.version}`), join(work, 'vmlinuz'));
     renameSync(join(work, 'vmlinuz'), kernel.vmlinuz);
     renameSync(join(work, 'initramfs.cpio.gz'), kernel.initramfs);
+    for (const f of readdirSync(dir)) if (f.startsWith('initramfs-') && join(dir, f) !== kernel.initramfs) rmSync(join(dir, f), { force: true });
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

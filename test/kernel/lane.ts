@@ -65,7 +65,7 @@ function buildOnHost(): void {
   mkdirSync(join(packageRoot, 'test/fixtures/out'), { recursive: true });
 }
 
-/** The script the guest's init runs chrooted into the host root. */
+/** The script the guest's init runs once the host's root is its own (init.sh). */
 function commandScript(bundles: string[]): string {
   const out = join(packageRoot, 'test/fixtures/out');
   const env = ['CI', 'NSTAR_LOG', 'NSTAR_STRESS_SECONDS'].filter((k) => process.env[k] !== undefined).map((k) => `export ${k}=${JSON.stringify(process.env[k])}`);
@@ -98,29 +98,38 @@ function qemuArgs(k: GuestKernel, results: string): string[] {
   ];
 }
 
-/** Boots the guest; relays its output after MARKER; resolves with the guest command's exit code (undefined: it never finished). */
-async function boot(k: GuestKernel, results: string): Promise<number | undefined> {
+/**
+ * Boots the guest and relays its output from MARKER on; resolves with the
+ * guest command's exit code (undefined: it never finished) and the counts of
+ * the test runner's summary (`ℹ pass 12`).
+ */
+async function boot(k: GuestKernel, results: string): Promise<{ code?: number; counts: Record<string, number> }> {
   const child = spawn('timeout', ['-k', '10', String(GUEST_TIMEOUT_S), QEMU, ...qemuArgs(k, results)], { stdio: ['ignore', 'pipe', 'pipe'] });
   const stop = () => child.kill('SIGTERM');
   process.once('SIGINT', stop).once('SIGTERM', stop);
   const early: string[] = [];
+  const counts: Record<string, number> = {};
   let relaying = false;
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on('line', (raw) => {
+      // Firmware and serial console escapes (cursor, colours, reset) and CRs.
       // eslint-disable-next-line no-control-regex
       const line = raw.replace(/\x1b\[[0-9;?]*[a-zA-Z]|\x1bc|\r/g, '');
       if (line.includes(MARKER)) relaying = true;
-      if (relaying) console.log(line);
-      else early.push(line);
+      if (!relaying) return void early.push(line);
+      if (/\] reboot: Power down$/.test(line)) return;
+      const c = /^ℹ (\w+) (\d+)$/.exec(line);
+      if (c) counts[c[1]!] = Number(c[2]);
+      console.log(line);
     });
   }
-  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  const exit = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
   process.off('SIGINT', stop).off('SIGTERM', stop);
   const file = join(results, 'exit-code');
-  if (existsSync(file)) return Number(readFileSync(file, 'utf8').trim());
-  console.error(`kernel lane: the guest did not finish (${code === 124 ? `timed out after ${GUEST_TIMEOUT_S} s` : `qemu exited ${code}`})`);
+  if (existsSync(file)) return { code: Number(readFileSync(file, 'utf8').trim()), counts };
+  console.error(`kernel lane: the guest did not finish (${exit === 124 ? `timed out after ${GUEST_TIMEOUT_S} s` : `qemu exited ${exit}`})`);
   if (!relaying) console.error(early.slice(-40).join('\n'));
-  return undefined;
+  return { counts };
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -146,7 +155,9 @@ export async function main(argv: string[]): Promise<number> {
     writeFileSync(join(results, 'disk.img'), '');
     truncateSync(join(results, 'disk.img'), 64 << 20);
     console.log(`kernel lane: ${kernel.version} under TCG, ${files.length} test files`);
-    const code = await boot(kernel, results);
+    const { code, counts } = await boot(kernel, results);
+    const failed = (counts.fail ?? 0) + (counts.cancelled ?? 0);
+    console.log(`kernel: ${counts.pass ?? 0} passed, ${code === 0 ? failed : Math.max(failed, 1)} failed, ${counts.skipped ?? 0} skipped`);
     return code ?? 1;
   } finally {
     rmSync(results, { recursive: true, force: true });
