@@ -13,7 +13,7 @@ import type { Notification } from '../../../src/client/index.js';
 import { exitsOf, isCgroup, isExit, isStarted, nthExit } from '../../integration/runtime-checks.js';
 import { startDaemon, type DaemonHarness } from '../../integration/runtime-harness.js';
 import { counter, cpu, forks, io, memory } from './fixtures.js';
-import { cgroupOf, eventually, guestOnly, read, shutdownClean } from './guest.js';
+import { cgroupOf, eventually, guestOnly, northstarDmDevices, read, shutdownClean } from './guest.js';
 
 /** The guest's virtio disk, "major:minor": a device for io.max. */
 const disk = () => read('/sys/block/vda/dev');
@@ -31,6 +31,7 @@ async function run(h: DaemonHarness, id: string, args?: string[]): Promise<numbe
 describe('cgroup v2', guestOnly(), () => {
   test('a pure cgroup2 host: limits, OOM, statistics, freeze and cleanup through the daemon', { timeout: 300_000 }, async (t) => {
     const npks = await Promise.all([memory(), cpu(), counter(), forks(), io(disk())]);
+    const dmBefore = northstarDmDevices();
     const h = await startDaemon(t, { repositories: { default: { npks, key: true } } });
     assert.equal(read('/sys/fs/cgroup/cgroup.controllers').includes('memory'), true, 'the guest is a pure v2 host with controllers');
 
@@ -127,7 +128,7 @@ describe('cgroup v2', guestOnly(), () => {
     });
 
     await t.test('shutdown leaves no cgroup, mount or loop device', async () => {
-      await shutdownClean(h);
+      await shutdownClean(h, dmBefore);
     });
   });
 });

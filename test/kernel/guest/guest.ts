@@ -71,12 +71,23 @@ export function cgroupOf(h: DaemonHarness, name: string): string {
   return join('/sys/fs/cgroup', h.config.cgroup, name);
 }
 
-/** Shuts the daemon down through its console; it exits 0 and leaves no dm device, loop device, mount or cgroup. */
-export async function shutdownClean(h: DaemonHarness): Promise<void> {
+/**
+ * Waits until the dm devices not in `before` are gone. The kernel removes a
+ * verity device whose removal was deferred (DM_DEFERRED_REMOVE, set while it
+ * is mounted) from a workqueue after the umount's last close: soon after,
+ * not within the umount.
+ */
+export async function dmDevicesGone(before: string[], what: string): Promise<void> {
+  const ours = () => northstarDmDevices().filter((d) => !before.includes(d));
+  await eventually(() => ours().length === 0, `${what}: ${ours().join(' ')}`, 10_000);
+}
+
+/** Shuts the daemon down through its console; it exits 0 and leaves no dm device (beyond `dmBefore`), loop device, mount or cgroup. */
+export async function shutdownClean(h: DaemonHarness, dmBefore: string[] = []): Promise<void> {
   await h.client.shutdown();
   const e = await h.exited;
   assert.equal(e.code, 0, `the daemon exits 0:\n${h.output()}`);
-  assert.deepEqual(northstarDmDevices(), [], 'no dm device of the runtime is left');
+  await dmDevicesGone(dmBefore, 'no dm device of the runtime is left');
   assert.deepEqual(loopsBackedBy(h.dir), [], 'no loop device backed by our NPKs is left');
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(h.dir));
   assert.deepEqual(mounts, [], 'nothing is mounted under the test dir');
