@@ -40,7 +40,13 @@ export function dmsetup(...args: string[]): string {
 export function northstarDmDevices(): string[] {
   return readdirSync('/sys/block')
     .filter((d) => d.startsWith('dm-'))
-    .map((d) => read(`/sys/block/${d}/dm/name`))
+    .flatMap((d) => {
+      try {
+        return [read(`/sys/block/${d}/dm/name`)];
+      } catch {
+        return []; // being removed: the kernel answers EINVAL, then the entry goes
+      }
+    })
     .filter((n) => n.startsWith('northstar-'));
 }
 
