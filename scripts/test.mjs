@@ -7,6 +7,10 @@
 //   node scripts/test.mjs unit          test/unit only
 //   node scripts/test.mjs integration   test/integration only
 //   node scripts/test.mjs <file>...     the given files
+//
+// The whole run (no arguments) ends with the kernel lane (test/kernel/lane.ts,
+// `npm run test:kernel`): the tests that need a kernel with device-mapper and
+// a pure cgroup v2 hierarchy, in a QEMU guest.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -62,4 +66,11 @@ const [cmd, cmdArgs] =
     ? ['unshare', ['--mount', '--propagation', 'private', process.execPath, ...nodeArgs]]
     : [process.execPath, nodeArgs];
 const r = spawnSync(cmd, cmdArgs, { cwd: root, stdio: 'inherit', env: { ...process.env, NSTAR_TEST: '1' } });
-process.exit(r.status ?? 1);
+if (args.length > 0) process.exit(r.status ?? 1);
+
+// Run even when the main suite failed: both results are worth having.
+const lane = spawnSync(process.execPath, ['--import', 'tsx', 'test/kernel/lane.ts'], { cwd: root, stdio: 'inherit' });
+if (r.status !== 0 || lane.status !== 0) {
+  console.error(`test: main suite ${r.status === 0 ? 'passed' : 'FAILED'}, kernel lane ${lane.status === 0 ? 'passed' : 'FAILED'}`);
+  process.exit(1);
+}

@@ -48,13 +48,14 @@ function mountsUnder(dir: string, pid: number | 'self' = 'self'): string[] {
   }
 }
 
-/** Existing cgroup dirs named `name` (any hierarchy), or `name/sub`. */
+/** Existing cgroup dirs named `name` (any hierarchy, or a pure cgroup2 mount), or `name/sub`. */
 function cgroupDirs(name: string, sub = ''): string[] {
   const out: string[] = [];
   for (const h of readdirSync('/sys/fs/cgroup')) {
     const d = join('/sys/fs/cgroup', h, name, sub);
     if (existsSync(d)) out.push(d);
   }
+  if (existsSync(join('/sys/fs/cgroup', name, sub))) out.push(join('/sys/fs/cgroup', name, sub));
   return out;
 }
 
@@ -212,7 +213,9 @@ describe('crash recovery', privileged({ cgroups: true }), () => {
     const target = join(first.config.runDir, ID);
     const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === target);
     assert.ok(line, 'the container is mounted in the test namespace');
-    const device = line.split(' - ')[1]!.split(' ')[1]!;
+    const source = line.split(' - ')[1]!.split(' ')[1]!;
+    // With device-mapper (dm-verity for a keyed repository) the loop device sits below a dm device.
+    const device = source.startsWith('/dev/dm-') ? `/dev/${readdirSync(`/sys/block/${basename(source)}/slaves`)[0]}` : source;
     assert.match(device, /^\/dev\/loop\d+$/);
     const backing = () => {
       try {
