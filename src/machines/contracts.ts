@@ -123,6 +123,16 @@ export interface MemoryEvent {
   oom_kill: number | null;
 }
 
+/** One container's cgroups as the container machine uses them (actors/cgroup-container.ts implements it). */
+export interface ContainerCgroupsHandle {
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
+  onOom(cb: (m: MemoryEvent) => void): void;
+  destroy(): Promise<void>;
+  /** Statistics by category (all when none are named); sync or async. */
+  stats?(categories?: readonly string[]): object | Promise<object>;
+}
+
 // cgroups actor events (to the parent machine):
 //   { type: 'cgroups.ready' }                   the pid is in every hierarchy
 //   { type: 'cgroups.frozen' } / { type: 'cgroups.thawed' } / { type: 'cgroups.destroyed' }

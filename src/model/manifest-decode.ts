@@ -11,7 +11,7 @@ import type {
   BlkioCgroup, BlkioThrottleDevice, BlkioWeightDevice, CGroups, CpuCgroup, Manifest, MemoryCgroup,
   Mount, MountOption, Output, Permission, Rlimit, RlimitResource, SchedPolicy, Seccomp, SeccompArgs,
   SeccompRule, Socket, SocketType,
-} from './manifest.js';
+} from './manifest-schema.js';
 import { parseByteSize, UnitError } from './units.js';
 import { canonicalVersionReq } from './version-req.js';
 
