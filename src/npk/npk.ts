@@ -14,7 +14,7 @@ import semver from 'semver';
 import { parse } from 'yaml';
 
 import { Logger } from '../log.js';
-import type { VerityInfo } from '../machines/contracts.js';
+import type { VerityInfo } from '../model/verity-info.js';
 import type { Manifest } from '../model/manifest.js';
 import { manifestWarnings } from '../model/manifest-warnings.js';
 import { COMPATIBLE } from '../model/version.js';

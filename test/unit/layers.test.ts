@@ -65,10 +65,6 @@ const allowed: Record<string, string> = {
   'model/seccomp.ts -> log.ts': 'the model logs (unknown syscall names); logging belongs at the edges (issue 21)',
   'machines/supervisor.ts -> actors/repository.ts': 'the supervisor holds live Repository objects; machines should refer to repositories by id (issue 21)',
   'machines/supervisor-state.ts -> actors/repository.ts': 'the supervisor holds live Repository objects; machines should refer to repositories by id (issue 21)',
-  'npk/npk.ts -> machines/contracts.ts': 'VerityInfo lives in machines/contracts.ts; belongs in the model',
-  'npk/verity.ts -> machines/contracts.ts': 'VerityInfo lives in machines/contracts.ts; belongs in the model',
-  'native-api/dm.ts -> machines/contracts.ts': 'Result lives in machines/contracts.ts; belongs in the model',
-  'native-api/loop.ts -> machines/contracts.ts': 'Result lives in machines/contracts.ts; belongs in the model',
 };
 
 /** Known file-level cycles, each as its sorted member list joined by ' '. */
