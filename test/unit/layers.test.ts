@@ -3,7 +3,8 @@
 //
 //   7  cli, index.ts        front ends and the package entry (import anything below)
 //   6  client               the console client library
-//   5  runtime              runtime.ts, runtime-backend.ts: composes everything below
+//   5  runtime              runtime.ts, runtime-backend.ts: composes everything below;
+//                           config-file.ts: reads the configuration file for the model's parser
 //   4  actors, inspector    effects (loop devices, mounts, cgroups, processes); the
 //                           inspector reads machine definitions and is hosted by the runtime
 //   3  machines             XState definitions: decisions, no I/O of their own
@@ -47,7 +48,7 @@ function layerOf(file: string): string {
   switch (top) {
     case 'log.ts': case 'threads.ts': return 'base';
     case 'native.ts': case 'native-api': return 'native';
-    case 'runtime.ts': case 'runtime-backend.ts': return 'runtime';
+    case 'runtime.ts': case 'runtime-backend.ts': case 'config-file.ts': return 'runtime';
     case 'index.ts': return 'index';
     default:
       if (top in ranks) return top;
@@ -61,7 +62,7 @@ function layerOf(file: string): string {
  * list shrinks with the code). Keys are `from -> to`, paths relative to src/.
  */
 const allowed: Record<string, string> = {
-  'model/config.ts -> log.ts': 'the model logs (config warnings); logging belongs at the edges (issue 21)',
+  'model/config.ts -> log.ts': 'the log levels (LEVELS, Level) are defined in log.ts; they could move to the model with log.ts importing them',
   'model/seccomp.ts -> log.ts': 'the model logs (unknown syscall names); logging belongs at the edges (issue 21)',
   'machines/supervisor.ts -> actors/repository.ts': 'the supervisor holds live Repository objects; machines should refer to repositories by id (issue 21)',
   'machines/supervisor-state.ts -> actors/repository.ts': 'the supervisor holds live Repository objects; machines should refer to repositories by id (issue 21)',
