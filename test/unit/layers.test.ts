@@ -7,7 +7,8 @@
 //                           config-file.ts: reads the configuration file for the model's parser
 //   4  actors, inspector    effects (loop devices, mounts, cgroups, processes); the
 //                           inspector reads machine definitions and is hosted by the runtime
-//   3  machines             XState definitions: decisions, no I/O of their own
+//   3  machines, packer     XState definitions: decisions, no I/O of their own; the NPK
+//                           packer's tooling (mksquashfs, unsquashfs), used by the CLI and tests
 //   2  npk, native, console the package format; the addon (native.ts + native-api/, which
 //                           declares the addon's API); the wire protocol and server, which
 //                           the runtime hosts and reaches only through its Backend interface
@@ -35,7 +36,7 @@ const ranks: Record<string, number> = {
   model: 0,
   base: 1,
   npk: 2, native: 2, console: 2,
-  machines: 3,
+  machines: 3, packer: 3,
   actors: 4, inspector: 4,
   runtime: 5,
   client: 6,
