@@ -64,7 +64,6 @@ function layerOf(file: string): string {
  */
 const allowed: Record<string, string> = {
   'model/config.ts -> log.ts': 'the log levels (LEVELS, Level) are defined in log.ts; they could move to the model with log.ts importing them',
-  'model/seccomp.ts -> log.ts': 'the model logs (unknown syscall names); logging belongs at the edges (issue 21)',
   'machines/supervisor.ts -> actors/repository.ts': 'the supervisor holds live Repository objects; machines should refer to repositories by id (issue 21)',
   'machines/supervisor-state.ts -> actors/repository.ts': 'the supervisor holds live Repository objects; machines should refer to repositories by id (issue 21)',
 };

@@ -40,6 +40,13 @@ const NAMESPACE_FLAGS = [0x00020000n, 0x02000000n, 0x04000000n, 0x08000000n, 0x1
 const testContainer = TEST_CONTAINER_SECCOMP;
 
 describe('compileSeccomp', () => {
+  test('a name that is no syscall on the architecture is skipped and told to the caller (the model does not log)', () => {
+    const skipped: string[] = [];
+    const f = compileSeccomp({ allow: { no_such_call: 'any', read: 'any' } }, 'x86_64', { onSkip: (n, arch) => skipped.push(`${n}@${arch}`) });
+    assert.deepEqual(skipped, ['no_such_call@x86_64']);
+    assert.equal(verdict(f, 'read'), ALLOW);
+  });
+
   test('the program starts with the architecture check and the x32 guard, as expected opcodes', () => {
     const p = decodeFilter(compileSeccomp({ allow: { read: 'any' } }, 'x86_64'));
     assert.deepEqual(p.slice(0, 6), [
