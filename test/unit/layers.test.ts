@@ -13,7 +13,7 @@
 //                           declares the addon's API); the wire protocol and server, which
 //                           the runtime hosts and reaches only through its Backend interface
 //                           (runtime.ts and runtime-backend.ts import console/, console/
-//                           imports nothing above the model: so it sits low, not on top)
+//                           imports nothing above base: so it sits low, not on top)
 //   1  base                 log.ts, threads.ts: process-wide services with no project imports
 //   0  model                pure data and predicates
 //
