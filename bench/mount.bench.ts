@@ -21,7 +21,7 @@ import { MountPool } from '../src/actors/mount-pool.js';
 import type { MountInput } from '../src/machines/contracts.js';
 import { generateKey } from '../src/npk/keys.js';
 import { closeNpk, openNpk } from '../src/npk/npk.js';
-import { packNpk } from '../src/npk/pack.js';
+import { packNpk } from '../src/packer/pack.js';
 import type { Image } from '../test/integration/mount-images.js';
 import { mountPlot } from './mount-plot.js';
 import type { Series } from './mount-plot.js';

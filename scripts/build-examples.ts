@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { parseManifest } from '../src/model/manifest.js';
-import { packNpk } from '../src/npk/pack.js';
+import { packNpk } from '../src/packer/pack.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const examplesDir = join(root, 'examples');

@@ -38,6 +38,7 @@ import { compileSeccomp } from './model/seccomp.js';
 import { native } from './native.js';
 
 const log = new Logger('runtime');
+const seccompLog = new Logger('seccomp');
 
 export interface RuntimeOptions {
   /** XState inspection observer (the state-chart inspector, tests). */
@@ -228,7 +229,7 @@ export class Runtime {
     const m = spec.manifest;
     const full: LaunchSpec = { ...spec };
     if (m.network === undefined) full.netnsFd = this.parts.netns?.take();
-    if (m.seccomp) full.seccomp = compileSeccomp(m.seccomp, undefined, { capabilities: m.capabilities });
+    if (m.seccomp) full.seccomp = compileSeccomp(m.seccomp, undefined, { capabilities: m.capabilities, onSkip: (n, arch) => seccompLog.debug(`seccomp.allow: skipping ${n}, not a syscall on ${arch}`) });
     let ours: number | undefined;
     if (m.console && this.parts.console) {
       const [a, b] = native().socketpair('stream');

@@ -1,4 +1,4 @@
-// One container's cgroups (the ContainerCgroupsHandle of machine-actors.ts,
+// One container's cgroups (the ContainerCgroupsHandle of machines/contracts.ts,
 // plus stats() and pids()): a directory in every hierarchy the tree uses,
 // limits, the pid placed last, the OOM monitor, freeze/thaw, and teardown.
 // Created by CgroupTree.container() (cgroups.ts). Main thread.
@@ -6,14 +6,13 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Logger } from '../log.js';
-import type { MemoryEvent } from '../machines/contracts.js';
+import type { ContainerCgroupsHandle, MemoryEvent } from '../machines/contracts.js';
 import type { Controller, Hierarchy, Home } from './cgroup-layout.js';
 import { applyWrites, fileError, initCpusetV1, mkdirCgroup, mkdirCgroups, procsOf, readCgroupFile, rmdirCgroup, rmdirCgroups, writeCgroupFile, writeCgroupFiles } from './cgroup-files.js';
 import { type OomMonitor, watchOomV1, watchOomV2 } from './cgroup-oom.js';
 import type { LimitPlan, RealtimeBudget } from './cgroup-plan.js';
 import { type CgroupStats, readStats, STAT_CATEGORIES, type StatCategory } from './cgroup-stats.js';
 import { waitUntil } from './cgroup-wait.js';
-import type { ContainerCgroupsHandle } from './machine-actors.js';
 
 const log = new Logger('cgroups');
 

@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { mountEntries } from './mountinfo.js';
+
 /** The controllers the runtime uses (v1 names; v2 calls blkio "io" and folds cpuacct into cpu). */
 export const CONTROLLERS = ['memory', 'cpu', 'cpuacct', 'cpuset', 'blkio', 'freezer', 'pids'] as const;
 export type Controller = (typeof CONTROLLERS)[number];
@@ -35,12 +37,7 @@ export function parseMountinfo(text: string): { v1: V1Hierarchy[]; v2Mount?: str
   const seen = new Set<string>();
   let v2Mount: string | undefined;
   let v2Options: string[] | undefined;
-  for (const line of text.split('\n')) {
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const left = line.slice(0, sep).split(' ');
-    const [fstype, , superOptions = ''] = line.slice(sep + 3).split(' ');
-    const mount = unescapeMountPath(left[4] ?? '');
+  for (const { device, target: mount, fstype, superOptions } of mountEntries(text)) {
     if (fstype === 'cgroup2') {
       if (v2Mount === undefined) {
         v2Mount = mount;
@@ -52,17 +49,11 @@ export function parseMountinfo(text: string): { v1: V1Hierarchy[]; v2Mount?: str
     const controllers = superOptions.split(',').filter((o) => (CONTROLLERS as readonly string[]).includes(o));
     // Named hierarchies (name=systemd) have no controller; a hierarchy mounted
     // twice (same device number) is used through its first mount.
-    const device = left[2] ?? mount;
     if (controllers.length === 0 || seen.has(device)) continue;
     seen.add(device);
     v1.push({ mount, controllers });
   }
   return v2Mount === undefined ? { v1 } : { v1, v2Mount, v2Options };
-}
-
-/** mountinfo escapes space, tab, newline and backslash as octal. */
-function unescapeMountPath(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
 
 /** The host's layout, from /proc/self/mountinfo and the cgroup2 root's cgroup.controllers. */

@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 
 import { Logger } from '../log.js';
-import type { CGroups, SchedPolicy } from '../model/manifest.js';
+import type { CGroups } from '../model/manifest.js';
 import { ContainerCgroups, type ParentDirs } from './cgroup-container.js';
 import { type CgroupLayout, type Controller, type Hierarchy, homeOf, layoutKind, readLayout, usedHierarchies, v2SubtreeControllers } from './cgroup-layout.js';
 import { initCpusetV1, mkdirCgroup, readCgroupFile, rmdirCgroup, writeCgroupFile } from './cgroup-files.js';
@@ -37,11 +37,6 @@ export interface TreeOptions {
 export interface ContainerOptions {
   /** The manifest asks for fifo/round_robin: the cpu cgroup gets an RT budget (v1). */
   realtime?: boolean;
-}
-
-/** Whether a sched policy is real-time (needs an RT budget under CONFIG_RT_GROUP_SCHED). */
-export function isRealtime(policy: SchedPolicy | undefined): boolean {
-  return typeof policy === 'object' && ('fifo' in policy || 'round_robin' in policy);
 }
 
 /** A relative cgroup path: no empty, `.` or `..` components. */

@@ -8,14 +8,13 @@ import { rm } from 'node:fs/promises';
 import { fromCallback, fromPromise } from 'xstate';
 
 import { Logger } from '../log.js';
-import type { CGroups, Manifest } from '../model/manifest.js';
-import type { LaunchSpec, Launched, MemoryEvent, MountInput, MountOutput, UmountInput } from '../machines/contracts.js';
+import { type CGroups, isRealtime, type Manifest } from '../model/manifest.js';
+import type { ContainerCgroupsHandle, LaunchSpec, Launched, MountInput, MountOutput, UmountInput } from '../machines/contracts.js';
 import type { ActorFact, CgroupsCommand, ProcessCommand, Statistics } from '../machines/container-events.js';
 import type { NpkInfo } from '../machines/plan.js';
 import { fail, failureData, ok } from '../machines/reply.js';
 import type { InstallInput, UninstallInput } from '../machines/supervisor.js';
 import { errors } from '../model/errors.js';
-import { isRealtime } from './cgroups.js';
 
 /** What the adapters need from the runtime's I/O modules. */
 export interface Io {
@@ -49,15 +48,6 @@ export interface Io {
 export interface ActorOptions {
   /** config `debug.commands`: "strace -c -p <PID>" style templates. */
   debugCommands?: string[];
-}
-
-export interface ContainerCgroupsHandle {
-  freeze(): Promise<void>;
-  thaw(): Promise<void>;
-  onOom(cb: (m: MemoryEvent) => void): void;
-  destroy(): Promise<void>;
-  /** Statistics by category (all when none are named); sync or async. */
-  stats?(categories?: readonly string[]): object | Promise<object>;
 }
 
 /** The real modules behind an Io (structural: tests pass fakes). */

@@ -12,7 +12,7 @@
 // trackUnmanagedFds (Piscina's default, true) closes fds a worker opened
 // through node:fs when it exits; a task therefore returns data, never an fd.
 // Native fds are not tracked by Node: the addon closes those itself.
-import { existsSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, rmdirSync } from 'node:fs';
 
 import { MessageChannel } from 'node:worker_threads';
 
@@ -25,6 +25,7 @@ import { Logger } from '../log.js';
 import { native } from '../native.js';
 import { workerEntry } from '../threads.js';
 import type { BatchItem, MountBatch, MountHooks, MountTask, TaskFailure, TaskResult } from './mount.worker.js';
+import { isMountPoint } from './mountinfo.js';
 
 const log = new Logger('mount');
 
@@ -244,7 +245,3 @@ function salvage(target: string, targetExisted: boolean): SystemErrorData[] {
   return errs;
 }
 
-function isMountPoint(target: string): boolean {
-  const lines = readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
-  return lines.some((l) => l.split(' ')[4] === target);
-}

@@ -4,8 +4,7 @@
 // the thread boundary. The loop-device fd opened by the attach is released
 // by this task on every path (a terminated worker leaves it to the addon's
 // env cleanup hook, and AUTOCLEAR then detaches the device).
-import { existsSync, mkdirSync, rmdirSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 
 import type { MountInput, MountOutput, Phases, Result, UmountInput } from '../machines/contracts.js';
@@ -15,6 +14,7 @@ import { MS } from '../native-api/loop.js';
 import type { LoopAttached } from '../native-api/loop.js';
 import { createVerityDevice, DM_CONTROL, hasDeviceMapper, removeVerityDevice } from './dm-verity.js';
 import { verifyImageFd } from './mount-verify.js';
+import { isMountPoint } from './mountinfo.js';
 
 /** Test-only hooks, honoured only when NSTAR_TEST=1. */
 export interface MountHooks {
@@ -238,11 +238,6 @@ function imageFlags(input: Pick<MountInput, 'verity'>): number {
 
 function isMemfdPath(path: string): boolean {
   return /^\/proc\/(self|\d+)\/fd\/\d+$/.test(path);
-}
-
-/** A directory on another device than its parent is a mount point (no mountinfo scan). */
-function isMountPoint(path: string): boolean {
-  return statSync(path).dev !== statSync(dirname(path)).dev;
 }
 
 function hasSelinux(): boolean {

@@ -10,6 +10,7 @@ import { Logger } from '../log.js';
 import { parseContainerId } from '../model/container-id.js';
 import { native } from '../native.js';
 import { Journal, type JournalState } from './journal.js';
+import { readMounts } from './mountinfo.js';
 
 const log = new Logger('recovery');
 
@@ -86,13 +87,7 @@ function killLeftoverInits(prev: JournalState): number[] {
 /** Mount points of this namespace at or below `dir`, deepest first. */
 export function mountsUnder(dir: string): string[] {
   const prefix = dir.endsWith('/') ? dir : `${dir}/`;
-  const out: string[] = [];
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const target = line.split(' ')[4];
-    if (target === undefined) continue;
-    const t = target.replace(/\\040/g, ' ');
-    if (t.startsWith(prefix)) out.push(t);
-  }
+  const out = readMounts().map((m) => m.target).filter((t) => t.startsWith(prefix));
   return out.sort((a, b) => b.length - a.length);
 }
 
@@ -128,7 +123,7 @@ function detachLoops(input: RecoveryInput, prev: JournalState | undefined): stri
   } catch {
     return done;
   }
-  const mounted = readFileSync('/proc/self/mountinfo', 'utf8');
+  const mounted = new Set(readMounts().map((m) => m.source));
   for (const dev of entries) {
     let backing: string;
     try {
@@ -140,7 +135,7 @@ function detachLoops(input: RecoveryInput, prev: JournalState | undefined): stri
       known.has(`/dev/${dev}`) ||
       backing.startsWith('/memfd:npk-') ||
       input.repositoryDirs.some((d) => backing.startsWith(d.endsWith('/') ? d : `${d}/`));
-    if (!ours || mounted.includes(` /dev/${dev} `)) continue;
+    if (!ours || mounted.has(`/dev/${dev}`)) continue;
     const r = native().loopDetach(`/dev/${dev}`);
     if (r.ok) done.push(`/dev/${dev}`);
     else log.warn(`detach /dev/${dev}: ${r.error.message}`);
@@ -150,14 +145,7 @@ function detachLoops(input: RecoveryInput, prev: JournalState | undefined): stri
 
 /** Hierarchy roots to look in: every v1 controller mount and the cgroup2 mount. */
 function cgroupRoots(): string[] {
-  const roots: string[] = [];
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const fstype = line.slice(sep + 3).split(' ')[0];
-    if (fstype === 'cgroup' || fstype === 'cgroup2') roots.push(line.split(' ')[4]!);
-  }
-  return roots;
+  return readMounts().filter((m) => m.fstype === 'cgroup' || m.fstype === 'cgroup2').map((m) => m.target);
 }
 
 /** Kills what still runs in our cgroups and removes them, deepest first. */

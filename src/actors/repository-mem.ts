@@ -10,6 +10,7 @@ import {
   checkCapacity,
   checkCommit,
   checkStreamingSize,
+  logWarnings,
   npkId,
   repositoryIoError,
   Serial,
@@ -56,6 +57,7 @@ export class MemRepository implements Repository {
       const size = await this.fill(fd, name, data, counter.add);
       native().addSeals(fd, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_WRITE | F_SEAL_SEAL);
       npk = await openNpk({ fd, path: `/proc/${process.pid}/fd/${fd}` }, { key: this.key });
+      logWarnings(npk);
       const opened = npk;
       return await this.serial.run(async () => {
         checkCommit(this, this.opts, opened, size);

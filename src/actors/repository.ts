@@ -40,6 +40,13 @@ export interface Repository {
   close(): Promise<void>;
 }
 
+const npkLog = new Logger('npk');
+
+/** Logs what openNpk found questionable but accepted (the reader itself does not log). */
+export function logWarnings(npk: Npk): void {
+  for (const w of npk.warnings) npkLog.warn(`${npk.path}: ${w}`);
+}
+
 export function npkId(npk: Npk): string {
   return containerId(npk.manifest.name, npk.manifest.version);
 }
@@ -201,6 +208,7 @@ export class FsRepository implements Repository {
         if (!(await stat(path).catch(() => undefined))?.isFile()) return;
         try {
           const npk = await openNpk(path, { key: this.key });
+          logWarnings(npk);
           const id = npkId(npk);
           const prev = this.containers.get(id);
           if (prev) {
@@ -235,6 +243,7 @@ export class FsRepository implements Repository {
     try {
       const written = await this.writeFile(tmp, data, counter.add);
       npk = await openNpk(tmp, { key: this.key });
+      logWarnings(npk);
       const opened = npk;
       return await this.serial.run(() => this.commit(tmp, opened, written));
     } catch (e) {

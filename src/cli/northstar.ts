@@ -5,8 +5,9 @@
 // exits 0, or 1 with the reason.
 import { Command } from 'commander';
 
+import { loadConfig } from '../config-file.js';
 import { Logger, parseLevel, setLevel } from '../log.js';
-import { EMBEDDED_DEFAULT_CONFIG, loadConfig, parseConfig, type Config } from '../model/config.js';
+import { EMBEDDED_DEFAULT_CONFIG, parseConfig, type Config } from '../model/config.js';
 import { VERSION } from '../model/version.js';
 import { Runtime } from '../runtime.js';
 import { configToToml } from './lib/print-config.js';

@@ -10,9 +10,9 @@ import { NpkError } from '../npk/error.js';
 import { generateKey, readKeyFile } from '../npk/keys.js';
 import { manifestYaml, parseManifestText } from '../npk/manifest-io.js';
 import { closeNpk, openNpk, type Npk } from '../npk/npk.js';
-import { packNpk, type PackProgress } from '../npk/pack.js';
-import { COMPRESSIONS, type Compression } from '../npk/squashfs.js';
-import { unpackNpk, unsquashfs } from '../npk/unpack.js';
+import { packNpk, type PackProgress } from '../packer/pack.js';
+import { COMPRESSIONS, type Compression } from '../packer/squashfs.js';
+import { unpackNpk, unsquashfs } from '../packer/unpack.js';
 import { verifyImage } from '../npk/verity.js';
 import { readAt, readZipDirectory } from '../npk/zip.js';
 

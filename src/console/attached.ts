@@ -9,30 +9,14 @@
 import type { Duplex } from 'node:stream';
 
 import { errors, RuntimeError } from '../model/errors.js';
-import type { ConsoleBackend, RequestContext } from './backend.js';
+import type { AttachedSession, AttachResult, ConsoleBackend, FrameIO, RequestContext } from './backend.js';
 import type { FrameReader } from './codec.js';
 import type { Permissions } from './permissions.js';
 import { requiredPermission } from './permissions.js';
 import { CH_END, CLIENT_CHANNELS, encodeFrame, frameHeader, MAX_OUT_FRAME, FrameError, MAX_IN_FRAME, readFrame, type Frame } from './frames.js';
 import { errorResponse, type Request, type Response } from './protocol.js';
 
-export interface FrameIO {
-  /** Sends `data` on `channel` in frames of at most 64 KiB; resolves once the socket accepted them. Rejects after the peer left. */
-  write(channel: number, data: Buffer): Promise<void>;
-  /** The client's frames until it half-closes; throws FrameError on an unknown channel or an oversized frame. */
-  frames(): AsyncGenerator<Frame>;
-  /** Aborted when the client goes away before the session ended. */
-  readonly gone: AbortSignal;
-}
-
-/** Runs after the `ok` line; resolves to what channel 3 carries (`{}`, `{"exit":...}`); a throw becomes `{"error":...}`. */
-export type AttachedSession = (io: FrameIO) => Promise<unknown>;
-
-/** The backend's answer to an attached request: a refusal has no session and keeps the connection in JSON mode. */
-export interface AttachResult {
-  response: Response;
-  session?: AttachedSession;
-}
+export type { AttachResult, AttachedSession, FrameIO } from './backend.js';
 
 class PeerGone extends Error {
   override name = 'PeerGone';

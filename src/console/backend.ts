@@ -1,7 +1,7 @@
 // What the console shares with the runtime: the limits of a console, who is
 // on the other end of a connection, and the ConsoleBackend the runtime
 // implements. Types and two small helpers only.
-import type { AttachResult } from './attached.js';
+import type { Frame } from './frames.js';
 import type { InstallResult, Notification, Request, Response } from './protocol.js';
 
 /** Limits of one console (config `console.options` / `console.global.options`; camelCase as in Config). */
@@ -67,4 +67,22 @@ export interface ConsoleBackend {
   attach?(req: Request, ctx: RequestContext): Promise<AttachResult>;
   /** `copy_in`: consumes exactly `size` tar bytes like `install` consumes an NPK; resolves to the `copy_in` response. */
   copyIn?(req: { container: string; path: string; size: number }, data: AsyncIterable<Buffer>, ctx: RequestContext): Promise<Response>;
+}
+
+export interface FrameIO {
+  /** Sends `data` on `channel` in frames of at most 64 KiB; resolves once the socket accepted them. Rejects after the peer left. */
+  write(channel: number, data: Buffer): Promise<void>;
+  /** The client's frames until it half-closes; throws FrameError on an unknown channel or an oversized frame. */
+  frames(): AsyncGenerator<Frame>;
+  /** Aborted when the client goes away before the session ended. */
+  readonly gone: AbortSignal;
+}
+
+/** Runs after the `ok` line; resolves to what channel 3 carries (`{}`, `{"exit":...}`); a throw becomes `{"error":...}`. */
+export type AttachedSession = (io: FrameIO) => Promise<unknown>;
+
+/** The backend's answer to an attached request: a refusal has no session and keeps the connection in JSON mode. */
+export interface AttachResult {
+  response: Response;
+  session?: AttachedSession;
 }

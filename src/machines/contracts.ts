@@ -2,30 +2,22 @@
 // Types only. The I/O modules implement these shapes as plain async APIs;
 // src/actors/machine-actors.ts adapts them into XState actors, and tests
 // replace them with fakes through `.provide()`.
-import type { ExitStatus, SystemErrorData } from '../model/errors.js';
+import type { ExitStatus } from '../model/errors.js';
+import type { VerityInfo } from '../model/verity-info.js';
 import type { Manifest } from '../model/manifest.js';
 
 /** Milliseconds per named phase ("open", "attach", "verity", "mount"; "spawn", "setup", "cgroups", "gate_wait", "exec", "total"). */
 export type Phases = Record<string, number>;
 
-/** Results crossing threads are data, never thrown errors with custom properties. */
-export type Result<T> = { ok: true; value: T } | { ok: false; error: SystemErrorData };
+// Result (model/errors.ts) and VerityInfo (model/verity-info.ts) are shared with
+// npk/ and native-api/, below the machines: they live in the model.
+export type { Result } from '../model/errors.js';
+export type { VerityInfo } from '../model/verity-info.js';
 
 // ---------------------------------------------------------------- mount (pool)
 
 export type VerityMode = 'auto' | 'dm' | 'userspace';
 
-/** Verity facts of a signed NPK (from its signature and superblock). */
-export interface VerityInfo {
-  /** Root hash, lowercase hex, from signature.yaml. */
-  rootHash: string;
-  /** Salt, lowercase hex, from the superblock. */
-  salt: string;
-  /** Number of 4096-byte data blocks (== verityOffset / 4096). */
-  dataBlocks: number;
-  /** Offset of the verity superblock inside fs.img (the squashfs size S). */
-  verityOffset: number;
-}
 
 export interface MountInput {
   container: string;
@@ -121,6 +113,16 @@ export interface MemoryEvent {
   max: number | null;
   oom: number | null;
   oom_kill: number | null;
+}
+
+/** One container's cgroups as the container machine uses them (actors/cgroup-container.ts implements it). */
+export interface ContainerCgroupsHandle {
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
+  onOom(cb: (m: MemoryEvent) => void): void;
+  destroy(): Promise<void>;
+  /** Statistics by category (all when none are named); sync or async. */
+  stats?(categories?: readonly string[]): object | Promise<object>;
 }
 
 // cgroups actor events (to the parent machine):

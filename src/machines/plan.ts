@@ -3,6 +3,7 @@
 // and the launch spec. Plain data in, plain data (or a RuntimeError) out.
 import semver from 'semver';
 
+import { containerId } from '../model/container-id.js';
 import { errors, type RuntimeError } from '../model/errors.js';
 import type { Manifest } from '../model/manifest.js';
 import { child, within } from '../model/safe-path.js';
@@ -35,8 +36,9 @@ export const INIT_PLACEHOLDER = '<INIT>';
 export const NETNS_DIR = '/run/netns';
 const RESERVED_ENV = 'NORTHSTAR_';
 
+/** The container id of a manifest ("name:version"), built by the model's containerId. */
 export function idOf(m: Manifest): string {
-  return `${m.name}:${m.version}`;
+  return containerId(m.name, m.version);
 }
 
 /** Where a container's image is mounted: run_dir/<name>:<version>. */

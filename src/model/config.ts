@@ -2,7 +2,6 @@
 // spec/README.md): TOML with Northstar's keys, read into a camelCase Config with
 // every default filled in. Like serde's deny_unknown_fields, an unknown key is an
 // error naming it (except inside [console.global], which Northstar leaves open).
-import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
 import { LEVELS, type Level } from '../log.js';
@@ -443,15 +442,4 @@ export function parseConfig(tomlText: string, opts: { cpus?: number } = {}): Con
     throw new ConfigError('', `invalid TOML: ${(e as Error).message.split('\n')[0]}`);
   }
   return configFromTable(t, opts.cpus);
-}
-
-/** Reads and parses a configuration file; errors name the file. */
-export async function loadConfig(path: string, opts: { cpus?: number } = {}): Promise<Config> {
-  const text = await readFile(path, 'utf8');
-  try {
-    return parseConfig(text, opts);
-  } catch (e) {
-    if (e instanceof ConfigError) throw new ConfigError(e.field === '' ? path : `${path}: ${e.field}`, e.rule);
-    throw e;
-  }
 }

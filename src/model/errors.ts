@@ -38,6 +38,9 @@ export interface SystemErrorData {
   message: string;
 }
 
+/** Results crossing threads are data, never thrown errors with custom properties. */
+export type Result<T> = { ok: true; value: T } | { ok: false; error: SystemErrorData };
+
 // Distributive: FieldsOf<ErrorCode> is the union of every variant's fields.
 type FieldsOf<C extends ErrorCode> = C extends ErrorCode ? Extract<WireError, Record<C, unknown>>[C] : never;
 

@@ -1,6 +1,6 @@
-// The fixed vocabularies of the manifest (spec/manifest.md) and its error type.
-// Kept apart from manifest.ts so the decoder, validator and serializer can share
-// them without an import cycle; manifest.ts re-exports everything here.
+// The manifest's types, its fixed vocabularies (spec/manifest.md) and its error
+// type. Kept apart from manifest.ts so the decoder, validator and serializer can
+// share them without an import cycle; manifest.ts re-exports everything here.
 
 export const PERMISSIONS = [
   'ident', 'inspect', 'install', 'kill', 'list', 'notifications', 'mount', 'repositories',
@@ -60,4 +60,154 @@ export class ManifestError extends Error {
     this.field = rule === undefined ? '' : field;
     this.rule = rule ?? field;
   }
+}
+
+export type Permission = (typeof PERMISSIONS)[number];
+
+export type MountOption = 'rw' | 'noexec' | 'nosuid' | 'nodev' | 'rec';
+
+export type Mount =
+  | { type: 'bind'; host: string; options: MountOption[] }
+  | { type: 'dev' }
+  | { type: 'persist' }
+  | { type: 'proc' }
+  | { type: 'sysfs' }
+  | { type: 'sockets' }
+  /** version: a Rust-semver requirement in canonical form ("^1.2.3", ">=0.0.1, <1.0.0"); match it with version-req.ts. */
+  | { type: 'resource'; name: string; version: string; dir: string; options: MountOption[] }
+  | { type: 'tmpfs'; size: number };
+
+/** serde externally tagged: unit variants are strings. */
+export type SchedPolicy =
+  | { other: { nice: number } }
+  | { fifo: { priority: number } }
+  | { round_robin: { priority: number } }
+  | { batch: { nice: number } }
+  | 'idle'
+  | 'deadline';
+
+export type Output = 'discard' | 'pipe' | 'inherit';
+
+/** seccomp arg rule; values and mask are u64 and may exceed 2^53, hence bigint. */
+export interface SeccompArgs {
+  index: number;
+  values?: bigint[];
+  mask?: bigint;
+}
+export type SeccompRule = 'any' | { args: SeccompArgs };
+
+export interface Seccomp {
+  profile?: 'default';
+  allow?: Record<string, SeccompRule>;
+}
+
+export interface MemoryCgroup {
+  oom_monitor: boolean;
+  kernel_memory_limit?: number;
+  memory_hard_limit?: number;
+  memory_soft_limit?: number;
+  kernel_tcp_memory_limit?: number;
+  memory_swap_limit?: number;
+  swappiness?: number;
+  attrs: Record<string, string>;
+}
+
+export interface CpuCgroup {
+  cpus?: string;
+  mems?: string;
+  shares?: number;
+  quota?: number;
+  period?: number;
+  realtime_runtime?: number;
+  realtime_period?: number;
+  attrs: Record<string, string>;
+}
+
+export interface BlkioWeightDevice { major: number; minor: number; weight?: number; leaf_weight?: number }
+export interface BlkioThrottleDevice { major: number; minor: number; rate: number }
+
+export interface BlkioCgroup {
+  weight?: number;
+  leaf_weight?: number;
+  weight_device: BlkioWeightDevice[];
+  throttle_read_bps_device: BlkioThrottleDevice[];
+  throttle_read_iops_device: BlkioThrottleDevice[];
+  throttle_write_bps_device: BlkioThrottleDevice[];
+  throttle_write_iops_device: BlkioThrottleDevice[];
+  attrs: Record<string, string>;
+}
+
+export interface CGroups {
+  parent?: string;
+  memory?: MemoryCgroup;
+  cpu?: CpuCgroup;
+  blkio?: BlkioCgroup;
+}
+
+export type RlimitResource = (typeof RLIMIT_RESOURCES)[number];
+/** A missing soft/hard means RLIM_INFINITY. */
+export interface Rlimit { soft?: number; hard?: number }
+
+export type SocketType = 'stream' | 'datagram' | 'seq_packet';
+export interface Socket {
+  type: SocketType;
+  mode: number;
+  uid?: number;
+  gid?: number;
+  passcred?: boolean;
+}
+
+export interface Manifest {
+  name: string;
+  /** Normalized "major.minor.patch". */
+  version: string;
+  console?: { permissions: Permission[] };
+  /** Absent: a resource container. */
+  init?: string;
+  args: string[];
+  env: Record<string, string>;
+  uid: number;
+  gid: number;
+  sched?: { policy: SchedPolicy };
+  /** Keyed by absolute target path. */
+  mounts: Record<string, Mount>;
+  autostart?: 'relaxed' | 'critical';
+  cgroups?: CGroups;
+  network?: 'host' | { namespace: string };
+  seccomp?: Seccomp;
+  selinux?: { mount_context?: string; exec?: string };
+  capabilities: string[];
+  suppl_groups: string[];
+  rlimits: Partial<Record<RlimitResource, Rlimit>>;
+  sockets: Record<string, Socket>;
+  io?: { stdout: Output; stderr: Output };
+  custom?: unknown;
+  /** Ours, not Northstar's: restart policy (manifest-supervision.ts). */
+  restart?: RestartPolicy;
+  /** Ours, not Northstar's: health check run inside the container. */
+  health?: HealthCheck;
+}
+
+export type RestartPolicyName = 'no' | 'on-failure' | 'always';
+
+/** All durations in milliseconds. */
+export interface RestartPolicy {
+  policy: RestartPolicyName;
+  /** Restarts allowed within `within` ms; one more failure and the container stays down. */
+  max_restarts: number;
+  within: number;
+  backoff: { initial: number; max: number; factor: number };
+  /** SIGTERM → SIGKILL grace when an unhealthy container is stopped for a restart. */
+  stop_grace: number;
+}
+
+export interface HealthCheck {
+  /** The check's argv inside the container: an absolute path, then its arguments. */
+  exec: string[];
+  interval: number;
+  timeout: number;
+  /** Failures in a row that make the container unhealthy. */
+  retries: number;
+  /** No check runs during this time after the start. */
+  start_period: number;
 }

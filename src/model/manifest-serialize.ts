@@ -13,7 +13,7 @@
 import { Document, isMap, isScalar, isSeq, Scalar, YAMLMap, type Node } from 'yaml';
 import { Tagged } from './manifest-document.js';
 import { PERMISSIONS } from './manifest-schema.js';
-import type { CGroups, Manifest, Mount, SchedPolicy, Seccomp } from './manifest.js';
+import type { CGroups, Manifest, Mount, SchedPolicy, Seccomp } from './manifest-schema.js';
 import { healthTree, restartTree } from './manifest-supervision.js';
 
 type Obj = Record<string, unknown>;

@@ -5,34 +5,12 @@
 // so an NPK that uses them does not load on Northstar (docs/deviations.md).
 // Decoding, validation and the serde shape of both live here, so the rest of
 // the manifest pipeline only calls in.
-import { join, map, denyUnknown, int, str } from './manifest-decode.js';
+import { join, map, denyUnknown, int, str } from './manifest-fields.js';
 import { Lit } from './manifest-document.js';
-import { ManifestError } from './manifest-schema.js';
+import { ManifestError, type HealthCheck, type RestartPolicy, type RestartPolicyName } from './manifest-schema.js';
 import { formatDuration, parseDuration, UnitError } from './units.js';
 
-export type RestartPolicyName = 'no' | 'on-failure' | 'always';
-
-/** All durations in milliseconds. */
-export interface RestartPolicy {
-  policy: RestartPolicyName;
-  /** Restarts allowed within `within` ms; one more failure and the container stays down. */
-  max_restarts: number;
-  within: number;
-  backoff: { initial: number; max: number; factor: number };
-  /** SIGTERM → SIGKILL grace when an unhealthy container is stopped for a restart. */
-  stop_grace: number;
-}
-
-export interface HealthCheck {
-  /** The check's argv inside the container: an absolute path, then its arguments. */
-  exec: string[];
-  interval: number;
-  timeout: number;
-  /** Failures in a row that make the container unhealthy. */
-  retries: number;
-  /** No check runs during this time after the start. */
-  start_period: number;
-}
+export type { HealthCheck, RestartPolicy, RestartPolicyName } from './manifest-schema.js';
 
 export const RESTART_DEFAULTS: Omit<RestartPolicy, 'policy'> = {
   max_restarts: 5,

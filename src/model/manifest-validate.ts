@@ -3,8 +3,8 @@
 // like fifo (spec/README.md #2). Throws a ManifestError naming the first problem.
 import { checkName, IdError, parseVersion } from './container-id.js';
 import { CAPABILITIES, LIMITS, ManifestError, RESERVED_ENV } from './manifest-schema.js';
+import type { Manifest, Mount, SchedPolicy, Seccomp } from './manifest-schema.js';
 import { validateSupervision } from './manifest-supervision.js';
-import type { Manifest, Mount, SchedPolicy, Seccomp } from './manifest.js';
 import { componentProblem } from './safe-path.js';
 import { canonicalVersionReq } from './version-req.js';
 

@@ -9,144 +9,19 @@
 // → manifest-decode.ts (serde's type rules) → manifest-validate.ts (validation.rs)
 // → manifest-serialize.ts (serde_yaml / serde_json shapes).
 //
-// CONTRACT (shared by every module): the types and the exported function
-// signatures below.
+// CONTRACT (shared by every module): the types (in manifest-schema.ts, re-exported
+// here) and the exported function signatures below.
 
 export { CAPABILITIES, LIMITS, ManifestError, MOUNT_OPTIONS, PERMISSIONS, RESERVED_ENV, RLIMIT_RESOURCES } from './manifest-schema.js';
-import { ManifestError, PERMISSIONS, RLIMIT_RESOURCES } from './manifest-schema.js';
+export type {
+  Permission, MountOption, Mount, SchedPolicy, Output, SeccompArgs, SeccompRule, Seccomp, MemoryCgroup, CpuCgroup, BlkioWeightDevice, BlkioThrottleDevice, BlkioCgroup, CGroups, RlimitResource, Rlimit, SocketType, Socket, Manifest,
+  HealthCheck, RestartPolicy, RestartPolicyName,
+} from './manifest-schema.js';
+import { ManifestError, type Manifest, type SchedPolicy } from './manifest-schema.js';
 import { readDocument } from './manifest-document.js';
 import { decodeManifest } from './manifest-decode.js';
 import { validate } from './manifest-validate.js';
 import { toJson, toJsonText, toYaml } from './manifest-serialize.js';
-import type { HealthCheck, RestartPolicy } from './manifest-supervision.js';
-
-export type { HealthCheck, RestartPolicy, RestartPolicyName } from './manifest-supervision.js';
-
-export type Permission = (typeof PERMISSIONS)[number];
-
-export type MountOption = 'rw' | 'noexec' | 'nosuid' | 'nodev' | 'rec';
-
-export type Mount =
-  | { type: 'bind'; host: string; options: MountOption[] }
-  | { type: 'dev' }
-  | { type: 'persist' }
-  | { type: 'proc' }
-  | { type: 'sysfs' }
-  | { type: 'sockets' }
-  /** version: a Rust-semver requirement in canonical form ("^1.2.3", ">=0.0.1, <1.0.0"); match it with version-req.ts. */
-  | { type: 'resource'; name: string; version: string; dir: string; options: MountOption[] }
-  | { type: 'tmpfs'; size: number };
-
-/** serde externally tagged: unit variants are strings. */
-export type SchedPolicy =
-  | { other: { nice: number } }
-  | { fifo: { priority: number } }
-  | { round_robin: { priority: number } }
-  | { batch: { nice: number } }
-  | 'idle'
-  | 'deadline';
-
-export type Output = 'discard' | 'pipe' | 'inherit';
-
-/** seccomp arg rule; values and mask are u64 and may exceed 2^53, hence bigint. */
-export interface SeccompArgs {
-  index: number;
-  values?: bigint[];
-  mask?: bigint;
-}
-export type SeccompRule = 'any' | { args: SeccompArgs };
-
-export interface Seccomp {
-  profile?: 'default';
-  allow?: Record<string, SeccompRule>;
-}
-
-export interface MemoryCgroup {
-  oom_monitor: boolean;
-  kernel_memory_limit?: number;
-  memory_hard_limit?: number;
-  memory_soft_limit?: number;
-  kernel_tcp_memory_limit?: number;
-  memory_swap_limit?: number;
-  swappiness?: number;
-  attrs: Record<string, string>;
-}
-
-export interface CpuCgroup {
-  cpus?: string;
-  mems?: string;
-  shares?: number;
-  quota?: number;
-  period?: number;
-  realtime_runtime?: number;
-  realtime_period?: number;
-  attrs: Record<string, string>;
-}
-
-export interface BlkioWeightDevice { major: number; minor: number; weight?: number; leaf_weight?: number }
-export interface BlkioThrottleDevice { major: number; minor: number; rate: number }
-
-export interface BlkioCgroup {
-  weight?: number;
-  leaf_weight?: number;
-  weight_device: BlkioWeightDevice[];
-  throttle_read_bps_device: BlkioThrottleDevice[];
-  throttle_read_iops_device: BlkioThrottleDevice[];
-  throttle_write_bps_device: BlkioThrottleDevice[];
-  throttle_write_iops_device: BlkioThrottleDevice[];
-  attrs: Record<string, string>;
-}
-
-export interface CGroups {
-  parent?: string;
-  memory?: MemoryCgroup;
-  cpu?: CpuCgroup;
-  blkio?: BlkioCgroup;
-}
-
-export type RlimitResource = (typeof RLIMIT_RESOURCES)[number];
-/** A missing soft/hard means RLIM_INFINITY. */
-export interface Rlimit { soft?: number; hard?: number }
-
-export type SocketType = 'stream' | 'datagram' | 'seq_packet';
-export interface Socket {
-  type: SocketType;
-  mode: number;
-  uid?: number;
-  gid?: number;
-  passcred?: boolean;
-}
-
-export interface Manifest {
-  name: string;
-  /** Normalized "major.minor.patch". */
-  version: string;
-  console?: { permissions: Permission[] };
-  /** Absent: a resource container. */
-  init?: string;
-  args: string[];
-  env: Record<string, string>;
-  uid: number;
-  gid: number;
-  sched?: { policy: SchedPolicy };
-  /** Keyed by absolute target path. */
-  mounts: Record<string, Mount>;
-  autostart?: 'relaxed' | 'critical';
-  cgroups?: CGroups;
-  network?: 'host' | { namespace: string };
-  seccomp?: Seccomp;
-  selinux?: { mount_context?: string; exec?: string };
-  capabilities: string[];
-  suppl_groups: string[];
-  rlimits: Partial<Record<RlimitResource, Rlimit>>;
-  sockets: Record<string, Socket>;
-  io?: { stdout: Output; stderr: Output };
-  custom?: unknown;
-  /** Ours, not Northstar's: restart policy (manifest-supervision.ts). */
-  restart?: RestartPolicy;
-  /** Ours, not Northstar's: health check run inside the container. */
-  health?: HealthCheck;
-}
 
 /** Parses YAML, then JSON, then TOML (Northstar's order), then validates. Throws ManifestError. */
 export function parseManifest(text: string): Manifest {
@@ -192,4 +67,9 @@ export function isResource(m: Manifest): boolean {
 /** Narrows an unknown error to a ManifestError. */
 export function isManifestError(e: unknown): e is ManifestError {
   return e instanceof ManifestError;
+}
+
+/** Whether a sched policy is real-time (needs an RT budget under CONFIG_RT_GROUP_SCHED). */
+export function isRealtime(policy: SchedPolicy | undefined): boolean {
+  return typeof policy === 'object' && ('fifo' in policy || 'round_robin' in policy);
 }

@@ -9,7 +9,6 @@
 // whatever the capabilities and answers `clone3` with ENOSYS, as Docker's
 // does: clone3 passes its flags in memory a filter cannot read, and libc
 // falls back to clone on ENOSYS, so fork() and threads work.
-import { Logger } from '../log.js';
 import { ManifestError, type Seccomp, type SeccompArgs } from './manifest.js';
 import { BASE, BASE_BY_ARCH, BY_CAPABILITY, CLONE_MASK, PERSONALITY_VALUES } from './seccomp-default.js';
 import { SYSCALLS_AARCH64 } from './syscalls-aarch64.js';
@@ -49,12 +48,13 @@ const TABLES: Record<SeccompArch, Readonly<Record<string, number>>> = {
   aarch64: SYSCALLS_AARCH64,
 };
 
-const log = new Logger('seccomp');
 const U64_MAX = 0xffffffffffffffffn;
 
 export interface CompileOptions {
   /** The manifest's capability set: the default profile grows with it (spec/seccomp-default.md). */
   capabilities?: Iterable<string>;
+  /** Told of every allowed name that is no syscall on the architecture (skipped; the caller may log it). */
+  onSkip?: (name: string, arch: SeccompArch) => void;
 }
 
 /** The architecture this process runs on, as the compiler names it. */
@@ -78,7 +78,7 @@ export function syscallNumber(name: string, arch: SeccompArch): number | undefin
  */
 export function compileSeccomp(seccomp: Seccomp, arch: SeccompArch = hostArch(), opts: CompileOptions = {}): Buffer {
   if (!Object.hasOwn(TABLES, arch)) throw new Error(`seccomp: unsupported architecture ${String(arch)}`);
-  const rules = collectRules(seccomp, arch, new Set(opts.capabilities ?? []));
+  const rules = collectRules(seccomp, arch, new Set(opts.capabilities ?? []), opts.onSkip);
   const program = assemble(filterProgram(arch, rules));
   if (program.length > BPF_MAXINSNS) {
     throw new ManifestError(
@@ -93,7 +93,7 @@ export function compileSeccomp(seccomp: Seccomp, arch: SeccompArch = hostArch(),
 /** What allows one syscall: anything, or any of these argument checks; or an errno it fails with, unrun. */
 type Rule = 'any' | SeccompArgs[] | { errno: number };
 
-function collectRules(seccomp: Seccomp, arch: SeccompArch, caps: Set<string>): Map<number, Rule> {
+function collectRules(seccomp: Seccomp, arch: SeccompArch, caps: Set<string>, onSkip: CompileOptions['onSkip']): Map<number, Rule> {
   const rules = new Map<number, Rule>();
   const add = (name: string, rule: Rule): void => {
     const nr = syscallNumber(name, arch);
@@ -116,7 +116,7 @@ function collectRules(seccomp: Seccomp, arch: SeccompArch, caps: Set<string>): M
     throw new ManifestError(`seccomp.profile: unknown profile "${String(seccomp.profile)}" (only "default")`);
   }
   const allow = seccomp.allow ?? {};
-  checkNames(Object.keys(allow), arch);
+  checkNames(Object.keys(allow), arch, onSkip);
   for (const [name, rule] of Object.entries(allow)) add(name, normalizeRule(name, rule));
   // The filter is installed before execve(init): Northstar always allows execve.
   add('execve', 'any');
@@ -137,9 +137,10 @@ const PROFILE_NAMES = new Set([...BASE, ...Object.values(BASE_BY_ARCH).flat(), .
  * other targets still run, and a typo was already named in a WARN at install
  * (`isKnownSyscall`).
  */
-function checkNames(names: string[], arch: SeccompArch): void {
+function checkNames(names: string[], arch: SeccompArch, onSkip: CompileOptions['onSkip']): void {
+  if (onSkip === undefined) return;
   for (const n of names) {
-    if (syscallNumber(n, arch) === undefined) log.debug(`seccomp.allow: skipping ${n}, not a syscall on ${arch}`);
+    if (syscallNumber(n, arch) === undefined) onSkip(n, arch);
   }
 }
 

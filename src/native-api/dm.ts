@@ -1,6 +1,6 @@
 // Typed contract of the addon's dm module (native/dm.cc). The buffers are
 // built and parsed by src/actors/dm-ioctl.ts.
-import type { Result } from '../machines/contracts.js';
+import type { Result } from '../model/errors.js';
 
 export interface DmNative {
   /**

@@ -1,6 +1,6 @@
 // Typed contract of the addon's loop module (native/loop.cc): loop devices and
 // mount/umount2. Blocking calls: run them in a mount worker.
-import type { Result } from '../machines/contracts.js';
+import type { Result } from '../model/errors.js';
 
 export interface LoopAttachOptions {
   /** The backing file (an NPK, or /proc/<pid>/fd/<n> of a memfd). */

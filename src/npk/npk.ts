@@ -13,8 +13,7 @@ import { crc32 } from 'node:zlib';
 import semver from 'semver';
 import { parse } from 'yaml';
 
-import { Logger } from '../log.js';
-import type { VerityInfo } from '../machines/contracts.js';
+import type { VerityInfo } from '../model/verity-info.js';
 import type { Manifest } from '../model/manifest.js';
 import { manifestWarnings } from '../model/manifest-warnings.js';
 import { COMPATIBLE } from '../model/version.js';
@@ -27,7 +26,6 @@ import { readAt, readZipDirectory, type ZipDirectory, type ZipEntry } from './zi
 export { NpkError } from './error.js';
 export type { Signature } from './signature.js';
 
-const log = new Logger('npk');
 const openAsync = promisify(open);
 const fstatAsync = promisify(fstat);
 
@@ -158,7 +156,6 @@ async function readNpk(fd: number, path: string, opts: OpenOptions): Promise<Npk
   const manifest = parseManifestText(manifestText);
   warnings.push(...manifestWarnings(manifest));
   if (opts.key && signature) verity = await readVerity(fd, fsImg, signature);
-  for (const w of warnings) log.warn(`${path}: ${w}`);
   return {
     path,
     fd,

@@ -9,7 +9,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { read } from 'node:fs';
 import { promisify } from 'node:util';
 
-import type { VerityInfo } from '../machines/contracts.js';
+import type { VerityInfo } from '../model/verity-info.js';
 import { NpkError } from './error.js';
 
 const readAsync = promisify(read);

@@ -9,7 +9,8 @@ import { test, type TestContext } from 'node:test';
 
 import { homeOf, readLayout, withoutV1, type CgroupLayout } from '../../src/actors/cgroup-layout.js';
 import { waitUntil } from '../../src/actors/cgroup-wait.js';
-import { CgroupTree, isRealtime, type ContainerCgroups } from '../../src/actors/cgroups.js';
+import { CgroupTree, type ContainerCgroups } from '../../src/actors/cgroups.js';
+import { isRealtime } from '../../src/model/manifest.js';
 import type { MemoryEvent } from '../../src/machines/contracts.js';
 import type { Manifest } from '../../src/model/manifest.js';
 import { sandbox, start, testManifest, type Run } from './launch-fixture.js';

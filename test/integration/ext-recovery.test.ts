@@ -13,6 +13,7 @@ import { basename, join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 
 import { cgroup2Mount } from '../../src/actors/cgroup-dynmods.js';
+import { readMounts } from '../../src/actors/mountinfo.js';
 import type { Notification } from '../../src/client/index.js';
 import { packageRoot } from '../../src/native.js';
 import { fixtureNpk } from '../fixtures/npk.js';
@@ -39,10 +40,7 @@ function loopsUnder(dir: string): string[] {
 /** Mount points under `dir` as seen by process `pid` (self: the test's namespace). */
 function mountsUnder(dir: string, pid: number | 'self' = 'self'): string[] {
   try {
-    return readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
-      .split('\n')
-      .map((l) => l.split(' ')[4] ?? '')
-      .filter((m) => m.startsWith(dir));
+    return readMounts(`/proc/${pid}/mountinfo`).map((m) => m.target).filter((m) => m.startsWith(dir));
   } catch {
     return [];
   }

@@ -17,9 +17,10 @@ import { createActor, fromPromise, setup, type AnyActorRef } from 'xstate';
 import { startInspector, type Inspector } from '../../src/inspector/inspector.js';
 import { Browser, CHROMIUM, type Tab } from './inspector-cdp.js';
 import { HELLO, SECRET, startDemo, startHello, type Demo } from './inspector-demo.js';
+import { prerequisite } from './privileged.js';
 
 const why = existsSync(CHROMIUM) ? undefined : `no ${CHROMIUM} (apt-get install chromium)`;
-if (why && process.env.CI === 'true') throw new Error(`prerequisite missing under CI: ${why}`);
+prerequisite(why);
 
 const out = join(import.meta.dirname, '../fixtures/out');
 const active = (path: string) => `document.querySelector('#chart g.state.active[data-path="${path}"]') !== null`;

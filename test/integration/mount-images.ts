@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { readMounts } from '../../src/actors/mountinfo.js';
 import type { VerityInfo } from '../../src/machines/contracts.js';
 
 export interface Image {
@@ -76,10 +77,7 @@ export function loopsBackedBy(dir: string): string[] {
 
 /** Mount points at or below `dir` in this mount namespace (leak probe). */
 export function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4])
-    .filter((t): t is string => t !== undefined && (t === dir || t.startsWith(`${dir}/`)));
+  return readMounts().map((m) => m.target).filter((t) => t === dir || t.startsWith(`${dir}/`));
 }
 
 export function openFdCount(): number {

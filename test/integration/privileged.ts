@@ -30,19 +30,26 @@ export function missing(req: Prerequisites = {}): string | undefined {
   return undefined;
 }
 
+/**
+ * The one rule for any missing prerequisite (root, a tool, a header, a browser):
+ * given why a test cannot run (undefined: it can), options for describe()/test()
+ * that skip it outside CI; under CI=true it throws instead.
+ */
+export function prerequisite(why: string | undefined): { skip?: string } {
+  if (!why) return {};
+  if (process.env.CI === 'true') throw new Error(`prerequisite missing under CI: ${why}`);
+  return { skip: why };
+}
+
 /** Options for describe()/test(): `{ skip: reason }` outside CI; throws under CI=true. */
 export function privileged(req: Prerequisites = {}): { skip?: string } {
-  const why = missing(req);
-  if (!why) return {};
-  if (process.env.CI === 'true') throw new Error(`privileged test prerequisite missing under CI: ${why}`);
-  return { skip: why };
+  return prerequisite(missing(req));
 }
 
 /** For use inside a test: skips (or fails under CI) when a prerequisite is missing. */
 export function requirePrivileged(t: TestContext, req: Prerequisites = {}): boolean {
-  const why = missing(req);
-  if (!why) return true;
-  if (process.env.CI === 'true') throw new Error(`privileged test prerequisite missing under CI: ${why}`);
-  t.skip(why);
+  const { skip } = prerequisite(missing(req));
+  if (skip === undefined) return true;
+  t.skip(skip);
   return false;
 }

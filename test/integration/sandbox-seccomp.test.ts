@@ -4,18 +4,15 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import type { Manifest, Seccomp } from '../../src/model/manifest.js';
+import type { Manifest } from '../../src/model/manifest.js';
 import { compileSeccomp, hostArch } from '../../src/model/seccomp.js';
+import { TEST_CONTAINER_SECCOMP } from '../fixtures/seccomp.js';
 import { run, sandbox, start, waitForLine } from './launch-fixture.js';
 import { privileged } from './privileged.js';
 
 const opts = privileged({ loop: false, mksquashfs: false });
 
-// The test container's rules.
-const seccomp: Seccomp = {
-  profile: 'default',
-  allow: { delete_module: { args: { index: 1, values: [1n], mask: 0x06n } }, clone: 'any', clone3: 'any' },
-};
+const seccomp = TEST_CONTAINER_SECCOMP;
 const manifest: Partial<Manifest> = { seccomp, mounts: { '/proc': { type: 'proc' } } };
 const filter = () => compileSeccomp(seccomp, hostArch(), { capabilities: [] });
 

@@ -20,7 +20,7 @@ import type { ExitStatus } from '../../src/model/errors.js';
 import type { Manifest } from '../../src/model/manifest.js';
 import { compileSeccomp } from '../../src/model/seccomp.js';
 import { closeNpk, openNpk } from '../../src/npk/npk.js';
-import { packNpk } from '../../src/npk/pack.js';
+import { packNpk } from '../../src/packer/pack.js';
 import { buildCloneProbe, buildProbe } from '../fixtures/build.js';
 import { fixtureKeys } from '../fixtures/npk.js';
 import { eventually, run, sandbox, start, waitForLine } from './launch-fixture.js';

@@ -15,7 +15,7 @@ import * as tar from 'tar-stream';
 
 import type { Client } from '../../src/client/index.js';
 import { packageRoot } from '../../src/native.js';
-import { packNpk } from '../../src/npk/pack.js';
+import { packNpk } from '../../src/packer/pack.js';
 import { buildProbe } from '../fixtures/build.js';
 import { privileged } from './privileged.js';
 import { startDaemon, startRuntime, type Harness } from './runtime-harness.js';

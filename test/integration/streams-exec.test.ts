@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 
 import { packageRoot } from '../../src/native.js';
-import { packNpk } from '../../src/npk/pack.js';
+import { packNpk } from '../../src/packer/pack.js';
 import { buildProbe } from '../fixtures/build.js';
 import { eventually } from './launch-fixture.js';
 import { privileged } from './privileged.js';

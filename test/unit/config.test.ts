@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
-  ConfigError, DEFAULT_CONSOLE_OPTIONS, DEFAULT_SOCKET_MODE, EMBEDDED_DEFAULT_CONFIG, loadConfig, parseBindUrl, parseConfig,
+  ConfigError, DEFAULT_CONSOLE_OPTIONS, DEFAULT_SOCKET_MODE, EMBEDDED_DEFAULT_CONFIG, parseBindUrl, parseConfig,
 } from '../../src/model/config.js';
+import { loadConfig } from '../../src/config-file.js';
 import { PERMISSIONS } from '../../src/model/manifest.js';
 
 const BASE = `

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 
 import { createActor, setup, type AnyActorRef } from 'xstate';
 
-import { debugArgv, ioFrom, makeActors, type ContainerCgroupsHandle, type Io } from '../../src/actors/machine-actors.js';
+import { debugArgv, ioFrom, makeActors, type Io } from '../../src/actors/machine-actors.js';
+import type { ContainerCgroupsHandle } from '../../src/machines/contracts.js';
 import { containerMachine } from '../../src/machines/container.js';
 import type { ContainerStatus, Executed } from '../../src/machines/container-events.js';
 import type { LaunchSpec, Launched, MemoryEvent } from '../../src/machines/contracts.js';

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { ManifestError, parseManifest, type Manifest } from '../../src/model/manifest.js';
 import { manifestWarnings } from '../../src/model/manifest-warnings.js';
 import { MAX_DOCUMENT_BYTES } from '../../src/model/manifest-document.js';
-import { packNpk } from '../../src/npk/pack.js';
+import { packNpk } from '../../src/packer/pack.js';
 
 const BASE = { version: '0.0.1', init: '/probe', uid: 1000, gid: 1000 };
 

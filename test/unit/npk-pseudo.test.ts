@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import type { Manifest } from '../../src/model/manifest.js';
-import { pseudoEntries, pseudoLines } from '../../src/npk/squashfs.js';
+import { pseudoEntries, pseudoLines } from '../../src/packer/squashfs.js';
 
 function manifest(mounts: Record<string, unknown>): Manifest {
   return {

@@ -2,7 +2,7 @@
 // interpreter (seccomp-bpf.ts): seccomp_data in, action out.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ManifestError, type Seccomp } from '../../src/model/manifest.js';
+import { ManifestError } from '../../src/model/manifest.js';
 import {
   AUDIT_ARCH,
   BPF,
@@ -16,6 +16,7 @@ import {
   type SeccompArch,
 } from '../../src/model/seccomp.js';
 import { BASE } from '../../src/model/seccomp-default.js';
+import { TEST_CONTAINER_SECCOMP } from '../fixtures/seccomp.js';
 import { run } from './seccomp-bpf.js';
 
 const X86 = AUDIT_ARCH.x86_64;
@@ -36,16 +37,16 @@ const SIGCHLD = 0x11n;
 const PTHREAD_FLAGS = 0x003d0f00n;
 const NAMESPACE_FLAGS = [0x00020000n, 0x02000000n, 0x04000000n, 0x08000000n, 0x10000000n, 0x20000000n, 0x40000000n];
 
-const testContainer: Seccomp = {
-  profile: 'default',
-  allow: {
-    delete_module: { args: { index: 1, values: [1n], mask: 0x06n } },
-    clone: 'any',
-    clone3: 'any',
-  },
-};
+const testContainer = TEST_CONTAINER_SECCOMP;
 
 describe('compileSeccomp', () => {
+  test('a name that is no syscall on the architecture is skipped and told to the caller (the model does not log)', () => {
+    const skipped: string[] = [];
+    const f = compileSeccomp({ allow: { no_such_call: 'any', read: 'any' } }, 'x86_64', { onSkip: (n, arch) => skipped.push(`${n}@${arch}`) });
+    assert.deepEqual(skipped, ['no_such_call@x86_64']);
+    assert.equal(verdict(f, 'read'), ALLOW);
+  });
+
   test('the program starts with the architecture check and the x32 guard, as expected opcodes', () => {
     const p = decodeFilter(compileSeccomp({ allow: { read: 'any' } }, 'x86_64'));
     assert.deepEqual(p.slice(0, 6), [

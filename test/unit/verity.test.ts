@@ -12,6 +12,7 @@ import { NpkError } from '../../src/npk/error.js';
 import {
   SUPERBLOCK_SIZE, buildHashTree, buildVerity, checkSuperblock, levelSizes, treeSize, verifyImage,
 } from '../../src/npk/verity.js';
+import { prerequisite } from '../integration/privileged.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'verity-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,11 +25,7 @@ function hasVeritysetup(): boolean {
     return false;
   }
 }
-const veritysetup = hasVeritysetup()
-  ? {}
-  : process.env.CI === 'true'
-    ? (() => { throw new Error('veritysetup missing under CI (apt-get install cryptsetup-bin)'); })()
-    : { skip: 'no veritysetup (apt-get install cryptsetup-bin)' };
+const veritysetup = prerequisite(hasVeritysetup() ? undefined : 'no veritysetup (apt-get install cryptsetup-bin)');
 
 function rootHashOf(output: string): string {
   const m = /Root hash:\s*([0-9a-f]{64})/.exec(output);

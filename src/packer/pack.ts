@@ -14,13 +14,13 @@ import { crc32 } from 'node:zlib';
 
 import type { Manifest } from '../model/manifest.js';
 import { VERSION } from '../model/version.js';
-import { NpkError } from './error.js';
-import { readKeyFile } from './keys.js';
-import { manifestYaml, parseManifestText } from './manifest-io.js';
-import { buildSignature, sha256Hex } from './signature.js';
+import { NpkError } from '../npk/error.js';
+import { readKeyFile } from '../npk/keys.js';
+import { manifestYaml, parseManifestText } from '../npk/manifest-io.js';
+import { buildSignature, sha256Hex } from '../npk/signature.js';
+import { VERITY_BLOCK, buildVerity } from '../npk/verity.js';
+import { StoredZipWriter } from '../npk/zip.js';
 import { buildSquashfs, type Compression } from './squashfs.js';
-import { VERITY_BLOCK, buildVerity } from './verity.js';
-import { StoredZipWriter } from './zip.js';
 
 export interface PackOptions {
   /** The manifest, as an object or as text (YAML, JSON or TOML). */

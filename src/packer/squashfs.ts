@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 
 import { Logger } from '../log.js';
 import type { Manifest, Mount } from '../model/manifest.js';
-import { NpkError } from './error.js';
+import { NpkError } from '../npk/error.js';
 
 const execFileAsync = promisify(execFile);
 const log = new Logger('npk');

@@ -6,8 +6,8 @@ import { mkdir, open, rm } from 'node:fs/promises';
 import { join, normalize } from 'node:path';
 import { promisify } from 'node:util';
 
-import { NpkError } from './error.js';
-import { readAt, readZipDirectory, type ZipEntry } from './zip.js';
+import { NpkError } from '../npk/error.js';
+import { readAt, readZipDirectory, type ZipEntry } from '../npk/zip.js';
 
 const execFileAsync = promisify(execFile);
 const openAsync = promisify(openCb);
