@@ -1,4 +1,4 @@
-// Bundles the executables (src/cli/*.ts) and the mount pool's worker into
+// Bundles the executables (src/cli/*.ts), the mount pool's and the output worker into
 // plain, minified ESM JavaScript in dist/cli/, with the inspector's page
 // beside them. The daemon and the CLIs run from dist/ when it is up to date
 // (bin/launch.mjs): Node then loads no TypeScript loader and one file instead
@@ -19,6 +19,7 @@ const entries = [
   ...readdirSync(join(src, 'cli')).filter((f) => f.endsWith('.ts')).map((f) => join(src, 'cli', f)),
   // Found next to the bundle by workerEntry() (src/threads.ts).
   join(src, 'actors', 'mount.worker.ts'),
+  join(src, 'actors', 'output.worker.ts'),
 ];
 
 rmSync(join(root, 'dist'), { recursive: true, force: true });
