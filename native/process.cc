@@ -326,13 +326,19 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// At most this many recv() per readiness callback. The poll is level-triggered:
+// what is left is read on the loop's next turn, after the timers, the console
+// and every other fd had theirs. A peer that writes faster than we read can
+// therefore never hold the main thread (it once looped until EAGAIN).
+constexpr int kReadsPerTurn = 8;
+
 // Readable message socket: deliver each message (seqpacket/datagram) or
 // chunk (stream) as a Buffer; null once at EOF or error, then the fd is closed.
 void OnMessages(uv_poll_t* handle, int status, int events) {
   std::shared_ptr<Watch> keep = *static_cast<std::shared_ptr<Watch>*>(handle->data);
   Watch& w = *keep;
   Napi::Env env(w.env);
-  for (;;) {
+  for (int reads = 0; reads < kReadsPerTurn; reads++) {
     if (!w.polling) return;  // the callback closed us
     char buf[65536];
     ssize_t n = recv(w.fd, buf, sizeof buf, MSG_DONTWAIT);
@@ -366,6 +372,16 @@ Napi::Value WatchMessages(const Napi::CallbackInfo& info) {
           return i.Env().Undefined();
         }));
   return r;
+}
+
+// dup(fd) -> a new fd (O_CLOEXEC) for the same open file: a second owner of
+// a pipe, so that the first one closing (a worker thread exiting closes what
+// it wrapped) does not close the pipe itself. Any thread.
+Napi::Value Dup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
+  if (fd < 0) ThrowErrno(env, errno, "fcntl(F_DUPFD_CLOEXEC)");
+  return Napi::Number::New(env, fd);
 }
 
 // ---------------------------------------------------------------- netns
@@ -463,6 +479,7 @@ void RegisterProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("netnsCreate", Napi::Function::New(env, NetnsCreate, "netnsCreate"));
   exports.Set("spawn", Napi::Function::New(env, Spawn, "spawn"));
   exports.Set("watchMessages", Napi::Function::New(env, WatchMessages, "watchMessages"));
+  exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
 }
 
 }  // namespace nstar

@@ -1,4 +1,4 @@
-// Bundles the executables (src/cli/*.ts) and the mount pool's worker into
+// Bundles the executables (src/cli/*.ts), the mount pool's and the output worker into
 // plain, minified ESM JavaScript in dist/cli/, with the inspector's page
 // beside them. The daemon and the CLIs run from dist/ when it is up to date
 // (bin/launch.mjs): Node then loads no TypeScript loader and one file instead
@@ -20,6 +20,7 @@ const entries = [
   // Found next to the bundle by workerEntry() (src/threads.ts).
   join(src, 'actors', 'mount.worker.ts'),
   join(src, 'actors', 'copy.worker.ts'),
+  join(src, 'actors', 'output.worker.ts'),
 ];
 
 // Only the bundles: dist/lib (the library, npm run build:lib) stays.

@@ -21,6 +21,7 @@ import { CgroupTree } from './actors/cgroups.js';
 import { Journal } from './actors/journal.js';
 import { NetnsPool } from './actors/netns-pool.js';
 import { launch } from './actors/launch.js';
+import { Output } from './actors/output.js';
 import { ioFrom, makeActors, type Io } from './actors/machine-actors.js';
 import { MountPool } from './actors/mount-pool.js';
 import { recover } from './actors/recovery.js';
@@ -61,6 +62,8 @@ interface Parts {
   console?: ConsoleServer;
   consoles: Map<string, ContainerConsole>;
   inspector?: { close(): Promise<void> };
+  /** Reads the containers' piped output off the main thread; keeps their rings. */
+  output: Output;
 }
 
 export class Runtime {
@@ -79,13 +82,18 @@ export class Runtime {
     this.stopped = new Promise((r) => (this.resolveStopped = r));
   }
 
+  /** The containers' output: their rings, and the worker thread that reads it. */
+  get output(): Output {
+    return this.parts.output;
+  }
+
   get supervisor(): Supervisor {
     if (!this.sup) throw new Error('the runtime is not started');
     return this.sup;
   }
 
   static async start(config: Config, opts: RuntimeOptions = {}): Promise<Runtime> {
-    const parts: Parts = { journal: new Journal(config.runDir), repositories: [], consoles: new Map() };
+    const parts: Parts = { journal: new Journal(config.runDir), repositories: [], consoles: new Map(), output: new Output({ ringBytes: config.logBuffer }) };
     const rt = new Runtime(config, parts);
     try {
       await rt.boot(opts);
@@ -200,6 +208,7 @@ export class Runtime {
       if (parts.netns) await step('network namespaces', () => parts.netns!.close());
       for (const r of parts.repositories) await step(`repository ${r.id}`, () => r.close());
       if (parts.tree) await step('cgroups', () => parts.tree!.destroy());
+      await step('output', () => parts.output.close());
       await step('journal', () => parts.journal.remove());
     })();
     return this.teardown;
@@ -239,7 +248,7 @@ export class Runtime {
     try {
       // The next namespace is made while this container runs: made during its
       // clone or its init's setup, it would slow them (kernel locks they share).
-      const launched = await launch(full).catch((e: unknown) => {
+      const launched = await launch(full, { outputs: this.parts.output }).catch((e: unknown) => {
         this.parts.netns?.refill();
         throw e;
       });

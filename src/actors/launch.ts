@@ -26,8 +26,9 @@ import { errors, RuntimeError, systemError, type ExitStatus, type SystemErrorDat
 import type { LaunchSpec, Launched, Phases } from '../machines/contracts.js';
 import { initBinaryPath, native } from '../native.js';
 import { CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, type SpawnedChild } from '../native-api/process.js';
-import { containerIo, LineSplitter, type ContainerIo, type OutputSink } from './io.js';
+import { containerIo, endedWithin, type ContainerIo, type OutputSink } from './io.js';
 import { encodeExec, encodeGate, encodeSpec, parseInitMessage, type InitMessage } from './launch-protocol.js';
+import { defaultOutput, type AttachedStream, type Output } from './output.js';
 import { planSandbox, preparePersist } from './sandbox.js';
 import { createSockets, type ContainerSockets } from './sockets.js';
 
@@ -51,7 +52,7 @@ export interface Executed {
   nsPid: number;
   /** Its own exit status (the container's is reported separately). */
   exited: Promise<ExitStatus>;
-  /** stdout and stderr, captured (each line is also logged at info with the container as target). */
+  /** stdout and stderr, captured (at most 1 MiB each; each line is also logged at info with the container as target). */
   output: Promise<{ stdout: string; stderr: string }>;
 }
 
@@ -65,6 +66,8 @@ export interface LaunchedContainer extends Launched {
 export interface LaunchOptions {
   /** Receives every line of `io: pipe` output instead of the default logger. */
   output?: OutputSink;
+  /** Reads the piped streams (the runtime's; default: the process-wide one). */
+  outputs?: Output;
 }
 
 const log = new Logger('launch');
@@ -76,13 +79,6 @@ const CAPTURE_LIMIT = 1 << 20;
  * stream fd handed out through a unix socket.
  */
 const DRAIN_GRACE_MS = 1000;
-
-/** Resolves when `drained` does, or `ms` later at most. */
-function drainedWithin(drained: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
-  return Promise.race([drained, grace]).finally(() => clearTimeout(timer));
-}
 
 function errnoData(errno: number, syscall: string, path: string): SystemErrorData {
   const [code, lower] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, `error ${errno}`];
@@ -146,7 +142,7 @@ interface PendingExec {
   exited: ReturnType<typeof deferred<ExitStatus>>;
   output: Promise<{ stdout: string; stderr: string }>;
   status?: ExitStatus;
-  drained: Promise<void>;
+  streams: AttachedStream[];
 }
 
 class Launch {
@@ -166,17 +162,21 @@ class Launch {
   private initStatus?: ExitStatus;
   private controlClosed = false;
   private ioDrained = false;
-  private io?: ContainerIo;
+  private io?: ContainerIo & { streams: AttachedStream[] };
   private draining = false;
   private settled = false;
   private readonly execs = new Map<number, PendingExec>();
   private execSeq = 0;
   private sockets?: ContainerSockets;
 
+  private readonly outputs: Output;
+
   constructor(
     private readonly spec: LaunchSpec,
     private readonly opts: LaunchOptions,
-  ) {}
+  ) {
+    this.outputs = opts.outputs ?? defaultOutput();
+  }
 
   async start(): Promise<LaunchedContainer> {
     const { spec } = this;
@@ -198,7 +198,7 @@ class Launch {
       const netns = initSpec.net.mode === 'new' ? spec.netnsFd : undefined;
       if (netns !== undefined) initSpec.net = { mode: 'fd' };
 
-      io = containerIo(spec.container, spec.manifest.io, this.opts.output);
+      io = containerIo(spec.container, spec.manifest.io, this.opts.output, this.outputs);
       const [ours, theirs] = native().socketpair('seq_packet');
       closeOnError.push(theirs);
       this.control = ours;
@@ -332,7 +332,7 @@ class Launch {
       if (this.draining) return;
       this.draining = true;
       // Init is gone: whatever still holds the output gets a short grace.
-      void drainedWithin(this.io!.drained, DRAIN_GRACE_MS).then(() => {
+      void endedWithin(this.io!.streams, DRAIN_GRACE_MS).then(() => {
         this.io!.close();
         this.ioDrained = true;
         this.maybeSettle();
@@ -349,7 +349,7 @@ class Launch {
     for (const [id, p] of this.execs) {
       p.forked.reject(errors.notStarted(this.spec.container));
       p.status ??= { signalled: { signal: 9 } };
-      void drainedWithin(p.drained, DRAIN_GRACE_MS).then(() => p.exited.resolve(p.status!));
+      void endedWithin(p.streams, DRAIN_GRACE_MS).then(() => p.exited.resolve(p.status!));
       this.execs.delete(id);
     }
     if (this.setupError) this.exited.reject(this.setupError);
@@ -367,22 +367,12 @@ class Launch {
     const devnull = openSync('/dev/null', 'r+');
     const out = native().socketpair('stream');
     const err = native().socketpair('stream');
-    const captured = { stdout: '', stderr: '' };
-    const target = new Logger(this.spec.container);
-    const reader = (fd: number, stream: 'stdout' | 'stderr') =>
-      new Promise<void>((resolve) => {
-        const lines = new LineSplitter((l) => {
-          target.info(l);
-          if (captured[stream].length < CAPTURE_LIMIT) captured[stream] += l + '\n';
-        });
-        native().watchMessages(fd, (chunk) => {
-          if (chunk) return lines.push(chunk);
-          lines.end();
-          resolve();
-        });
-      });
-    const drained = Promise.all([reader(out[0], 'stdout'), reader(err[0], 'stderr')]).then(() => undefined);
-    const pending: PendingExec = { forked: deferred<Executed>(), exited: deferred<ExitStatus>(), output: drained.then(() => ({ ...captured })), drained };
+    // Exec output takes the container's path: read in the output worker, logged, kept in its ring.
+    const streams = [out[0], err[0]].map((fd, i) =>
+      this.outputs.attach({ target: this.spec.container, stream: i === 0 ? 'stdout' : 'stderr', fd, capture: CAPTURE_LIMIT }),
+    );
+    const output = Promise.all(streams.map((s) => s.ended)).then(([stdout, stderr]) => ({ stdout: stdout ?? '', stderr: stderr ?? '' }));
+    const pending: PendingExec = { forked: deferred<Executed>(), exited: deferred<ExitStatus>(), output, streams };
     this.execs.set(id, pending);
     try {
       if (!this.send(encodeExec(id, req.path, req.args, this.execEnv(req)), [devnull, out[1], err[1]])) throw errors.notStarted(this.spec.container);
@@ -403,8 +393,7 @@ class Launch {
 
   /** An exec whose stdio are the caller's fds (spec/streams.md attached exec): nothing captured here. */
   private execAttached(id: number, req: ExecRequest, stdio: [number, number, number]): Promise<Executed> {
-    const drained = Promise.resolve();
-    const pending: PendingExec = { forked: deferred<Executed>(), exited: deferred<ExitStatus>(), output: drained.then(() => ({ stdout: '', stderr: '' })), drained };
+    const pending: PendingExec = { forked: deferred<Executed>(), exited: deferred<ExitStatus>(), output: Promise.resolve({ stdout: '', stderr: '' }), streams: [] };
     this.execs.set(id, pending);
     if (!this.send(encodeExec(id, req.path, req.args, this.execEnv(req), req.tty === true), stdio)) {
       this.execs.delete(id);
@@ -424,7 +413,7 @@ class Launch {
       this.execs.delete(m.id);
     } else {
       p.status = m.status;
-      void drainedWithin(p.drained, DRAIN_GRACE_MS).then(() => p.exited.resolve(m.status));
+      void endedWithin(p.streams, DRAIN_GRACE_MS).then(() => p.exited.resolve(m.status));
       this.execs.delete(m.id);
     }
   }

