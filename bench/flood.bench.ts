@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { Client } from '../src/client/index.js';
 import { buildProbe } from '../test/fixtures/build.js';
 import { fixtureNpk } from '../test/fixtures/npk.js';
+import { nodePid, rssMb } from './proc.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -32,22 +33,6 @@ const TARGET_LAT_MS = 100;
 const TARGET_RSS_MB = 50;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function rssMb(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : 0;
-}
-
-/** The node process under `unshare` (bin/northstar execs unshare, which execs node). */
-function nodePid(pid: number): number {
-  for (let i = 0; i < 50; i++) {
-    if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'node') return pid;
-    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-    if (kids.length === 1) pid = Number(kids[0]);
-    else spawnSync('sleep', ['0.1']);
-  }
-  return pid;
-}
 
 /** Bytes the container process (init's child) wrote so far. */
 function written(initPid: number): number {

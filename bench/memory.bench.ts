@@ -15,27 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '../src/client/index.js';
 import { fixtureNpk } from '../test/fixtures/npk.js';
 import { buildProbe } from '../test/fixtures/build.js';
+import { nodePid, rssMb } from './proc.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const IDLE_TIMEOUT_MS = 2000;
-
-function rssMb(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for ${pid}`);
-  return Number(m[1]) / 1024;
-}
-
-/** The node process under `unshare` (bin/northstar execs unshare, which execs node). */
-function nodePid(pid: number): number {
-  for (let i = 0; i < 50; i++) {
-    const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-    if (comm === 'node') return pid;
-    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-    if (kids.length === 1) pid = Number(kids[0]);
-    else spawnSync('sleep', ['0.1']);
-  }
-  return pid;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -16,22 +16,13 @@ import { parseArgs } from 'node:util';
 import { Client } from '../src/client/index.js';
 import { buildProbe } from '../test/fixtures/build.js';
 import { fixtureNpk } from '../test/fixtures/npk.js';
+import { nodePid } from './proc.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({ options: { cycles: { type: 'string', default: process.env.SOAK_CYCLES ?? '3000' } } });
 const CYCLES = Number(args.cycles);
 const EVERY = 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function nodePid(pid: number): number {
-  for (let i = 0; i < 50; i++) {
-    if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'node') return pid;
-    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-    if (kids.length === 1) pid = Number(kids[0]);
-    else spawnSync('sleep', ['0.1']);
-  }
-  return pid;
-}
 
 interface Sample { cycle: number; rss: number; fds: number; threads: number }
 
