@@ -101,6 +101,11 @@ export class Output {
     return this.worker;
   }
 
+  /** Followers (logs `follow`) being served now (tests, stats). */
+  get following(): number {
+    return this.followers.size;
+  }
+
   /** Reads `req.fd` in the worker from now on. */
   attach(req: AttachRequest): AttachedStream {
     if (this.closed) throw new Error('output: attach after close');
