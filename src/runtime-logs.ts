@@ -22,7 +22,7 @@ type LogsBody = { container: string; tail?: number; follow?: boolean };
 const channelOf = (l: OutputLine) => (l.stream === 'stderr' ? CH_STDERR : CH_STDOUT);
 
 /** Writes lines in order, consecutive lines of one stream in one write (io.write splits into frames). */
-async function writeLines(io: FrameIO, lines: OutputLine[]): Promise<void> {
+export async function writeLines(io: FrameIO, lines: OutputLine[]): Promise<void> {
   let i = 0;
   while (i < lines.length) {
     const ch = channelOf(lines[i]!);
