@@ -106,7 +106,7 @@ async function until(check: () => Promise<boolean>): Promise<boolean> {
 }
 
 describe('logs', opts, () => {
-  test('tail: the last lines of both streams in the order written; the whole ring without tail', async (t) => {
+  test('tail: the last lines of both streams in the order written; the whole ring without tail; kept until uninstall', async (t) => {
     const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t, 'lines', ['flood', String(50 * 100), '100'])] } } });
     await h.client.start('lines:0.0.1');
     const c = () => h.connect();
@@ -122,6 +122,12 @@ describe('logs', opts, () => {
     assert.equal(all.lines.length, 1 + 50 + 2 + 2, all.lines.slice(-4).join(' | '));
     assert.deepEqual(all.lines.slice(-2), ['1:Executing "crash"', "2:thread 'main' panicked at 'witness me!'"]);
     assert.deepEqual((await collect(await c(), 'lines:0.0.1', { tail: 0 })).lines, []);
+    // The ring outlives the exit, not the container.
+    await h.client.stop('lines:0.0.1', 5000);
+    assert.equal((await collect(await c(), 'lines:0.0.1', { tail: 1 })).lines[0], "2:thread 'main' panicked at 'witness me!'");
+    assert.equal((await h.runtime.output.stats())?.rings, 1);
+    await h.client.uninstall('lines:0.0.1');
+    assert.ok(await until(async () => (await h.runtime.output.stats())?.rings === 0), 'uninstall forgot the ring');
   });
 
   test('follow: lines printed after the request, then the exit status at the exit', async (t) => {
