@@ -48,6 +48,8 @@ export async function runAttached(socket: Duplex, reader: FrameReader, session: 
   const ac = new AbortController();
   const onClose = () => ac.abort();
   socket.once('close', onClose);
+  // A client gone before the session began (while the ok line waited) must not leave it waiting forever.
+  if (socket.destroyed) ac.abort();
   let protocolError: FrameError | undefined;
   const io: FrameIO = {
     gone: ac.signal,
