@@ -15,6 +15,8 @@ import { onNotification, request, type Supervisor } from './machines/supervisor.
 import type { ContainerData, ContainerResult } from './machines/requests.js';
 import { RuntimeError } from './model/errors.js';
 import { manifestToJson, type Manifest } from './model/manifest.js';
+import type { Output } from './actors/output.js';
+import { logsRequest } from './runtime-logs.js';
 import { attachRequest, copyInRequest, networkOf } from './runtime-streams.js';
 
 const wireError = (e: unknown) => RuntimeError.from(e).toWire();
@@ -53,7 +55,7 @@ async function single(container: string, run: () => Promise<unknown>): Promise<W
   }
 }
 
-export function consoleBackend(sup: Supervisor, onShutdown: () => void): ConsoleBackend {
+export function consoleBackend(sup: Supervisor, onShutdown: () => void, output?: Output): ConsoleBackend {
   const handle = async (req: WireRequest): Promise<Response> => {
     if (req === 'list') return { list: await request(sup, { type: 'list' }) };
     if (req === 'repositories') return { repositories: await request(sup, { type: 'repositories' }) };
@@ -90,7 +92,10 @@ export function consoleBackend(sup: Supervisor, onShutdown: () => void): Console
     }
     if ('uninstall' in req) {
       const { container, wipe } = req.uninstall;
-      return { uninstall: await single(container, () => request(sup, { type: 'uninstall', container, wipe })) };
+      const r = await single(container, () => request(sup, { type: 'uninstall', container, wipe }));
+      // Its ring of output must not outlive it.
+      if ('ok' in r) output?.forget(container);
+      return { uninstall: r };
     }
     if ('inspect' in req) {
       const { container, statistics } = req.inspect;
@@ -144,7 +149,13 @@ export function consoleBackend(sup: Supervisor, onShutdown: () => void): Console
       const sub = onNotification(sup, (n) => cb(n as WireNotification));
       return () => sub.unsubscribe();
     },
-    attach: (req) => attachRequest(sup, req),
+    attach: (req) => {
+      if (typeof req === 'object' && 'logs' in req) {
+        if (!output) throw new Error('this runtime keeps no container output');
+        return logsRequest(sup, output, req.logs);
+      }
+      return attachRequest(sup, req);
+    },
     copyIn: (r, data) => copyInRequest(sup, r, data),
   };
 }

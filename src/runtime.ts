@@ -152,7 +152,7 @@ export class Runtime {
     });
     this.sup = sup;
 
-    const { server, url } = await startConsole(config, consoleBackend(sup, () => void this.shutdown()));
+    const { server, url } = await startConsole(config, consoleBackend(sup, () => void this.shutdown(), parts.output));
     parts.console = server;
     this.consoleUrl = url;
     if (url) log.info(`Console on ${url}`);

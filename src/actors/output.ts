@@ -56,6 +56,20 @@ export interface AttachedStream {
   close(): void;
 }
 
+/** A container's new lines as they come (logs `follow`). */
+export interface Follower {
+  /** The ring's lines at the moment the following began. */
+  tail: OutputLine[];
+  /** Stops the lines; idempotent. */
+  stop(): void;
+}
+
+export interface FollowHandlers {
+  line(l: OutputLine): void;
+  /** The following ended on our side (the output worker died): no more lines come. */
+  lost(reason: Error): void;
+}
+
 interface Live {
   id: number;
   req: AttachRequest;
@@ -73,6 +87,8 @@ export class Output {
   private remote?: Remote<OutputWorkerApi>;
   private died?: Promise<never>;
   private readonly streams = new Map<number, Live>();
+  private readonly followers = new Map<number, { target: string; h: FollowHandlers }>();
+  private readonly drainWaiters = new Set<{ target: string; done: () => void }>();
   private seq = 0;
   private closed = false;
   private restartDelay = 0;
@@ -83,6 +99,11 @@ export class Output {
   /** The worker thread, while one runs (tests terminate it to simulate a crash). */
   get thread(): Worker | undefined {
     return this.worker;
+  }
+
+  /** Followers (logs `follow`) being served now (tests, stats). */
+  get following(): number {
+    return this.followers.size;
   }
 
   /** Reads `req.fd` in the worker from now on. */
@@ -113,6 +134,39 @@ export class Output {
     return Promise.race([this.remote.tail(target, count), this.died!]);
   }
 
+  /**
+   * The last `count` lines of `target` (all when omitted) and from then on its
+   * new lines, until stop(). The handlers run on this thread for every line
+   * without waiting: a follower bounds what it keeps itself.
+   */
+  async follow(target: string, count: number | undefined, h: FollowHandlers): Promise<Follower> {
+    if (this.closed) throw new Error('output: follow after close');
+    const remote = this.start();
+    if (!remote) throw new Error('the output worker is restarting');
+    const id = ++this.seq;
+    // Registered before asking: lines for this id only come after the worker's answer.
+    this.followers.set(id, { target, h });
+    const stop = () => {
+      if (!this.followers.delete(id)) return;
+      if (this.remote === remote) remote.unfollow(id, target).catch(() => undefined);
+    };
+    try {
+      const tail = await Promise.race([remote.follow(id, target, count), this.died!]);
+      return { tail, stop };
+    } catch (e) {
+      stop();
+      throw e;
+    }
+  }
+
+  /** Resolves once no stream of `target` is being read any more (its output reached the rings). */
+  drained(target: string): Promise<void> {
+    return new Promise((done) => {
+      if (![...this.streams.values()].some((l) => l.req.target === target)) return done();
+      this.drainWaiters.add({ target, done });
+    });
+  }
+
   /** Drops a container's ring (uninstall). */
   forget(target: string): void {
     this.remote?.forget(target).catch(() => undefined);
@@ -136,6 +190,13 @@ export class Output {
     if (remote) remote[releaseProxy]();
     if (w) await w.terminate();
     for (const live of [...this.streams.values()]) this.finish(live.id, undefined);
+    this.dropFollowers(new Error('the runtime is shutting down'));
+  }
+
+  private dropFollowers(reason: Error): void {
+    const all = [...this.followers.values()];
+    this.followers.clear();
+    for (const f of all) f.h.lost(reason);
   }
 
   private send(live: Live, reset: boolean): void {
@@ -188,6 +249,8 @@ export class Output {
   private restart(code: number): void {
     this.worker = undefined;
     this.remote = undefined;
+    // The dead worker's subscriptions are gone with it: a follower is told, not left waiting.
+    this.dropFollowers(new Error(`the output worker exited (code ${code})`));
     // Streams being closed are done (the dead worker's dups died with it); the rest go to the next worker.
     for (const live of [...this.streams.values()]) if (live.closing) this.finish(live.id, undefined);
     if (this.closed) return;
@@ -220,6 +283,14 @@ export class Output {
     closeSync(live.req.fd);
     live.attached();
     live.ended(captured);
+    const target = live.req.target;
+    if (this.drainWaiters.size > 0 && ![...this.streams.values()].some((l) => l.req.target === target)) {
+      for (const w of [...this.drainWaiters]) {
+        if (w.target !== target) continue;
+        this.drainWaiters.delete(w);
+        w.done();
+      }
+    }
   }
 
   private events(): OutputEvents {
@@ -235,6 +306,10 @@ export class Output {
     const live = this.streams.get(l.id);
     if (!live) return;
     const { req } = live;
+    if (l.followers) {
+      for (const id of l.followers) this.followers.get(id)?.h.line({ stream: req.stream, line: l.line });
+    }
+    if (!l.forward) return;
     if (req.sink) return req.sink(req.stream, l.line);
     const time = new Date(l.time);
     if (logChannel.hasSubscribers) logChannel.publish({ time, level: 'info', target: req.target, message: l.line } satisfies LogRecord);

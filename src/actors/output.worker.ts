@@ -49,6 +49,10 @@ export interface ForwardedLine {
   line: string;
   /** ms since the epoch, when the worker read it. */
   time: number;
+  /** The stream asked for its lines (AttachOptions.forward); false when only followers get it. */
+  forward: boolean;
+  /** The followers (Output.follow) of the stream's container when it was read. */
+  followers?: number[];
 }
 
 /** The main thread's side, called by the worker. */
@@ -174,6 +178,8 @@ interface Stream {
 const events = wrap<OutputEvents>(nodeEndpoint(parentPort!));
 const streams = new Map<number, Stream>();
 const rings = new Map<string, OutputRing>();
+/** Per container, the followers (logs `follow`) that get its new lines. */
+const followers = new Map<string, Set<number>>();
 let ringBytes = 64 << 10;
 let paused = false;
 let now = new Date();
@@ -208,7 +214,8 @@ function onLine(s: Stream, line: string): void {
   const { o } = s;
   if (o.ring) ringOf(o.target).push(o.stream, line);
   if (o.log) logOut.push(formatLine(now, 'info', o.target, line) + '\n');
-  if (o.forward) forwardOut.push({ id: o.id, line, time: now.getTime() });
+  const f = followers.get(o.target);
+  if (o.forward || f) forwardOut.push({ id: o.id, line, time: now.getTime(), forward: o.forward, ...(f ? { followers: [...f] } : {}) });
   if (s.captured !== undefined && s.captured.length < o.capture!) s.captured += line + '\n';
 }
 
@@ -255,6 +262,23 @@ const api = {
 
   tail(target: string, count?: number): OutputLine[] {
     return rings.get(target)?.tail(count) ?? [];
+  },
+
+  /**
+   * The ring's last `count` lines and, from the same instant, every new line of
+   * `target` forwarded to follower `id`: nothing is lost or repeated between the two.
+   */
+  follow(id: number, target: string, count?: number): OutputLine[] {
+    let f = followers.get(target);
+    if (!f) followers.set(target, (f = new Set()));
+    f.add(id);
+    return rings.get(target)?.tail(count) ?? [];
+  },
+
+  unfollow(id: number, target: string): void {
+    const f = followers.get(target);
+    f?.delete(id);
+    if (f?.size === 0) followers.delete(target);
   },
 
   forget(target: string): void {

@@ -9,7 +9,7 @@ import { constants } from 'node:os';
 
 import { Command, CommanderError, Option } from 'commander';
 
-import { Client, ClientError, DEFAULT_URLS, type ConnectOptions } from '../client/index.js';
+import { Client, ClientError, DEFAULT_URLS, type AttachedStream, type ConnectOptions } from '../client/index.js';
 import { containerSpec, copyFromContainer, copyToContainer } from '../client/cp.js';
 import { stringifyJson } from '../console/codec.js';
 import type { ContainerData, ContainerResult, ExitStatus, Notification, StatCategory } from '../console/protocol.js';
@@ -535,17 +535,21 @@ function build(io: CliIo, run: Run): Command {
     .argument('<container>')
     .argument('<path>')
     .argument('[args...]')
-    .option('-w, --wait', 'wait for the exit status')
+    .option('-d, --detach', 'only start it and print its pid (its output goes to the container\'s)')
+    .option('-w, --wait', 'detached, but wait for the exit status and print it')
     .option('-e, --env <KEY=VAL...>', 'environment')
-    .option('-a, --attach', "attach: the process's output on ours, its exit code as ours")
+    .option('-a, --attach', "the default: the process's output on ours, its exit code as ours")
     .option('-i, --interactive', 'attach with our stdin piped to the process')
     .option('-t, --tty', 'a terminal (with -i: ours in raw mode, resized with it)')
     .passThroughOptions()
-    .action((c: string, path: string, args: string[], o: { json?: boolean; wait?: boolean; env?: string[]; attach?: boolean; interactive?: boolean; tty?: boolean }) =>
+    .action((c: string, path: string, args: string[], o: { json?: boolean; detach?: boolean; wait?: boolean; env?: string[]; attach?: boolean; interactive?: boolean; tty?: boolean }) =>
       run(o, async (s) => {
         const env = parseStartArgs(o.env ?? []).env;
+        const detached = o.detach === true || o.wait === true;
+        if (detached && (o.attach || o.interactive || o.tty)) throw new UsageError('-d/-w run the process detached: they do not go with -a, -i or -t');
         const container = await s.resolve(c);
-        if (o.attach || o.interactive || o.tty) return execAttached(await s.connect(), container, path, args, env, o.interactive === true, o.tty === true);
+        // As `podman exec`: attached unless asked otherwise.
+        if (!detached) return execAttached(await s.connect(), container, path, args, env, o.interactive === true, o.tty === true);
         const r = await (await s.connect()).exec(container, path, { args, env, wait: o.wait === true });
         s.emit(r.status ? `pid ${r.pid} ${formatExit(r.status)}` : `pid ${r.pid}`, { container, pid: r.pid, status: r.status });
         if (r.status && !('exit' in r.status && r.status.exit.code === 0)) return false;
@@ -686,6 +690,7 @@ function build(io: CliIo, run: Run): Command {
       }),
     );
   addCopyCommand(program, run);
+  addLogsCommand(program, run);
   program
     .command('completion')
     .description('print a shell completion script: source <(nstar completion bash)')
@@ -760,7 +765,13 @@ async function execAttached(
 ): Promise<number> {
   // A terminal without a size (0x0, e.g. under script(1)) leaves the daemon's default.
   const size = tty && process.stdout.isTTY && process.stdout.columns > 0 && process.stdout.rows > 0 ? { cols: process.stdout.columns, rows: process.stdout.rows } : {};
-  const { stream } = await client.attach({ exec: { container, path, arguments: args, environment: env, wait: false, attach: true, tty, ...size } });
+  let stream: AttachedStream;
+  try {
+    ({ stream } = await client.attach({ exec: { container, path, arguments: args, environment: env, wait: false, attach: true, tty, ...size } }));
+  } catch (e) {
+    // A refusal says which container and what to do, as the detached exec does.
+    throw e instanceof ClientError && e.wire ? ClientError.runtime(e.wire, 'exec', container) : e;
+  }
   // Our terminal in raw mode: keys (^C included) go to the remote terminal as they are.
   const raw = tty && interactive && process.stdin.isTTY;
   if (raw) process.stdin.setRawMode(true);
@@ -800,6 +811,43 @@ async function execAttached(
   if (end?.signalled) return 128 + end.signalled.signal;
   if (end?.error) throw ClientError.runtime(end.error as never, 'exec', container);
   throw new ClientError('closed', 'the runtime closed the session before the exit status');
+}
+
+/** `nstar logs [-f] [--tail N] CONTAINER` (spec/streams.md, as `podman logs`): stdout and stderr lines on ours. */
+function addLogsCommand(program: Command, run: Run): void {
+  program
+    .command('logs')
+    .description("print a container's captured output (io: pipe); -f follows it until the container exits (extension)")
+    .argument('<container>')
+    .option('-f, --follow', 'keep printing new output until the container exits (^C stops)')
+    .option('-n, --tail <lines>', 'only the last N lines (default: all the runtime keeps)')
+    .action((c: string, o: { follow?: boolean; tail?: string }) =>
+      run({}, async (s) => {
+        let tail: number | undefined;
+        if (o.tail !== undefined) {
+          tail = Number(o.tail);
+          if (!/^\d+$/.test(o.tail) || !Number.isSafeInteger(tail)) throw new UsageError(`--tail: expected a number of lines, got "${o.tail}"`);
+        }
+        const logs = await (await s.connect()).logs(await s.resolve(c), { tail, follow: o.follow === true });
+        let stopped = false;
+        const stop = () => {
+          stopped = true;
+          logs.close();
+        };
+        process.once('SIGINT', stop);
+        try {
+          for await (const chunk of logs) {
+            const out = chunk.stream === 'stdout' ? process.stdout : process.stderr;
+            if (!out.write(chunk.data)) await new Promise((r) => out.once('drain', r));
+          }
+        } catch (e) {
+          // ^C while following is the way out, not an error.
+          if (!stopped) throw e;
+        } finally {
+          process.off('SIGINT', stop);
+        }
+      }),
+    );
 }
 
 /** `nstar cp` (spec/streams.md, as `podman cp`); the tar work is in src/client/cp.ts. */

@@ -192,6 +192,38 @@ export function openSocket(url: string, timeoutMs = CONNECT_TIMEOUT_MS): Promise
   });
 }
 
+/** A chunk of a container's output: whole lines, each ending in a newline. */
+export interface LogChunk {
+  stream: 'stdout' | 'stderr';
+  data: Buffer;
+}
+
+/** Client.logs' answer: iterate it for the chunks; an error end (e.g. a dropped follower) throws. */
+export class LogStream implements AsyncIterable<LogChunk> {
+  /** The end frame: `{}`, or with `follow` the container's exit status. */
+  end: unknown;
+
+  constructor(
+    private readonly s: AttachedStream,
+    private readonly container: string,
+  ) {}
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<LogChunk> {
+    for await (const f of this.s.frames()) {
+      if (f.channel === 1 || f.channel === 2) yield { stream: f.channel === 1 ? 'stdout' : 'stderr', data: f.payload };
+    }
+    this.end = this.s.end;
+    const err = (this.end as { error?: WireError } | undefined)?.error;
+    if (err) throw ClientError.runtime(err, 'logs', this.container);
+    if (this.end === undefined) throw new ClientError('closed', `the runtime closed the logs of ${this.container} without an end`);
+  }
+
+  /** Stops following (the runtime then drops its side). */
+  close(): void {
+    this.s.close();
+  }
+}
+
 export class Client {
   private readonly reader: FrameReader;
   private readonly pending: Pending[] = [];
@@ -421,6 +453,20 @@ export class Client {
   /** copy_out: a tar of `path` (its entries named relative to the parent of `path`) as it arrives. */
   async copyOut(container: string, path: string): Promise<AttachedStream> {
     return (await this.attach({ copy_out: { container, path } })).stream;
+  }
+
+  /**
+   * logs (spec/streams.md): the container's recent output (the last `tail`
+   * lines, all the runtime keeps when omitted) and with `follow` its new output
+   * until it exits or the stream is closed. Hands the connection over, like attach.
+   */
+  async logs(container: string, opts: { tail?: number; follow?: boolean } = {}): Promise<LogStream> {
+    const req = { logs: { container, ...(opts.tail !== undefined ? { tail: opts.tail } : {}), ...(opts.follow ? { follow: true } : {}) } };
+    try {
+      return new LogStream((await this.attach(req)).stream, container);
+    } catch (e) {
+      throw e instanceof ClientError && e.wire ? ClientError.runtime(e.wire, 'logs', container) : e;
+    }
   }
 
   /** copy_in: extracts the `size` bytes of tar in `data` below `path`. */

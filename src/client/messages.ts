@@ -19,6 +19,7 @@ export type Action =
   | 'uninstall'
   | 'inspect'
   | 'copy'
+  | 'logs'
   | 'request';
 
 /** What the action does to a container, for "cannot <doing> x". */
@@ -35,6 +36,7 @@ const DOING: Record<Action, string> = {
   uninstall: 'uninstall',
   inspect: 'inspect',
   copy: 'copy files of',
+  logs: 'read the output of',
   request: 'use',
 };
 

@@ -48,6 +48,8 @@ export async function runAttached(socket: Duplex, reader: FrameReader, session: 
   const ac = new AbortController();
   const onClose = () => ac.abort();
   socket.once('close', onClose);
+  // A client gone before the session began (while the ok line waited) must not leave it waiting forever.
+  if (socket.destroyed) ac.abort();
   let protocolError: FrameError | undefined;
   const io: FrameIO = {
     gone: ac.signal,
@@ -83,7 +85,8 @@ export async function runAttached(socket: Duplex, reader: FrameReader, session: 
   }
   socket.off('close', onClose);
   if (!socket.destroyed && !socket.writableEnded) {
-    await writeBuffer(socket, encodeFrame(CH_END, JSON.stringify(end ?? {}))).catch(() => undefined);
+    // Not awaited: a client that stopped reading (a dropped logs follower) would hold us here forever.
+    socket.write(encodeFrame(CH_END, JSON.stringify(end ?? {})));
     socket.end();
     // A client that never reads must not hold the socket open.
     setTimeout(() => socket.destroy(), 5000).unref();

@@ -7,7 +7,7 @@ import type { Request } from './protocol.js';
 
 export { NORTHSTAR_PERMISSIONS };
 
-export const EXTENSION_PERMISSIONS = ['stop', 'exec', 'pause', 'resume', 'copy'] as const;
+export const EXTENSION_PERMISSIONS = ['stop', 'exec', 'pause', 'resume', 'copy', 'logs'] as const;
 
 export const CONSOLE_PERMISSIONS = [...NORTHSTAR_PERMISSIONS, ...EXTENSION_PERMISSIONS] as const;
 export type ConsolePermission = (typeof CONSOLE_PERMISSIONS)[number];

@@ -88,13 +88,15 @@ export type Request =
   | { copy_in: { container: Container; path: string; size: number } }
   /** spec/streams.md: the `ok` line, then a tar of `path` on channel 1. */
   | { copy_out: { container: Container; path: string } }
+  /** spec/streams.md: the `ok` line, then the last `tail` lines (all when absent) and, with `follow`, new ones. */
+  | { logs: { container: Container; tail?: number; follow?: boolean } }
   | { pause: { container: Container } }
   | { resume: { container: Container } };
 
 export type RequestName = Request extends infer R ? (R extends string ? R : keyof R & string) : never;
 
 /** The extension request names (not part of Northstar 0.9). */
-export const EXTENSION_REQUESTS = ['stop', 'exec', 'pause', 'resume', 'copy_in', 'copy_out'] as const;
+export const EXTENSION_REQUESTS = ['stop', 'exec', 'pause', 'resume', 'copy_in', 'copy_out', 'logs'] as const;
 
 export type ContainerResult = { ok: { container: Container } } | { error: { container: Container; error: WireError } };
 
@@ -178,6 +180,7 @@ export type Response =
   | { resume: ContainerResult }
   | { copy_in: ContainerResult }
   | { copy_out: ContainerResult }
+  | { logs: ContainerResult }
   /** A request the runtime could not understand (well-formed JSON of a wrong shape). */
   | { error: WireError };
 
@@ -403,6 +406,13 @@ const REQUEST_DECODERS: Record<string, (v: Json, p: string) => Request> = {
     const f = fields(v, p, ['container', 'path']);
     return { copy_out: { container: container(f.container, `${p}.container`), path: nonNul(f.path, `${p}.path`) } };
   },
+  logs: (v, p) => {
+    const f = fields(v, p, ['container']);
+    const out: { container: Container; tail?: number; follow?: boolean } = { container: container(f.container, `${p}.container`) };
+    if (f.tail !== undefined && f.tail !== null) out.tail = u64(f.tail, `${p}.tail`);
+    if (f.follow !== undefined && f.follow !== null) out.follow = bool(f.follow, `${p}.follow`);
+    return { logs: out };
+  },
   pause: (v, p) => {
     const f = fields(v, p, ['container']);
     return { pause: { container: container(f.container, `${p}.container`) } };
@@ -428,7 +438,7 @@ function execAttach(f: Record<string, Json>, p: string): { attach?: boolean; tty
 
 /** Requests that switch their connection to frames after an `ok` (spec/streams.md). */
 export function isAttachedRequest(r: Request): boolean {
-  return typeof r === 'object' && (('copy_out' in r) || ('exec' in r && r.exec.attach === true));
+  return typeof r === 'object' && ('copy_out' in r || 'logs' in r || ('exec' in r && r.exec.attach === true));
 }
 
 /** Validates the value of a `request` message. */
@@ -532,6 +542,7 @@ export function canonicalResponse(r: Response): Response {
     case 'resume':
     case 'copy_in':
     case 'copy_out':
+    case 'logs':
       return { [n]: canonResult(v) } as Response;
     case 'mount':
     case 'umount':
@@ -575,6 +586,7 @@ export function errorResponse(req: Request, error: WireError): Response {
     case 'inspect':
     case 'copy_in':
     case 'copy_out':
+    case 'logs':
       return { [n]: err(c, error) } as Response;
     case 'mount':
     case 'umount':

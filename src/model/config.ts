@@ -219,7 +219,7 @@ function opt<T>(t: Obj, key: string, path: string, fn: (v: unknown, p: string) =
  * EXTENSION_PERMISSIONS; kept here so the model does not import the console):
  * grantable one by one in a config list, included in "full".
  */
-export const CONFIG_EXTENSION_PERMISSIONS = ['stop', 'exec', 'pause', 'resume', 'copy'] as const;
+export const CONFIG_EXTENSION_PERMISSIONS = ['stop', 'exec', 'pause', 'resume', 'copy', 'logs'] as const;
 
 function permissions(v: unknown, path: string): Permission[] {
   if (typeof v === 'string') {

@@ -79,7 +79,7 @@ test('errors say what is wrong and what to do, and exit non-zero', async (t) => 
     `nstar: cannot ${verb} hello-world:0.0.1: it is not running (start it with \`nstar start hello-world:0.0.1\`)\n`;
   for (const [args, verb] of [
     [['kill', 'hello-world:0.0.1'], 'signal'],
-    [['exec', 'hello-world:0.0.1', '/bin/true'], 'run a process in'],
+    [['exec', '-d', 'hello-world:0.0.1', '/bin/true'], 'run a process in'],
     [['pause', 'hello-world:0.0.1'], 'pause'],
     [['resume', 'hello-world:0.0.1'], 'resume'],
   ] as const) {

@@ -133,8 +133,9 @@ test('start needs start_command as soon as it overrides init, arguments or envir
   assert.equal(requiredPermission({ stop: { container: 'c:0.0.1', grace_ms: 1 } }), 'stop');
   assert.equal(requiredPermission({ copy_out: { container: 'c:0.0.1', path: '/d' } }), 'copy');
   assert.equal(requiredPermission({ copy_in: { container: 'c:0.0.1', path: '/d', size: 0 } }), 'copy');
-  assert.equal(permissionSet('full').size, 20);
-  assert.equal(permissionSet([...NORTHSTAR_PERMISSIONS]).size, 20, 'all 15 of Northstar is full, extensions included');
+  assert.equal(requiredPermission({ logs: { container: 'c:0.0.1', tail: 5, follow: true } }), 'logs');
+  assert.equal(permissionSet('full').size, 21);
+  assert.equal(permissionSet([...NORTHSTAR_PERMISSIONS]).size, 21, 'all 15 of Northstar is full, extensions included');
   assert.equal(permissionSet(NORTHSTAR_PERMISSIONS.filter((x) => x !== 'kill')).has('stop'), false);
   assert.throws(() => permissionSet(['list', 'root']), /unknown console permission "root"/);
   assert.deepEqual([...CONFIG_EXTENSION_PERMISSIONS], [...EXTENSION_PERMISSIONS], 'config knows every extension permission');

@@ -2,8 +2,12 @@
 // spec/console.md §4.1–4.3 and compares the raw reply lines byte for byte.
 // Neither our client nor our codec is on the test's side of the socket.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
 import { test } from 'node:test';
 
+import type { AttachResult, FrameIO } from '../../src/console/attached.js';
+import type { Request } from '../../src/console/protocol.js';
 import { RawPeer, startServer } from './console-fake-backend.js';
 
 async function exchange(url: string, lines: string[], subscribe = false): Promise<string[]> {
@@ -286,4 +290,46 @@ test('inspect carries startup phases and state only when the request names stati
     '{"response":{"inspect":{"ok":{"container":"message:0.0.2","data":{"manifest":{"name":"message","version":"0.0.2"},"repository":"fs","mounted":true,"process":null,"startup":{"total":4.25},"state":"mounted"}}}}}',
   ]);
   assert.deepEqual(backend.requests.at(-1)!.req, { inspect: { container: 'message:0.0.2', statistics: ['cpu'] } });
+});
+
+test('logs (spec/streams.md): the request line, its permission, a bad tail, then frames 1/2 in the order written and 3 last', async (t) => {
+  const { url, backend } = await startServer(t, { permissions: ['ident', 'logs'] });
+  const { writeLines } = await import('../../src/runtime-logs.js');
+  (backend as unknown as { attach: (r: Request) => Promise<AttachResult> }).attach = async (r) => {
+    const { container } = (r as { logs: { container: string } }).logs;
+    return {
+      response: { logs: { ok: { container } } },
+      session: async (io: FrameIO) => {
+        await writeLines(io, [
+          { stream: 'stdout', line: 'one' },
+          { stream: 'stdout', line: 'two' },
+          { stream: 'stderr', line: 'oops' },
+          { stream: 'stdout', line: 'three' },
+        ]);
+        return {};
+      },
+    };
+  };
+  const denied = await startServer(t, { permissions: ['ident'] });
+  assert.deepEqual(await exchange(denied.url, ['{"request":{"logs":{"container":"c:0.0.1","tail":100,"follow":true}}}']), [
+    '{"response":{"permission_denied":{"logs":{"container":"c:0.0.1","tail":100,"follow":true}}}}',
+  ]);
+  assert.deepEqual(await exchange(url, ['{"request":{"logs":{"container":"c:0.0.1","tail":-1}}}']), [
+    '{"response":{"error":{"invalid_arguments":{"cause":"request.logs.tail: expected an unsigned integer, got -1"}}}}',
+  ]);
+  // Bytes, not lines, from here: a raw socket that keeps everything until the daemon closes.
+  const sock = net.connect({ path: url.slice('unix://'.length) });
+  const got: Buffer[] = [];
+  sock.on('data', (d: Buffer) => got.push(d));
+  sock.write('{"connect":{"version":"0.9.3","subscribe_notifications":false}}\n{"request":{"logs":{"container":"c:0.0.1","tail":100}}}\n');
+  await once(sock, 'close');
+  const frame = (ch: number, s: string) => Buffer.concat([Buffer.from([ch, 0, 0, 0, s.length]), Buffer.from(s)]);
+  const expected = Buffer.concat([
+    Buffer.from('{"connect_ack":null}\n{"response":{"logs":{"ok":{"container":"c:0.0.1"}}}}\n'),
+    frame(1, 'one\ntwo\n'),
+    frame(2, 'oops\n'),
+    frame(1, 'three\n'),
+    frame(3, '{}'),
+  ]);
+  assert.deepEqual(Buffer.concat(got), expected);
 });
