@@ -3,7 +3,7 @@
 //
 //   7  cli, index.ts        front ends and the package entry (import anything below)
 //   6  client               the console client library
-//   5  runtime              runtime.ts, runtime-backend.ts, runtime-streams.ts: composes everything below;
+//   5  runtime              runtime.ts, runtime-backend.ts, runtime-streams.ts, runtime-logs.ts: compose everything below;
 //                           config-file.ts: reads the configuration file for the model's parser
 //   4  actors, inspector    effects (loop devices, mounts, cgroups, processes); the
 //                           inspector reads machine definitions and is hosted by the runtime
@@ -49,7 +49,7 @@ function layerOf(file: string): string {
   switch (top) {
     case 'log.ts': case 'threads.ts': return 'base';
     case 'native.ts': case 'native-api': return 'native';
-    case 'runtime.ts': case 'runtime-backend.ts': case 'runtime-streams.ts': case 'config-file.ts': return 'runtime';
+    case 'runtime.ts': case 'runtime-backend.ts': case 'runtime-streams.ts': case 'runtime-logs.ts': case 'config-file.ts': return 'runtime';
     case 'index.ts': return 'index';
     default:
       if (top in ranks) return top;
