@@ -72,6 +72,21 @@ async function exercise(t: TestContext, client: Client): Promise<void> {
   assert.ok(stdout.subarray(banner('relay').length).equals(Buffer.concat([Buffer.from('echo '), input])), 'every byte, in order');
   assert.equal(Buffer.concat(err).toString(), `relayed ${input.length + 5}\n`);
 
+  // Backpressure: a stdout nobody reads holds at most its high-water mark and
+  // one frame (64 KiB); the rest waits in the process, not in memory here.
+  const held = await c.exec(['/probe', 'relay', '0']);
+  held.stderr.resume();
+  const big = Buffer.alloc(8 * 1024 * 1024, 0x62);
+  const finished = new Promise<void>((r) => held.stdin.end(big, () => r()));
+  while (held.stdout.readableLength < held.stdout.readableHighWaterMark) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(held.stdout.readableLength <= held.stdout.readableHighWaterMark + 64 * 1024, `${held.stdout.readableLength} bytes held unread`);
+  let got = 0;
+  for await (const chunk of held.stdout as AsyncIterable<Buffer>) got += chunk.length;
+  await finished;
+  assert.equal(got, banner('relay').length + big.length);
+  assert.deepEqual(await held.wait(), { exit: { code: 0 } });
+
   // A terminal: isatty, its size, a resize (the probe prints the size after SIGWINCH).
   const tty = await c.exec(['/probe', 'tty'], { tty: true, cols: 100, rows: 30 });
   let text = '';
