@@ -13,6 +13,7 @@
 // "Shutdown complete".
 import { spawn } from 'node:child_process';
 import { closeSync } from 'node:fs';
+import net from 'node:net';
 import { readFile } from 'node:fs/promises';
 
 import type { InspectionEvent } from 'xstate';
@@ -170,6 +171,20 @@ export class Runtime {
       (out) => this.finish(out.error),
       (e) => this.finish(RuntimeError.from(e)),
     );
+  }
+
+  /**
+   * One console connection without a socket file (the in-process transport,
+   * `embedded(runtime)` in the client): a socketpair whose one end this
+   * runtime's console server serves as a global console with `permissions`;
+   * returns the other end, for a `Client`.
+   */
+  openConsole(permissions: 'full' | readonly string[] = 'full'): net.Socket {
+    const server = this.parts.console;
+    if (!server || this.teardown) throw new Error('the runtime is not running: no console to connect to');
+    const [ours, theirs] = native().socketpair('stream');
+    server.serve(new net.Socket({ fd: ours, readable: true, writable: true }), permissions);
+    return new net.Socket({ fd: theirs, readable: true, writable: true });
   }
 
   /** Asks for an orderly shutdown; resolves when it is complete. */

@@ -1,18 +1,27 @@
 // One container as an object (firkin's Container handle, in TypeScript's
-// idiom) over a console connection:
+// idiom) over a console connection, or in process (`runtime.client()`):
 //
 //   const client = await connect('unix:///run/northstar/console', { subscribe: true });
 //   const c = client.container('hello-world:0.0.1');
-//   await c.start();                               // resolves when running
-//   const { status } = await c.exec(['/bin/true']); // a second process, its exit status
-//   const status = await c.stop({ graceMs: 5000 }); // SIGTERM, SIGKILL after the grace
+//   await c.start();                                   // resolves when running
+//   const p = await c.exec(['/bin/sh'], { tty: true }); // p.stdin, p.stdout, p.wait()
+//   const { status, stdout } = await c.execWithOutput(['/bin/cat', '/etc/os-release']);
+//   await c.copyIn('./conf', '/data/conf');
+//   const status = await c.stop({ graceMs: 5000 });     // SIGTERM, SIGKILL after the grace
 //
-// Attached exec with streams, logs and copy need console extensions that
-// are not on the wire yet; they are not here.
+// Attached requests (exec with streams, copyOut) take a console connection
+// each (spec/streams.md): the handle opens one per call through
+// `client.redial`, so the handle's own connection stays usable. Logs come
+// with their console request (`Client.logs`).
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
 import type { ContainerData, ExitStatus, Notification, StatCategory } from '../console/protocol.js';
 import { STAT_CATEGORIES } from '../console/protocol.js';
+import { copyFromContainer, copyToContainer } from './cp.js';
 import type { Client } from './index.js';
 import { ClientError } from './index.js';
+import { collectOutput, ExecProcess, type ExecOutput, type ExecOutputOptions, type ExecStreamOptions } from './process.js';
 
 /** Options of the calls that may wait long. */
 export interface Abortable {
@@ -134,16 +143,90 @@ export class Container {
   }
 
   /**
-   * Runs `argv[0]` with `argv[1..]` inside the running container and resolves
-   * with its pid and exit status once it exited. (Attached exec with stdin,
-   * stdout and stderr streams needs a console extension not on the wire yet.)
+   * Runs `argv[0]` with `argv[1..]` inside the running container, attached:
+   * resolves once it runs with a process whose `stdin` (Writable), `stdout`
+   * and `stderr` (Readables; with `tty` only stdout) are its streams, with
+   * `resize`, `kill` and `wait`. Opens a console connection of its own
+   * (closed at the exit). Needs the `exec` permission.
    */
-  async exec(argv: readonly string[], o: ExecOptions = {}): Promise<{ pid: number; status: ExitStatus }> {
+  async exec(argv: readonly string[], o: ExecStreamOptions = {}): Promise<ExecProcess> {
     if (argv.length === 0) throw new TypeError('exec: argv must name the program');
+    o.signal?.throwIfAborted();
+    const conn = await this.dial('exec');
+    try {
+      const size = o.tty ? { cols: o.cols ?? 80, rows: o.rows ?? 24 } : {};
+      const req = { exec: { container: this.id, path: argv[0]!, arguments: argv.slice(1), environment: o.env ?? {}, wait: false, attach: true, tty: o.tty === true, ...size } };
+      const { response, stream } = await abortable(conn.attach(req), o.signal, () => conn.close());
+      const pid = (response as { exec: { ok: { pid: number } } }).exec.ok.pid;
+      const p = new ExecProcess(stream, pid, o.tty === true);
+      const input = o.stdin;
+      if (typeof input === 'string' || Buffer.isBuffer(input)) p.stdin.end(input);
+      else if (input) void pipeline(input, p.stdin).catch(() => p.close());
+      return p;
+    } catch (e) {
+      conn.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Runs `argv` attached and resolves with its exit status and all of its
+   * stdout and stderr (firkin's wait_with_output). More than `maxBytes`
+   * (default 16 MiB) on either stream kills it and rejects with an
+   * {@link OutputTooLargeError}.
+   */
+  async execWithOutput(argv: readonly string[], o: ExecOutputOptions = {}): Promise<ExecOutput> {
+    const max = o.maxBytes ?? 16 * 1024 * 1024;
+    if (!Number.isInteger(max) || max < 0) throw new TypeError(`execWithOutput: invalid maxBytes ${o.maxBytes}`);
+    const p = await this.exec(argv, { ...o, stdin: o.stdin ?? Buffer.alloc(0) });
+    return abortable(collectOutput(p, `exec ${argv[0]} in ${this.id}`, max), o.signal, () => p.close());
+  }
+
+  /**
+   * Runs `argv` inside the running container, its output to the container's
+   * `io`, and resolves with its pid and exit status once it exited (the
+   * console's exec with `wait`).
+   */
+  async run(argv: readonly string[], o: ExecOptions = {}): Promise<{ pid: number; status: ExitStatus }> {
+    if (argv.length === 0) throw new TypeError('run: argv must name the program');
     o.signal?.throwIfAborted();
     const p = this.client.exec(this.id, argv[0]!, { args: argv.slice(1), env: o.env, wait: true });
     const r = await abortable(p, o.signal);
     return { pid: r.pid, status: r.status! };
+  }
+
+  /**
+   * Copies the host file or directory `hostPath` to `containerPath` (as
+   * `podman cp`: a directory's content lands below `containerPath/`'s name).
+   * The container must run; only writable mounts take it. Needs the `copy` permission.
+   */
+  async copyIn(hostPath: string, containerPath: string): Promise<void> {
+    if (hostPath === '-') throw new TypeError('copyIn: name a host file or directory');
+    if (!containerPath.startsWith('/')) throw new TypeError(`copyIn: "${containerPath}" is not an absolute path in the container`);
+    await copyToContainer(this.client, hostPath, this.id, containerPath, Readable.from([]));
+  }
+
+  /**
+   * Copies `containerPath` (a file or directory) out to `hostPath`: into it
+   * when it is an existing directory, else as that name. Symlinks from the
+   * container are never followed on the host. Needs the `copy` permission.
+   */
+  async copyOut(containerPath: string, hostPath: string): Promise<void> {
+    if (hostPath === '-') throw new TypeError('copyOut: name a host path');
+    if (!containerPath.startsWith('/')) throw new TypeError(`copyOut: "${containerPath}" is not an absolute path in the container`);
+    const conn = await this.dial('copyOut');
+    try {
+      await copyFromContainer(conn, this.id, containerPath, hostPath, new Writable({ write: (_c, _e, cb) => cb() }));
+    } finally {
+      conn.close();
+    }
+  }
+
+  /** A new connection for an attached request. */
+  private async dial(what: string): Promise<Client> {
+    const redial = this.client.redial;
+    if (!redial) throw new ClientError('protocol', `${what} needs a connection of its own: use a client made by connect(url) or runtime.client()`);
+    return redial();
   }
 
   /** Starts `argv` inside the running container without waiting; resolves with its pid. */

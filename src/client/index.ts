@@ -36,6 +36,7 @@ export type * from '../console/protocol.js';
 export { explain, type Action } from './messages.js';
 export { Container, signalNumber, type Abortable, type ExecOptions, type Signal, type StartOptions, type StopOptions } from './container.js';
 export { AttachedStream } from './attached.js';
+export { ExecProcess, OutputTooLargeError, type ExecStreamOptions, type ExecOutput, type ExecOutputOptions } from './process.js';
 
 /**
  * Where `nstar` looks without `-u` (deviation 16): the embedded default
@@ -238,6 +239,11 @@ export class Client {
   private readonly capacity: number;
   private resolveClosed!: () => void;
   private readonly watchers = new Set<(n: Notification | ClientError) => void>();
+  /**
+   * Opens another connection to the same console, unsubscribed (the handle's
+   * attached requests take a connection each); unset on a caller's stream.
+   */
+  redial?: () => Promise<Client>;
   /** Resolves once the connection is closed, by either side (the runtime closes its consoles last at shutdown). */
   readonly closed: Promise<void> = new Promise((r) => (this.resolveClosed = r));
 
@@ -259,7 +265,9 @@ export class Client {
   static async connect(url: string, opts: ConnectOptions = {}): Promise<Client> {
     const timeout = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const socket = await openSocket(url, Math.min(CONNECT_TIMEOUT_MS, timeout));
-    return Client.fromStream(socket, opts);
+    const c = await Client.fromStream(socket, opts);
+    c.redial = () => Client.connect(url, { ...opts, subscribe: false });
+    return c;
   }
 
   /** Tries each url in turn (nstar without -u); the error names all that failed. */

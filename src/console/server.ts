@@ -169,6 +169,16 @@ export class ConsoleServer extends EventEmitter {
     return { close: () => conn.close('container exited'), closed: conn.closed };
   }
 
+  /**
+   * Serves a console on a stream the runtime's own process opened (an
+   * in-process client, `Runtime.client()`): a global console with `permissions`.
+   */
+  serve(stream: Duplex, permissions: 'full' | readonly string[] | Permissions, options: Partial<ConsoleOptions> = {}): void {
+    const perms = permissions instanceof Set ? (permissions as Permissions) : permissionSet(permissions as 'full' | string[]);
+    this.ensureSubscribed();
+    this.accept(stream, { type: 'remote', url: 'embedded:' }, perms, { ...DEFAULT_CONSOLE_OPTIONS, ...options }, undefined);
+  }
+
   /** Closes every console connection of `container`. */
   disconnect(container: string): void {
     for (const c of this.connections) if (c.container === container) c.close('container exited');

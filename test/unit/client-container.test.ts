@@ -19,14 +19,14 @@ import { startServer } from './console-fake-backend.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-test('start, exec, pause, resume, stop with its exit status, wait, kill by name', async (t) => {
+test('start, run, pause, resume, stop with its exit status, wait, kill by name', async (t) => {
   const { url, backend } = await startServer(t);
   const client = await connect(url, { subscribe: true });
   t.after(() => client.close());
   const c = client.container('hello-world:0.0.1');
   await c.start({ args: ['a'], env: { K: 'V' } });
   assert.deepEqual(backend.requests.at(-1)!.req, { start: { container: 'hello-world:0.0.1', init: null, arguments: ['a'], environment: { K: 'V' } } });
-  assert.deepEqual(await c.exec(['/bin/probe', 'true']), { pid: 5000, status: { exit: { code: 0 } } });
+  assert.deepEqual(await c.run(['/bin/probe', 'true']), { pid: 5000, status: { exit: { code: 0 } } });
   assert.equal(await c.spawn(['/bin/probe']), 5000);
   await c.pause();
   await c.resume();

@@ -70,8 +70,8 @@ const allowed: Record<string, string> = {
 
 /** Known file-level cycles, each as its sorted member list joined by ' '. */
 const allowedCycles: Record<string, string> = {
-  'client/container.ts client/index.ts':
-    'Container needs Client and ClientError from index.ts, which re-exports Container: ClientError could live in its own module',
+  'client/container.ts client/cp.ts client/index.ts client/process.ts':
+    'Container (and cp.ts, process.ts under it) need Client and ClientError from index.ts, which re-exports Container: ClientError could live in its own module',
 };
 
 function sources(dir: string): string[] {
