@@ -11,15 +11,14 @@
 //
 // Attached requests (exec with streams, copyOut) take a console connection
 // each (spec/streams.md): the handle opens one per call through
-// `client.redial`, so the handle's own connection stays usable. Logs come
-// with their console request (`Client.logs`).
+// `client.redial`, so the handle's own connection stays usable; so do logs.
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 import type { ContainerData, ExitStatus, Notification, StatCategory } from '../console/protocol.js';
 import { STAT_CATEGORIES } from '../console/protocol.js';
 import { copyFromContainer, copyToContainer } from './cp.js';
-import type { Client } from './index.js';
+import type { Client, LogChunk } from './index.js';
 import { ClientError } from './index.js';
 import { collectOutput, ExecProcess, type ExecOutput, type ExecOutputOptions, type ExecStreamOptions } from './process.js';
 
@@ -218,6 +217,35 @@ export class Container {
     try {
       await copyFromContainer(conn, this.id, containerPath, hostPath, new Writable({ write: (_c, _e, cb) => cb() }));
     } finally {
+      conn.close();
+    }
+  }
+
+  /**
+   * The container's output (spec/streams.md logs): the last `tail` lines (all
+   * the runtime keeps when omitted), and with `follow` its new output until it
+   * exits, the iteration stops, or `signal` aborts. Chunks are whole lines of
+   * stdout or stderr. Needs the `logs` permission.
+   *
+   * ```ts
+   * for await (const { stream, data } of c.logs({ follow: true, tail: 100 })) process.stdout.write(data);
+   * ```
+   */
+  async *logs(o: { tail?: number; follow?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<LogChunk> {
+    o.signal?.throwIfAborted();
+    const conn = await this.dial('logs');
+    const onAbort = () => conn.close();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const s = await conn.logs(this.id, { tail: o.tail, follow: o.follow });
+      try {
+        yield* s;
+      } catch (e) {
+        // Closed by the abort: the iteration simply ends.
+        if (!o.signal?.aborted) throw e;
+      }
+    } finally {
+      o.signal?.removeEventListener('abort', onAbort);
       conn.close();
     }
   }

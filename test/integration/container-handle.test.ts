@@ -37,6 +37,7 @@ async function npk(t: TestContext): Promise<string> {
     uid: 1000,
     gid: 1000,
     mounts: { '/dev': { type: 'dev' }, '/data': { type: 'persist' } },
+    io: { stdout: 'pipe', stderr: 'pipe' },
   };
   const out = join(stage, 'handle-0.0.1.npk');
   await packNpk({ manifest: JSON.stringify(manifest), root, out });
@@ -127,6 +128,18 @@ async function exercise(t: TestContext, client: Client): Promise<void> {
   await c.copyOut('/data/conf', join(host, 'back'));
   assert.equal(readFileSync(join(host, 'back', 'a.txt'), 'utf8'), 'alpha');
   assert.equal(readFileSync(join(host, 'back', 'sub', 'b.txt'), 'utf8'), 'beta');
+
+  // logs: the init's output from the ring; a follow ends when its signal aborts.
+  let logged = '';
+  for await (const chunk of c.logs({ tail: 10 })) logged += chunk.data.toString();
+  assert.match(logged, /Sleeping\.\.\.\n$/, logged);
+  const ac = new AbortController();
+  let followed = 0;
+  for await (const chunk of c.logs({ follow: true, signal: ac.signal })) {
+    followed += chunk.data.length;
+    ac.abort();
+  }
+  assert.ok(followed > 0, 'the follow gave the ring first');
 
   // The handle's own connection is still usable after the attached calls.
   assert.equal(((await c.inspect()).manifest as { name: string }).name, 'handle');
