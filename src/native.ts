@@ -51,9 +51,18 @@ export function native(): Native {
   const found = candidates.find((c) => existsSync(c));
   if (!found) throw new NativeMissingError('the nstar addon (nstar.node)', candidates);
   const require = createRequire(import.meta.url);
-  cached = require(found) as Native;
+  const addon = require(found) as Native;
+  // A stale build (sources changed, addon not rebuilt) would answer calls it
+  // no longer has with TypeErrors deep in the runtime: refuse it here instead.
+  if (addon.abiVersion() !== ADDON_ABI) {
+    throw new Error(`${found} is ABI ${addon.abiVersion()}, this runtime needs ${ADDON_ABI}: rebuild it with \`npm run build:native\``);
+  }
+  cached = addon;
   return cached;
 }
+
+/** The addon's interface version (native/addon.cc AbiVersion): bump both together. */
+export const ADDON_ABI = 1;
 
 /** Absolute path of the static nstar-init helper. */
 export function initBinaryPath(): string {

@@ -364,9 +364,7 @@ class Launch {
     if (!this.running || this.controlClosed) throw errors.notStarted(this.spec.container);
     const id = ++this.execSeq;
     if (req.stdio) return this.execAttached(id, req, req.stdio);
-    const devnull = openSync('/dev/null', 'r+');
-    const out = native().socketpair('stream');
-    const err = native().socketpair('stream');
+    const { devnull, out, err } = execFds();
     // Exec output takes the container's path: read in the output worker, logged, kept in its ring.
     const streams = [out[0], err[0]].map((fd, i) =>
       this.outputs.attach({ target: this.spec.container, stream: i === 0 ? 'stdout' : 'stderr', fd, capture: CAPTURE_LIMIT }),
@@ -416,5 +414,22 @@ class Launch {
       void endedWithin(p.streams, DRAIN_GRACE_MS).then(() => p.exited.resolve(m.status));
       this.execs.delete(m.id);
     }
+  }
+}
+
+/** /dev/null for an exec's stdin and a socketpair for each of its outputs; none left open if one fails. */
+function execFds(): { devnull: number; out: [number, number]; err: [number, number] } {
+  const opened: number[] = [];
+  try {
+    const devnull = openSync('/dev/null', 'r+');
+    opened.push(devnull);
+    const out = native().socketpair('stream');
+    opened.push(...out);
+    const err = native().socketpair('stream');
+    opened.push(...err);
+    return { devnull, out, err };
+  } catch (e) {
+    for (const fd of opened) closeSync(fd);
+    throw e;
   }
 }

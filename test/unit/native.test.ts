@@ -3,11 +3,11 @@ import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 
-import { initBinaryPath, native } from '../../src/native.js';
+import { ADDON_ABI, initBinaryPath, native } from '../../src/native.js';
 import { workerEntry } from '../../src/threads.js';
 
 test('the addon loads on the main thread', () => {
-  assert.equal(native().abiVersion(), 1);
+  assert.equal(native().abiVersion(), ADDON_ABI);
 });
 
 test('the addon loads inside a worker thread too', async () => {
