@@ -316,7 +316,14 @@ class Launch {
   }
 
   private onInitExit(status: ExitStatus | SystemErrorData): void {
-    this.initStatus = 'exit' in status || 'signalled' in status ? (status as ExitStatus) : { signalled: { signal: 9 } };
+    if ('exit' in status || 'signalled' in status) this.initStatus = status as ExitStatus;
+    else {
+      // waitid itself failed: the process is gone from our view but its status
+      // is unknown. Reported as SIGKILL (what ends a container we cannot wait
+      // for), and said so, never silently.
+      log.error(`${this.spec.container}: waiting for nstar-init failed (${status.message}): reported as killed by SIGKILL`);
+      this.initStatus = { signalled: { signal: 9 } };
+    }
     this.maybeSettle();
   }
 

@@ -44,7 +44,8 @@ export interface MessageWatch {
 
 export interface ProcessNative {
   /**
-   * clone3(CLONE_PIDFD | cloneFlags) + execve. The child gets PDEATHSIG=SIGKILL,
+   * clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | cloneFlags) + execve, as posix_spawn
+   * (no copy of Node's page tables). The child gets PDEATHSIG=SIGKILL,
    * its own session (setsid), default signal dispositions and an empty mask.
    * Returns once the child has exec'd; an exec failure throws a system error
    * naming the step (`execve`, `dup2`, ...) and the child is already reaped.
