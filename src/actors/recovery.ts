@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Logger } from '../log.js';
 import { parseContainerId } from '../model/container-id.js';
 import { native } from '../native.js';
+import { removeVerityDevice } from './dm-verity.js';
 import { Journal, type JournalState } from './journal.js';
 import { readMounts } from './mountinfo.js';
 
@@ -26,6 +27,8 @@ export interface RecoveryInput {
 export interface RecoveryReport {
   killed: number[];
   unmounted: string[];
+  /** dm-verity devices over our loop devices that a dead instance left unmounted. */
+  verity: string[];
   detached: string[];
   cgroups: string[];
   sockets: string[];
@@ -39,9 +42,11 @@ export function recover(input: RecoveryInput, journal: Journal): RecoveryReport 
   if (prev && prev.pid !== process.pid && isRuntimeAlive(prev.pid)) {
     throw new Error(`another runtime (pid ${prev.pid}) owns ${input.runDir}`);
   }
-  const report: RecoveryReport = { killed: [], unmounted: [], detached: [], cgroups: [], sockets: [], mountpoints: [] };
+  const report: RecoveryReport = { killed: [], unmounted: [], verity: [], detached: [], cgroups: [], sockets: [], mountpoints: [] };
   if (prev) report.killed = killLeftoverInits(prev);
   report.unmounted = unmountUnder(input.runDir);
+  // A verity device holds its loop device open: the devices go first.
+  report.verity = removeVerityDevices(input, prev);
   report.detached = detachLoops(input, prev);
   report.cgroups = removeCgroups(input.cgroup, prev);
   report.sockets = removeSockets(input.socketDir);
@@ -109,6 +114,79 @@ function unmountUnder(runDir: string): string[] {
   return done;
 }
 
+/** Whether loop device `dev` (e.g. "loop3") is backed by one of our NPKs (repository files, memfds named npk-*). */
+function isOurLoop(dev: string, input: RecoveryInput, known: Set<string>): boolean {
+  let backing: string;
+  try {
+    backing = readFileSync(`/sys/block/${dev}/loop/backing_file`, 'utf8').trim();
+  } catch {
+    return false; // not attached
+  }
+  return (
+    known.has(`/dev/${dev}`) ||
+    backing.startsWith('/memfd:npk-') ||
+    input.repositoryDirs.some((d) => backing.startsWith(d.endsWith('/') ? d : `${d}/`))
+  );
+}
+
+function blockDevices(prefix: string): string[] {
+  try {
+    return readdirSync('/sys/block').filter((d) => d.startsWith(prefix));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Our dm-verity devices (`northstar-*` over a loop device of ours) that are
+ * mounted nowhere: a dead instance made them and died before its mount, or
+ * its deferred removal never came. Removed at once (not deferred).
+ */
+function removeVerityDevices(input: RecoveryInput, prev: JournalState | undefined): string[] {
+  const done: string[] = [];
+  const blocks = new Map<string, string>();
+  const known = new Set(Object.values(prev?.mounts ?? {}));
+  const mounted = new Set(readMounts().map((m) => m.source));
+  for (const dev of blockDevices('dm-')) {
+    let name: string;
+    let slaves: string[];
+    try {
+      name = readFileSync(`/sys/block/${dev}/dm/name`, 'utf8').trim();
+      slaves = readdirSync(`/sys/block/${dev}/slaves`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (!name.startsWith('northstar-') || mounted.has(`/dev/${dev}`) || mounted.has(`/dev/mapper/${name}`)) continue;
+    if (!slaves.some((s) => isOurLoop(s, input, known))) continue;
+    // Busy: a mount just detached (unmountUnder) still holds it; the kernel
+    // removes it when that goes, and we wait for that below.
+    let r = removeVerityDevice(name, false);
+    if (!r.ok && r.error.code === 'EBUSY') r = removeVerityDevice(name, true);
+    if (r.ok) {
+      done.push(name);
+      blocks.set(name, dev);
+    } else log.warn(`dm remove ${name}: ${r.error.message}`);
+  }
+  // Deferred removals finish asynchronously; their loop devices stay attached
+  // until then. Startup waits a bounded while so what it reports is gone.
+  const deadline = Date.now() + VERITY_GONE_MS;
+  const pending = () => done.filter((name) => dmName(blocks.get(name)!) === name);
+  while (pending().length > 0 && Date.now() < deadline) Atomics.wait(SLEEP, 0, 0, 20);
+  for (const name of pending()) log.warn(`dm device ${name} is still there after ${VERITY_GONE_MS} ms`);
+  return done;
+}
+
+function dmName(dev: string): string | undefined {
+  try {
+    return readFileSync(`/sys/block/${dev}/dm/name`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+const VERITY_GONE_MS = 3000;
+const SLEEP = new Int32Array(new SharedArrayBuffer(4));
+
 /**
  * Loop devices backed by our NPKs (repository files, or memfds named npk-*)
  * and mounted nowhere. AUTOCLEAR detaches most of them once their mount is
@@ -117,25 +195,9 @@ function unmountUnder(runDir: string): string[] {
 function detachLoops(input: RecoveryInput, prev: JournalState | undefined): string[] {
   const done: string[] = [];
   const known = new Set(Object.values(prev?.mounts ?? {}));
-  let entries: string[] = [];
-  try {
-    entries = readdirSync('/sys/block').filter((d) => d.startsWith('loop'));
-  } catch {
-    return done;
-  }
   const mounted = new Set(readMounts().map((m) => m.source));
-  for (const dev of entries) {
-    let backing: string;
-    try {
-      backing = readFileSync(`/sys/block/${dev}/loop/backing_file`, 'utf8').trim();
-    } catch {
-      continue; // not attached
-    }
-    const ours =
-      known.has(`/dev/${dev}`) ||
-      backing.startsWith('/memfd:npk-') ||
-      input.repositoryDirs.some((d) => backing.startsWith(d.endsWith('/') ? d : `${d}/`));
-    if (!ours || mounted.has(`/dev/${dev}`)) continue;
+  for (const dev of blockDevices('loop')) {
+    if (!isOurLoop(dev, input, known) || mounted.has(`/dev/${dev}`)) continue;
     const r = native().loopDetach(`/dev/${dev}`);
     if (r.ok) done.push(`/dev/${dev}`);
     else log.warn(`detach /dev/${dev}: ${r.error.message}`);
