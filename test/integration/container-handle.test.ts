@@ -7,16 +7,15 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { connect, embedded, OutputTooLargeError, type Client } from '../../src/index.js';
 import { packNpk } from '../../src/packer/pack.js';
 import { buildProbe } from '../fixtures/build.js';
 import { privileged } from './privileged.js';
 import { startRuntime, type InProcessHarness } from './runtime-harness.js';
+import { runDocExample } from '../fixtures/doc-example.js';
 
 const opts = privileged();
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const C = 'handle:0.0.1';
 
 async function npk(t: TestContext): Promise<string> {
@@ -166,26 +165,7 @@ describe('the Container handle', opts, () => {
 
   test('the exec and copy example of docs/library.md runs', async (t) => {
     const h = await runtime(t);
-    const doc = readFileSync(join(root, 'docs', 'library.md'), 'utf8');
-    const section = doc.slice(doc.indexOf('## Exec streams and copy'));
-    const code = /```js\n([^]*?)```/.exec(section)![1]!;
-    const src = code.replace(/from 'northstar-ts'/g, `from ${JSON.stringify(pathToFileURL(join(root, 'src', 'index.ts')).href)}`);
-    const dir = mkdtempSync(join(tmpdir(), 'nstar-example-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const file = join(dir, 'example.mjs');
-    writeFileSync(file, src);
-    const log = console.log;
-    const lines: string[] = [];
-    console.log = (...a: unknown[]) => void lines.push(a.map(String).join(' '));
-    process.env.NORTHSTAR_URL = h.url;
-    process.env.NORTHSTAR_CONTAINER = C;
-    try {
-      await import(pathToFileURL(file).href);
-    } finally {
-      console.log = log;
-      delete process.env.NORTHSTAR_URL;
-      delete process.env.NORTHSTAR_CONTAINER;
-    }
+    const lines = await runDocExample(t, { NORTHSTAR_URL: h.url, NORTHSTAR_CONTAINER: C }, '## Exec streams and copy');
     assert.deepEqual(lines, ['relay: {"exit":{"code":0}} ping', 'echo: {"exit":{"code":0}} hi', 'copied back: x=1']);
   });
 });

@@ -1,11 +1,7 @@
 // The Container handle over a console (a fake backend on a real unix
 // socket), and the runnable example of docs/library.md.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import {
   AlreadyRunningError,
@@ -16,8 +12,7 @@ import {
   signalNumber,
 } from '../../src/index.js';
 import { startServer } from './console-fake-backend.js';
-
-const root = fileURLToPath(new URL('../..', import.meta.url));
+import { runDocExample } from '../fixtures/doc-example.js';
 
 test('start, run, pause, resume, stop with its exit status, wait, kill by name', async (t) => {
   const { url, backend } = await startServer(t);
@@ -74,24 +69,7 @@ test('signals by number or name', () => {
 
 test('the example of docs/library.md runs', async (t) => {
   const { url, backend } = await startServer(t);
-  const doc = readFileSync(join(root, 'docs', 'library.md'), 'utf8');
-  const code = /```js\n([^]*?)```/.exec(doc)![1]!;
-  // The package's name resolves to the sources here (no build needed).
-  const src = code.replace(/from 'northstar-ts'/g, `from ${JSON.stringify(pathToFileURL(join(root, 'src', 'index.ts')).href)}`);
-  const dir = mkdtempSync(join(tmpdir(), 'nstar-example-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'example.mjs');
-  writeFileSync(file, src);
-  const log = console.log;
-  const lines: string[] = [];
-  console.log = (...a: unknown[]) => void lines.push(a.map(String).join(' '));
-  process.env.NORTHSTAR_URL = url;
-  try {
-    await import(pathToFileURL(file).href);
-  } finally {
-    console.log = log;
-    delete process.env.NORTHSTAR_URL;
-  }
+  const lines = await runDocExample(t, { NORTHSTAR_URL: url });
   const names = backend.requests.map((r) => (typeof r.req === 'string' ? r.req : Object.keys(r.req)[0]));
   assert.deepEqual(names, ['start', 'exec', 'pause', 'resume', 'inspect', 'inspect', 'stop', 'kill']);
   assert.match(lines.at(-1)!, /cannot signal hello-world:0\.0\.1: it is not running/);
