@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { MountPool } from '../src/actors/mount-pool.js';
+import { MountPool } from '../src/actors/mount/mount-pool.js';
 import type { MountInput } from '../src/machines/contracts.js';
 import { generateKey } from '../src/npk/keys.js';
 import { closeNpk, openNpk } from '../src/npk/npk.js';

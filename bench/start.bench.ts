@@ -26,9 +26,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ContainerCgroupsHandle, LaunchSpec, Launched, Phases } from '../src/machines/contracts.js';
 import type { Manifest } from '../src/model/manifest.js';
-import { cgroup2Mount } from '../src/actors/cgroup-dynmods.js';
-import { MountPool } from '../src/actors/mount-pool.js';
-import { NetnsPool } from '../src/actors/netns-pool.js';
+import { cgroup2Mount } from '../src/actors/cgroups/cgroup-dynmods.js';
+import { MountPool } from '../src/actors/mount/mount-pool.js';
+import { NetnsPool } from '../src/actors/launch/netns-pool.js';
 import { closeNpk, openNpk } from '../src/npk/npk.js';
 import type { MountInput } from '../src/machines/contracts.js';
 import { fixtureNpk } from '../test/fixtures/npk.js';
@@ -179,10 +179,10 @@ interface CgroupTreeLike {
 }
 
 async function ours(dir: string): Promise<Ours | string> {
-  const mod = await tryImport<{ launch(spec: LaunchSpec): Promise<Launched> }>('src/actors/launch.ts');
-  if (!mod) return 'src/actors/launch.ts is not there yet (the launch issue)';
-  const cg = await tryImport<{ CgroupTree: { create(top: string, opts?: { favorDynmods?: boolean }): Promise<CgroupTreeLike> } }>('src/actors/cgroups.ts');
-  if (!cg) return 'src/actors/cgroups.ts is not there yet (the cgroups issue)';
+  const mod = await tryImport<{ launch(spec: LaunchSpec): Promise<Launched> }>('src/actors/launch/launch.ts');
+  if (!mod) return 'src/actors/launch/launch.ts is not there yet (the launch issue)';
+  const cg = await tryImport<{ CgroupTree: { create(top: string, opts?: { favorDynmods?: boolean }): Promise<CgroupTreeLike> } }>('src/actors/cgroups/cgroups.ts');
+  if (!cg) return 'src/actors/cgroups/cgroups.ts is not there yet (the cgroups issue)';
   // As the runtime does by default (config cgroup_favordynmods): no RCU wait per cgroup.procs write.
   // The option is global, so the references measured in this run (crun) get it too.
   const tree = await cg.CgroupTree.create(`nstar-bench-${process.pid}`, { favorDynmods: true });

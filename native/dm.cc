@@ -1,6 +1,6 @@
 // dm module of the nstar addon: one raw device-mapper ioctl on
 // /dev/mapper/control. The dm_ioctl buffers (header, target specs, table
-// string) are built and parsed in TypeScript (src/actors/dm-ioctl.ts), where
+// string) are built and parsed in TypeScript (src/actors/mount/dm-ioctl.ts), where
 // golden byte tests pin them; this file only carries a buffer to the kernel
 // and back. Runs in Piscina mount workers.
 #include <errno.h>

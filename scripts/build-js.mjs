@@ -18,9 +18,9 @@ const out = join(root, 'dist', 'cli');
 const entries = [
   ...readdirSync(join(src, 'cli')).filter((f) => f.endsWith('.ts')).map((f) => join(src, 'cli', f)),
   // Found next to the bundle by workerEntry() (src/threads.ts).
-  join(src, 'actors', 'mount.worker.ts'),
-  join(src, 'actors', 'copy.worker.ts'),
-  join(src, 'actors', 'output.worker.ts'),
+  join(src, 'actors', 'mount', 'mount.worker.ts'),
+  join(src, 'actors', 'copy', 'copy.worker.ts'),
+  join(src, 'actors', 'output', 'output.worker.ts'),
 ];
 
 // Only the bundles: dist/lib (the library, npm run build:lib) stays.

@@ -15,7 +15,7 @@ import { onNotification, request, type Supervisor } from './machines/supervisor.
 import type { ContainerData, ContainerResult } from './machines/requests.js';
 import { RuntimeError } from './model/errors.js';
 import { manifestToJson, type Manifest } from './model/manifest.js';
-import type { Output } from './actors/output.js';
+import type { Output } from './actors/output/index.js';
 import { logsRequest } from './runtime-logs.js';
 import { attachRequest, copyInRequest, networkOf } from './runtime-streams.js';
 

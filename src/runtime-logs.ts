@@ -1,11 +1,11 @@
 // The `logs` console request (spec/streams.md "Logs"): a container's ring of
 // recent output as frames, then with `follow` its new lines until it exits
 // or the client closes. The lines come from the output worker
-// (src/actors/output.ts); this module only bounds what waits for the client.
+// (src/actors/output/output.ts); this module only bounds what waits for the client.
 // Main thread.
 import type { AttachResult, FrameIO } from './console/attached.js';
 import { CH_STDERR, CH_STDOUT } from './console/frames.js';
-import type { Output, OutputLine } from './actors/output.js';
+import type { Output, OutputLine } from './actors/output/index.js';
 import { onNotification, request, type Supervisor } from './machines/supervisor.js';
 import { errors, RuntimeError, type ExitStatus } from './model/errors.js';
 

@@ -1,6 +1,6 @@
 // copy_in / copy_out and inspect's network interfaces (spec/streams.md):
 // finds the container's process and ids through the supervisor, then leaves
-// the bytes to src/actors/copy.ts. Main thread.
+// the bytes to src/actors/copy/copy.ts. Main thread.
 import type { AttachResult } from './console/attached.js';
 import { once } from 'node:events';
 import { closeSync, fchmodSync, fchownSync } from 'node:fs';
@@ -11,7 +11,7 @@ import net from 'node:net';
 import { CH_CLOSE, CH_RESIZE, CH_SIGNAL, CH_STDERR, CH_STDIN, CH_STDOUT } from './console/frames.js';
 import type { ExitStatus } from './model/errors.js';
 import type { Request, Response } from './console/protocol.js';
-import { copyIn, copyOut, openRoot, type CopyTarget } from './actors/copy.js';
+import { copyIn, copyOut, openRoot, type CopyTarget } from './actors/copy/index.js';
 import { request, type Supervisor } from './machines/supervisor.js';
 import { errors, RuntimeError } from './model/errors.js';
 import { native } from './native.js';

@@ -18,16 +18,14 @@ import { readFile } from 'node:fs/promises';
 
 import type { InspectionEvent } from 'xstate';
 
-import { CgroupTree } from './actors/cgroups.js';
+import { CgroupTree } from './actors/cgroups/index.js';
 import { Journal } from './actors/journal.js';
-import { NetnsPool } from './actors/netns-pool.js';
-import { launch } from './actors/launch.js';
-import { Output } from './actors/output.js';
+import { launch, NetnsPool } from './actors/launch/index.js';
+import { Output } from './actors/output/index.js';
 import { ioFrom, makeActors, type Io } from './actors/machine-actors.js';
-import { MountPool } from './actors/mount-pool.js';
+import { MountPool } from './actors/mount/index.js';
 import { recover } from './actors/recovery.js';
-import { FsRepository, type Repository } from './actors/repository.js';
-import { MemRepository } from './actors/repository-mem.js';
+import { FsRepository, MemRepository, type Repository } from './actors/repository/index.js';
 import { prepareDirs } from './actors/runtime-dirs.js';
 import { consoleBackend } from './runtime-backend.js';
 import { startConsole, type ConsoleServer, type ContainerConsole } from './console/index.js';

@@ -1,4 +1,4 @@
-// The wire between the runtime (src/actors/launch-protocol.ts) and nstar-init.
+// The wire between the runtime (src/actors/launch/launch-protocol.ts) and nstar-init.
 // Internal to this project: both sides change together.
 //
 // nstar-init starts with fd 0/1/2 = the container's stdio, fd 3 = the control

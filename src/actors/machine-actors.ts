@@ -52,14 +52,14 @@ export interface ActorOptions {
 
 /** The real modules behind an Io (structural: tests pass fakes). */
 export interface IoModules {
-  /** src/actors/mount-pool.ts MountPool. */
+  /** src/actors/mount/mount-pool.ts MountPool. */
   pool: { mount(input: MountInput): Promise<MountOutput>; umount(input: UmountInput): Promise<void> };
-  /** src/actors/cgroups.ts CgroupTree. */
+  /** src/actors/cgroups/cgroups.ts CgroupTree. */
   tree: {
     container(container: string, cgroups: CGroups | undefined, pid: number, opts?: { realtime?: boolean }): Promise<ContainerCgroupsHandle>;
     prepare?(container: string, cgroups: CGroups | undefined, opts?: { realtime?: boolean }): () => void;
   };
-  /** src/actors/launch.ts launch (with its options bound). */
+  /** src/actors/launch/launch.ts launch (with its options bound). */
   launch(spec: LaunchSpec): Promise<Launched>;
 }
 

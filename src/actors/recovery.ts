@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { Logger } from '../log.js';
 import { parseContainerId } from '../model/container-id.js';
 import { native } from '../native.js';
-import { removeVerityDevice } from './dm-verity.js';
 import { Journal, type JournalState } from './journal.js';
-import { readMounts } from './mountinfo.js';
+import { readMounts, removeVerityDevice } from './mount/index.js';
 
 const log = new Logger('recovery');
 

@@ -39,7 +39,7 @@ export type Message =
   | { notification: Notification };
 
 /** Statistic categories of our `inspect` extension (spec/README.md "Beyond Northstar"). */
-// The same names as src/actors/cgroup-stats.ts.
+// The same names as src/actors/cgroups/cgroup-stats.ts.
 export const STAT_CATEGORIES = ['cpu', 'memory', 'memory_events', 'io', 'pids'] as const;
 export type StatCategory = (typeof STAT_CATEGORIES)[number];
 

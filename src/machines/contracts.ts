@@ -115,7 +115,7 @@ export interface MemoryEvent {
   oom_kill: number | null;
 }
 
-/** One container's cgroups as the container machine uses them (actors/cgroup-container.ts implements it). */
+/** One container's cgroups as the container machine uses them (actors/cgroups/cgroup-container.ts implements it). */
 export interface ContainerCgroupsHandle {
   freeze(): Promise<void>;
   thaw(): Promise<void>;

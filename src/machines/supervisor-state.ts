@@ -2,7 +2,7 @@
 // container, and the requests waiting for a flow. Types and pure helpers only.
 import type { ActorRefFrom, AnyActorRef } from 'xstate';
 
-import type { Repository } from '../actors/repository.js';
+import type { Repository } from '../actors/repository/index.js';
 import type { Config } from '../model/config.js';
 import { errors, type RuntimeError } from '../model/errors.js';
 import type { Manifest } from '../model/manifest.js';

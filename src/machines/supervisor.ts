@@ -5,7 +5,7 @@
 // ## API (what the runtime drives)
 //
 //   const sup = createSupervisor({
-//     repositories,          // Repository[] (src/actors/repository*.ts), loaded; order = precedence
+//     repositories,          // Repository[] (src/actors/repository/), loaded; order = precedence
 //     config,                // SupervisorConfig: runDir, dataDir, socketDir, verity,
 //                            //   loopDeviceTimeoutMs, mountOnStart (repository ids)
 //     actors: makeActors(io),// src/actors/machine-actors.ts: mount, umount, process, cgroups, install, uninstall
@@ -49,7 +49,7 @@ import {
 
 import { Logger } from '../log.js';
 import { errors, exitSuccess } from '../model/errors.js';
-import type { Repository } from '../actors/repository.js';
+import type { Repository } from '../actors/repository/index.js';
 import { containerMachine } from './container.js';
 import type { ContainerReport } from './container-events.js';
 import { mountInput, type NpkInfo } from './plan.js';

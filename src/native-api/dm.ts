@@ -1,5 +1,5 @@
 // Typed contract of the addon's dm module (native/dm.cc). The buffers are
-// built and parsed by src/actors/dm-ioctl.ts.
+// built and parsed by src/actors/mount/dm-ioctl.ts.
 import type { Result } from '../model/errors.js';
 
 export interface DmNative {

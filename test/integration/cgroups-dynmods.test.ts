@@ -13,8 +13,8 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { cgroup2Mount } from '../../src/actors/cgroup-dynmods.js';
-import { CgroupTree } from '../../src/actors/cgroups.js';
+import { cgroup2Mount } from '../../src/actors/cgroups/cgroup-dynmods.js';
+import { CgroupTree } from '../../src/actors/cgroups/cgroups.js';
 import { requirePrivileged } from './privileged.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -49,7 +49,7 @@ test('without a cgroup2 mount (pure v1 view) the option goes through a throwaway
   const script = `
     import { spawnSync } from 'node:child_process';
     import { readFileSync } from 'node:fs';
-    import { cgroup2Mount, favorDynmods } from './src/actors/cgroup-dynmods.ts';
+    import { cgroup2Mount, favorDynmods } from './src/actors/cgroups/cgroup-dynmods.ts';
     const v2 = cgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));
     if (v2) { const u = spawnSync('umount', [v2.mount]); if (u.status !== 0) throw new Error('umount ' + v2.mount + ': ' + u.stderr); }
     const own = cgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));

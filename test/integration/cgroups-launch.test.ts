@@ -7,9 +7,9 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 
-import { homeOf, readLayout, withoutV1, type CgroupLayout } from '../../src/actors/cgroup-layout.js';
-import { waitUntil } from '../../src/actors/cgroup-wait.js';
-import { CgroupTree, type ContainerCgroups } from '../../src/actors/cgroups.js';
+import { homeOf, readLayout, withoutV1, type CgroupLayout } from '../../src/actors/cgroups/cgroup-layout.js';
+import { waitUntil } from '../../src/actors/cgroups/cgroup-wait.js';
+import { CgroupTree, type ContainerCgroups } from '../../src/actors/cgroups/cgroups.js';
 import { isRealtime } from '../../src/model/manifest.js';
 import type { MemoryEvent } from '../../src/machines/contracts.js';
 import type { Manifest } from '../../src/model/manifest.js';

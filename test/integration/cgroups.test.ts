@@ -17,9 +17,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSy
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 
-import { homeOf, layoutKind, readLayout, withoutV1, type CgroupLayout } from '../../src/actors/cgroup-layout.js';
-import { waitUntil } from '../../src/actors/cgroup-wait.js';
-import { CgroupTree, DEFAULT_RT_RUNTIME_US, type ContainerCgroups } from '../../src/actors/cgroups.js';
+import { homeOf, layoutKind, readLayout, withoutV1, type CgroupLayout } from '../../src/actors/cgroups/cgroup-layout.js';
+import { waitUntil } from '../../src/actors/cgroups/cgroup-wait.js';
+import { CgroupTree, DEFAULT_RT_RUNTIME_US, type ContainerCgroups } from '../../src/actors/cgroups/cgroups.js';
 import { stringifyJson } from '../../src/console/codec.js';
 import type { MemoryEvent } from '../../src/machines/contracts.js';
 import type { CGroups } from '../../src/model/manifest.js';

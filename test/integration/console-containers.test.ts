@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { launch, type LaunchedContainer } from '../../src/actors/launch.js';
+import { launch, type LaunchedContainer } from '../../src/actors/launch/launch.js';
 import { ConsoleServer, type RequestContext } from '../../src/console/server.js';
 import type { Request, Response } from '../../src/console/protocol.js';
 import type { ExitStatus } from '../../src/model/errors.js';

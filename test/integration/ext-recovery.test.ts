@@ -12,8 +12,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 
-import { cgroup2Mount } from '../../src/actors/cgroup-dynmods.js';
-import { readMounts } from '../../src/actors/mountinfo.js';
+import { cgroup2Mount } from '../../src/actors/cgroups/cgroup-dynmods.js';
+import { readMounts } from '../../src/actors/mount/mountinfo.js';
 import type { Notification } from '../../src/client/index.js';
 import { packageRoot } from '../../src/native.js';
 import { fixtureNpk } from '../fixtures/npk.js';

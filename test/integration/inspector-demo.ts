@@ -3,7 +3,7 @@
 // browser test and the docs' screenshots (scripts/screenshots.ts) look at.
 // The kernel side is covered by inspector-runtime.test.ts (a real daemon).
 import { fromPromise } from 'xstate';
-import type { Repository } from '../../src/actors/repository.js';
+import type { Repository } from '../../src/actors/repository/repository.js';
 import { startInspector, type Inspector } from '../../src/inspector/inspector.js';
 import type { NpkInfo } from '../../src/machines/plan.js';
 import type { Request } from '../../src/machines/requests.js';

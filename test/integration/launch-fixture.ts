@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 
-import { launch, type LaunchedContainer } from '../../src/actors/launch.js';
+import { launch, type LaunchedContainer } from '../../src/actors/launch/launch.js';
 import type { LaunchSpec } from '../../src/machines/contracts.js';
 import type { ExitStatus } from '../../src/model/errors.js';
 import type { Manifest } from '../../src/model/manifest.js';

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { launch } from '../../src/actors/launch.js';
-import { MountPool } from '../../src/actors/mount-pool.js';
+import { launch } from '../../src/actors/launch/launch.js';
+import { MountPool } from '../../src/actors/mount/mount-pool.js';
 import type { LaunchSpec } from '../../src/machines/contracts.js';
 import type { Manifest } from '../../src/model/manifest.js';
 import { closeNpk, openNpk } from '../../src/npk/npk.js';

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, closeSync } from 'node:fs';
 import { describe, test } from 'node:test';
 
-import { launch } from '../../src/actors/launch.js';
+import { launch } from '../../src/actors/launch/launch.js';
 import { logChannel, type LogRecord } from '../../src/log.js';
 import { native } from '../../src/native.js';
 import { privileged } from './privileged.js';
@@ -268,7 +268,7 @@ describe('container processes', opts, () => {
   test('io inherit writes to the runtime process stdout', async (t) => {
     const s = sandbox(t);
     const script = `
-      import { launch } from ${JSON.stringify(new URL('../../src/actors/launch.js', import.meta.url).href)};
+      import { launch } from ${JSON.stringify(new URL('../../src/actors/launch/launch.js', import.meta.url).href)};
       const l = await launch(JSON.parse(process.argv[1]));
       l.openGate();
       await l.exited;
@@ -311,7 +311,7 @@ describe('container processes', opts, () => {
   test('killing the runtime process kills its containers (PDEATHSIG)', async (t) => {
     const s = sandbox(t);
     const script = `
-      import { launch } from ${JSON.stringify(new URL('../../src/actors/launch.js', import.meta.url).href)};
+      import { launch } from ${JSON.stringify(new URL('../../src/actors/launch/launch.js', import.meta.url).href)};
       const spec = JSON.parse(process.argv[1]);
       const l = await launch(spec);
       l.openGate();

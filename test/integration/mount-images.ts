@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { readMounts } from '../../src/actors/mountinfo.js';
+import { readMounts } from '../../src/actors/mount/mountinfo.js';
 import type { VerityInfo } from '../../src/machines/contracts.js';
 
 export interface Image {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { MountPool } from '../../src/actors/mount-pool.js';
+import { MountPool } from '../../src/actors/mount/mount-pool.js';
 import type { MountInput } from '../../src/machines/contracts.js';
 import { closeNpk, openNpk } from '../../src/npk/npk.js';
 import type { Npk } from '../../src/npk/npk.js';
@@ -15,7 +15,7 @@ import { fixtureKeys, fixtureNpk } from '../fixtures/npk.js';
 import { loopsBackedBy, mountsUnder } from './mount-images.js';
 import { privileged } from './privileged.js';
 
-const vectors = new URL('../fixtures/vectors/', import.meta.url).pathname;
+const vectors = new URL('../fixtures/vectors', import.meta.url).pathname;
 
 describe('mounting NPKs', privileged({ loop: true, mksquashfs: true }), () => {
   let run: string;

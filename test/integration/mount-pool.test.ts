@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { MountPool } from '../../src/actors/mount-pool.js';
-import { TEST_CHANNEL } from '../../src/actors/mount.worker.js';
+import { MountPool } from '../../src/actors/mount/mount-pool.js';
+import { TEST_CHANNEL } from '../../src/actors/mount/mount.worker.js';
 import type { MountInput, VerityMode } from '../../src/machines/contracts.js';
 import { RuntimeError } from '../../src/model/errors.js';
 import { native } from '../../src/native.js';

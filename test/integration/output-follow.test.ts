@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { closeSync, writeSync } from 'node:fs';
 import { test } from 'node:test';
 
-import { Output, type OutputLine } from '../../src/actors/output.js';
+import { Output, type OutputLine } from '../../src/actors/output/output.js';
 import { native } from '../../src/native.js';
 
 async function until(check: () => boolean | Promise<boolean>): Promise<void> {

@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 
-import { launch } from '../../src/actors/launch.js';
+import { launch } from '../../src/actors/launch/launch.js';
 import type { ClientError } from '../../src/client/index.js';
-import { MountPool } from '../../src/actors/mount-pool.js';
+import { MountPool } from '../../src/actors/mount/mount-pool.js';
 import type { LaunchSpec } from '../../src/machines/contracts.js';
 import { mountInput } from '../../src/machines/plan.js';
 import type { ExitStatus } from '../../src/model/errors.js';

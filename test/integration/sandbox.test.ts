@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
-import { NetnsPool } from '../../src/actors/netns-pool.js';
+import { NetnsPool } from '../../src/actors/launch/netns-pool.js';
 import type { Manifest } from '../../src/model/manifest.js';
 import { privileged } from './privileged.js';
 import { run, sandbox, start, waitForLine } from './launch-fixture.js';

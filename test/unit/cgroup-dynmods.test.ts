@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { cgroup2Mount, remountData } from '../../src/actors/cgroup-dynmods.js';
+import { cgroup2Mount, remountData } from '../../src/actors/cgroups/cgroup-dynmods.js';
 
 test('remount data keeps the root options and toggles favordynmods', () => {
   assert.equal(remountData(['rw', 'nsdelegate', 'memory_recursiveprot'], true), 'nsdelegate,memory_recursiveprot,favordynmods');

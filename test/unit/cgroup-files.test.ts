@@ -8,13 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { homeOf, type CgroupLayout, type Controller, type Home } from '../../src/actors/cgroup-layout.js';
-import { mkdirCgroups, parseBlkioV1, parseFlatKeyed, parseNestedKeyed, parseSingle, rmdirCgroups, writeCgroupFile, writeCgroupFiles } from '../../src/actors/cgroup-files.js';
-import { parseMemoryEvents, watchOomV2 } from '../../src/actors/cgroup-oom.js';
-import { planLimits } from '../../src/actors/cgroup-plan.js';
-import { readStats } from '../../src/actors/cgroup-stats.js';
-import { waitUntil } from '../../src/actors/cgroup-wait.js';
-import { applyWrites } from '../../src/actors/cgroups.js';
+import { homeOf, type CgroupLayout, type Controller, type Home } from '../../src/actors/cgroups/cgroup-layout.js';
+import { mkdirCgroups, parseBlkioV1, parseFlatKeyed, parseNestedKeyed, parseSingle, rmdirCgroups, writeCgroupFile, writeCgroupFiles } from '../../src/actors/cgroups/cgroup-files.js';
+import { parseMemoryEvents, watchOomV2 } from '../../src/actors/cgroups/cgroup-oom.js';
+import { planLimits } from '../../src/actors/cgroups/cgroup-plan.js';
+import { readStats } from '../../src/actors/cgroups/cgroup-stats.js';
+import { waitUntil } from '../../src/actors/cgroups/cgroup-wait.js';
+import { applyWrites } from '../../src/actors/cgroups/cgroups.js';
 import type { MemoryEvent } from '../../src/machines/contracts.js';
 import { Logger } from '../../src/log.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { homeOf, layoutKind, parseMountinfo, v2SubtreeControllers, withoutV1 } from '../../src/actors/cgroup-layout.js';
+import { homeOf, layoutKind, parseMountinfo, v2SubtreeControllers, withoutV1 } from '../../src/actors/cgroups/cgroup-layout.js';
 
 // Shapes of /proc/self/mountinfo seen on real hosts.
 const HYBRID = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { homeOf, type CgroupLayout } from '../../src/actors/cgroup-layout.js';
-import { blkioToIoWeight, DEFAULT_RT_RUNTIME_US, planLimits, sharesToWeight, type LimitPlan } from '../../src/actors/cgroup-plan.js';
+import { homeOf, type CgroupLayout } from '../../src/actors/cgroups/cgroup-layout.js';
+import { blkioToIoWeight, DEFAULT_RT_RUNTIME_US, planLimits, sharesToWeight, type LimitPlan } from '../../src/actors/cgroups/cgroup-plan.js';
 import type { CGroups } from '../../src/model/manifest.js';
 
 const V1: CgroupLayout = {

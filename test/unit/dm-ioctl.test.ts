@@ -19,7 +19,7 @@ import {
   replyDevice,
   tableLoad,
   verityTarget,
-} from '../../src/actors/dm-ioctl.js';
+} from '../../src/actors/mount/dm-ioctl.js';
 
 const NAME = 'northstar-test';
 const UUID = '0b8c1c3e-6f0a-4f7e-9d2b-1a2b3c4d5e6f';

@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { DM, DM_FLAGS } from '../../src/actors/dm-ioctl.js';
-import { createVerityDevice, removeVerityDevice } from '../../src/actors/dm-verity.js';
-import type { DmIoctl } from '../../src/actors/dm-verity.js';
+import { DM, DM_FLAGS } from '../../src/actors/mount/dm-ioctl.js';
+import { createVerityDevice, removeVerityDevice } from '../../src/actors/mount/dm-verity.js';
+import type { DmIoctl } from '../../src/actors/mount/dm-verity.js';
 import type { VerityInfo } from '../../src/machines/contracts.js';
 
 const VERITY: VerityInfo = { rootHash: 'ab'.repeat(32), salt: 'cd'.repeat(32), dataBlocks: 5, verityOffset: 5 * 4096 };

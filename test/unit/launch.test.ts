@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { LineSplitter } from '../../src/actors/io.js';
-import { encodeExec, encodeSpec, parseInitMessage, T, type InitSpec } from '../../src/actors/launch-protocol.js';
+import { LineSplitter } from '../../src/actors/launch/io.js';
+import { encodeExec, encodeSpec, parseInitMessage, T, type InitSpec } from '../../src/actors/launch/launch-protocol.js';
 import {
   capabilityMask, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT, planMounts, planSandbox, resolveGroups, schedOf,
-} from '../../src/actors/sandbox.js';
+} from '../../src/actors/launch/sandbox.js';
 import type { LaunchSpec } from '../../src/machines/contracts.js';
 import type { Manifest } from '../../src/model/manifest.js';
 

@@ -64,8 +64,8 @@ function layerOf(file: string): string {
  */
 const allowed: Record<string, string> = {
   'model/config.ts -> log.ts': 'the log levels (LEVELS, Level) are defined in log.ts; they could move to the model with log.ts importing them',
-  'machines/supervisor.ts -> actors/repository.ts': 'the supervisor holds live Repository objects; machines should refer to repositories by id (issue 21)',
-  'machines/supervisor-state.ts -> actors/repository.ts': 'the supervisor holds live Repository objects; machines should refer to repositories by id (issue 21)',
+  'machines/supervisor.ts -> actors/repository/index.ts': 'the supervisor holds live Repository objects; machines should refer to repositories by id (issue 21)',
+  'machines/supervisor-state.ts -> actors/repository/index.ts': 'the supervisor holds live Repository objects; machines should refer to repositories by id (issue 21)',
 };
 
 /** Known file-level cycles, each as its sorted member list joined by ' '. */
@@ -187,6 +187,21 @@ describe('layers of src/', () => {
     assert.deepEqual(fresh, [], 'new upward or sideways imports between layers');
     const gone = Object.keys(allowed).filter((e) => !found.includes(e));
     assert.deepEqual(gone, [], 'allowed imports that are gone: remove them from the list');
+  });
+
+  it('a folder under actors/ is entered through its index.ts only', () => {
+    // actors/<concern>/ (cgroups, mount, launch, repository, output, copy)
+    // keeps its files to itself: the rest of src/ imports its door.
+    const folderOf = (f: string) => /^actors\/([^/]+)\//.exec(f)?.[1];
+    const through = [...g].flatMap(([from, targets]) =>
+      targets.filter((to) => {
+        const folder = folderOf(to);
+        return folder !== undefined && folderOf(from) !== folder && to !== `actors/${folder}/index.ts`;
+      }).map((to) => `${from} -> ${to}`));
+    assert.deepEqual(through, [], 'imports past a folder\'s index.ts');
+    const folders = readdirSync(join(src, 'actors'), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    assert.ok(folders.length >= 6, `actors/ is grouped in folders (found ${folders.join(', ')})`);
+    assert.deepEqual(folders.filter((d) => !existsSync(join(src, 'actors', d, 'index.ts'))), [], 'folders without an index.ts');
   });
 
   it('no import cycle (but for the listed ones)', () => {

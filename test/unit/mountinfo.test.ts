@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { isMountPoint, mountEntries, readMounts, unescapeMountPath } from '../../src/actors/mountinfo.js';
+import { isMountPoint, mountEntries, readMounts, unescapeMountPath } from '../../src/actors/mount/mountinfo.js';
 
 describe('mountinfo', () => {
   it('undoes every octal escape the kernel writes (space, tab, newline, backslash)', () => {

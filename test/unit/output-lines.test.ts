@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { OutputRing } from '../../src/actors/output-lines.js';
+import { OutputRing } from '../../src/actors/output/output-lines.js';
 
 test('the ring keeps the last lines of both streams within its capacity', () => {
   const ring = new OutputRing(1024);

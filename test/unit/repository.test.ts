@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { FsRepository } from '../../src/actors/repository.js';
+import { FsRepository } from '../../src/actors/repository/repository.js';
 import { RuntimeError } from '../../src/model/errors.js';
 
 /** An iterable fed by hand: `push` a chunk, `end` it. */

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 
 import { fromPromise, SimulatedClock } from 'xstate';
 
-import type { Repository } from '../../src/actors/repository.js';
+import type { Repository } from '../../src/actors/repository/repository.js';
 import type { NpkInfo } from '../../src/machines/plan.js';
 import type { ContainerData, ContainerResult, Notification, Request } from '../../src/machines/requests.js';
 import {

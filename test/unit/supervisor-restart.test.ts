@@ -6,7 +6,7 @@ import { test } from 'node:test';
 
 import { SimulatedClock } from 'xstate';
 
-import type { Repository } from '../../src/actors/repository.js';
+import type { Repository } from '../../src/actors/repository/repository.js';
 import type { Notification } from '../../src/machines/requests.js';
 import { createSupervisor, onNotification, request, whenDone, whenReady } from '../../src/machines/supervisor.js';
 import { RESTART_DEFAULTS } from '../../src/model/manifest-supervision.js';

@@ -8,11 +8,11 @@ import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 
 import { join } from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 
-import { containerId } from '../model/container-id.js';
-import { errors, RuntimeError } from '../model/errors.js';
-import { child } from '../model/safe-path.js';
-import { Logger } from '../log.js';
-import { closeNpk, openNpk, type Npk } from '../npk/npk.js';
+import { containerId } from '../../model/container-id.js';
+import { errors, RuntimeError } from '../../model/errors.js';
+import { child } from '../../model/safe-path.js';
+import { Logger } from '../../log.js';
+import { closeNpk, openNpk, type Npk } from '../../npk/npk.js';
 
 export interface RepositoryOptions {
   id: string;

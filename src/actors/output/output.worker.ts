@@ -1,7 +1,7 @@
 // The output worker: thread entry that reads every piped container stream
 // (`io: pipe`, exec output), keeps each container's ring of recent lines,
 // writes the lines to the log and forwards them to the main thread where it
-// asks for them. Reached through comlink (src/actors/output.ts); calls the
+// asks for them. Reached through comlink (src/actors/output/output.ts); calls the
 // main thread back through comlink on the same port.
 //
 // Backpressure (ARCHITECTURE.md "Threads and processes"): what waits to be
@@ -20,8 +20,8 @@ import { parentPort } from 'node:worker_threads';
 import { expose, wrap } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 
-import { formatLine } from '../log.js';
-import { native } from '../native.js';
+import { formatLine } from '../../log.js';
+import { native } from '../../native.js';
 import { LineSplitter, OutputRing, type OutputLine, type StreamName } from './output-lines.js';
 
 /** One stream to read. */

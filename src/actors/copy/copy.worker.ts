@@ -1,5 +1,5 @@
 // copy_in / copy_out off the main thread (spec/streams.md "Copy in / out").
-// One worker per copy, started by src/actors/copy.ts with the fd of the
+// One worker per copy, started by src/actors/copy/copy.ts with the fd of the
 // container's root (/proc/<init>/root, opened and checked by the caller).
 // Every path is resolved by the kernel inside that root (openat2 with
 // RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), every write goes through the
@@ -12,7 +12,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 
 import * as tar from 'tar-stream';
 
-import { native } from '../native.js';
+import { native } from '../../native.js';
 import {
   AT_EMPTY_PATH,
   AT_REMOVEDIR,
@@ -22,7 +22,7 @@ import {
   RESOLVE_IN_ROOT,
   RESOLVE_NO_MAGICLINKS,
   RESOLVE_NO_SYMLINKS,
-} from '../native-api/copy.js';
+} from '../../native-api/copy.js';
 import type { CopyJob, FromCopy, ToCopy } from './copy.js';
 
 const COPY_WINDOW = 4;

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { mountEntries } from './mountinfo.js';
+import { mountEntries } from '../mount/index.js';
 
 /** The controllers the runtime uses (v1 names; v2 calls blkio "io" and folds cpuacct into cpu). */
 export const CONTROLLERS = ['memory', 'cpu', 'cpuacct', 'cpuset', 'blkio', 'freezer', 'pids'] as const;

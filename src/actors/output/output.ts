@@ -15,8 +15,8 @@ import { Worker } from 'node:worker_threads';
 import { expose, releaseProxy, wrap, type Remote } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 
-import { customSink, enabled, formatLine, LOG_FD, logChannel, Logger, type LogRecord } from '../log.js';
-import { workerEntry } from '../threads.js';
+import { customSink, enabled, formatLine, LOG_FD, logChannel, Logger, type LogRecord } from '../../log.js';
+import { workerEntry } from '../../threads.js';
 import type { OutputLine, StreamName } from './output-lines.js';
 import type { ForwardedLine, OutputEvents, OutputStats, OutputWorkerApi } from './output.worker.js';
 

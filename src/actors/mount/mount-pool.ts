@@ -18,12 +18,12 @@ import { MessageChannel } from 'node:worker_threads';
 
 import { Piscina } from 'piscina';
 
-import type { MountInput, MountOutput, UmountInput } from '../machines/contracts.js';
-import { RuntimeError, errors, systemError } from '../model/errors.js';
-import type { ErrorCode, SystemErrorData } from '../model/errors.js';
-import { Logger } from '../log.js';
-import { native } from '../native.js';
-import { workerEntry } from '../threads.js';
+import type { MountInput, MountOutput, UmountInput } from '../../machines/contracts.js';
+import { RuntimeError, errors, systemError } from '../../model/errors.js';
+import type { ErrorCode, SystemErrorData } from '../../model/errors.js';
+import { Logger } from '../../log.js';
+import { native } from '../../native.js';
+import { workerEntry } from '../../threads.js';
 import type { BatchItem, MountBatch, MountHooks, MountTask, TaskFailure, TaskResult } from './mount.worker.js';
 import { isMountPoint } from './mountinfo.js';
 

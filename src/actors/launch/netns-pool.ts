@@ -11,8 +11,8 @@
 // made during init's setup (mounts, pivot_root) triples that setup. Main thread.
 import { closeSync } from 'node:fs';
 
-import { Logger } from '../log.js';
-import { native } from '../native.js';
+import { Logger } from '../../log.js';
+import { native } from '../../native.js';
 
 const log = new Logger('launch');
 

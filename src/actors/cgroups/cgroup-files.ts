@@ -10,7 +10,7 @@ import { constants as os } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { dirname, join } from 'node:path';
 
-import { native } from '../native.js';
+import { native } from '../../native.js';
 import type { Controller } from './cgroup-layout.js';
 import type { PlannedWrite } from './cgroup-plan.js';
 

@@ -4,7 +4,7 @@
 // Main thread (small synchronous kernfs reads).
 import { join } from 'node:path';
 
-import type { MemoryEvent } from '../machines/contracts.js';
+import type { MemoryEvent } from '../../machines/contracts.js';
 import type { Controller, Home } from './cgroup-layout.js';
 import {
   parseBlkioV1,

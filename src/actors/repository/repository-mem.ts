@@ -3,9 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, writeSync } from 'node:fs';
 
-import { errors } from '../model/errors.js';
-import { native } from '../native.js';
-import { closeNpk, openNpk, type Npk } from '../npk/npk.js';
+import { errors } from '../../model/errors.js';
+import { native } from '../../native.js';
+import { closeNpk, openNpk, type Npk } from '../../npk/npk.js';
 import {
   checkCapacity,
   checkCommit,

@@ -6,12 +6,12 @@
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 
-import { Logger } from '../log.js';
-import { errors } from '../model/errors.js';
-import { CAPABILITIES } from '../model/manifest-schema.js';
-import type { Manifest, MountOption, RlimitResource, SchedPolicy } from '../model/manifest.js';
-import type { LaunchSpec } from '../machines/contracts.js';
-import { persistPath } from '../machines/plan.js';
+import { Logger } from '../../log.js';
+import { errors } from '../../model/errors.js';
+import { CAPABILITIES } from '../../model/manifest-schema.js';
+import type { Manifest, MountOption, RlimitResource, SchedPolicy } from '../../model/manifest.js';
+import type { LaunchSpec } from '../../machines/contracts.js';
+import { persistPath } from '../../machines/plan.js';
 import { TEST, type InitSpec, type MountOp, type SandboxOp } from './launch-protocol.js';
 
 const log = new Logger('sandbox');

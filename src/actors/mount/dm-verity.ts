@@ -5,9 +5,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 
-import type { Result, VerityInfo } from '../machines/contracts.js';
-import type { SystemErrorData } from '../model/errors.js';
-import { native } from '../native.js';
+import type { Result, VerityInfo } from '../../machines/contracts.js';
+import type { SystemErrorData } from '../../model/errors.js';
+import { native } from '../../native.js';
 import { DM, devCreate, devRemove, devResume, replyDevice, tableLoad, verityTarget } from './dm-ioctl.js';
 
 export const DM_CONTROL = '/dev/mapper/control';

@@ -5,12 +5,12 @@
 // (output.ts), never on the main thread. Main thread.
 import { closeSync, openSync } from 'node:fs';
 
-import type { Output as OutputMode } from '../model/manifest.js';
-import { native } from '../native.js';
-import { defaultOutput, type AttachedStream, type Output, type OutputSink } from './output.js';
+import type { Output as OutputMode } from '../../model/manifest.js';
+import { native } from '../../native.js';
+import { defaultOutput, type AttachedStream, type Output, type OutputSink } from '../output/index.js';
 
-export { LineSplitter } from './output-lines.js';
-export type { OutputSink } from './output.js';
+export { LineSplitter } from '../output/index.js';
+export type { OutputSink } from '../output/index.js';
 
 export interface ContainerIo {
   /** fds 0, 1, 2 for the container (runtime copies; closeChildEnds() after spawn). */

@@ -9,8 +9,8 @@
 // resolves), so the container process never runs outside its limits.
 import { join } from 'node:path';
 
-import { Logger } from '../log.js';
-import type { CGroups } from '../model/manifest.js';
+import { Logger } from '../../log.js';
+import type { CGroups } from '../../model/manifest.js';
 import { ContainerCgroups, type ParentDirs } from './cgroup-container.js';
 import { type CgroupLayout, type Controller, type Hierarchy, homeOf, layoutKind, readLayout, usedHierarchies, v2SubtreeControllers } from './cgroup-layout.js';
 import { initCpusetV1, mkdirCgroup, readCgroupFile, rmdirCgroup, writeCgroupFile } from './cgroup-files.js';

@@ -3,7 +3,7 @@
 // data, so both namings are unit-tested without a kernel; cgroups.ts performs
 // them. Value checks are the kernel's: a bad value fails its write, and the
 // error names the file.
-import type { BlkioCgroup, CGroups, CpuCgroup, MemoryCgroup } from '../model/manifest.js';
+import type { BlkioCgroup, CGroups, CpuCgroup, MemoryCgroup } from '../../model/manifest.js';
 import type { Controller, Home } from './cgroup-layout.js';
 
 export interface PlannedWrite {

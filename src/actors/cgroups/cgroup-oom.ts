@@ -9,9 +9,9 @@
 import { closeSync, openSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 
-import type { Logger } from '../log.js';
-import type { MemoryEvent } from '../machines/contracts.js';
-import { native } from '../native.js';
+import type { Logger } from '../../log.js';
+import type { MemoryEvent } from '../../machines/contracts.js';
+import { native } from '../../native.js';
 import { fileError, parseFlatKeyed, readCgroupFile, readOptional, writeCgroupFile } from './cgroup-files.js';
 
 export interface OomMonitor {

@@ -7,11 +7,11 @@
 import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 
-import type { MountInput, MountOutput, Phases, Result, UmountInput } from '../machines/contracts.js';
-import type { SystemErrorData } from '../model/errors.js';
-import { native } from '../native.js';
-import { MS } from '../native-api/loop.js';
-import type { LoopAttached } from '../native-api/loop.js';
+import type { MountInput, MountOutput, Phases, Result, UmountInput } from '../../machines/contracts.js';
+import type { SystemErrorData } from '../../model/errors.js';
+import { native } from '../../native.js';
+import { MS } from '../../native-api/loop.js';
+import type { LoopAttached } from '../../native-api/loop.js';
 import { createVerityDevice, DM_CONTROL, hasDeviceMapper, removeVerityDevice } from './dm-verity.js';
 import { verifyImageFd } from './mount-verify.js';
 import { isMountPoint } from './mountinfo.js';

@@ -2,9 +2,9 @@
 // before the launch, passed to the container as fds, removed at exit.
 // Main thread.
 import { closeSync, mkdirSync, rmSync } from 'node:fs';
-import type { Manifest } from '../model/manifest.js';
-import { checkComponent, child } from '../model/safe-path.js';
-import { native } from '../native.js';
+import type { Manifest } from '../../model/manifest.js';
+import { checkComponent, child } from '../../model/safe-path.js';
+import { native } from '../../native.js';
 
 export interface ContainerSockets {
   /** Runtime-side fds, sorted by socket name (closed by close()). */

@@ -2,8 +2,8 @@
 // deviation 11): the whole image's hash tree and root hash are checked in the
 // mount worker, through the attached loop device, before it is mounted.
 // The verifier itself is the NPK module's.
-import type { Result, VerityInfo } from '../machines/contracts.js';
-import { verifyImage } from '../npk/verity.js';
+import type { Result, VerityInfo } from '../../machines/contracts.js';
+import { verifyImage } from '../../npk/verity.js';
 
 /** Verifies `size` bytes of fs.img readable at offset 0 of `fd`; never resolves ok on a mismatch. */
 export async function verifyImageFd(fd: number, size: number, verity: VerityInfo): Promise<Result<void>> {

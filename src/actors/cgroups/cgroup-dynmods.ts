@@ -24,9 +24,9 @@ import { mkdtempSync, readFileSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { Logger } from '../log.js';
-import { native } from '../native.js';
-import { MS } from '../native-api/loop.js';
+import { Logger } from '../../log.js';
+import { native } from '../../native.js';
+import { MS } from '../../native-api/loop.js';
 import { parseMountinfo } from './cgroup-layout.js';
 
 const log = new Logger('cgroups');

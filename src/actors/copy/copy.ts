@@ -5,8 +5,8 @@
 import { closeSync, constants as C, openSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
-import { workerEntry } from '../threads.js';
-import { O_PATH } from '../native-api/copy.js';
+import { workerEntry } from '../../threads.js';
+import { O_PATH } from '../../native-api/copy.js';
 
 /** Messages in flight between the main thread and a copy worker (each at most 1 MiB). */
 export const COPY_WINDOW = 4;

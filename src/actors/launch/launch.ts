@@ -21,14 +21,14 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { getSystemErrorMap } from 'node:util';
 
-import { Logger } from '../log.js';
-import { errors, RuntimeError, systemError, type ExitStatus, type SystemErrorData } from '../model/errors.js';
-import type { LaunchSpec, Launched, Phases } from '../machines/contracts.js';
-import { initBinaryPath, native } from '../native.js';
-import { CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, type SpawnedChild } from '../native-api/process.js';
+import { Logger } from '../../log.js';
+import { errors, RuntimeError, systemError, type ExitStatus, type SystemErrorData } from '../../model/errors.js';
+import type { LaunchSpec, Launched, Phases } from '../../machines/contracts.js';
+import { initBinaryPath, native } from '../../native.js';
+import { CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, type SpawnedChild } from '../../native-api/process.js';
 import { containerIo, endedWithin, type ContainerIo, type OutputSink } from './io.js';
 import { encodeExec, encodeGate, encodeSpec, parseInitMessage, type InitMessage } from './launch-protocol.js';
-import { defaultOutput, type AttachedStream, type Output } from './output.js';
+import { defaultOutput, type AttachedStream, type Output } from '../output/index.js';
 import { planSandbox, preparePersist } from './sandbox.js';
 import { createSockets, type ContainerSockets } from './sockets.js';
 

@@ -5,8 +5,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { Logger } from '../log.js';
-import type { ContainerCgroupsHandle, MemoryEvent } from '../machines/contracts.js';
+import { Logger } from '../../log.js';
+import type { ContainerCgroupsHandle, MemoryEvent } from '../../machines/contracts.js';
 import type { Controller, Hierarchy, Home } from './cgroup-layout.js';
 import { applyWrites, fileError, initCpusetV1, mkdirCgroup, mkdirCgroups, procsOf, readCgroupFile, rmdirCgroup, rmdirCgroups, writeCgroupFile, writeCgroupFiles } from './cgroup-files.js';
 import { type OomMonitor, watchOomV1, watchOomV2 } from './cgroup-oom.js';
