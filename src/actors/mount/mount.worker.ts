@@ -4,7 +4,7 @@
 // the thread boundary. The loop-device fd opened by the attach is released
 // by this task on every path (a terminated worker leaves it to the addon's
 // env cleanup hook, and AUTOCLEAR then detaches the device).
-import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 
 import type { MountInput, MountOutput, Phases, Result, UmountInput } from '../../machines/contracts.js';
@@ -14,7 +14,7 @@ import { MS } from '../../native-api/loop.js';
 import type { LoopAttached } from '../../native-api/loop.js';
 import { createVerityDevice, DM_CONTROL, hasDeviceMapper, removeVerityDevice } from './dm-verity.js';
 import { verifyImageFd } from './mount-verify.js';
-import { isMountPoint } from './mountinfo.js';
+import { isMountPoint, readMounts } from './mountinfo.js';
 
 /** Test-only hooks, honoured only when NSTAR_TEST=1. */
 export interface MountHooks {
@@ -256,9 +256,45 @@ async function pause(container: string, device: string, abort: Int32Array | unde
   if (w.async) await w.value;
 }
 
+const DEVICE_GONE_MS = 3000;
+
+/** Our dm-verity device (named northstar-*) mounted at `target`, by its major:minor, if any. */
+function verityDeviceAt(target: string): { device: string; name: string } | undefined {
+  const device = readMounts().filter((m) => m.target === target).pop()?.device;
+  const name = device === undefined ? undefined : dmNameOf(device);
+  return device !== undefined && name?.startsWith('northstar-') ? { device, name } : undefined;
+}
+
+function dmNameOf(device: string): string | undefined {
+  try {
+    return readFileSync(`/sys/dev/block/${device}/dm/name`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Polls until the device is no longer the named dm device (removed, or its number reused); false after `ms`. */
+async function gone(d: { device: string; name: string }, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (dmNameOf(d.device) === d.name) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}
+
 async function umountTask(input: UmountInput): Promise<TaskResult<undefined>> {
+  const verity = verityDeviceAt(input.target);
   const r = native().umount(input.target);
   if (!r.ok) return fail('umount', r.error);
+  // The verity device was marked for deferred removal at mount; the kernel
+  // removes it (and AUTOCLEAR its loop device) once the last mount of the
+  // image goes — a copy in an exiting container's mount namespace can hold it
+  // a little longer. Answer once it is gone, so an umount's reply means the
+  // devices are free (bounded: a holder we do not know of is reported, not
+  // waited for).
+  if (verity && !(await gone(verity, DEVICE_GONE_MS)))
+    return fail('umount', { code: 'EBUSY', path: `/dev/mapper/${verity.name}`, message: `dm device ${verity.name} still in use ${DEVICE_GONE_MS} ms after the umount of ${input.target}; the kernel removes it when its last user goes` });
   try {
     rmdirSync(input.target);
   } catch (e) {
