@@ -8,8 +8,11 @@
 // its cgroups. `exited` settles once init is reaped, its control socket is
 // closed and piped output is drained, so no log line arrives after it.
 //
-// Errors: what fails before init exists (persist dir, sockets, the mount
-// plan, spawn) rejects launch() itself; a sandbox setup error inside init
+// What to do comes from the launch plan (machines/launch-plan.ts), computed
+// here from the spec and this host; launch() only executes it.
+//
+// Errors: what fails before init exists (the plan, persist dir, sockets,
+// spawn) rejects launch() itself; a sandbox setup error inside init
 // (errno + syscall + path, e.g. "open `/run/netns/x`: No such file or
 // directory") rejects `ready`, `started` and `exited` with
 // start_container_failed; an init that cannot be exec'd rejects `started`
