@@ -31,14 +31,13 @@ import { consoleBackend } from './runtime-backend.js';
 import { startConsole, type ConsoleServer, type ContainerConsole } from './console/index.js';
 import { Logger } from './log.js';
 import type { LaunchSpec } from './machines/contracts.js';
+import { launchNeeds } from './machines/launch-plan.js';
 import { createSupervisor, request, supervisorConfig, whenDone, whenReady, type Supervisor } from './machines/supervisor.js';
 import type { Config } from './model/config.js';
 import { RuntimeError } from './model/errors.js';
-import { compileSeccomp } from './model/seccomp.js';
 import { native } from './native.js';
 
 const log = new Logger('runtime');
-const seccompLog = new Logger('seccomp');
 
 export interface RuntimeOptions {
   /** XState inspection observer (the state-chart inspector, tests). */
@@ -246,14 +245,14 @@ export class Runtime {
     );
   }
 
-  /** Seccomp compiled, the container console's socketpair made, then launched. */
+  /** What the launch plan needs opened (launchNeeds: a prepared namespace, the console's socketpair), then launched. */
   private async launch(spec: LaunchSpec): Promise<Awaited<ReturnType<typeof launch>>> {
     const m = spec.manifest;
     const full: LaunchSpec = { ...spec };
-    if (m.network === undefined) full.netnsFd = this.parts.netns?.take();
-    if (m.seccomp) full.seccomp = compileSeccomp(m.seccomp, undefined, { capabilities: m.capabilities, onSkip: (n, arch) => seccompLog.debug(`seccomp.allow: skipping ${n}, not a syscall on ${arch}`) });
+    const needs = launchNeeds(m, this.parts.console !== undefined);
+    if (needs.netns) full.netnsFd = this.parts.netns?.take();
     let ours: number | undefined;
-    if (m.console && this.parts.console) {
+    if (needs.console) {
       const [a, b] = native().socketpair('stream');
       ours = a;
       full.consoleFd = b;

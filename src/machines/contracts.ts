@@ -67,8 +67,7 @@ export interface LaunchSpec {
   socketDir: string;
   /** Resource mounts resolved to host directories: target → run_dir/<res>:<ver>/<dir>. */
   resources: Record<string, string>;
-  /** A compiled seccomp program (struct sock_filter[] bytes), when the manifest asks for one. */
-  seccomp?: Buffer;
+  // Set by the runtime at launch, as launchNeeds (launch-plan.ts) asks:
   /** The container end of the console socketpair, when manifest.console is set. */
   consoleFd?: number;
   /**

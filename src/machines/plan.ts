@@ -1,6 +1,8 @@
 // Pure decisions of a start (spec/console.md §4.7 "Start", steps 4–6 and
 // 15–16): reserved environment keys, the init override, resource resolution
 // and the launch spec. Plain data in, plain data (or a RuntimeError) out.
+// launch-plan.ts turns a launch spec into the whole start at launch time,
+// when the host's facts (mounted resources, fds in hand) are known.
 import semver from 'semver';
 
 import { containerId } from '../model/container-id.js';

@@ -10,6 +10,7 @@ import { launch, type LaunchedContainer } from '../../src/actors/launch/launch.j
 import type { LaunchSpec } from '../../src/machines/contracts.js';
 import type { ExitStatus } from '../../src/model/errors.js';
 import type { Manifest } from '../../src/model/manifest.js';
+import type { SeccompArch } from '../../src/model/seccomp.js';
 import { probePath } from '../fixtures/build.js';
 
 export interface Sandbox {
@@ -61,7 +62,8 @@ export interface RunOptions {
   args?: string[];
   env?: Record<string, string>;
   resources?: Record<string, string>;
-  seccomp?: Buffer;
+  /** The architecture the manifest's seccomp filter is compiled for (default: this host's). */
+  arch?: SeccompArch;
   consoleFd?: number;
   /** A network namespace made ahead of time (NetnsPool.take()); launch() takes it. */
   netnsFd?: number;
@@ -92,7 +94,6 @@ export function specFor(s: Sandbox, o: RunOptions = {}): LaunchSpec {
     dataDir: s.dataDir,
     socketDir: s.socketDir,
     resources: o.resources ?? {},
-    seccomp: o.seccomp,
     consoleFd: o.consoleFd,
     netnsFd: o.netnsFd,
   };
@@ -101,7 +102,7 @@ export function specFor(s: Sandbox, o: RunOptions = {}): LaunchSpec {
 /** Launches; kills (SIGKILL) and awaits the exit after the test if still running. */
 export async function start(t: TestContext, s: Sandbox, o: RunOptions = {}): Promise<Run> {
   const lines: Run['lines'] = [];
-  const launched = await launch(specFor(s, o), { output: (stream, line) => lines.push({ stream, line }) });
+  const launched = await launch(specFor(s, o), { output: (stream, line) => lines.push({ stream, line }), arch: o.arch });
   t.after(async () => {
     launched.kill(9);
     await launched.exited.catch(() => undefined);

@@ -18,7 +18,6 @@ import type { LaunchSpec } from '../../src/machines/contracts.js';
 import { mountInput } from '../../src/machines/plan.js';
 import type { ExitStatus } from '../../src/model/errors.js';
 import type { Manifest } from '../../src/model/manifest.js';
-import { compileSeccomp } from '../../src/model/seccomp.js';
 import { closeNpk, openNpk } from '../../src/npk/npk.js';
 import { packNpk } from '../../src/packer/pack.js';
 import { buildCloneProbe, buildProbe } from '../fixtures/build.js';
@@ -270,8 +269,7 @@ describe('the trust boundary of mounts, seccomp and ids', opts, () => {
   test('the default seccomp profile lets a program without capabilities fork and start threads', async (t) => {
     const s = sandbox(t);
     copyFileSync(buildCloneProbe(), join(s.root, 'clone-probe'));
-    const seccomp = compileSeccomp({ profile: 'default' }, undefined, { capabilities: [] });
-    const r = await run(t, s, { manifest: { init: '/clone-probe', capabilities: [] }, args: ['fork-thread'], seccomp });
+    const r = await run(t, s, { manifest: { init: '/clone-probe', capabilities: [], seccomp: { profile: 'default' } }, args: ['fork-thread'] });
     assert.deepEqual(r.status, { exit: { code: 0 } }, r.out.join('\n'));
     assert.deepEqual(r.out, ['fork-thread: ok']);
   });
@@ -279,8 +277,7 @@ describe('the trust boundary of mounts, seccomp and ids', opts, () => {
   test('the default seccomp profile kills a clone that asks for a new user namespace', async (t) => {
     const s = sandbox(t);
     copyFileSync(buildCloneProbe(), join(s.root, 'clone-probe'));
-    const seccomp = compileSeccomp({ profile: 'default' }, undefined, { capabilities: [] });
-    const r = await run(t, s, { manifest: { init: '/clone-probe', capabilities: [] }, args: ['newuser'], seccomp });
+    const r = await run(t, s, { manifest: { init: '/clone-probe', capabilities: [], seccomp: { profile: 'default' } }, args: ['newuser'] });
     assert.deepEqual(r.status, { signalled: { signal: 31 } }, r.out.join('\n'));
     // Without the filter the kernel lets an unprivileged process make one: seccomp is what refuses.
     const free = await run(t, s, { manifest: { init: '/clone-probe', capabilities: [] }, args: ['newuser'] });

@@ -1,6 +1,9 @@
 // The wire to nstar-init (native/init/protocol.h): the spec and exec requests
 // as TLV records, init's replies as short text messages. Pure functions, so
-// the encoding is unit-tested without spawning anything.
+// the encoding is unit-tested without spawning anything. What goes into the
+// spec is decided by the launch plan (machines/launch-plan.ts); this only
+// encodes it.
+import type { InitSpec, NetMode } from '../../machines/launch-plan.js';
 
 export const T = {
   ROOT: 1,
@@ -28,63 +31,10 @@ export const T = {
 /** Test hooks (T.TEST): take the code paths of older kernels on this one. */
 export const TEST = { noOpenat2: 1, noMountSetattr: 2 } as const;
 
-/** `fd`: join the namespace whose fd comes with the spec message (made ahead of time, netns-pool.ts). */
-export const NET = { new: 0, host: 1, join: 2, fd: 3 } as const;
+/** The net modes' numbers on the wire (protocol.h). */
+export const NET: Record<NetMode, number> = { new: 0, host: 1, join: 2, fd: 3 };
 export const NICE_UNSET = 1000;
 export const RLIM_INFINITY = 0xffffffffffffffffn;
-
-/**
- * One step of the mount list. A target is resolved inside the container's
- * root (symlinks too), never outside it. MS_REMOUNT|MS_BIND adds the flags
- * to the mount at target (and every mount below it with MS_REC), never
- * clearing one.
- */
-export interface MountOp {
-  /** MS_* flags. */
-  flags: number;
-  /** Host path (bind) or a pseudo source ("proc", "tmpfs"); "" for none; with sourceRoot a path inside it. */
-  source: string;
-  /** Absolute path inside the container's root. */
-  target: string;
-  fstype: string;
-  data: string;
-  /** A bind source inside this host directory (a resource image), resolved like targets are. */
-  sourceRoot?: string;
-}
-
-/** A symlink created at `target` (inside the root) with text `link`: a step of the mount list. */
-export interface SymlinkOp {
-  symlink: string;
-  target: string;
-}
-
-export type SandboxOp = MountOp | SymlinkOp;
-
-/** Everything nstar-init needs, in the order it uses it. */
-export interface InitSpec {
-  name: string;
-  root: string;
-  net: { mode: keyof typeof NET; name?: string };
-  mounts: SandboxOp[];
-  hostname?: string;
-  uid: number;
-  gid: number;
-  groups: number[];
-  /** resource number → soft/hard (undefined = infinity). */
-  rlimits: { resource: number; soft?: number; hard?: number }[];
-  /** Linux SCHED_* policy; nice applies to other/batch. */
-  sched?: { policy: number; priority: number; nice?: number };
-  caps: bigint;
-  seccomp?: Buffer;
-  selinuxExec?: string;
-  init: string;
-  args: string[];
-  env: string[];
-  /** Extra fds after the control socket (console, then sockets). */
-  nfds: number;
-  /** TEST bits; honoured by launch only under NSTAR_TEST=1. */
-  test?: number;
-}
 
 class Writer {
   private parts: Buffer[] = [];

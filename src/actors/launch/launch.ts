@@ -8,8 +8,11 @@
 // its cgroups. `exited` settles once init is reaped, its control socket is
 // closed and piped output is drained, so no log line arrives after it.
 //
-// Errors: what fails before init exists (persist dir, sockets, the mount
-// plan, spawn) rejects launch() itself; a sandbox setup error inside init
+// What to do comes from the launch plan (machines/launch-plan.ts), computed
+// here from the spec and this host; launch() only executes it.
+//
+// Errors: what fails before init exists (the plan, persist dir, sockets,
+// spawn) rejects launch() itself; a sandbox setup error inside init
 // (errno + syscall + path, e.g. "open `/run/netns/x`: No such file or
 // directory") rejects `ready`, `started` and `exited` with
 // start_container_failed; an init that cannot be exec'd rejects `started`
@@ -23,13 +26,15 @@ import { getSystemErrorMap } from 'node:util';
 
 import { Logger } from '../../log.js';
 import { errors, RuntimeError, systemError, type ExitStatus, type SystemErrorData } from '../../model/errors.js';
+import type { SeccompArch } from '../../model/seccomp.js';
 import type { LaunchSpec, Launched, Phases } from '../../machines/contracts.js';
+import { planLaunch } from '../../machines/launch-plan.js';
 import { initBinaryPath, native } from '../../native.js';
-import { CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, type SpawnedChild } from '../../native-api/process.js';
+import type { SpawnedChild } from '../../native-api/process.js';
 import { containerIo, endedWithin, type ContainerIo, type OutputSink } from './io.js';
 import { encodeExec, encodeGate, encodeSpec, parseInitMessage, type InitMessage } from './launch-protocol.js';
 import { defaultOutput, type AttachedStream, type Output } from '../output/index.js';
-import { planSandbox, preparePersist } from './sandbox.js';
+import { hostView, preparePersist } from './sandbox.js';
 import { createSockets, type ContainerSockets } from './sockets.js';
 
 export interface ExecRequest {
@@ -68,9 +73,13 @@ export interface LaunchOptions {
   output?: OutputSink;
   /** Reads the piped streams (the runtime's; default: the process-wide one). */
   outputs?: Output;
+  /** The architecture the seccomp filter is compiled for (default: this host's; tests take the other one). */
+  arch?: SeccompArch;
 }
 
 const log = new Logger('launch');
+/** Where the plan's notes are logged. */
+const noteLog = { sandbox: new Logger('sandbox'), seccomp: new Logger('seccomp') };
 const CAPTURE_LIMIT = 1 << 20;
 /**
  * How long output may still arrive after a process ended. Normally EOF comes
@@ -86,12 +95,6 @@ function errnoData(errno: number, syscall: string, path: string): SystemErrorDat
   const text = lower.charAt(0).toUpperCase() + lower.slice(1);
   const message = `${syscall}${path ? ` \`${path}\`` : ''}: ${text}`;
   return { code, errno, syscall, ...(path ? { path } : {}), message };
-}
-
-function cloneFlags(spec: LaunchSpec): number {
-  const base = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
-  // Deviation 14: no network entry = a new namespace with lo up. A named one is joined by init.
-  return spec.manifest.network === undefined ? base | CLONE_NEWNET : base;
 }
 
 /** A promise that never reports an unhandled rejection (consumers may watch only one of them). */
@@ -185,29 +188,21 @@ class Launch {
     let io: ReturnType<typeof containerIo> | undefined;
     let sockets: ReturnType<typeof createSockets> | undefined;
     try {
-      preparePersist(spec);
-      sockets = createSockets(spec.socketDir, spec.container, spec.manifest);
-      const extra = [...(spec.consoleFd !== undefined ? [spec.consoleFd] : []), ...sockets.fds];
-      const env = { ...spec.env };
-      // The container sees the extra fds from 3 on: console first, then sockets by name.
-      if (spec.consoleFd !== undefined) env.NORTHSTAR_CONSOLE = '3';
-      const first = 3 + (spec.consoleFd !== undefined ? 1 : 0);
-      sockets.names.forEach((n, i) => (env[`NORTHSTAR_SOCKET_${n}`] = String(first + i)));
-      const initSpec = planSandbox(spec, env, extra.length);
-      // A namespace made ahead of time replaces the one the clone would create.
-      const netns = initSpec.net.mode === 'new' ? spec.netnsFd : undefined;
-      if (netns !== undefined) initSpec.net = { mode: 'fd' };
+      const plan = planLaunch(spec, hostView(this.opts.arch));
+      for (const n of plan.notes) noteLog[n.logger][n.level](n.text);
+      preparePersist(plan.persist);
+      sockets = createSockets(spec.socketDir, plan.sockets);
+      // In the plan's order: the container sees them from 3 on (NORTHSTAR_CONSOLE, NORTHSTAR_SOCKET_*).
+      const extra = [...(plan.console ? [spec.consoleFd!] : []), ...sockets.fds];
+      const netns = plan.netns ? [spec.netnsFd!] : undefined;
 
       io = containerIo(spec.container, spec.manifest.io, this.opts.output, this.outputs);
       const [ours, theirs] = native().socketpair('seq_packet');
       closeOnError.push(theirs);
       this.control = ours;
-      native().sendMessage(ours, encodeSpec(initSpec), netns !== undefined ? [netns] : undefined);
+      native().sendMessage(ours, encodeSpec(plan.init), netns);
       this.child = native().spawn(
-        {
-          path: initBinaryPath(), argv: ['nstar-init', spec.container], envp: [], fds: [...io.stdio, theirs, ...extra],
-          cloneFlags: netns !== undefined ? cloneFlags(spec) & ~CLONE_NEWNET : cloneFlags(spec),
-        },
+        { path: initBinaryPath(), argv: ['nstar-init', spec.container], envp: [], fds: [...io.stdio, theirs, ...extra], cloneFlags: plan.cloneFlags },
         (status) => this.onInitExit(status),
       );
       this.spawnedAt = performance.now();

@@ -1,9 +1,9 @@
 // The manifest's unix sockets (spec/launch.md §5.5): created by the runtime
-// before the launch, passed to the container as fds, removed at exit.
+// before the launch as the launch plan lists them, passed to the container
+// as fds, removed at exit.
 // Main thread.
 import { closeSync, mkdirSync, rmSync } from 'node:fs';
-import type { Manifest } from '../../model/manifest.js';
-import { checkComponent, child } from '../../model/safe-path.js';
+import type { SocketPlan } from '../../machines/launch-plan.js';
 import { native } from '../../native.js';
 
 export interface ContainerSockets {
@@ -19,16 +19,9 @@ export interface ContainerSockets {
   unlink(): void;
 }
 
-/**
- * socket_dir/<name>:<version>:<sock>. The native side unlinks, binds, chmods
- * and chowns this path as root: it must be a file directly in socket_dir.
- */
-export function socketPath(socketDir: string, container: string, sock: string): string {
-  return child(socketDir, `${container}:${checkComponent(sock, 'socket name')}`, 'socket file name');
-}
-
-export function createSockets(socketDir: string, container: string, m: Manifest): ContainerSockets {
-  const names = Object.keys(m.sockets).sort();
+/** Makes the plan's sockets (socket_dir/<name>:<version>:<sock>), in its order. */
+export function createSockets(socketDir: string, sockets: SocketPlan[]): ContainerSockets {
+  const names = sockets.map((d) => d.name);
   const fds: number[] = [];
   const paths: string[] = [];
   const s: ContainerSockets = {
@@ -45,11 +38,9 @@ export function createSockets(socketDir: string, container: string, m: Manifest)
   if (names.length === 0) return s;
   mkdirSync(socketDir, { recursive: true });
   try {
-    for (const name of names) {
-      const def = m.sockets[name];
-      const path = socketPath(socketDir, container, name);
-      paths.push(path);
-      fds.push(native().unixSocket({ path, type: def.type, mode: def.mode, uid: def.uid, gid: def.gid, passcred: def.passcred }));
+    for (const def of sockets) {
+      paths.push(def.path);
+      fds.push(native().unixSocket({ path: def.path, type: def.type, mode: def.mode, uid: def.uid, gid: def.gid, passcred: def.passcred }));
     }
   } catch (e) {
     s.closeFds();
