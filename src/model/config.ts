@@ -4,7 +4,7 @@
 // error naming it (except inside [console.global], which Northstar leaves open).
 import { availableParallelism } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
-import { LEVELS, type Level } from '../log.js';
+import { LEVELS, type Level } from './log-level.js';
 import { PERMISSIONS, type Permission } from './manifest.js';
 import { parseByteSize, parseDuration, UnitError } from './units.js';
 
