@@ -11,6 +11,7 @@ import net from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 
 import type { WireError } from '../model/errors.js';
+import { DEFAULT_CONSOLE_PORT } from '../model/console-options.js';
 import { VERSION } from '../model/version.js';
 import { encodeMessage, FrameReader, parseJson } from '../console/codec.js';
 import { AttachedStream } from './attached.js';
@@ -48,7 +49,7 @@ export { ExecProcess, OutputTooLargeError, type ExecStreamOptions, type ExecOutp
  * config's socket, then Northstar's default. A constant, not parsed from the
  * embedded config, so importing the client does no work (a test keeps them equal).
  */
-export const DEFAULT_URLS: readonly string[] = ['unix:///run/northstar/console', 'tcp://localhost:4200'];
+export const DEFAULT_URLS: readonly string[] = ['unix:///run/northstar/console', `tcp://localhost:${DEFAULT_CONSOLE_PORT}`];
 export const DEFAULT_TIMEOUT_MS = 10_000;
 /** The TCP/unix connect itself (Northstar's nstar hard-codes 5 s). */
 export const CONNECT_TIMEOUT_MS = 5_000;
@@ -97,7 +98,7 @@ export function openSocket(url: string, timeoutMs = CONNECT_TIMEOUT_MS): Promise
   if (url.startsWith('unix://')) opts = { path: url.slice('unix://'.length) };
   else if (url.startsWith('tcp://')) {
     const u = new URL(url);
-    opts = { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port ? Number(u.port) : 4200 };
+    opts = { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port ? Number(u.port) : DEFAULT_CONSOLE_PORT };
   } else return Promise.reject(new ClientError('protocol', `invalid url "${url}": the scheme must be tcp or unix`));
   return new Promise((resolve, reject) => {
     const s = net.connect(opts);
