@@ -7,7 +7,6 @@ import type {
   ContainerData as WireContainerData,
   ContainerResult as WireResult,
   InstallResult,
-  Notification as WireNotification,
   Request as WireRequest,
   RequestName,
   Response,
@@ -158,7 +157,7 @@ export function consoleBackend(sup: Supervisor, onShutdown: () => void, output?:
       }
     },
     subscribe(cb) {
-      const sub = onNotification(sup, (n) => cb(n as WireNotification));
+      const sub = onNotification(sup, cb);
       return () => sub.unsubscribe();
     },
     attach: (req) => {
