@@ -2,9 +2,9 @@
 //   09:12:03.412 hello-world:0.0.1 INFO: Hello from hello-world
 // The target is the module or, for container output, the container id.
 import { channel } from 'node:diagnostics_channel';
+import { LEVELS, type Level } from './model/log-level.js';
 
-export const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
-export type Level = (typeof LEVELS)[number];
+export { LEVELS, type Level };
 
 export interface LogRecord {
   time: Date;

@@ -7,10 +7,11 @@ import type {
   ContainerData as WireContainerData,
   ContainerResult as WireResult,
   InstallResult,
-  Notification as WireNotification,
   Request as WireRequest,
+  RequestName,
   Response,
 } from './console/index.js';
+import { requestName } from './console/index.js';
 import { onNotification, request, type Supervisor } from './machines/supervisor.js';
 import type { ContainerData, ContainerResult } from './machines/requests.js';
 import { RuntimeError } from './model/errors.js';
@@ -55,50 +56,47 @@ async function single(container: string, run: () => Promise<unknown>): Promise<W
   }
 }
 
-export function consoleBackend(sup: Supervisor, onShutdown: () => void, output?: Output): ConsoleBackend {
-  const handle = async (req: WireRequest): Promise<Response> => {
-    if (req === 'list') return { list: await request(sup, { type: 'list' }) };
-    if (req === 'repositories') return { repositories: await request(sup, { type: 'repositories' }) };
-    if (req === 'shutdown') {
+/** The body of the wire request named K (undefined for a unit request such as `list`). */
+type Body<K extends RequestName> = [Extract<WireRequest, K>] extends [never] ? Extract<WireRequest, Record<K, unknown>>[K] : undefined;
+type Handler<K extends RequestName> = (body: Body<K>, req: WireRequest) => Promise<Response>;
+
+/** Requests the console answers itself or hands to install, attach or copyIn: they never reach `request`. */
+const unsupported = async (_: unknown, req: WireRequest): Promise<Response> => {
+  throw new Error(`unsupported request ${JSON.stringify(req)}`);
+};
+
+/** One handler per wire request: a request added to the protocol without one does not compile. */
+function handlers(sup: Supervisor, onShutdown: () => void, output: Output | undefined) {
+  return {
+    list: async () => ({ list: await request(sup, { type: 'list' }) }),
+    repositories: async () => ({ repositories: await request(sup, { type: 'repositories' }) }),
+    shutdown: async () => {
       onShutdown();
-      return 'shutdown';
-    }
-    if (req === 'ident') throw new Error('ident is answered by the console');
-    if ('mount' in req) return { mount: results(await request(sup, { type: 'mount', containers: req.mount.containers })) };
-    if ('umount' in req) return { umount: results(await request(sup, { type: 'umount', containers: req.umount.containers })) };
-    if ('start' in req) {
-      const { container, init, arguments: args, environment } = req.start;
-      return {
-        start: await single(container, () =>
-          request(sup, { type: 'start', container, init, arguments: args ?? [], environment: environment ?? {} }),
-        ),
-      };
-    }
-    if ('kill' in req) {
-      const { container, signal } = req.kill;
-      return { kill: await single(container, () => request(sup, { type: 'kill', container, signal })) };
-    }
-    if ('stop' in req) {
-      const { container, grace_ms } = req.stop;
-      return { stop: await single(container, () => request(sup, { type: 'stop', container, graceMs: grace_ms })) };
-    }
-    if ('pause' in req) {
-      const { container } = req.pause;
-      return { pause: await single(container, () => request(sup, { type: 'pause', container })) };
-    }
-    if ('resume' in req) {
-      const { container } = req.resume;
-      return { resume: await single(container, () => request(sup, { type: 'resume', container })) };
-    }
-    if ('uninstall' in req) {
-      const { container, wipe } = req.uninstall;
+      return 'shutdown' as const;
+    },
+    ident: async () => {
+      throw new Error('ident is answered by the console');
+    },
+    mount: async ({ containers }) => ({ mount: results(await request(sup, { type: 'mount', containers })) }),
+    umount: async ({ containers }) => ({ umount: results(await request(sup, { type: 'umount', containers })) }),
+    start: async ({ container, init, arguments: args, environment }) => ({
+      start: await single(container, () =>
+        request(sup, { type: 'start', container, init, arguments: args ?? [], environment: environment ?? {} }),
+      ),
+    }),
+    kill: async ({ container, signal }) => ({ kill: await single(container, () => request(sup, { type: 'kill', container, signal })) }),
+    stop: async ({ container, grace_ms }) => ({
+      stop: await single(container, () => request(sup, { type: 'stop', container, graceMs: grace_ms })),
+    }),
+    pause: async ({ container }) => ({ pause: await single(container, () => request(sup, { type: 'pause', container })) }),
+    resume: async ({ container }) => ({ resume: await single(container, () => request(sup, { type: 'resume', container })) }),
+    uninstall: async ({ container, wipe }) => {
       const r = await single(container, () => request(sup, { type: 'uninstall', container, wipe }));
       // Its ring of output must not outlive it.
       if ('ok' in r) output?.forget(container);
       return { uninstall: r };
-    }
-    if ('inspect' in req) {
-      const { container, statistics } = req.inspect;
+    },
+    inspect: async ({ container, statistics }) => {
       try {
         const d = await request(sup, { type: 'inspect', container, categories: statistics });
         return {
@@ -121,9 +119,8 @@ export function consoleBackend(sup: Supervisor, onShutdown: () => void, output?:
       } catch (e) {
         return { inspect: { error: { container, error: wireError(e) } } };
       }
-    }
-    if ('exec' in req) {
-      const { container, path, arguments: args, environment, wait } = req.exec;
+    },
+    exec: async ({ container, path, arguments: args, environment, wait }) => {
       try {
         const x = await request(sup, { type: 'exec', container, path, args: args ?? [], env: environment ?? {} });
         const status = wait ? await x.exited : null;
@@ -131,8 +128,22 @@ export function consoleBackend(sup: Supervisor, onShutdown: () => void, output?:
       } catch (e) {
         return { exec: { error: { container, error: wireError(e) } } };
       }
-    }
-    throw new Error(`unsupported request ${JSON.stringify(req)}`);
+    },
+    install: unsupported,
+    token_create: unsupported,
+    token_verify: unsupported,
+    copy_in: unsupported,
+    copy_out: unsupported,
+    logs: unsupported,
+  } satisfies { [K in RequestName]: Handler<K> };
+}
+
+export function consoleBackend(sup: Supervisor, onShutdown: () => void, output?: Output): ConsoleBackend {
+  const table: { [K in RequestName]: Handler<K> } = handlers(sup, onShutdown, output);
+  const handle = async (req: WireRequest): Promise<Response> => {
+    const name = requestName(req);
+    const body = typeof req === 'string' ? undefined : (req as Record<string, unknown>)[name];
+    return (table[name] as Handler<RequestName>)(body as never, req);
   };
 
   return {
@@ -146,7 +157,7 @@ export function consoleBackend(sup: Supervisor, onShutdown: () => void, output?:
       }
     },
     subscribe(cb) {
-      const sub = onNotification(sup, (n) => cb(n as WireNotification));
+      const sub = onNotification(sup, cb);
       return () => sub.unsubscribe();
     },
     attach: (req) => {

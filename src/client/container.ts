@@ -18,9 +18,10 @@ import { pipeline } from 'node:stream/promises';
 import type { ContainerData, ExitStatus, Notification, StatCategory } from '../console/protocol.js';
 import { STAT_CATEGORIES } from '../console/protocol.js';
 import { copyFromContainer, copyToContainer } from './cp.js';
-import type { Client, LogChunk } from './index.js';
-import { ClientError } from './index.js';
+import type { ClientApi, LogChunk } from './client-api.js';
+import { ClientError } from './errors.js';
 import { collectOutput, ExecProcess, type ExecOutput, type ExecOutputOptions, type ExecStreamOptions } from './process.js';
+import { signalNumber, type Signal } from './signals.js';
 
 /** Options of the calls that may wait long. */
 export interface Abortable {
@@ -49,28 +50,6 @@ export interface ExecOptions extends Abortable {
   env?: Record<string, string>;
 }
 
-/** A signal as a number or a name: 15, "TERM", "SIGTERM". */
-export type Signal = number | string;
-
-const SIGNALS: Record<string, number> = {
-  SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9, SIGUSR1: 10,
-  SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGSTKFLT: 16, SIGCHLD: 17, SIGCONT: 18, SIGSTOP: 19,
-  SIGTSTP: 20, SIGTTIN: 21, SIGTTOU: 22, SIGURG: 23, SIGXCPU: 24, SIGXFSZ: 25, SIGVTALRM: 26, SIGPROF: 27, SIGWINCH: 28,
-  SIGIO: 29, SIGPWR: 30, SIGSYS: 31,
-};
-
-/** The number of a Linux signal given by number or name. Throws a TypeError naming a bad one. */
-export function signalNumber(s: Signal): number {
-  if (typeof s === 'number') {
-    if (!Number.isInteger(s) || s < 1 || s > 64) throw new TypeError(`invalid signal number ${s}: expected 1..64`);
-    return s;
-  }
-  const up = s.trim().toUpperCase();
-  const n = SIGNALS[up.startsWith('SIG') ? up : `SIG${up}`];
-  if (n === undefined) throw new TypeError(`unknown signal "${s}" (examples: "TERM", "SIGUSR1", 9)`);
-  return n;
-}
-
 function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined, cleanup?: () => void): Promise<T> {
   if (!signal) return p;
   if (signal.aborted) {
@@ -94,7 +73,7 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined, cleanup?: 
 export class Container {
   /** @internal */
   constructor(
-    private readonly client: Client,
+    private readonly client: ClientApi,
     /** `name:version`. */
     readonly id: string,
   ) {}
@@ -251,7 +230,7 @@ export class Container {
   }
 
   /** A new connection for an attached request. */
-  private async dial(what: string): Promise<Client> {
+  private async dial(what: string): Promise<ClientApi> {
     const redial = this.client.redial;
     if (!redial) throw new ClientError('protocol', `${what} needs a connection of its own: use a client made by connect(url) or runtime.client()`);
     return redial();

@@ -12,8 +12,8 @@ import { pipeline } from 'node:stream/promises';
 
 import * as tar from 'tar-stream';
 
-import type { Client } from './index.js';
-import { ClientError } from './index.js';
+import type { ClientApi } from './client-api.js';
+import { ClientError } from './errors.js';
 
 /** `CONTAINER:PATH` → its parts; undefined for a host path (or `-`). */
 export function containerSpec(s: string): { container: string; path: string } | undefined {
@@ -66,7 +66,7 @@ async function spool(write: (out: Writable) => Promise<void>): Promise<{ path: s
 }
 
 /** `nstar cp HOST CONTAINER:PATH`: `host` lands at `path`; `-` sends a tar from `stdin` extracted below `path`. */
-export async function copyToContainer(client: Client, host: string, container: string, path: string, stdin: Readable): Promise<void> {
+export async function copyToContainer(client: ClientApi, host: string, container: string, path: string, stdin: Readable): Promise<void> {
   let target = path;
   const t = await spool(async (out) => {
     if (host === '-') return pipeline(stdin, out);
@@ -139,7 +139,7 @@ async function unpack(source: AsyncIterable<Buffer>, dest: string): Promise<void
 }
 
 /** `nstar cp CONTAINER:PATH HOST`: `-` writes the tar itself to `stdout`. */
-export async function copyFromContainer(client: Client, container: string, path: string, host: string, stdout: Writable): Promise<void> {
+export async function copyFromContainer(client: ClientApi, container: string, path: string, host: string, stdout: Writable): Promise<void> {
   const stream = await client.copyOut(container, path);
   async function* payload(): AsyncGenerator<Buffer> {
     for await (const f of stream.frames()) if (f.channel === 1) yield f.payload;

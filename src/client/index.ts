@@ -10,12 +10,15 @@ import { createReadStream, statSync } from 'node:fs';
 import net from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 
-import { RuntimeError, type ErrorCode, type WireError } from '../model/errors.js';
+import type { WireError } from '../model/errors.js';
+import { DEFAULT_CONSOLE_PORT } from '../model/console-options.js';
 import { VERSION } from '../model/version.js';
 import { encodeMessage, FrameReader, parseJson } from '../console/codec.js';
 import { AttachedStream } from './attached.js';
 import { Container } from './container.js';
-import { explain, type Action } from './messages.js';
+import type { ClientApi, LogChunk } from './client-api.js';
+import { ClientError } from './errors.js';
+import type { Action } from './messages.js';
 import {
   STAT_CATEGORIES,
   canonicalRequest,
@@ -34,7 +37,10 @@ import {
 
 export type * from '../console/protocol.js';
 export { explain, type Action } from './messages.js';
-export { Container, signalNumber, type Abortable, type ExecOptions, type Signal, type StartOptions, type StopOptions } from './container.js';
+export { AlreadyRunningError, BusyError, ClientError, NoSuchContainerError, NoSuchRepositoryError, NotRunningError, StartError, type ClientErrorKind } from './errors.js';
+export type { ClientApi, LogChunk } from './client-api.js';
+export { signalNumber, type Signal } from './signals.js';
+export { Container, type Abortable, type ExecOptions, type StartOptions, type StopOptions } from './container.js';
 export { AttachedStream } from './attached.js';
 export { ExecProcess, OutputTooLargeError, type ExecStreamOptions, type ExecOutput, type ExecOutputOptions } from './process.js';
 
@@ -43,91 +49,10 @@ export { ExecProcess, OutputTooLargeError, type ExecStreamOptions, type ExecOutp
  * config's socket, then Northstar's default. A constant, not parsed from the
  * embedded config, so importing the client does no work (a test keeps them equal).
  */
-export const DEFAULT_URLS: readonly string[] = ['unix:///run/northstar/console', 'tcp://localhost:4200'];
+export const DEFAULT_URLS: readonly string[] = ['unix:///run/northstar/console', `tcp://localhost:${DEFAULT_CONSOLE_PORT}`];
 export const DEFAULT_TIMEOUT_MS = 10_000;
 /** The TCP/unix connect itself (Northstar's nstar hard-codes 5 s). */
 export const CONNECT_TIMEOUT_MS = 5_000;
-
-export type ClientErrorKind =
-  | 'runtime'
-  | 'permission_denied'
-  | 'invalid_protocol_version'
-  | 'connect_permission_denied'
-  | 'closed'
-  | 'lagged_notifications'
-  | 'protocol'
-  | 'timeout';
-
-export class ClientError extends Error {
-  override name = 'ClientError';
-  constructor(
-    readonly kind: ClientErrorKind,
-    message: string,
-    /** The runtime's error for kind "runtime". */
-    readonly wire?: WireError,
-  ) {
-    super(message);
-  }
-
-  /**
-   * The runtime's error as the class of its kind (NotRunningError, ...); with
-   * the action that failed, the message says what to do (./messages.ts).
-   */
-  static runtime(wire: WireError, action?: Action, container?: string): ClientError {
-    const Class = RUNTIME_ERRORS[Object.keys(wire)[0] as ErrorCode] ?? ClientError;
-    if (action) return new Class('runtime', explain(action, container, wire), wire);
-    const [code, fields] = Object.entries(wire)[0] as [ErrorCode, never];
-    let msg: string;
-    try {
-      msg = new RuntimeError(code, fields).message;
-    } catch {
-      msg = JSON.stringify(wire);
-    }
-    return new Class('runtime', msg, wire);
-  }
-
-  /** The wire error's kind ("stop_container_not_started", ...) for kind "runtime". */
-  get code(): ErrorCode | undefined {
-    return this.wire ? (Object.keys(this.wire)[0] as ErrorCode) : undefined;
-  }
-}
-
-/** `invalid_container`: no such container is installed. */
-export class NoSuchContainerError extends ClientError {
-  override name = 'NoSuchContainerError';
-}
-/** `stop_container_not_started`: the container is not running (kill, stop, exec, pause, resume). */
-export class NotRunningError extends ClientError {
-  override name = 'NotRunningError';
-}
-/** `start_container_started`: it (or another version of it) is already running. */
-export class AlreadyRunningError extends ClientError {
-  override name = 'AlreadyRunningError';
-}
-/** `mount_busy`, `umount_busy`: mounted already, or in use by a running container. */
-export class BusyError extends ClientError {
-  override name = 'BusyError';
-}
-/** `start_container_failed`, `start_container_resource`, `start_container_missing_resource`. */
-export class StartError extends ClientError {
-  override name = 'StartError';
-}
-/** `invalid_repository`: no repository of that name. */
-export class NoSuchRepositoryError extends ClientError {
-  override name = 'NoSuchRepositoryError';
-}
-
-const RUNTIME_ERRORS: Partial<Record<ErrorCode, new (kind: ClientErrorKind, message: string, wire?: WireError) => ClientError>> = {
-  invalid_container: NoSuchContainerError,
-  stop_container_not_started: NotRunningError,
-  start_container_started: AlreadyRunningError,
-  mount_busy: BusyError,
-  umount_busy: BusyError,
-  start_container_failed: StartError,
-  start_container_resource: StartError,
-  start_container_missing_resource: StartError,
-  invalid_repository: NoSuchRepositoryError,
-};
 
 /** Connects to a console url (`unix:///path`, `tcp://host:port`) and performs the handshake; see {@link Client.connect}. */
 export function connect(url: string, opts: ConnectOptions = {}): Promise<Client> {
@@ -173,7 +98,7 @@ export function openSocket(url: string, timeoutMs = CONNECT_TIMEOUT_MS): Promise
   if (url.startsWith('unix://')) opts = { path: url.slice('unix://'.length) };
   else if (url.startsWith('tcp://')) {
     const u = new URL(url);
-    opts = { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port ? Number(u.port) : 4200 };
+    opts = { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port ? Number(u.port) : DEFAULT_CONSOLE_PORT };
   } else return Promise.reject(new ClientError('protocol', `invalid url "${url}": the scheme must be tcp or unix`));
   return new Promise((resolve, reject) => {
     const s = net.connect(opts);
@@ -191,12 +116,6 @@ export function openSocket(url: string, timeoutMs = CONNECT_TIMEOUT_MS): Promise
       reject(new ClientError('closed', `connect to ${url}: ${e.message}`));
     });
   });
-}
-
-/** A chunk of a container's output: whole lines, each ending in a newline. */
-export interface LogChunk {
-  stream: 'stdout' | 'stderr';
-  data: Buffer;
 }
 
 /** Client.logs' answer: iterate it for the chunks; an error end (e.g. a dropped follower) throws. */
@@ -225,7 +144,7 @@ export class LogStream implements AsyncIterable<LogChunk> {
   }
 }
 
-export class Client {
+export class Client implements ClientApi {
   private readonly reader: FrameReader;
   private readonly pending: Pending[] = [];
   private readonly notes: Notification[] = [];

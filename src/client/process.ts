@@ -8,8 +8,8 @@ import { Readable, Writable } from 'node:stream';
 
 import type { ExitStatus, WireError } from '../console/protocol.js';
 import type { AttachedStream } from './attached.js';
-import { signalNumber, type Signal } from './container.js';
-import { ClientError } from './index.js';
+import { ClientError } from './errors.js';
+import { signalNumber, type Signal } from './signals.js';
 
 /** Options of {@link Container.exec}. */
 export interface ExecStreamOptions {

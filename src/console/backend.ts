@@ -1,27 +1,13 @@
 // What the console shares with the runtime: the limits of a console, who is
 // on the other end of a connection, and the ConsoleBackend the runtime
 // implements. Types and two small helpers only.
+import type { ConsoleOptions } from '../model/console-options.js';
 import type { Frame } from './frames.js';
 import type { InstallResult, Notification, Request, Response } from './protocol.js';
 
-/** Limits of one console (config `console.options` / `console.global.options`; camelCase as in Config). */
-export interface ConsoleOptions {
-  tokenValidityMs: number;
-  maxRequestsPerSec: number;
-  maxRequestSize: number;
-  maxNpkInstallSize: number;
-  npkStreamTimeoutMs: number;
-}
+// The model's, shared with the configuration that sets them.
+export { DEFAULT_CONSOLE_OPTIONS, DEFAULT_CONSOLE_PORT, type ConsoleOptions } from '../model/console-options.js';
 
-export const DEFAULT_CONSOLE_OPTIONS: ConsoleOptions = {
-  tokenValidityMs: 60_000,
-  maxRequestsPerSec: 1000,
-  maxRequestSize: 1024 * 1024,
-  maxNpkInstallSize: 256 * 1024 * 1024,
-  npkStreamTimeoutMs: 10_000,
-};
-
-export const DEFAULT_PORT = 4200;
 /** Global connections must send `connect` within this time; container connections have no deadline. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 

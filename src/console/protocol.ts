@@ -7,8 +7,10 @@
 // Decoders validate a parsed JSON value and throw ProtocolError naming the
 // path and what is wrong ("request.kill.signal: expected an i32, got \"x\"").
 import type { ExitStatus, WireError } from '../model/errors.js';
+import { notificationExtension, type MemoryEvent, type Notification } from '../model/notification.js';
 
-export type { ExitStatus, WireError };
+export type { ExitStatus, MemoryEvent, Notification, WireError };
+export { notificationExtension };
 
 /** "name:version". */
 export type Container = string;
@@ -183,33 +185,6 @@ export type Response =
   | { logs: ContainerResult }
   /** A request the runtime could not understand (well-formed JSON of a wrong shape). */
   | { error: WireError };
-
-export interface MemoryNotification {
-  low: number | null;
-  high: number | null;
-  max: number | null;
-  oom: number | null;
-  oom_kill: number | null;
-}
-
-export type Notification =
-  | 'shutdown'
-  | { started: Container }
-  | { exit: [Container, ExitStatus] }
-  | { install: Container }
-  | { uninstall: Container }
-  | { c_group: [Container, { memory: MemoryNotification }] }
-  // Extension `supervision`: only to clients that name it in `connect.extensions`.
-  | { restarting: [Container, { attempt: number; delay_ms: number; reason: string }] }
-  | { gave_up: [Container, { restarts: number; reason: string }] }
-  | { healthy: Container }
-  | { unhealthy: Container };
-
-/** The extension a notification variant belongs to; undefined for Northstar's own. */
-export function notificationExtension(n: Notification): string | undefined {
-  if (typeof n !== 'object') return undefined;
-  return 'restarting' in n || 'gave_up' in n || 'healthy' in n || 'unhealthy' in n ? 'supervision' : undefined;
-}
 
 export class ProtocolError extends Error {
   override name = 'ProtocolError';

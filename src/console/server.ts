@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 
 import { Logger } from '../log.js';
 import { DEFAULT_SOCKET_MODE } from '../model/config.js';
-import { DEFAULT_CONSOLE_OPTIONS, DEFAULT_PORT, HANDSHAKE_TIMEOUT_MS, type ConsoleBackend, type ConsoleOptions, type Peer } from './backend.js';
+import { DEFAULT_CONSOLE_OPTIONS, DEFAULT_CONSOLE_PORT, HANDSHAKE_TIMEOUT_MS, type ConsoleBackend, type ConsoleOptions, type Peer } from './backend.js';
 import { Connection } from './connection.js';
 import { formatPermissions, permissionSet, type Permissions } from './permissions.js';
 import { tokens as defaultTokens, type TokenAuthority } from './token.js';
@@ -65,7 +65,7 @@ export function parseBindUrl(url: string): BindAddress {
     }
     const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
     if (!host) throw new Error(`invalid console url "${url}": missing host`);
-    return { type: 'tcp', host, port: u.port ? Number(u.port) : DEFAULT_PORT };
+    return { type: 'tcp', host, port: u.port ? Number(u.port) : DEFAULT_CONSOLE_PORT };
   }
   throw new Error(`invalid console url "${url}": the scheme must be tcp or unix`);
 }

@@ -5,6 +5,7 @@
 import type { ExitStatus } from '../model/errors.js';
 import type { VerityInfo } from '../model/verity-info.js';
 import type { Manifest } from '../model/manifest.js';
+import type { MemoryEvent } from '../model/notification.js';
 
 /** Milliseconds per named phase ("open", "attach", "verity", "mount"; "spawn", "setup", "cgroups", "gate_wait", "exec", "total"). */
 export type Phases = Record<string, number>;
@@ -13,6 +14,8 @@ export type Phases = Record<string, number>;
 // npk/ and native-api/, below the machines: they live in the model.
 export type { Result } from '../model/errors.js';
 export type { VerityInfo } from '../model/verity-info.js';
+// The memory counters of an OOM event, sent on as they are in the `c_group` notification.
+export type { MemoryEvent } from '../model/notification.js';
 
 // ---------------------------------------------------------------- mount (pool)
 
@@ -105,14 +108,6 @@ export interface Launched {
 //   { type: 'exec', exec, reply }               exec into the running container
 
 // ---------------------------------------------------------------- cgroups (main thread)
-
-export interface MemoryEvent {
-  low: number | null;
-  high: number | null;
-  max: number | null;
-  oom: number | null;
-  oom_kill: number | null;
-}
 
 /** One container's cgroups as the container machine uses them (actors/cgroups/cgroup-container.ts implements it). */
 export interface ContainerCgroupsHandle {

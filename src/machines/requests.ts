@@ -5,9 +5,12 @@
 import type { ExitStatus } from '../model/errors.js';
 import type { RuntimeError } from '../model/errors.js';
 import type { Manifest } from '../model/manifest.js';
-import type { MemoryEvent } from './contracts.js';
+import type { Notification } from '../model/notification.js';
 import type { ContainerStatus, Executed, Statistics } from './container-events.js';
 import type { Reply } from './reply.js';
+
+// Northstar's shape: the console sends them as they are.
+export type { Notification };
 
 export type Request =
   | { type: 'list' }
@@ -87,20 +90,6 @@ export interface RequestEvent<R extends Request = Request> {
   request: R;
   reply: Reply<ResponseOf<R>>;
 }
-
-/** Notifications in their wire shape (spec/console.md §4.3). */
-export type Notification =
-  | { started: string }
-  | { exit: [string, ExitStatus] }
-  | { install: string }
-  | { uninstall: string }
-  | { c_group: [string, { memory: MemoryEvent }] }
-  // Ours (restart policy and health check); the console sends them only to clients that opt in.
-  | { restarting: [string, { attempt: number; delay_ms: number; reason: string }] }
-  | { gave_up: [string, { restarts: number; reason: string }] }
-  | { healthy: string }
-  | { unhealthy: string }
-  | 'shutdown';
 
 /** What the supervisor emits: subscribe with onNotification(sup, …) (supervisor.ts), which guards the listener. */
 export interface NotificationEvent {

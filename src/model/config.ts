@@ -4,19 +4,12 @@
 // error naming it (except inside [console.global], which Northstar leaves open).
 import { availableParallelism } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
-import { LEVELS, type Level } from '../log.js';
+import { DEFAULT_CONSOLE_OPTIONS, DEFAULT_CONSOLE_PORT, type ConsoleOptions } from './console-options.js';
+import { LEVELS, type Level } from './log-level.js';
 import { PERMISSIONS, type Permission } from './manifest.js';
 import { parseByteSize, parseDuration, UnitError } from './units.js';
 
-export interface ConsoleOptions {
-  tokenValidityMs: number;
-  maxRequestsPerSec: number;
-  /** Bytes. */
-  maxRequestSize: number;
-  /** Bytes. */
-  maxNpkInstallSize: number;
-  npkStreamTimeoutMs: number;
-}
+export { DEFAULT_CONSOLE_OPTIONS, DEFAULT_CONSOLE_PORT, type ConsoleOptions };
 
 export interface GlobalConsole {
   /** "tcp://host[:port]" (port 4200 when absent) or "unix:///path"; see parseBindUrl. */
@@ -81,18 +74,8 @@ export class ConfigError extends Error {
   }
 }
 
-export const DEFAULT_CONSOLE_PORT = 4200;
-
 /** The console socket's mode unless `socket_mode` says otherwise: root only (spec/README.md deviation 23). */
 export const DEFAULT_SOCKET_MODE = 0o600;
-
-export const DEFAULT_CONSOLE_OPTIONS: Readonly<ConsoleOptions> = Object.freeze({
-  tokenValidityMs: 60_000,
-  maxRequestsPerSec: 1000,
-  maxRequestSize: 1024 * 1024,
-  maxNpkInstallSize: 256 * 1024 * 1024,
-  npkStreamTimeoutMs: 10_000,
-});
 
 /**
  * What the daemon runs with when started without `-c` (spec/README.md deviation 16):
