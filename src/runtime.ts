@@ -21,7 +21,7 @@ import type { InspectionEvent } from 'xstate';
 import { CgroupTree } from './actors/cgroups/index.js';
 import { Journal } from './actors/journal.js';
 import { launch, NetnsPool } from './actors/launch/index.js';
-import { Output } from './actors/output/index.js';
+import { LineSplitter, Output } from './actors/output/index.js';
 import { ioFrom, makeActors, type Io } from './actors/machine-actors.js';
 import { MountPool } from './actors/mount/index.js';
 import { recover } from './actors/recovery.js';
@@ -330,13 +330,9 @@ function spawnDebug(container: string, argv: string[]): void {
   child.on('error', (e) => clog.warn(`debug command ${cmd}: ${e.message}`));
   for (const s of [child.stdout, child.stderr]) {
     s.on('error', (e) => clog.warn(`debug command ${cmd}: output: ${e.message}`));
-    s.setEncoding('utf8');
-    let buf = '';
-    s.on('data', (d: string) => {
-      buf += d;
-      const lines = buf.split('\n');
-      buf = lines.pop() ?? '';
-      for (const l of lines) clog.info(l);
-    });
+    // Bounded lines, as a container's own output (a command that never writes a newline must not grow our memory).
+    const lines = new LineSplitter((l) => clog.info(l));
+    s.on('data', (d: Buffer) => lines.push(d));
+    s.on('end', () => lines.end());
   }
 }

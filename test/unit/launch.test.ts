@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { LineSplitter } from '../../src/actors/launch/io.js';
+import { LineSplitter } from '../../src/actors/output/output-lines.js';
 import { encodeExec, encodeSpec, parseInitMessage, T } from '../../src/actors/launch/launch-protocol.js';
 import type { InitSpec } from '../../src/machines/launch-plan.js';
 import { MS_BIND } from '../../src/machines/sandbox-plan.js';

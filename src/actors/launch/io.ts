@@ -9,7 +9,6 @@ import type { Output as OutputMode } from '../../model/manifest.js';
 import { native } from '../../native.js';
 import { defaultOutput, type AttachedStream, type Output, type OutputSink } from '../output/index.js';
 
-export { LineSplitter } from '../output/index.js';
 export type { OutputSink } from '../output/index.js';
 
 export interface ContainerIo {
