@@ -117,7 +117,7 @@ function start(c: SupervisorContext, r: Extract<Request, { type: 'start' }>, rep
   if (badEnv) return reply(fail(badEnv));
   const init = resolveInit(entry.manifest, r.init);
   if (!init) return reply(fail(errors.isResource(entry.id)));
-  const keyed = (e: Entry) => c.repositories.get(e.repository)?.key !== undefined;
+  const keyed = (e: Entry) => c.repositories.get(e.repository)?.keyed === true;
   const installed = Object.values(c.containers).filter((e) => !e.removing).map((e) => ({ id: e.id, keyed: keyed(e) }));
   const resolved = resolveResources(entry.id, entry.manifest, installed, keyed(entry));
   if (!resolved.ok) {
@@ -145,9 +145,8 @@ function start(c: SupervisorContext, r: Extract<Request, { type: 'start' }>, rep
 }
 
 function install(c: SupervisorContext, r: Extract<Request, { type: 'install' }>, reply: Reply<unknown>, fx: Effects): void {
-  const repository = c.repositories.get(r.repository);
-  if (!repository) return reply(fail(errors.invalidRepository(r.repository)));
-  const input: InstallInput = { repository, data: r.data };
+  if (!c.repositories.has(r.repository)) return reply(fail(errors.invalidRepository(r.repository)));
+  const input: InstallInput = { repository: r.repository, data: r.data };
   if (r.size !== undefined) input.size = r.size;
   fx.flow('install', input, { kind: 'install', repository: r.repository, reply: reply as Reply<string> });
 }
@@ -186,7 +185,7 @@ export function done(c: SupervisorContext, p: Pending, output: unknown, q: Queue
       return q.run(() => p.reply(fail(errors.installDuplicate(p.id))));
     case 'uninstall.umount': {
       const entry = c.containers[p.id]!;
-      const input: UninstallInput = { repository: c.repositories.get(entry.repository)!, container: p.id };
+      const input: UninstallInput = { repository: entry.repository, container: p.id };
       if (p.wipe) input.wipe = persistPath(c.config.dataDir, entry.manifest.name);
       return q.spawn('uninstall', input, { kind: 'uninstall.remove', id: p.id, reply: p.reply });
     }
@@ -203,7 +202,7 @@ export function done(c: SupervisorContext, p: Pending, output: unknown, q: Queue
 /** An NPK landed in a repository: keep it, unless another repository already has it. */
 function installed(c: SupervisorContext, p: Extract<Pending, { kind: 'install' }>, npk: NpkInfo, q: Queue): void {
   const id = idOf(npk.manifest);
-  const repo = c.repositories.get(p.repository)!;
+  const keyed = c.repositories.get(p.repository)!.keyed;
   const prev = c.containers[id];
   if (prev && prev.repository === p.repository) {
     // Two installs of one NPK into one repository raced past its own check.
@@ -211,10 +210,10 @@ function installed(c: SupervisorContext, p: Extract<Pending, { kind: 'install' }
   }
   if (prev) {
     log.warn(`Container ${id} is already installed in ${prev.repository}: removing the copy in ${p.repository}`);
-    return q.spawn('uninstall', { repository: repo, container: id }, { kind: 'duplicate', id, reply: p.reply });
+    return q.spawn('uninstall', { repository: p.repository, container: id }, { kind: 'duplicate', id, reply: p.reply });
   }
   q.assign((cc, spawn) => {
-    const input: ContainerInput = { id, manifest: npk.manifest, mount: mountInput(npk, repo.key !== undefined, cc.config), now: cc.now };
+    const input: ContainerInput = { id, manifest: npk.manifest, mount: mountInput(npk, keyed, cc.config), now: cc.now };
     const ref = spawn('container', { id, input });
     return { containers: { ...cc.containers, [id]: { id, manifest: npk.manifest, repository: p.repository, ref, removing: false } } };
   });

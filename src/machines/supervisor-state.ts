@@ -2,13 +2,12 @@
 // container, and the requests waiting for a flow. Types and pure helpers only.
 import type { ActorRefFrom, AnyActorRef } from 'xstate';
 
-import type { Repository } from '../actors/repository/index.js';
 import type { Config } from '../model/config.js';
 import { errors, type RuntimeError } from '../model/errors.js';
 import type { Manifest } from '../model/manifest.js';
 import type { containerMachine } from './container.js';
 import type { ContainerReport, ContainerRequest } from './container-events.js';
-import type { Dirs, MountConfig } from './plan.js';
+import type { Dirs, MountConfig, NpkInfo } from './plan.js';
 import type { Reply } from './reply.js';
 import type { ContainerResult, RequestEvent } from './requests.js';
 
@@ -34,8 +33,24 @@ export function supervisorConfig(config: Config): SupervisorConfig {
   };
 }
 
+/**
+ * A repository as the supervisor knows it: plain data, named by id. Reading
+ * and changing it is I/O, the runtime's: the install and uninstall actors.
+ */
+export interface RepositoryInfo {
+  id: string;
+  /** It has a key: its NPKs were signature-checked, and their verity data is used at mount. */
+  keyed: boolean;
+}
+
+/** A repository as the runtime loaded it: what it holds, in its order. */
+export interface RepositoryContents extends RepositoryInfo {
+  npks: NpkInfo[];
+}
+
 export interface SupervisorInput {
-  repositories: Repository[];
+  /** Loaded; the order is their precedence. */
+  repositories: RepositoryContents[];
   config: SupervisorConfig;
   /** Monotonic ms (startup phases, uptime); defaults to performance.now(). */
   now?: () => number;
@@ -65,7 +80,7 @@ export interface SupervisorContext {
   config: SupervisorConfig;
   now: () => number;
   /** By id; a Map, because ids come from clients (`__proto__` is an id like any other). */
-  repositories: ReadonlyMap<string, Repository>;
+  repositories: ReadonlyMap<string, RepositoryInfo>;
   repositoryOrder: string[];
   containers: Record<string, Entry>;
   /** Started and starting containers → the resources they use. */
@@ -96,12 +111,14 @@ export interface StartFlowInput {
   now: () => number;
 }
 export interface InstallInput {
-  repository: Repository;
+  /** The repository's id. */
+  repository: string;
   data: AsyncIterable<Buffer | Uint8Array>;
   size?: number;
 }
 export interface UninstallInput {
-  repository: Repository;
+  /** The repository's id. */
+  repository: string;
   container: string;
   /** Remove this persistent data directory too (a failure only logs). */
   wipe?: string;

@@ -1,11 +1,11 @@
-// The supervisor: owns the repositories and one container machine per
-// installed container, and gives every console request Northstar's semantics
-// (spec/console.md §4.7, spec/launch.md §5.8, deviations 1 and 8).
+// The supervisor: knows the repositories by id and owns one container machine
+// per installed container, and gives every console request Northstar's
+// semantics (spec/console.md §4.7, spec/launch.md §5.8, deviations 1 and 8).
 //
 // ## API (what the runtime drives)
 //
 //   const sup = createSupervisor({
-//     repositories,          // Repository[] (src/actors/repository/), loaded; order = precedence
+//     repositories,          // RepositoryContents[]: ids, keyed, the NPKs each holds; order = precedence
 //     config,                // SupervisorConfig: runDir, dataDir, socketDir, verity,
 //                            //   loopDeviceTimeoutMs, mountOnStart (repository ids)
 //     actors: makeActors(io),// src/actors/machine-actors.ts: mount, umount, process, cgroups, install, uninstall
@@ -30,7 +30,8 @@
 // Decisions are synchronous (supervisor-requests.ts, plan.ts); waiting is done
 // by small flow actors that only message container machines
 // (supervisor-flows.ts); I/O is in the container machines' actors and in
-// `install` / `uninstall`, all provided. The context is supervisor-state.ts.
+// `install` / `uninstall` (which reach a repository by its id), all provided.
+// The context is supervisor-state.ts.
 import {
   createActor,
   emit,
@@ -49,10 +50,9 @@ import {
 
 import { Logger } from '../log.js';
 import { errors, exitSuccess } from '../model/errors.js';
-import type { Repository } from '../actors/repository/index.js';
 import { containerMachine } from './container.js';
 import type { ContainerReport } from './container-events.js';
-import { mountInput, type NpkInfo } from './plan.js';
+import { idOf, mountInput, type NpkInfo } from './plan.js';
 import { deferred, fail, ok, once, statusText, toRuntimeError, type Reply } from './reply.js';
 import type { Notification, NotificationEvent, Request, RequestEvent, ResponseOf } from './requests.js';
 import { flows } from './supervisor-flows.js';
@@ -63,6 +63,7 @@ import {
   without,
   type Entry,
   type InstallInput,
+  type RepositoryInfo,
   type SupervisorContext,
   type SupervisorEvent,
   type SupervisorInput,
@@ -231,20 +232,20 @@ export const supervisorMachine = setup({
   id: 'supervisor',
   context: ({ input, spawn }) => {
     const now = input.now ?? (() => performance.now());
-    const repositories = new Map<string, Repository>();
+    const repositories = new Map<string, RepositoryInfo>();
     const containers: Record<string, Entry> = {};
     for (const repo of input.repositories) {
-      repositories.set(repo.id, repo);
-      for (const [id, stored] of repo.containers) {
+      repositories.set(repo.id, { id: repo.id, keyed: repo.keyed });
+      for (const npk of repo.npks) {
+        const id = idOf(npk.manifest);
         const prev = containers[id];
         if (prev) {
           log.warn(`Container ${id} is in repositories ${prev.repository} and ${repo.id}: using ${prev.repository}`);
           continue;
         }
-        const npk = stored.npk as unknown as NpkInfo;
         const ref = spawn('container', {
           id,
-          input: { id, manifest: npk.manifest, mount: mountInput(npk, repo.key !== undefined, input.config), now },
+          input: { id, manifest: npk.manifest, mount: mountInput(npk, repo.keyed, input.config), now },
         });
         containers[id] = { id, manifest: npk.manifest, repository: repo.id, ref, removing: false };
       }
@@ -402,4 +403,4 @@ export function whenDone(sup: Supervisor): Promise<SupervisorOutput> {
 export type { Notification, NotificationEvent, Request, RequestEvent } from './requests.js';
 
 export { supervisorConfig } from './supervisor-state.js';
-export type { InstallInput, SupervisorConfig, SupervisorContext, SupervisorInput, SupervisorOutput, UninstallInput } from './supervisor-state.js';
+export type { InstallInput, RepositoryContents, RepositoryInfo, SupervisorConfig, SupervisorContext, SupervisorInput, SupervisorOutput, UninstallInput } from './supervisor-state.js';

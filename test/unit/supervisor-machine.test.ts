@@ -3,7 +3,7 @@ import { test } from 'node:test';
 
 import { fromPromise, SimulatedClock } from 'xstate';
 
-import type { Repository } from '../../src/actors/repository/repository.js';
+import { contentsOf, type Repository } from '../../src/actors/repository/index.js';
 import type { NpkInfo } from '../../src/machines/plan.js';
 import type { ContainerData, ContainerResult, Notification, Request } from '../../src/machines/requests.js';
 import {
@@ -65,16 +65,17 @@ async function boot(opts: Setup = {}) {
   const repos = opts.repos ?? [new FakeRepository('mem', [user(), res('0.0.1')])];
   const wiped: string[] = [];
   const clock = new SimulatedClock();
+  const byId = (id: string) => repos.find((r) => r.id === id)!;
   const actors = {
     ...io.actors(),
-    install: fromPromise<NpkInfo, InstallInput>(({ input }) => input.repository.insert(input.data, input.size)),
+    install: fromPromise<NpkInfo, InstallInput>(({ input }) => byId(input.repository).insert(input.data)),
     uninstall: fromPromise<void, UninstallInput>(async ({ input }) => {
-      await input.repository.remove(input.container);
+      await byId(input.repository).remove(input.container);
       if (input.wipe) wiped.push(input.wipe);
     }),
   };
   const sup = createSupervisor({
-    repositories: repos as unknown as Repository[],
+    repositories: repos.map((r) => contentsOf(r as unknown as Repository)),
     config: { ...CONFIG, ...opts.config },
     actors,
     ...(opts.realClock ? {} : { clock }),
