@@ -1,7 +1,8 @@
 // The supervisor's request handlers (spec/console.md §4.7): synchronous
 // decisions on the supervisor's context. A handler replies at once, forwards
-// the request to a container machine, or queues a flow whose completion
-// (`done`) takes the next step. Nothing here waits or does I/O.
+// the request to a container machine, or queues a flow that answers it (mount,
+// umount, start) or whose completion (`done`) takes the next step (install,
+// uninstall). Nothing here waits or does I/O.
 import type { AnyActorRef } from 'xstate';
 
 import { Logger } from '../log.js';
@@ -10,7 +11,7 @@ import type { ContainerInput } from './container.js';
 import type { ContainerRequest, ContainerStatus } from './container-events.js';
 import { checkEnvironment, checkSignal, idOf, launchSpec, mountInput, persistPath, resolveInit, resolveResources, type NpkInfo } from './plan.js';
 import { fail, ok, signalName, type Reply } from './reply.js';
-import type { ContainerData, ContainerResult, Notification, Request } from './requests.js';
+import type { ContainerData, Notification, Request } from './requests.js';
 import {
   blocker,
   live,
@@ -22,6 +23,7 @@ import {
   type Entry,
   type InstallInput,
   type Pending,
+  type ResultsFlowInput,
   type StartFlowInput,
   type SupervisorContext,
   type UninstallInput,
@@ -33,9 +35,12 @@ export type FlowName = 'mountFlow' | 'umountFlow' | 'startFlow' | 'install' | 'u
 
 /** What a handler may do besides replying: all of it is queued on the supervisor. */
 export interface Effects {
-  flow(src: FlowName, input: unknown, pending: Pending): void;
+  /** Starts a flow; with `pending`, its completion takes the next step (`done`), else it answers the request itself. */
+  flow(src: FlowName, input: unknown, pending?: Pending): void;
   assign(f: (c: SupervisorContext) => Partial<SupervisorContext>): void;
   send(ref: AnyActorRef, e: ContainerRequest): void;
+  /** The supervisor (flows report to it). */
+  readonly self: AnyActorRef;
 }
 
 export function handle(c: SupervisorContext, r: Request, reply: Reply<unknown>, fx: Effects): void {
@@ -45,9 +50,9 @@ export function handle(c: SupervisorContext, r: Request, reply: Reply<unknown>, 
     case 'repositories':
       return reply(ok([...c.repositoryOrder]));
     case 'mount':
-      return fx.flow('mountFlow', r.containers.map((id) => target(c, id)), { kind: 'results', reply });
+      return fx.flow('mountFlow', { targets: r.containers.map((id) => target(c, id)), reply } satisfies ResultsFlowInput);
     case 'umount':
-      return fx.flow('umountFlow', r.containers.map((id) => umountTarget(c, id)), { kind: 'results', reply });
+      return fx.flow('umountFlow', { targets: r.containers.map((id) => umountTarget(c, id)), reply } satisfies ResultsFlowInput);
     case 'start':
       return start(c, r, reply, fx);
     case 'install':
@@ -136,12 +141,14 @@ function start(c: SupervisorContext, r: Extract<Request, { type: 'start' }>, rep
   fx.assign((cc) => ({ users: { ...cc.users, [entry.id]: resources } }));
   const input: StartFlowInput = {
     id: entry.id,
+    supervisor: fx.self,
+    reply: reply as Reply,
     ref: entry.ref,
     resources: resources.map((id) => ({ id, ref: c.containers[id]!.ref })),
     order: { spec, requestedAt },
     now: c.now,
   };
-  fx.flow('startFlow', input, { kind: 'start', id: entry.id, reply: reply as Reply });
+  fx.flow('startFlow', input);
 }
 
 function install(c: SupervisorContext, r: Extract<Request, { type: 'install' }>, reply: Reply<unknown>, fx: Effects): void {
@@ -175,10 +182,6 @@ export interface Queue {
 /** A flow or I/O actor finished: the next step of its request. */
 export function done(c: SupervisorContext, p: Pending, output: unknown, q: Queue): void {
   switch (p.kind) {
-    case 'results':
-      return q.run(() => p.reply(ok(output as ContainerResult[])));
-    case 'start':
-      return q.run(() => p.reply(ok(undefined)));
     case 'install':
       return installed(c, p, output as NpkInfo, q);
     case 'duplicate':

@@ -67,10 +67,11 @@ export interface Entry {
   removing: boolean;
 }
 
-/** A request waiting for a flow or I/O actor (by the actor's id). */
+/**
+ * A request whose next step comes when its I/O actor or flow is done (by the
+ * actor's id): install and uninstall. The other flows answer themselves.
+ */
 export type Pending =
-  | { kind: 'results'; reply: Reply<ContainerResult[]> }
-  | { kind: 'start'; id: string; reply: Reply }
   | { kind: 'install'; repository: string; reply: Reply<string> }
   | { kind: 'duplicate'; id: string; reply: Reply<string> }
   | { kind: 'uninstall.umount'; id: string; wipe: boolean; reply: Reply }
@@ -91,7 +92,14 @@ export interface SupervisorContext {
   error?: RuntimeError;
 }
 
-export type SupervisorEvent = RequestEvent | ContainerReport;
+/** A start flow failed: its container no longer uses its resources (sent before the flow answers). */
+export interface StartFailed {
+  type: 'start.failed';
+  id: string;
+  error: RuntimeError;
+}
+
+export type SupervisorEvent = RequestEvent | ContainerReport | StartFailed;
 
 export interface SupervisorOutput {
   error?: RuntimeError;
@@ -103,8 +111,15 @@ export interface Target {
   ref?: AnyActorRef;
   error?: RuntimeError;
 }
+export interface ResultsFlowInput {
+  targets: Target[];
+  reply: Reply<ContainerResult[]>;
+}
 export interface StartFlowInput {
   id: string;
+  /** Told of a failure before the reply is. */
+  supervisor: AnyActorRef;
+  reply: Reply;
   ref: AnyActorRef;
   resources: { id: string; ref: AnyActorRef }[];
   order: Omit<Extract<ContainerRequest, { type: 'start' }>, 'reply' | 'type'>;
@@ -125,19 +140,25 @@ export interface UninstallInput {
 }
 
 /**
- * The id of a new flow: the lowest `<src>#<n>` not in use. XState memoizes a
- * state node's transitions per event type, and a flow's done event carries its
- * id (`xstate.done.actor.<id>`): ids from an ever-growing counter grew that
- * cache by a few entries with every request, for the life of the daemon.
- * Reused ids keep it as small as the most flows ever running at once. An id is
- * free once its pending entry is gone (the child is stopped in the same step,
- * and the step still sees the entry, so it never reuses an id it stops).
+ * The id of a new flow: the lowest `<src>#<n>` not among the supervisor's
+ * children. XState memoizes a state node's transitions per event type, and a
+ * flow's done event carries its id (`xstate.done.actor.<id>`): ids from an
+ * ever-growing counter grew that cache by a few entries with every request,
+ * for the life of the daemon. Reused ids keep it as small as the most flows
+ * ever running at once. `children` are those of the snapshot before the step:
+ * a step that stops a flow still sees it, so it never reuses an id it stops;
+ * a step spawns at most one flow.
  */
-export function flowId(pending: Record<string, unknown>, src: string): string {
+export function flowId(children: Record<string, unknown>, src: string): string {
   for (let n = 0; ; n++) {
     const id = `${src}#${n}`;
-    if (!Object.hasOwn(pending, id)) return id;
+    if (!Object.hasOwn(children, id)) return id;
   }
+}
+
+/** A flow's id (flowId's `<src>#<n>`), not a container machine's (`<name>:<version>`). */
+export function isFlowId(id: string): boolean {
+  return /^[A-Za-z]+#\d+$/.test(id);
 }
 
 /** The container, unless it is being uninstalled. */

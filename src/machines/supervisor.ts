@@ -33,6 +33,7 @@
 // `install` / `uninstall` (which reach a repository by its id), all provided.
 // The context is supervisor-state.ts.
 import {
+  assertEvent,
   createActor,
   emit,
   enqueueActions,
@@ -59,10 +60,12 @@ import { flows } from './supervisor-flows.js';
 import { done, handle, type Effects, type Queue, type Spawn } from './supervisor-requests.js';
 import {
   flowId,
+  isFlowId,
   patch,
   without,
   type Entry,
   type InstallInput,
+  type Pending,
   type RepositoryInfo,
   type SupervisorContext,
   type SupervisorEvent,
@@ -72,6 +75,19 @@ import {
 } from './supervisor-state.js';
 
 const log = new Logger('supervisor');
+
+/** What spawnFlow needs of enqueueActions' `enqueue`. */
+interface FlowEnqueue {
+  assign(f: (args: { context: SupervisorContext }) => Partial<SupervisorContext>): void;
+  spawnChild(src: 'mountFlow', opts: { id: string; input: never }): void;
+}
+
+/** Spawns a flow under a free id (flowId); one with `pending` gets its entry under that id. */
+function spawnFlow(enqueue: FlowEnqueue, self: AnyActorRef, src: string, input: unknown, pending?: Pending): void {
+  const id = flowId(self.getSnapshot().children as Record<string, unknown>, src);
+  if (pending) enqueue.assign(({ context: c }) => ({ pending: { ...c.pending, [id]: pending } }));
+  enqueue.spawnChild(src as 'mountFlow', { id, input: input as never });
+}
 
 function notProvided(name: string): never {
   throw errors.unexpected(`the ${name} actor was not provided`);
@@ -111,36 +127,32 @@ export const supervisorMachine = setup({
       const e = event as RequestEvent;
       once(e.reply, e.request.type)(fail(errors.unexpected('the runtime is shutting down')));
     },
-    handleRequest: enqueueActions(({ context, event, enqueue }) => {
+    handleRequest: enqueueActions(({ context, event, enqueue, self }) => {
       const { request, reply } = event as RequestEvent;
       const fx: Effects = {
-        flow(src, input, pending) {
-          const id = flowId(context.pending, src);
-          enqueue.assign(({ context: c }) => ({ pending: { ...c.pending, [id]: pending } }));
-          enqueue.spawnChild(src as 'mountFlow', { id, input: input as never });
-        },
+        flow: (src, input, pending) => spawnFlow(enqueue, self, src, input, pending),
         assign(f) {
           enqueue.assign(({ context: c }) => f(c));
         },
         send(ref, e) {
           enqueue.sendTo(ref, e);
         },
+        self,
       };
       handle(context, request, once(reply as Reply<unknown>, request.type), fx);
     }),
-    flowDone: enqueueActions(({ context, event, enqueue }) => {
+    flowDone: enqueueActions(({ context, event, enqueue, self }) => {
       const id = event.type.slice('xstate.done.actor.'.length);
+      if (!isFlowId(id)) return;
+      // A done flow stays among the children until stopped.
+      enqueue.stopChild(id);
       const p = context.pending[id];
+      // A flow that answered its request itself.
       if (!p) return;
       enqueue.assign(({ context: c }) => ({ pending: without(c.pending, id) }));
-      enqueue.stopChild(id);
       const q: Queue = {
         assign: (f) => enqueue.assign(({ context: c, spawn }) => f(c, spawn as Spawn)),
-        spawn: (src, input, pending) => {
-          const rid = flowId(context.pending, src);
-          enqueue.assign(({ context: c }) => ({ pending: { ...c.pending, [rid]: pending } }));
-          enqueue.spawnChild(src, { id: rid, input });
-        },
+        spawn: (src, input, pending) => spawnFlow(enqueue, self, src, input, pending),
         stop: (ref) => enqueue.stopChild(ref),
         notify: (notification) => enqueue.emit({ type: 'notification', notification }),
         run: (f) => enqueue(f),
@@ -149,16 +161,13 @@ export const supervisorMachine = setup({
     }),
     flowFailed: enqueueActions(({ context, event, enqueue }) => {
       const id = event.type.slice('xstate.error.actor.'.length);
+      // A container machine that crashed stays: the shutdown reports it.
+      if (!isFlowId(id)) return;
+      enqueue.stopChild(id);
       const p = context.pending[id];
       if (!p) return;
       enqueue.assign(({ context: c }) => ({ pending: without(c.pending, id) }));
-      enqueue.stopChild(id);
       const error = toRuntimeError((event as unknown as { error: unknown }).error);
-      if (p.kind === 'start') {
-        // The client gets the error; the operator reads it in the log.
-        log.warn(`Failed to start ${p.id}: ${error.message}`);
-        enqueue.assign(({ context: c }) => ({ users: without(c.users, p.id) }));
-      }
       if (p.kind === 'uninstall.umount' || p.kind === 'uninstall.remove') {
         enqueue.assign(({ context: c }) => ({ containers: patch(c.containers, p.id, { removing: false }) }));
       }
@@ -167,6 +176,12 @@ export const supervisorMachine = setup({
         return p.reply(fail(errors.installDuplicate(p.id)));
       }
       p.reply(fail(error));
+    }),
+    startFailed: enqueueActions(({ event, enqueue }) => {
+      assertEvent(event, 'start.failed');
+      // The client gets the error; the operator reads it in the log.
+      log.warn(`Failed to start ${event.id}: ${event.error.message}`);
+      enqueue.assign(({ context: c }) => ({ users: without(c.users, event.id) }));
     }),
     containerStarted: emit(({ event }) => ({
       type: 'notification' as const,
@@ -269,6 +284,7 @@ export const supervisorMachine = setup({
     'container.gave_up': { actions: 'containerGaveUp' },
     'container.idle': { actions: 'containerIdle' },
     'container.health': { actions: 'containerHealth' },
+    'start.failed': { actions: 'startFailed' },
     'xstate.done.actor.*': { actions: 'flowDone' },
     'xstate.error.actor.*': { actions: 'flowFailed' },
   },

@@ -207,6 +207,41 @@ test('a second start, and a start of another version of the same name, answer st
   h.allSettledOnce();
 });
 
+test('a failed start frees the container before its client hears of it: a start sent from the reply is not refused as started', async () => {
+  const h = await boot();
+  h.io.autoMount = false;
+  const start: Request = { type: 'start', container: 'app:0.0.1', arguments: [], environment: {} };
+  const first = recorder<unknown>();
+  const again = recorder<unknown>();
+  h.sup.send({
+    type: 'request',
+    request: start,
+    reply: (o) => {
+      first(o);
+      h.io.autoMount = true;
+      h.sup.send({ type: 'request', request: start, reply: again as never });
+    },
+  });
+  await flush();
+  h.io.mounts.shift()!.reject({ code: 'EIO', message: 'mount `/run/ns/res:0.0.1`: Input/output error' });
+  await flush();
+  settledError(first, 'start_container_failed');
+  settledOk(again);
+});
+
+test('a mount and a start in flight when the supervisor is stopped are answered', async () => {
+  const h = await boot();
+  h.io.autoMount = false;
+  const m = h.req({ type: 'mount', containers: ['app:0.0.1'] });
+  const s = h.req({ type: 'start', container: 'app:0.0.1', arguments: [], environment: {} });
+  await flush();
+  h.sup.stop();
+  for (const r of [m, s]) {
+    settledError(r, 'unexpected');
+    assert.match((r.calls[0] as { error: Error }).error.message, /the runtime shut down/);
+  }
+});
+
 test('kill checks the container, its state and the signal number', async () => {
   const h = await boot();
   settledError(await h.ask({ type: 'kill', container: 'foo:0.0.1', signal: 15 }), 'invalid_container');
