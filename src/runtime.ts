@@ -25,7 +25,7 @@ import { LineSplitter, Output } from './actors/output/index.js';
 import { ioFrom, makeActors, type Io } from './actors/machine-actors.js';
 import { MountPool } from './actors/mount/index.js';
 import { recover } from './actors/recovery.js';
-import { FsRepository, MemRepository, type Repository } from './actors/repository/index.js';
+import { contentsOf, FsRepository, MemRepository, type Repository } from './actors/repository/index.js';
 import { prepareDirs } from './actors/runtime-dirs.js';
 import { consoleBackend } from './runtime-backend.js';
 import { startConsole, type ConsoleServer, type ContainerConsole } from './console/index.js';
@@ -143,7 +143,7 @@ export class Runtime {
     }
 
     const sup = createSupervisor({
-      repositories: parts.repositories,
+      repositories: parts.repositories.map(contentsOf),
       config: supervisorConfig(config),
       actors: makeActors(this.io(), { debugCommands: config.debug.commands }),
       inspect,
@@ -241,6 +241,7 @@ export class Runtime {
           parts.consoles.delete(container);
         },
         spawnDebug: (container, argv) => spawnDebug(container, argv),
+        repositories: new Map(parts.repositories.map((r) => [r.id, r])),
       },
     );
   }

@@ -15,6 +15,7 @@ import type { NpkInfo } from '../machines/plan.js';
 import { fail, failureData, ok } from '../machines/reply.js';
 import type { InstallInput, UninstallInput } from '../machines/supervisor.js';
 import { errors } from '../model/errors.js';
+import type { Repository } from './repository/index.js';
 
 /** What the adapters need from the runtime's I/O modules. */
 export interface Io {
@@ -43,6 +44,8 @@ export interface Io {
   spawnDebug?(container: string, argv: string[]): void;
   /** Removes a persistent data directory (uninstall with wipe); defaults to rm -rf. */
   wipe?(dir: string): Promise<void>;
+  /** The repositories by id: the supervisor names the one an install or uninstall goes to. */
+  repositories?: ReadonlyMap<string, Repository>;
 }
 
 export interface ActorOptions {
@@ -98,6 +101,11 @@ const SIGKILL = 9;
 const errorData = failureData;
 
 export function makeActors(io: Io, opts: ActorOptions = {}) {
+  const repository = (id: string): Repository => {
+    const r = io.repositories?.get(id);
+    if (!r) throw errors.invalidRepository(id);
+    return r;
+  };
   return {
     mount: fromPromise<MountOutput, MountInput>(async ({ input }) => {
       const output = await io.mount(input);
@@ -110,9 +118,9 @@ export function makeActors(io: Io, opts: ActorOptions = {}) {
     }),
     process: processActor(io, opts),
     cgroups: cgroupsActor(io),
-    install: fromPromise<NpkInfo, InstallInput>(({ input }) => input.repository.insert(input.data, input.size)),
+    install: fromPromise<NpkInfo, InstallInput>(async ({ input }) => repository(input.repository).insert(input.data, input.size)),
     uninstall: fromPromise<void, UninstallInput>(async ({ input }) => {
-      await input.repository.remove(input.container);
+      await repository(input.repository).remove(input.container);
       if (input.wipe === undefined) return;
       log.info(`Wiping persistent data dir ${input.wipe} of ${input.container}`);
       try {

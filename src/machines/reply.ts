@@ -85,6 +85,24 @@ export function once<T>(reply: Reply<T>, what = 'request'): Reply<T> {
   };
 }
 
+/**
+ * A reply owned by an actor that may be stopped before it answers: the stop
+ * (`signal` aborts) fails it with `error()`; whichever comes first settles it,
+ * and what comes after is dropped without a word.
+ */
+export function untilAborted<T>(reply: Reply<T>, signal: AbortSignal, error: () => unknown): Reply<T> {
+  let settled = false;
+  const settle: Reply<T> = (outcome) => {
+    if (settled) return;
+    settled = true;
+    signal.removeEventListener('abort', aborted);
+    reply(outcome);
+  };
+  const aborted = () => settle(fail(error()));
+  signal.addEventListener('abort', aborted);
+  return settle;
+}
+
 /** A reply that resolves or rejects a promise. */
 export function deferred<T>(): { reply: Reply<T>; promise: Promise<T> } {
   let reply!: Reply<T>;

@@ -1,14 +1,15 @@
 // The supervisor's flows: small promise actors that wait for container
 // machines (asking them with one-shot replies) and never do I/O themselves.
-// Each serves one request, the boot or the shutdown.
+// Each serves one request, the boot or the shutdown. The mount, umount and
+// start flows answer their request themselves (the reply is in their input).
 import { fromPromise, type AnyActorRef } from 'xstate';
 
 import { Logger } from '../log.js';
 import { errors } from '../model/errors.js';
 import type { ContainerRequest } from './container-events.js';
-import { ask, toRuntimeError, type Reply } from './reply.js';
+import { ask, fail, ok, toRuntimeError, untilAborted, type Reply } from './reply.js';
 import type { ContainerResult, Request } from './requests.js';
-import type { Entry, StartFlowInput, Target } from './supervisor-state.js';
+import type { Entry, ResultsFlowInput, StartFlowInput, Target } from './supervisor-state.js';
 
 const log = new Logger('supervisor');
 
@@ -27,23 +28,45 @@ async function results(targets: Target[], make: (reply: Reply) => ContainerReque
   );
 }
 
+/**
+ * A flow that answers its request itself, with its result or its failure. A
+ * flow stopped before it answered (the supervisor shut down) answers that.
+ */
+function answering<I extends { reply: Reply<T> }, T>(run: (input: I, signal: AbortSignal) => Promise<T>) {
+  return fromPromise<void, I>(async ({ input, signal }) => {
+    const reply = untilAborted(input.reply, signal, () => errors.unexpected('the runtime shut down'));
+    try {
+      reply(ok(await run(input, signal)));
+    } catch (e) {
+      reply(fail(e));
+    }
+  });
+}
+
 export const flows = {
-    mountFlow: fromPromise<ContainerResult[], Target[]>(({ input }) =>
-      results(input, (reply) => ({ type: 'mount', reply })),
+    mountFlow: answering<ResultsFlowInput, ContainerResult[]>((input) =>
+      results(input.targets, (reply) => ({ type: 'mount', reply })),
     ),
-    umountFlow: fromPromise<ContainerResult[], Target[]>(({ input }) =>
-      results(input, (reply) => ({ type: 'umount', reply })),
+    umountFlow: answering<ResultsFlowInput, ContainerResult[]>((input) =>
+      results(input.targets, (reply) => ({ type: 'umount', reply })),
     ),
-    startFlow: fromPromise<void, StartFlowInput>(async ({ input }) => {
-      await Promise.all(
-        input.resources.map(({ id, ref }) =>
-          ask(ref, (reply) => ({ type: 'mount', ensure: true, reply })).catch((e: unknown) => {
-            throw errors.startFailed(input.id, `resource ${id} failed to mount: ${toRuntimeError(e).message}`, e);
-          }),
-        ),
-      );
-      const resolveMs = input.now() - (input.order.requestedAt ?? input.now());
-      await ask(input.ref, (reply) => ({ type: 'start', ...input.order, resolveMs, reply }));
+    startFlow: answering<StartFlowInput, void>(async (input, signal) => {
+      try {
+        await Promise.all(
+          input.resources.map(({ id, ref }) =>
+            ask(ref, (reply) => ({ type: 'mount', ensure: true, reply })).catch((e: unknown) => {
+              throw errors.startFailed(input.id, `resource ${id} failed to mount: ${toRuntimeError(e).message}`, e);
+            }),
+          ),
+        );
+        const resolveMs = input.now() - (input.order.requestedAt ?? input.now());
+        await ask(input.ref, (reply) => ({ type: 'start', ...input.order, resolveMs, reply }));
+      } catch (e) {
+        // The supervisor frees the container before its client hears of the
+        // failure: a start sent on the answer must not find it still started.
+        if (!signal.aborted) input.supervisor.send({ type: 'start.failed', id: input.id, error: toRuntimeError(e) });
+        throw e;
+      }
     }),
     uninstallFlow: fromPromise<void, { ref: AnyActorRef }>(async ({ input }) => {
       // Not started (the supervisor checked); halt waits for a mount in flight.

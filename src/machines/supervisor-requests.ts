@@ -1,7 +1,8 @@
 // The supervisor's request handlers (spec/console.md §4.7): synchronous
 // decisions on the supervisor's context. A handler replies at once, forwards
-// the request to a container machine, or queues a flow whose completion
-// (`done`) takes the next step. Nothing here waits or does I/O.
+// the request to a container machine, or queues a flow that answers it (mount,
+// umount, start) or whose completion (`done`) takes the next step (install,
+// uninstall). Nothing here waits or does I/O.
 import type { AnyActorRef } from 'xstate';
 
 import { Logger } from '../log.js';
@@ -10,7 +11,7 @@ import type { ContainerInput } from './container.js';
 import type { ContainerRequest, ContainerStatus } from './container-events.js';
 import { checkEnvironment, checkSignal, idOf, launchSpec, mountInput, persistPath, resolveInit, resolveResources, type NpkInfo } from './plan.js';
 import { fail, ok, signalName, type Reply } from './reply.js';
-import type { ContainerData, ContainerResult, Notification, Request } from './requests.js';
+import type { ContainerData, Notification, Request } from './requests.js';
 import {
   blocker,
   live,
@@ -22,6 +23,7 @@ import {
   type Entry,
   type InstallInput,
   type Pending,
+  type ResultsFlowInput,
   type StartFlowInput,
   type SupervisorContext,
   type UninstallInput,
@@ -33,9 +35,12 @@ export type FlowName = 'mountFlow' | 'umountFlow' | 'startFlow' | 'install' | 'u
 
 /** What a handler may do besides replying: all of it is queued on the supervisor. */
 export interface Effects {
-  flow(src: FlowName, input: unknown, pending: Pending): void;
+  /** Starts a flow; with `pending`, its completion takes the next step (`done`), else it answers the request itself. */
+  flow(src: FlowName, input: unknown, pending?: Pending): void;
   assign(f: (c: SupervisorContext) => Partial<SupervisorContext>): void;
   send(ref: AnyActorRef, e: ContainerRequest): void;
+  /** The supervisor (flows report to it). */
+  readonly self: AnyActorRef;
 }
 
 export function handle(c: SupervisorContext, r: Request, reply: Reply<unknown>, fx: Effects): void {
@@ -45,9 +50,9 @@ export function handle(c: SupervisorContext, r: Request, reply: Reply<unknown>, 
     case 'repositories':
       return reply(ok([...c.repositoryOrder]));
     case 'mount':
-      return fx.flow('mountFlow', r.containers.map((id) => target(c, id)), { kind: 'results', reply });
+      return fx.flow('mountFlow', { targets: r.containers.map((id) => target(c, id)), reply } satisfies ResultsFlowInput);
     case 'umount':
-      return fx.flow('umountFlow', r.containers.map((id) => umountTarget(c, id)), { kind: 'results', reply });
+      return fx.flow('umountFlow', { targets: r.containers.map((id) => umountTarget(c, id)), reply } satisfies ResultsFlowInput);
     case 'start':
       return start(c, r, reply, fx);
     case 'install':
@@ -117,7 +122,7 @@ function start(c: SupervisorContext, r: Extract<Request, { type: 'start' }>, rep
   if (badEnv) return reply(fail(badEnv));
   const init = resolveInit(entry.manifest, r.init);
   if (!init) return reply(fail(errors.isResource(entry.id)));
-  const keyed = (e: Entry) => c.repositories.get(e.repository)?.key !== undefined;
+  const keyed = (e: Entry) => c.repositories.get(e.repository)?.keyed === true;
   const installed = Object.values(c.containers).filter((e) => !e.removing).map((e) => ({ id: e.id, keyed: keyed(e) }));
   const resolved = resolveResources(entry.id, entry.manifest, installed, keyed(entry));
   if (!resolved.ok) {
@@ -136,18 +141,19 @@ function start(c: SupervisorContext, r: Extract<Request, { type: 'start' }>, rep
   fx.assign((cc) => ({ users: { ...cc.users, [entry.id]: resources } }));
   const input: StartFlowInput = {
     id: entry.id,
+    supervisor: fx.self,
+    reply: reply as Reply,
     ref: entry.ref,
     resources: resources.map((id) => ({ id, ref: c.containers[id]!.ref })),
     order: { spec, requestedAt },
     now: c.now,
   };
-  fx.flow('startFlow', input, { kind: 'start', id: entry.id, reply: reply as Reply });
+  fx.flow('startFlow', input);
 }
 
 function install(c: SupervisorContext, r: Extract<Request, { type: 'install' }>, reply: Reply<unknown>, fx: Effects): void {
-  const repository = c.repositories.get(r.repository);
-  if (!repository) return reply(fail(errors.invalidRepository(r.repository)));
-  const input: InstallInput = { repository, data: r.data };
+  if (!c.repositories.has(r.repository)) return reply(fail(errors.invalidRepository(r.repository)));
+  const input: InstallInput = { repository: r.repository, data: r.data };
   if (r.size !== undefined) input.size = r.size;
   fx.flow('install', input, { kind: 'install', repository: r.repository, reply: reply as Reply<string> });
 }
@@ -176,17 +182,13 @@ export interface Queue {
 /** A flow or I/O actor finished: the next step of its request. */
 export function done(c: SupervisorContext, p: Pending, output: unknown, q: Queue): void {
   switch (p.kind) {
-    case 'results':
-      return q.run(() => p.reply(ok(output as ContainerResult[])));
-    case 'start':
-      return q.run(() => p.reply(ok(undefined)));
     case 'install':
       return installed(c, p, output as NpkInfo, q);
     case 'duplicate':
       return q.run(() => p.reply(fail(errors.installDuplicate(p.id))));
     case 'uninstall.umount': {
       const entry = c.containers[p.id]!;
-      const input: UninstallInput = { repository: c.repositories.get(entry.repository)!, container: p.id };
+      const input: UninstallInput = { repository: entry.repository, container: p.id };
       if (p.wipe) input.wipe = persistPath(c.config.dataDir, entry.manifest.name);
       return q.spawn('uninstall', input, { kind: 'uninstall.remove', id: p.id, reply: p.reply });
     }
@@ -203,7 +205,7 @@ export function done(c: SupervisorContext, p: Pending, output: unknown, q: Queue
 /** An NPK landed in a repository: keep it, unless another repository already has it. */
 function installed(c: SupervisorContext, p: Extract<Pending, { kind: 'install' }>, npk: NpkInfo, q: Queue): void {
   const id = idOf(npk.manifest);
-  const repo = c.repositories.get(p.repository)!;
+  const keyed = c.repositories.get(p.repository)!.keyed;
   const prev = c.containers[id];
   if (prev && prev.repository === p.repository) {
     // Two installs of one NPK into one repository raced past its own check.
@@ -211,10 +213,10 @@ function installed(c: SupervisorContext, p: Extract<Pending, { kind: 'install' }
   }
   if (prev) {
     log.warn(`Container ${id} is already installed in ${prev.repository}: removing the copy in ${p.repository}`);
-    return q.spawn('uninstall', { repository: repo, container: id }, { kind: 'duplicate', id, reply: p.reply });
+    return q.spawn('uninstall', { repository: p.repository, container: id }, { kind: 'duplicate', id, reply: p.reply });
   }
   q.assign((cc, spawn) => {
-    const input: ContainerInput = { id, manifest: npk.manifest, mount: mountInput(npk, repo.key !== undefined, cc.config), now: cc.now };
+    const input: ContainerInput = { id, manifest: npk.manifest, mount: mountInput(npk, keyed, cc.config), now: cc.now };
     const ref = spawn('container', { id, input });
     return { containers: { ...cc.containers, [id]: { id, manifest: npk.manifest, repository: p.repository, ref, removing: false } } };
   });

@@ -2,13 +2,12 @@
 // container, and the requests waiting for a flow. Types and pure helpers only.
 import type { ActorRefFrom, AnyActorRef } from 'xstate';
 
-import type { Repository } from '../actors/repository/index.js';
 import type { Config } from '../model/config.js';
 import { errors, type RuntimeError } from '../model/errors.js';
 import type { Manifest } from '../model/manifest.js';
 import type { containerMachine } from './container.js';
 import type { ContainerReport, ContainerRequest } from './container-events.js';
-import type { Dirs, MountConfig } from './plan.js';
+import type { Dirs, MountConfig, NpkInfo } from './plan.js';
 import type { Reply } from './reply.js';
 import type { ContainerResult, RequestEvent } from './requests.js';
 
@@ -34,8 +33,24 @@ export function supervisorConfig(config: Config): SupervisorConfig {
   };
 }
 
+/**
+ * A repository as the supervisor knows it: plain data, named by id. Reading
+ * and changing it is I/O, the runtime's: the install and uninstall actors.
+ */
+export interface RepositoryInfo {
+  id: string;
+  /** It has a key: its NPKs were signature-checked, and their verity data is used at mount. */
+  keyed: boolean;
+}
+
+/** A repository as the runtime loaded it: what it holds, in its order. */
+export interface RepositoryContents extends RepositoryInfo {
+  npks: NpkInfo[];
+}
+
 export interface SupervisorInput {
-  repositories: Repository[];
+  /** Loaded; the order is their precedence. */
+  repositories: RepositoryContents[];
   config: SupervisorConfig;
   /** Monotonic ms (startup phases, uptime); defaults to performance.now(). */
   now?: () => number;
@@ -52,10 +67,11 @@ export interface Entry {
   removing: boolean;
 }
 
-/** A request waiting for a flow or I/O actor (by the actor's id). */
+/**
+ * A request whose next step comes when its I/O actor or flow is done (by the
+ * actor's id): install and uninstall. The other flows answer themselves.
+ */
 export type Pending =
-  | { kind: 'results'; reply: Reply<ContainerResult[]> }
-  | { kind: 'start'; id: string; reply: Reply }
   | { kind: 'install'; repository: string; reply: Reply<string> }
   | { kind: 'duplicate'; id: string; reply: Reply<string> }
   | { kind: 'uninstall.umount'; id: string; wipe: boolean; reply: Reply }
@@ -65,7 +81,7 @@ export interface SupervisorContext {
   config: SupervisorConfig;
   now: () => number;
   /** By id; a Map, because ids come from clients (`__proto__` is an id like any other). */
-  repositories: ReadonlyMap<string, Repository>;
+  repositories: ReadonlyMap<string, RepositoryInfo>;
   repositoryOrder: string[];
   containers: Record<string, Entry>;
   /** Started and starting containers → the resources they use. */
@@ -76,7 +92,14 @@ export interface SupervisorContext {
   error?: RuntimeError;
 }
 
-export type SupervisorEvent = RequestEvent | ContainerReport;
+/** A start flow failed: its container no longer uses its resources (sent before the flow answers). */
+export interface StartFailed {
+  type: 'start.failed';
+  id: string;
+  error: RuntimeError;
+}
+
+export type SupervisorEvent = RequestEvent | ContainerReport | StartFailed;
 
 export interface SupervisorOutput {
   error?: RuntimeError;
@@ -88,39 +111,54 @@ export interface Target {
   ref?: AnyActorRef;
   error?: RuntimeError;
 }
+export interface ResultsFlowInput {
+  targets: Target[];
+  reply: Reply<ContainerResult[]>;
+}
 export interface StartFlowInput {
   id: string;
+  /** Told of a failure before the reply is. */
+  supervisor: AnyActorRef;
+  reply: Reply;
   ref: AnyActorRef;
   resources: { id: string; ref: AnyActorRef }[];
   order: Omit<Extract<ContainerRequest, { type: 'start' }>, 'reply' | 'type'>;
   now: () => number;
 }
 export interface InstallInput {
-  repository: Repository;
+  /** The repository's id. */
+  repository: string;
   data: AsyncIterable<Buffer | Uint8Array>;
   size?: number;
 }
 export interface UninstallInput {
-  repository: Repository;
+  /** The repository's id. */
+  repository: string;
   container: string;
   /** Remove this persistent data directory too (a failure only logs). */
   wipe?: string;
 }
 
 /**
- * The id of a new flow: the lowest `<src>#<n>` not in use. XState memoizes a
- * state node's transitions per event type, and a flow's done event carries its
- * id (`xstate.done.actor.<id>`): ids from an ever-growing counter grew that
- * cache by a few entries with every request, for the life of the daemon.
- * Reused ids keep it as small as the most flows ever running at once. An id is
- * free once its pending entry is gone (the child is stopped in the same step,
- * and the step still sees the entry, so it never reuses an id it stops).
+ * The id of a new flow: the lowest `<src>#<n>` not among the supervisor's
+ * children. XState memoizes a state node's transitions per event type, and a
+ * flow's done event carries its id (`xstate.done.actor.<id>`): ids from an
+ * ever-growing counter grew that cache by a few entries with every request,
+ * for the life of the daemon. Reused ids keep it as small as the most flows
+ * ever running at once. `children` are those of the snapshot before the step:
+ * a step that stops a flow still sees it, so it never reuses an id it stops;
+ * a step spawns at most one flow.
  */
-export function flowId(pending: Record<string, unknown>, src: string): string {
+export function flowId(children: Record<string, unknown>, src: string): string {
   for (let n = 0; ; n++) {
     const id = `${src}#${n}`;
-    if (!Object.hasOwn(pending, id)) return id;
+    if (!Object.hasOwn(children, id)) return id;
   }
+}
+
+/** A flow's id (flowId's `<src>#<n>`), not a container machine's (`<name>:<version>`). */
+export function isFlowId(id: string): boolean {
+  return /^[A-Za-z]+#\d+$/.test(id);
 }
 
 /** The container, unless it is being uninstalled. */

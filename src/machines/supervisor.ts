@@ -1,11 +1,11 @@
-// The supervisor: owns the repositories and one container machine per
-// installed container, and gives every console request Northstar's semantics
-// (spec/console.md §4.7, spec/launch.md §5.8, deviations 1 and 8).
+// The supervisor: knows the repositories by id and owns one container machine
+// per installed container, and gives every console request Northstar's
+// semantics (spec/console.md §4.7, spec/launch.md §5.8, deviations 1 and 8).
 //
 // ## API (what the runtime drives)
 //
 //   const sup = createSupervisor({
-//     repositories,          // Repository[] (src/actors/repository/), loaded; order = precedence
+//     repositories,          // RepositoryContents[]: ids, keyed, the NPKs each holds; order = precedence
 //     config,                // SupervisorConfig: runDir, dataDir, socketDir, verity,
 //                            //   loopDeviceTimeoutMs, mountOnStart (repository ids)
 //     actors: makeActors(io),// src/actors/machine-actors.ts: mount, umount, process, cgroups, install, uninstall
@@ -30,8 +30,10 @@
 // Decisions are synchronous (supervisor-requests.ts, plan.ts); waiting is done
 // by small flow actors that only message container machines
 // (supervisor-flows.ts); I/O is in the container machines' actors and in
-// `install` / `uninstall`, all provided. The context is supervisor-state.ts.
+// `install` / `uninstall` (which reach a repository by its id), all provided.
+// The context is supervisor-state.ts.
 import {
+  assertEvent,
   createActor,
   emit,
   enqueueActions,
@@ -49,20 +51,22 @@ import {
 
 import { Logger } from '../log.js';
 import { errors, exitSuccess } from '../model/errors.js';
-import type { Repository } from '../actors/repository/index.js';
 import { containerMachine } from './container.js';
 import type { ContainerReport } from './container-events.js';
-import { mountInput, type NpkInfo } from './plan.js';
+import { idOf, mountInput, type NpkInfo } from './plan.js';
 import { deferred, fail, ok, once, statusText, toRuntimeError, type Reply } from './reply.js';
 import type { Notification, NotificationEvent, Request, RequestEvent, ResponseOf } from './requests.js';
 import { flows } from './supervisor-flows.js';
 import { done, handle, type Effects, type Queue, type Spawn } from './supervisor-requests.js';
 import {
   flowId,
+  isFlowId,
   patch,
   without,
   type Entry,
   type InstallInput,
+  type Pending,
+  type RepositoryInfo,
   type SupervisorContext,
   type SupervisorEvent,
   type SupervisorInput,
@@ -71,6 +75,19 @@ import {
 } from './supervisor-state.js';
 
 const log = new Logger('supervisor');
+
+/** What spawnFlow needs of enqueueActions' `enqueue`. */
+interface FlowEnqueue {
+  assign(f: (args: { context: SupervisorContext }) => Partial<SupervisorContext>): void;
+  spawnChild(src: 'mountFlow', opts: { id: string; input: never }): void;
+}
+
+/** Spawns a flow under a free id (flowId); one with `pending` gets its entry under that id. */
+function spawnFlow(enqueue: FlowEnqueue, self: AnyActorRef, src: string, input: unknown, pending?: Pending): void {
+  const id = flowId(self.getSnapshot().children as Record<string, unknown>, src);
+  if (pending) enqueue.assign(({ context: c }) => ({ pending: { ...c.pending, [id]: pending } }));
+  enqueue.spawnChild(src as 'mountFlow', { id, input: input as never });
+}
 
 function notProvided(name: string): never {
   throw errors.unexpected(`the ${name} actor was not provided`);
@@ -110,36 +127,32 @@ export const supervisorMachine = setup({
       const e = event as RequestEvent;
       once(e.reply, e.request.type)(fail(errors.unexpected('the runtime is shutting down')));
     },
-    handleRequest: enqueueActions(({ context, event, enqueue }) => {
+    handleRequest: enqueueActions(({ context, event, enqueue, self }) => {
       const { request, reply } = event as RequestEvent;
       const fx: Effects = {
-        flow(src, input, pending) {
-          const id = flowId(context.pending, src);
-          enqueue.assign(({ context: c }) => ({ pending: { ...c.pending, [id]: pending } }));
-          enqueue.spawnChild(src as 'mountFlow', { id, input: input as never });
-        },
+        flow: (src, input, pending) => spawnFlow(enqueue, self, src, input, pending),
         assign(f) {
           enqueue.assign(({ context: c }) => f(c));
         },
         send(ref, e) {
           enqueue.sendTo(ref, e);
         },
+        self,
       };
       handle(context, request, once(reply as Reply<unknown>, request.type), fx);
     }),
-    flowDone: enqueueActions(({ context, event, enqueue }) => {
+    flowDone: enqueueActions(({ context, event, enqueue, self }) => {
       const id = event.type.slice('xstate.done.actor.'.length);
+      if (!isFlowId(id)) return;
+      // A done flow stays among the children until stopped.
+      enqueue.stopChild(id);
       const p = context.pending[id];
+      // A flow that answered its request itself.
       if (!p) return;
       enqueue.assign(({ context: c }) => ({ pending: without(c.pending, id) }));
-      enqueue.stopChild(id);
       const q: Queue = {
         assign: (f) => enqueue.assign(({ context: c, spawn }) => f(c, spawn as Spawn)),
-        spawn: (src, input, pending) => {
-          const rid = flowId(context.pending, src);
-          enqueue.assign(({ context: c }) => ({ pending: { ...c.pending, [rid]: pending } }));
-          enqueue.spawnChild(src, { id: rid, input });
-        },
+        spawn: (src, input, pending) => spawnFlow(enqueue, self, src, input, pending),
         stop: (ref) => enqueue.stopChild(ref),
         notify: (notification) => enqueue.emit({ type: 'notification', notification }),
         run: (f) => enqueue(f),
@@ -148,16 +161,13 @@ export const supervisorMachine = setup({
     }),
     flowFailed: enqueueActions(({ context, event, enqueue }) => {
       const id = event.type.slice('xstate.error.actor.'.length);
+      // A container machine that crashed stays: the shutdown reports it.
+      if (!isFlowId(id)) return;
+      enqueue.stopChild(id);
       const p = context.pending[id];
       if (!p) return;
       enqueue.assign(({ context: c }) => ({ pending: without(c.pending, id) }));
-      enqueue.stopChild(id);
       const error = toRuntimeError((event as unknown as { error: unknown }).error);
-      if (p.kind === 'start') {
-        // The client gets the error; the operator reads it in the log.
-        log.warn(`Failed to start ${p.id}: ${error.message}`);
-        enqueue.assign(({ context: c }) => ({ users: without(c.users, p.id) }));
-      }
       if (p.kind === 'uninstall.umount' || p.kind === 'uninstall.remove') {
         enqueue.assign(({ context: c }) => ({ containers: patch(c.containers, p.id, { removing: false }) }));
       }
@@ -166,6 +176,12 @@ export const supervisorMachine = setup({
         return p.reply(fail(errors.installDuplicate(p.id)));
       }
       p.reply(fail(error));
+    }),
+    startFailed: enqueueActions(({ event, enqueue }) => {
+      assertEvent(event, 'start.failed');
+      // The client gets the error; the operator reads it in the log.
+      log.warn(`Failed to start ${event.id}: ${event.error.message}`);
+      enqueue.assign(({ context: c }) => ({ users: without(c.users, event.id) }));
     }),
     containerStarted: emit(({ event }) => ({
       type: 'notification' as const,
@@ -231,20 +247,20 @@ export const supervisorMachine = setup({
   id: 'supervisor',
   context: ({ input, spawn }) => {
     const now = input.now ?? (() => performance.now());
-    const repositories = new Map<string, Repository>();
+    const repositories = new Map<string, RepositoryInfo>();
     const containers: Record<string, Entry> = {};
     for (const repo of input.repositories) {
-      repositories.set(repo.id, repo);
-      for (const [id, stored] of repo.containers) {
+      repositories.set(repo.id, { id: repo.id, keyed: repo.keyed });
+      for (const npk of repo.npks) {
+        const id = idOf(npk.manifest);
         const prev = containers[id];
         if (prev) {
           log.warn(`Container ${id} is in repositories ${prev.repository} and ${repo.id}: using ${prev.repository}`);
           continue;
         }
-        const npk = stored.npk as unknown as NpkInfo;
         const ref = spawn('container', {
           id,
-          input: { id, manifest: npk.manifest, mount: mountInput(npk, repo.key !== undefined, input.config), now },
+          input: { id, manifest: npk.manifest, mount: mountInput(npk, repo.keyed, input.config), now },
         });
         containers[id] = { id, manifest: npk.manifest, repository: repo.id, ref, removing: false };
       }
@@ -268,6 +284,7 @@ export const supervisorMachine = setup({
     'container.gave_up': { actions: 'containerGaveUp' },
     'container.idle': { actions: 'containerIdle' },
     'container.health': { actions: 'containerHealth' },
+    'start.failed': { actions: 'startFailed' },
     'xstate.done.actor.*': { actions: 'flowDone' },
     'xstate.error.actor.*': { actions: 'flowFailed' },
   },
@@ -402,4 +419,4 @@ export function whenDone(sup: Supervisor): Promise<SupervisorOutput> {
 export type { Notification, NotificationEvent, Request, RequestEvent } from './requests.js';
 
 export { supervisorConfig } from './supervisor-state.js';
-export type { InstallInput, SupervisorConfig, SupervisorContext, SupervisorInput, SupervisorOutput, UninstallInput } from './supervisor-state.js';
+export type { InstallInput, RepositoryContents, RepositoryInfo, SupervisorConfig, SupervisorContext, SupervisorInput, SupervisorOutput, UninstallInput } from './supervisor-state.js';

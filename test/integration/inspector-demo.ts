@@ -3,7 +3,7 @@
 // browser test and the docs' screenshots (scripts/screenshots.ts) look at.
 // The kernel side is covered by inspector-runtime.test.ts (a real daemon).
 import { fromPromise } from 'xstate';
-import type { Repository } from '../../src/actors/repository/repository.js';
+import { contentsOf, type Repository } from '../../src/actors/repository/index.js';
 import { startInspector, type Inspector } from '../../src/inspector/inspector.js';
 import type { NpkInfo } from '../../src/machines/plan.js';
 import type { Request } from '../../src/machines/requests.js';
@@ -34,11 +34,12 @@ export async function startDemo(opts: { history?: number } = {}): Promise<Demo> 
     manifest('crashing', '0.0.1'),
   ]);
   const sup = createSupervisor({
-    repositories: [repo] as unknown as Repository[],
+    repositories: [contentsOf(repo as unknown as Repository)],
     config: { runDir: '/run/ns', dataDir: '/data', socketDir: '/sockets', verity: 'auto', loopDeviceTimeoutMs: 10_000, mountOnStart: [] },
     actors: {
       ...io.actors(),
-      install: fromPromise<NpkInfo, InstallInput>(({ input }) => input.repository.insert(input.data, input.size)),
+      // One repository: every install goes to it.
+      install: fromPromise<NpkInfo, InstallInput>(({ input }) => repo.insert(input.data)),
     },
     inspect: inspector.inspect,
   });

@@ -219,7 +219,6 @@ test('the uninstall actor removes, wipes, and only warns when the wipe fails', a
     wiped.push(dir);
     if (dir === '/data/bad') throw new Error('rm `/data/bad`: Permission denied');
   };
-  const actors = makeActors(f.io);
   const removed: string[] = [];
   const repository = {
     id: 'mem',
@@ -232,8 +231,9 @@ test('the uninstall actor removes, wipes, and only warns when the wipe fails', a
     },
     close: async () => undefined,
   };
+  const actors = makeActors({ ...f.io, repositories: new Map([['mem', repository]]) });
   for (const wipe of ['/data/app', '/data/bad']) {
-    const a = createActor(actors.uninstall, { input: { repository, container: 'app:0.0.1', wipe } });
+    const a = createActor(actors.uninstall, { input: { repository: 'mem', container: 'app:0.0.1', wipe } });
     const done = new Promise<void>((resolve, reject) => a.subscribe({ complete: resolve, error: reject }));
     a.start();
     await done;

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 
 import { fromPromise, SimulatedClock } from 'xstate';
 
-import type { Repository } from '../../src/actors/repository/repository.js';
+import { contentsOf, type Repository } from '../../src/actors/repository/index.js';
 import type { NpkInfo } from '../../src/machines/plan.js';
 import type { ContainerData, ContainerResult, Notification, Request } from '../../src/machines/requests.js';
 import {
@@ -65,16 +65,17 @@ async function boot(opts: Setup = {}) {
   const repos = opts.repos ?? [new FakeRepository('mem', [user(), res('0.0.1')])];
   const wiped: string[] = [];
   const clock = new SimulatedClock();
+  const byId = (id: string) => repos.find((r) => r.id === id)!;
   const actors = {
     ...io.actors(),
-    install: fromPromise<NpkInfo, InstallInput>(({ input }) => input.repository.insert(input.data, input.size)),
+    install: fromPromise<NpkInfo, InstallInput>(({ input }) => byId(input.repository).insert(input.data)),
     uninstall: fromPromise<void, UninstallInput>(async ({ input }) => {
-      await input.repository.remove(input.container);
+      await byId(input.repository).remove(input.container);
       if (input.wipe) wiped.push(input.wipe);
     }),
   };
   const sup = createSupervisor({
-    repositories: repos as unknown as Repository[],
+    repositories: repos.map((r) => contentsOf(r as unknown as Repository)),
     config: { ...CONFIG, ...opts.config },
     actors,
     ...(opts.realClock ? {} : { clock }),
@@ -204,6 +205,41 @@ test('a second start, and a start of another version of the same name, answer st
   assert.deepEqual(settledError(b, 'start_container_started'), { container: 'app:0.0.1' });
   assert.deepEqual(settledError(c, 'start_container_started'), { container: 'app:0.0.1' });
   h.allSettledOnce();
+});
+
+test('a failed start frees the container before its client hears of it: a start sent from the reply is not refused as started', async () => {
+  const h = await boot();
+  h.io.autoMount = false;
+  const start: Request = { type: 'start', container: 'app:0.0.1', arguments: [], environment: {} };
+  const first = recorder<unknown>();
+  const again = recorder<unknown>();
+  h.sup.send({
+    type: 'request',
+    request: start,
+    reply: (o) => {
+      first(o);
+      h.io.autoMount = true;
+      h.sup.send({ type: 'request', request: start, reply: again as never });
+    },
+  });
+  await flush();
+  h.io.mounts.shift()!.reject({ code: 'EIO', message: 'mount `/run/ns/res:0.0.1`: Input/output error' });
+  await flush();
+  settledError(first, 'start_container_failed');
+  settledOk(again);
+});
+
+test('a mount and a start in flight when the supervisor is stopped are answered', async () => {
+  const h = await boot();
+  h.io.autoMount = false;
+  const m = h.req({ type: 'mount', containers: ['app:0.0.1'] });
+  const s = h.req({ type: 'start', container: 'app:0.0.1', arguments: [], environment: {} });
+  await flush();
+  h.sup.stop();
+  for (const r of [m, s]) {
+    settledError(r, 'unexpected');
+    assert.match((r.calls[0] as { error: Error }).error.message, /the runtime shut down/);
+  }
 });
 
 test('kill checks the container, its state and the signal number', async () => {

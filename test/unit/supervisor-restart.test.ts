@@ -6,7 +6,7 @@ import { test } from 'node:test';
 
 import { SimulatedClock } from 'xstate';
 
-import type { Repository } from '../../src/actors/repository/repository.js';
+import { contentsOf, type Repository } from '../../src/actors/repository/index.js';
 import type { Notification } from '../../src/machines/requests.js';
 import { createSupervisor, onNotification, request, whenDone, whenReady } from '../../src/machines/supervisor.js';
 import { RESTART_DEFAULTS } from '../../src/model/manifest-supervision.js';
@@ -26,7 +26,7 @@ async function boot(autostart?: 'critical') {
   io.autoMount = io.autoUmount = io.autoRun = io.autoExit = true;
   const clock = new SimulatedClock();
   const sup = createSupervisor({
-    repositories: [new FakeRepository('mem', [app(autostart), resourceManifest('res', '0.0.1')])] as unknown as Repository[],
+    repositories: [contentsOf(new FakeRepository('mem', [app(autostart), resourceManifest('res', '0.0.1')]) as unknown as Repository)],
     config: { runDir: '/run', dataDir: '/data', socketDir: '/s', verity: 'auto', loopDeviceTimeoutMs: 1000, mountOnStart: [] },
     actors: io.actors(),
     clock,

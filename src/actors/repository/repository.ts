@@ -12,6 +12,7 @@ import { containerId } from '../../model/container-id.js';
 import { errors, RuntimeError } from '../../model/errors.js';
 import { child } from '../../model/safe-path.js';
 import { Logger } from '../../log.js';
+import type { RepositoryContents } from '../../machines/supervisor.js';
 import { closeNpk, openNpk, type Npk } from '../../npk/npk.js';
 
 export interface RepositoryOptions {
@@ -38,6 +39,11 @@ export interface Repository {
   insert(data: AsyncIterable<Buffer | Uint8Array>, size?: number): Promise<Npk>;
   remove(container: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** What the supervisor is told of a loaded repository: plain data (it refers to repositories by id). */
+export function contentsOf(repo: Repository): RepositoryContents {
+  return { id: repo.id, keyed: repo.key !== undefined, npks: [...repo.containers.values()].map((s) => s.npk) };
 }
 
 const npkLog = new Logger('npk');
