@@ -13,6 +13,7 @@ import { describe, test, type TestContext } from 'node:test';
 
 import * as tar from 'tar-stream';
 
+import { embedded } from '../../src/client/embedded.js';
 import type { Client } from '../../src/client/index.js';
 import { packageRoot } from '../../src/native.js';
 import { packNpk } from '../../src/packer/pack.js';
@@ -221,7 +222,19 @@ describe('copy_in and copy_out', opts, () => {
     assert.ok((await h.client.list()).includes(C), 'the runtime keeps answering');
   });
 
-  // The copy permission itself is checked on the wire in test/unit/console-attached.test.ts.
+  test('a client without the copy permission is refused both ways, and nothing is written', async (t) => {
+    const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t)] } } });
+    await h.client.start(C);
+    const limited = await embedded(h.runtime, { permissions: ['inspect', 'exec', 'list'] });
+    t.after(() => limited.close());
+    await assert.rejects(copyIn(limited, '/data', [{ name: 'denied', data: 'y' }]), /permission denied/);
+    await assert.rejects(limited.copyOut(C, '/data'), /permission denied/);
+    assert.ok(!existsSync(join(h.config.dataDir, 'cp', 'denied')), 'nothing written');
+    // The same runtime copies for a client that has it.
+    await copyIn(h.client, '/data', [{ name: 'allowed', data: 'y' }]);
+    assert.equal(readFileSync(join(h.config.dataDir, 'cp', 'allowed'), 'utf8'), 'y');
+  });
+
   test('copy needs a started container: its mount namespace is the view', async (t) => {
     const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t)] } } });
     await assert.rejects(copyIn(h.client, '/data', [{ name: 'x', data: 'y' }]), /not started/);
