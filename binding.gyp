@@ -10,6 +10,7 @@
         "native/common.cc",
         "native/loop.cc",
         "native/dm.cc",
+        "native/fd-watch.cc",
         "native/process.cc",
         "native/fd.cc",
         "native/cgroup.cc",
