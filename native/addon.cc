@@ -13,7 +13,9 @@ class Addon : public Napi::Addon<Addon> {
     DefineAddon(exports, {InstanceMethod("abiVersion", &Addon::AbiVersion)});
     RegisterLoop(env, exports);
     RegisterDm(env, exports);
-    RegisterProcess(env, exports);
+    RegisterSpawn(env, exports);
+    RegisterMessages(env, exports);
+    RegisterNetns(env, exports);
     RegisterFd(env, exports);
     RegisterCgroup(env, exports);
     RegisterCopy(env, exports);

@@ -6,74 +6,28 @@
 // signals it, so a read through Node's fs would pin one libuv threadpool thread
 // per monitored container for the container's whole life (the pool has 4).
 // uv_poll costs no thread: the loop's epoll wakes us, we drain the counter with
-// non-blocking reads and call back into JS. Same pattern as the pidfd exit watch.
-//
-// No static mutable state: each watch owns its handle, fd and callback, and
-// registers an env cleanup hook so a worker (or the process) tearing down its
-// environment stops and frees it.
+// non-blocking reads and call back into JS. The watch is an FdWatch
+// (fd-watch.h), like the pidfd exit watch: its lifetime and env teardown are
+// handled there. The batches below run on the calling thread, except
+// cgroupMkdirs, whose mkdirs run in the libuv threadpool. No static mutable
+// state.
 #include <errno.h>
 #include <stdint.h>
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <uv.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common.h"
+#include "fd-watch.h"
 
 namespace nstar {
 
 namespace {
-
-struct EventfdWatch;
-
-// What the JS handle's close() points at: outlives the watch, so a close()
-// after the watch ended on its own finds `watch == nullptr` instead of freed
-// memory. Freed by the handle object's finalizer.
-struct WatchToken {
-  EventfdWatch* watch;
-};
-
-// One eventfd watch. Deleted in the uv_close callback, never before.
-struct EventfdWatch {
-  uv_poll_t poll;
-  WatchToken* token;
-  napi_env env;
-  int fd;
-  bool closed;
-  Napi::FunctionReference callback;
-  Napi::ObjectReference resource;
-  napi_async_context context;
-};
-
-void OnHandleClosed(uv_handle_t* handle) {
-  auto* w = static_cast<EventfdWatch*>(handle->data);
-  delete w;
-}
-
-void Shutdown(EventfdWatch* w, bool inCleanupHook);
-
-void CleanupHook(void* arg) { Shutdown(static_cast<EventfdWatch*>(arg), true); }
-
-// Stops polling, closes the fd, and frees the watch once libuv lets go of the
-// handle. Idempotent: called by close(), by a poll error and by env cleanup.
-void Shutdown(EventfdWatch* w, bool inCleanupHook) {
-  if (w->closed) return;
-  w->closed = true;
-  uv_poll_stop(&w->poll);
-  if (w->fd >= 0) close(w->fd);
-  w->fd = -1;
-  if (w->token != nullptr) w->token->watch = nullptr;
-  w->token = nullptr;
-  if (!inCleanupHook) napi_remove_env_cleanup_hook(w->env, CleanupHook, w);
-  w->callback.Reset();
-  w->resource.Reset();
-  napi_async_destroy(w->env, w->context);
-  uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnHandleClosed);
-}
 
 // Drains the counter: an eventfd read returns everything signalled since the
 // last read and resets it; EAGAIN means nothing (more) is pending.
@@ -92,40 +46,27 @@ uint64_t Drain(int fd, int* err) {
   }
 }
 
-void OnReadable(uv_poll_t* handle, int status, int events) {
-  auto* w = static_cast<EventfdWatch*>(handle->data);
-  if (w->closed) return;
-  int err = status < 0 ? EIO : 0;
-  uint64_t count = status < 0 ? 0 : Drain(w->fd, &err);
-  Napi::Env env(w->env);
-  Napi::HandleScope scope(env);
-  if (err == 0 && count == 0) return;
-  Napi::Value arg0 = err ? Napi::Value(ErrnoError(env, err, "read")) : env.Null();
-  Napi::Value arg1 = Napi::Number::New(env, static_cast<double>(count));
-  try {
-    w->callback.MakeCallback(w->resource.Value(), {arg0, arg1}, w->context);
-  } catch (const Napi::Error& e) {
-    // Thrown by the JS callback: hand it to Node's uncaught-exception path
-    // (there is no JS caller on this stack to receive it).
-    napi_fatal_exception(w->env, e.Value());
+// An eventfd counting cgroup v1 OOM events. A read error ends the watch:
+// JS hears it once, with the error.
+class EventfdWatch : public FdWatch {
+ protected:
+  void OnReadable(int status) override {
+    int err = status < 0 ? EIO : 0;
+    uint64_t count = status < 0 ? 0 : Drain(fd(), &err);
+    if (err == 0 && count == 0) return;
+    Napi::Env env = Env();
+    Napi::Value arg0 = err ? Napi::Value(ErrnoError(env, err, "read")) : env.Null();
+    Napi::Value arg1 = Napi::Number::New(env, static_cast<double>(count));
+    if (err) return Finish({arg0, arg1});
+    Call({arg0, arg1});
   }
-  // A read error ends the watch; JS heard it once, with the error. The watch
-  // is freed in the uv_close callback, so `w` is still valid here even if the
-  // callback called close().
-  if (err) Shutdown(w, false);
-}
+};
 
 // eventfd(): a non-blocking, close-on-exec eventfd with counter 0.
 Napi::Value Eventfd(const Napi::CallbackInfo& info) {
   int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fd < 0) ThrowErrno(info.Env(), errno, "eventfd");
   return Napi::Number::New(info.Env(), fd);
-}
-
-Napi::Value WatchClose(const Napi::CallbackInfo& info) {
-  auto* token = static_cast<WatchToken*>(info.Data());
-  if (token->watch != nullptr) Shutdown(token->watch, false);
-  return info.Env().Undefined();
 }
 
 // eventfdWatch(fd, cb(err, count)): takes ownership of fd; cb runs on this
@@ -135,39 +76,11 @@ Napi::Value WatchEventfd(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsFunction()) {
     throw Napi::TypeError::New(env, "eventfdWatch(fd: number, cb: (err, count) => void)");
   }
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-    throw Napi::Error::New(env, "eventfdWatch: no event loop on this thread");
-  }
-  auto* w = new EventfdWatch();
-  w->env = env;
-  w->token = nullptr;
-  w->fd = fd;
-  w->closed = false;
-  int rc = uv_poll_init(loop, &w->poll, fd);
-  if (rc != 0) {
-    delete w;
-    ThrowErrno(env, -rc, "uv_poll_init");
-  }
-  w->poll.data = w;
-  Napi::Object handle = Napi::Object::New(env);
-  w->callback = Napi::Persistent(info[1].As<Napi::Function>());
-  w->resource = Napi::Persistent(handle);
-  napi_async_init(env, handle, Napi::String::New(env, "nstar:eventfd"), &w->context);
-  rc = uv_poll_start(&w->poll, UV_READABLE, OnReadable);
-  if (rc != 0) {
-    w->fd = -1;  // the caller still owns fd when we fail
-    Shutdown(w, false);
-    ThrowErrno(env, -rc, "uv_poll_start");
-  }
-  napi_add_env_cleanup_hook(env, CleanupHook, w);
-  w->token = new WatchToken{w};
-  handle.AddFinalizer([](Napi::Env, WatchToken* t) { delete t; }, w->token);
-  handle.Set("close", Napi::Function::New(env, WatchClose, "close", w->token));
+  auto w = std::make_shared<EventfdWatch>();
+  Napi::Object handle = w->Start(env, info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Function>(), "nstar.eventfdWatch");
+  handle.Set("close", CloseFunction(env, w));
   return handle;
 }
-
 
 // ---------------------------------------------------------------- batches
 //

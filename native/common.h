@@ -23,7 +23,9 @@ std::string ErrnoName(int err);
 // Per-module registration: each adds its functions to `exports`.
 void RegisterLoop(Napi::Env env, Napi::Object exports);
 void RegisterDm(Napi::Env env, Napi::Object exports);
-void RegisterProcess(Napi::Env env, Napi::Object exports);
+void RegisterSpawn(Napi::Env env, Napi::Object exports);
+void RegisterMessages(Napi::Env env, Napi::Object exports);
+void RegisterNetns(Napi::Env env, Napi::Object exports);
 void RegisterFd(Napi::Env env, Napi::Object exports);
 void RegisterCgroup(Napi::Env env, Napi::Object exports);
 void RegisterCopy(Napi::Env env, Napi::Object exports);

@@ -1,6 +1,6 @@
 // fd module: file descriptor primitives Node lacks — memfd + seals (mem
 // repositories), socketpairs (control channels, `io: pipe`, consoles), the
-// manifest's AF_UNIX listening sockets, and sending fds with SCM_RIGHTS.
+// manifest's AF_UNIX listening sockets, sending fds with SCM_RIGHTS, and dup.
 // Any thread; every fd is opened O_CLOEXEC and belongs to the caller, who
 // closes it (fs.closeSync works for all of them). No static mutable state.
 #include <fcntl.h>
@@ -124,6 +124,16 @@ Napi::Value SendMessage(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+// dup(fd) -> a new fd (O_CLOEXEC) for the same open file: a second owner of
+// a pipe, so that the first one closing (a worker thread exiting closes what
+// it wrapped) does not close the pipe itself.
+Napi::Value Dup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
+  if (fd < 0) ThrowErrno(env, errno, "fcntl(F_DUPFD_CLOEXEC)");
+  return Napi::Number::New(env, fd);
+}
+
 }  // namespace
 
 void RegisterFd(Napi::Env env, Napi::Object exports) {
@@ -132,6 +142,7 @@ void RegisterFd(Napi::Env env, Napi::Object exports) {
   exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
   exports.Set("unixSocket", Napi::Function::New(env, UnixSocket, "unixSocket"));
   exports.Set("sendMessage", Napi::Function::New(env, SendMessage, "sendMessage"));
+  exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
 }
 
 }  // namespace nstar

@@ -3,7 +3,9 @@
 // network_interfaces). getifaddrs() answers for the calling thread's
 // namespace, so a short-lived thread joins the target namespace with setns
 // and dies with it: neither the main thread nor a libuv pool thread ever
-// changes namespace. No static mutable state.
+// changes namespace. Threads: netInterfaces and its callback run on the
+// calling thread (the main thread); a libuv pool thread starts and joins the
+// short-lived one. No static mutable state.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <ifaddrs.h>

@@ -1,5 +1,5 @@
 // nstar-init: PID 1 of a container's pid namespace. A static, single-threaded
-// C program, exec'd by the runtime right after clone(CLONE_VM|CLONE_VFORK) (native/process.cc), so
+// C program, exec'd by the runtime right after clone(CLONE_VM|CLONE_VFORK) (native/spawn.cc), so
 // everything unsafe in a forked Node process happens here instead.
 //
 // Order (spec/launch.md §5.2, ARCHITECTURE.md "Threads and processes"):

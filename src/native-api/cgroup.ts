@@ -1,6 +1,7 @@
 // Typed contract of the addon's cgroup module (native/cgroup.cc): the eventfd
 // that cgroup v1 OOM notification needs, and a watch of it on the calling
-// thread's event loop (uv_poll: no threadpool thread is blocked).
+// thread's event loop (uv_poll: no threadpool thread is blocked; the callbacks
+// run in the async context of the code that started the watch).
 
 export interface EventfdWatch {
   /** Stops watching and closes the fd. Idempotent. */

@@ -27,4 +27,9 @@ export interface FdNative {
   unixSocket(opts: UnixSocketOptions): number;
   /** One non-blocking sendmsg of `data`, with `fds` as SCM_RIGHTS. Returns bytes sent. */
   sendMessage(fd: number, data: Buffer, fds?: number[]): number;
+  /**
+   * fcntl(F_DUPFD_CLOEXEC): a second fd for the same open file (any thread).
+   * The caller owns and closes it.
+   */
+  dup(fd: number): number;
 }

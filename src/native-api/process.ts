@@ -1,5 +1,7 @@
-// Typed contract of the addon's process module (native/process.cc). Main
-// thread only: it polls fds on the calling thread's libuv loop.
+// Typed contract of the addon's process functions: spawn (native/spawn.cc),
+// watchMessages (native/messages.cc), netnsCreate (native/netns.cc). Main
+// thread only: the watches poll fds on the calling thread's libuv loop, and
+// their callbacks run in the async context of the code that started them.
 import type { ExitStatus, SystemErrorData } from '../model/errors.js';
 
 // Namespace flags for SpawnOptions.cloneFlags (linux/sched.h).
@@ -60,11 +62,6 @@ export interface ProcessNative {
    * turn: a peer writing faster than we read cannot hold the loop.
    */
   watchMessages(fd: number, onMessage: (msg: Buffer | null) => void): MessageWatch;
-  /**
-   * fcntl(F_DUPFD_CLOEXEC): a second fd for the same open file (any thread).
-   * The caller owns and closes it.
-   */
-  dup(fd: number): number;
   /**
    * A new network namespace, made by a short-lived thread off the main loop:
    * `fd` (O_CLOEXEC) refers to it; nothing runs in it until a process joins
