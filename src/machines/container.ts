@@ -314,15 +314,7 @@ export const containerMachine = setup({
     openGate: sendTo('process', { type: 'gate.open' } satisfies ProcessCommand),
     recordRunning: assign(({ context, event }) => {
       const now = context.now();
-      const s = context.start!;
-      const phases: Phases = {
-        resolve: s.resolveMs ?? 0,
-        mount: context.mountMs,
-        ...(event as { phases: Phases }).phases,
-      };
-      if (phases.cgroups === undefined && context.cgroupsMs !== undefined) phases.cgroups = context.cgroupsMs;
-      phases.total = now - (s.requestedAt ?? context.mountBegan);
-      return { runningSince: now, phases };
+      return { runningSince: now, phases: startupPhases(context, (event as { phases: Phases }).phases, now) };
     }),
     answerStart: assign(({ context }) => {
       context.start?.reply(ok(undefined));
@@ -849,6 +841,26 @@ export const containerMachine = setup({
     },
   },
 });
+
+/**
+ * The phases of a start, the one place they are put together: the
+ * supervisor's resolve, the mount, the launch's own measures (spawn, setup,
+ * gate_wait, exec), and what only the machine sees: cgroups (spawned to
+ * cgroups.ready) and total (from the request). In the order they happen,
+ * which is the order the CLI prints them.
+ */
+function startupPhases(c: ContainerContext, launched: Phases, now: number): Phases {
+  const s = c.start!;
+  const { spawn, ...rest } = launched;
+  return {
+    resolve: s.resolveMs ?? 0,
+    mount: c.mountMs,
+    ...(spawn !== undefined ? { spawn } : {}),
+    ...(c.cgroupsMs !== undefined ? { cgroups: c.cgroupsMs } : {}),
+    ...rest,
+    total: now - (s.requestedAt ?? c.mountBegan),
+  };
+}
 
 /** What a start request resets: its spec is the one restarts run, and the restart history begins anew. */
 function fresh(order: StartOrder): Partial<ContainerContext> {
