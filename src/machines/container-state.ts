@@ -94,12 +94,18 @@ export function initialContext(input: ContainerInput): ContainerContext {
   };
 }
 
-/** The state as `inspect` and the CLI's STATE column name it: "mounted", "started.running". */
+/**
+ * The state as `inspect` and the CLI's STATE column name it: "mounted",
+ * "restarting", "started.running". The one mapping from the machine's state
+ * value to the wire: the `idle` group only shares the handlers of the states
+ * without a process, so its states keep their own names; `started`'s states
+ * are named with it.
+ */
 export function stateName(value: StateValue): string {
   if (typeof value === 'string') return value;
-  return Object.entries(value)
-    .map(([k, v]) => (v === undefined ? k : `${k}.${stateName(v as StateValue)}`))
-    .join(',');
+  const [parent, child] = Object.entries(value)[0]!;
+  const leaf = typeof child === 'string' ? child : stateName(child as StateValue);
+  return parent === 'idle' ? leaf : `${parent}.${leaf}`;
 }
 
 /** The machine part of `inspect`. */

@@ -46,36 +46,40 @@ export { stateName, type ContainerContext, type ContainerInput } from './contain
 const RUN_ENDED = [
   {
     guard: 'restartDue',
-    target: '#container.restarting',
+    target: '#container.idle.restarting',
     actions: ['planRestart', 'reportExitIfRan', 'reportRestarting', 'finishRun'],
   },
-  { guard: 'givingUp', target: '#container.mounted', actions: ['planGiveUp', 'reportExitIfRan', 'reportGaveUp', 'finishRun'] },
-  { guard: 'ran', target: '#container.mounted', actions: ['reportExit', 'finishRun'] },
+  { guard: 'givingUp', target: '#container.idle.mounted', actions: ['planGiveUp', 'reportExitIfRan', 'reportGaveUp', 'finishRun'] },
+  { guard: 'ran', target: '#container.idle.mounted', actions: ['reportExit', 'finishRun'] },
   // A restart that never got its process running: the supervisor lets its resources go.
-  { guard: 'restartRun', target: '#container.mounted', actions: ['reportIdle', 'finishRun'] },
-  { target: '#container.mounted', actions: 'finishRun' },
+  { guard: 'restartRun', target: '#container.idle.mounted', actions: ['reportIdle', 'finishRun'] },
+  { target: '#container.idle.mounted', actions: 'finishRun' },
+] as const;
+
+/** A mount request where the container is mounted: fine for a start's resources (`ensure`), else mount_busy. */
+const MOUNT_WHEN_MOUNTED = [{ guard: 'ensure', actions: 'answerOk' }, { actions: 'answerMountBusy' }] as const;
+
+/** What a start meets first wherever it may mount: a resource, or a runtime that is shutting down. */
+const REFUSE_START = [
+  { guard: 'isResource', actions: 'answerIsResource' },
+  { guard: 'closed', actions: 'answerClosed' },
 ] as const;
 
 export const containerMachine = setup({ types: {} as ContainerTypes, actors, guards, delays, actions }).createMachine({
   id: 'container',
   context: ({ input }) => initialContext(input),
-  initial: 'unmounted',
+  initial: 'idle',
   on: {
     close: { actions: 'close' },
   },
   states: {
-    unmounted: {
-      always: [
-        { guard: 'closedWithHeldStart', actions: 'refuseHeldStart' },
-        { guard: 'mountWanted', target: 'mounting' },
-      ],
+    // No process: what these states share is here, each state keeps what it
+    // does differently (a child's transition comes before its parent's).
+    // `stateName` leaves `idle` out of the names on the wire.
+    idle: {
+      initial: 'unmounted',
       on: {
-        mount: { target: 'mounting', actions: 'queueMountReply' },
-        start: [
-          { guard: 'isResource', actions: 'answerIsResource' },
-          { guard: 'closed', actions: 'answerClosed' },
-          { target: 'mounting', actions: 'holdStart' },
-        ],
+        mount: MOUNT_WHEN_MOUNTED,
         umount: { actions: 'answerUmountBusy' },
         kill: { actions: 'answerNotStarted' },
         stop: { actions: 'answerNotStarted' },
@@ -85,85 +89,77 @@ export const containerMachine = setup({ types: {} as ContainerTypes, actors, gua
         halt: { actions: 'answerOk' },
         inspect: { actions: 'inspectIdle' },
       },
-    },
-    mounting: {
-      entry: 'beginMount',
-      invoke: {
-        src: 'mount',
-        input: ({ context }) => context.mountInput,
-        onDone: {
-          target: 'mounted',
-          actions: [{ type: 'recordMount', params: ({ event }) => ({ device: event.output.device }) }, 'answerMountReplies'],
+      states: {
+        unmounted: {
+          always: [
+            { guard: 'closedWithHeldStart', actions: 'refuseHeldStart' },
+            { guard: 'mountWanted', target: 'mounting' },
+          ],
+          on: {
+            mount: { target: 'mounting', actions: 'queueMountReply' },
+            start: [...REFUSE_START, { target: 'mounting', actions: 'holdStart' }],
+          },
         },
-        onError: { target: 'unmounted', actions: { type: 'failMount', params: ({ event }) => ({ error: event.error }) } },
-      },
-      on: {
-        mount: [{ guard: 'ensure', actions: 'queueMountReply' }, { actions: 'answerMountBusy' }],
-        start: [
-          { guard: 'isResource', actions: 'answerIsResource' },
-          { guard: 'closed', actions: 'answerClosed' },
-          { guard: 'holdsStart', actions: 'answerStarted' },
-          { actions: 'holdStart' },
-        ],
-        umount: { actions: 'answerUmountBusy' },
-        kill: { actions: 'answerNotStarted' },
-        stop: { actions: 'answerNotStarted' },
-        pause: { actions: 'answerNotStarted' },
-        resume: { actions: 'answerNotStarted' },
-        exec: { actions: 'answerNotStarted' },
-        // Shutdown waits for an in-flight mount, so that its umount pass sees it.
-        halt: { actions: 'queueMountReply' },
-        inspect: { actions: 'inspectIdle' },
-      },
-    },
-    mounted: {
-      tags: ['mounted'],
-      always: [
-        { guard: 'closedWithHeldStart', actions: 'refuseHeldStart' },
-        { guard: 'holdsStart', target: 'started', actions: 'takeHeldStart' },
-      ],
-      on: {
-        mount: [{ guard: 'ensure', actions: 'answerOk' }, { actions: 'answerMountBusy' }],
-        start: [
-          { guard: 'isResource', actions: 'answerIsResource' },
-          { guard: 'closed', actions: 'answerClosed' },
-          { target: 'started', actions: 'takeStart' },
-        ],
-        umount: { target: 'unmounting', actions: 'keepUmountReply' },
-        kill: { actions: 'answerNotStarted' },
-        stop: { actions: 'answerNotStarted' },
-        pause: { actions: 'answerNotStarted' },
-        resume: { actions: 'answerNotStarted' },
-        exec: { actions: 'answerNotStarted' },
-        halt: { actions: 'answerOk' },
-        inspect: { actions: 'inspectIdle' },
-      },
-    },
-    unmounting: {
-      tags: ['mounted'],
-      invoke: {
-        src: 'umount',
-        input: ({ context }) => ({ container: context.id, target: context.mountInput.target }),
-        onDone: { target: 'unmounted', actions: 'recordUmount' },
-        onError: { target: 'mounted', actions: { type: 'failUmount', params: ({ event }) => ({ error: event.error }) } },
-      },
-      on: {
-        // Wanted again while it goes away: mount once the umount is done.
-        mount: { actions: 'queueMountReply' },
-        start: [
-          { guard: 'isResource', actions: 'answerIsResource' },
-          { guard: 'closed', actions: 'answerClosed' },
-          { guard: 'holdsStart', actions: 'answerStarted' },
-          { actions: 'holdStart' },
-        ],
-        umount: { actions: 'answerUmountBusy' },
-        kill: { actions: 'answerNotStarted' },
-        stop: { actions: 'answerNotStarted' },
-        pause: { actions: 'answerNotStarted' },
-        resume: { actions: 'answerNotStarted' },
-        exec: { actions: 'answerNotStarted' },
-        halt: { actions: 'answerOk' },
-        inspect: { actions: 'inspectIdle' },
+        mounting: {
+          entry: 'beginMount',
+          invoke: {
+            src: 'mount',
+            input: ({ context }) => context.mountInput,
+            onDone: {
+              target: 'mounted',
+              actions: [{ type: 'recordMount', params: ({ event }) => ({ device: event.output.device }) }, 'answerMountReplies'],
+            },
+            onError: { target: 'unmounted', actions: { type: 'failMount', params: ({ event }) => ({ error: event.error }) } },
+          },
+          on: {
+            mount: [{ guard: 'ensure', actions: 'queueMountReply' }, { actions: 'answerMountBusy' }],
+            start: [...REFUSE_START, { guard: 'holdsStart', actions: 'answerStarted' }, { actions: 'holdStart' }],
+            // Shutdown waits for an in-flight mount, so that its umount pass sees it.
+            halt: { actions: 'queueMountReply' },
+          },
+        },
+        mounted: {
+          tags: ['mounted'],
+          always: [
+            { guard: 'closedWithHeldStart', actions: 'refuseHeldStart' },
+            { guard: 'holdsStart', target: '#container.started', actions: 'takeHeldStart' },
+          ],
+          on: {
+            start: [...REFUSE_START, { target: '#container.started', actions: 'takeStart' }],
+            umount: { target: 'unmounting', actions: 'keepUmountReply' },
+          },
+        },
+        unmounting: {
+          tags: ['mounted'],
+          invoke: {
+            src: 'umount',
+            input: ({ context }) => ({ container: context.id, target: context.mountInput.target }),
+            onDone: { target: 'unmounted', actions: 'recordUmount' },
+            onError: { target: 'mounted', actions: { type: 'failUmount', params: ({ event }) => ({ error: event.error }) } },
+          },
+          on: {
+            // Wanted again while it goes away: mount once the umount is done.
+            mount: { actions: 'queueMountReply' },
+            start: [...REFUSE_START, { guard: 'holdsStart', actions: 'answerStarted' }, { actions: 'holdStart' }],
+          },
+        },
+        // The restart policy's backoff: mounted, no process, a restart due after
+        // the delay. Any stop, kill, halt or shutdown cancels it.
+        restarting: {
+          tags: ['mounted'],
+          always: [
+            { guard: 'closed', target: 'mounted', actions: ['cancelRestart', 'reportIdle'] },
+            // No timer for a zero backoff: setTimeout(0) alone costs a millisecond or more.
+            { guard: 'noBackoff', target: '#container.started', actions: 'takeRestart' },
+          ],
+          after: { backoff: { target: '#container.started', actions: 'takeRestart' } },
+          on: {
+            stop: { target: 'mounted', actions: ['cancelRestart', 'answerLastExit', 'reportIdle'] },
+            kill: { target: 'mounted', actions: ['cancelRestart', 'answerOk', 'reportIdle'] },
+            halt: { target: 'mounted', actions: ['cancelRestart', 'answerOk', 'reportIdle'] },
+            start: { actions: 'answerStarted' },
+          },
+        },
       },
     },
     started: {
@@ -180,7 +176,7 @@ export const containerMachine = setup({ types: {} as ContainerTypes, actors, gua
         'cgroups.oom': { actions: 'reportOom' },
         // Started while a stop was already under way: the start still succeeded.
         'process.started': { actions: ['recordRunning', 'answerStart', 'reportStarted'] },
-        mount: [{ guard: 'ensure', actions: 'answerOk' }, { actions: 'answerMountBusy' }],
+        mount: MOUNT_WHEN_MOUNTED,
         start: { actions: 'answerStarted' },
         umount: { actions: 'answerUmountBusy' },
         kill: { actions: ['recordKill', 'signal', 'answerOk'] },
@@ -322,29 +318,6 @@ export const containerMachine = setup({ types: {} as ContainerTypes, actors, gua
             exec: { actions: 'answerNotStarted' },
           },
         },
-      },
-    },
-    // The restart policy's backoff: mounted, no process, a restart due after
-    // the delay. Any stop, kill, halt or shutdown cancels it.
-    restarting: {
-      tags: ['mounted'],
-      always: [
-        { guard: 'closed', target: 'mounted', actions: ['cancelRestart', 'reportIdle'] },
-        // No timer for a zero backoff: setTimeout(0) alone costs a millisecond or more.
-        { guard: 'noBackoff', target: 'started', actions: 'takeRestart' },
-      ],
-      after: { backoff: { target: 'started', actions: 'takeRestart' } },
-      on: {
-        stop: { target: 'mounted', actions: ['cancelRestart', 'answerLastExit', 'reportIdle'] },
-        kill: { target: 'mounted', actions: ['cancelRestart', 'answerOk', 'reportIdle'] },
-        halt: { target: 'mounted', actions: ['cancelRestart', 'answerOk', 'reportIdle'] },
-        mount: [{ guard: 'ensure', actions: 'answerOk' }, { actions: 'answerMountBusy' }],
-        start: { actions: 'answerStarted' },
-        umount: { actions: 'answerUmountBusy' },
-        pause: { actions: 'answerNotStarted' },
-        resume: { actions: 'answerNotStarted' },
-        exec: { actions: 'answerNotStarted' },
-        inspect: { actions: 'inspectIdle' },
       },
     },
   },

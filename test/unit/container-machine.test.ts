@@ -482,3 +482,36 @@ test('a huge grace is clamped to what a timer can hold, not turned into an immed
   h.advance(2 ** 31 - 1);
   assert.deepEqual(h.io.proc(ID).signals(), [SIGTERM, SIGKILL]);
 });
+
+test('every state has one name on the wire: idle states by their own name, the started ones under started', () => {
+  const names: Record<string, string> = {};
+  const walk = (node: { path: string[]; states: Record<string, unknown> }) => {
+    const children = Object.values(node.states) as (typeof node)[];
+    if (children.length === 0) {
+      // Every leaf is two deep (no parallel states): its value is { parent: leaf }.
+      const [parent, leaf] = node.path as [string, string];
+      names[node.path.join('.')] = stateName({ [parent]: leaf });
+    }
+    children.forEach(walk);
+  };
+  walk(containerMachine.root as never);
+  assert.deepEqual(names, {
+    'idle.unmounted': 'unmounted',
+    'idle.mounting': 'mounting',
+    'idle.mounted': 'mounted',
+    'idle.unmounting': 'unmounting',
+    'idle.restarting': 'restarting',
+    'started.spawning': 'started.spawning',
+    'started.confining': 'started.confining',
+    'started.gating': 'started.gating',
+    'started.running': 'started.running',
+    'started.pausing': 'started.pausing',
+    'started.paused': 'started.paused',
+    'started.resuming': 'started.resuming',
+    'started.thawing': 'started.thawing',
+    'started.stopping': 'started.stopping',
+    'started.killing': 'started.killing',
+    'started.aborting': 'started.aborting',
+    'started.exiting': 'started.exiting',
+  });
+});
