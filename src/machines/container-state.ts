@@ -96,16 +96,14 @@ export function initialContext(input: ContainerInput): ContainerContext {
 
 /**
  * The state as `inspect` and the CLI's STATE column name it: "mounted",
- * "restarting", "started.running". The one mapping from the machine's state
- * value to the wire: the `idle` group only shares the handlers of the states
- * without a process, so its states keep their own names; `started`'s states
- * are named with it.
+ * "restarting", "started.running": the path of the state, the one mapping
+ * from the machine's state value to the wire.
  */
 export function stateName(value: StateValue): string {
   if (typeof value === 'string') return value;
-  const [parent, child] = Object.entries(value)[0]!;
-  const leaf = typeof child === 'string' ? child : stateName(child as StateValue);
-  return parent === 'idle' ? leaf : `${parent}.${leaf}`;
+  return Object.entries(value)
+    .map(([k, v]) => (v === undefined ? k : `${k}.${stateName(v as StateValue)}`))
+    .join(',');
 }
 
 /** The machine part of `inspect`. */

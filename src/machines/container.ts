@@ -46,14 +46,14 @@ export { stateName, type ContainerContext, type ContainerInput } from './contain
 const RUN_ENDED = [
   {
     guard: 'restartDue',
-    target: '#container.idle.restarting',
+    target: '#container.restarting',
     actions: ['planRestart', 'reportExitIfRan', 'reportRestarting', 'finishRun'],
   },
-  { guard: 'givingUp', target: '#container.idle.mounted', actions: ['planGiveUp', 'reportExitIfRan', 'reportGaveUp', 'finishRun'] },
-  { guard: 'ran', target: '#container.idle.mounted', actions: ['reportExit', 'finishRun'] },
+  { guard: 'givingUp', target: '#container.mounted', actions: ['planGiveUp', 'reportExitIfRan', 'reportGaveUp', 'finishRun'] },
+  { guard: 'ran', target: '#container.mounted', actions: ['reportExit', 'finishRun'] },
   // A restart that never got its process running: the supervisor lets its resources go.
-  { guard: 'restartRun', target: '#container.idle.mounted', actions: ['reportIdle', 'finishRun'] },
-  { target: '#container.idle.mounted', actions: 'finishRun' },
+  { guard: 'restartRun', target: '#container.mounted', actions: ['reportIdle', 'finishRun'] },
+  { target: '#container.mounted', actions: 'finishRun' },
 ] as const;
 
 /** A mount request where the container is mounted: fine for a start's resources (`ensure`), else mount_busy. */
@@ -65,101 +65,104 @@ const REFUSE_START = [
   { guard: 'closed', actions: 'answerClosed' },
 ] as const;
 
+/**
+ * What the states without a process (unmounted, mounting, mounted,
+ * unmounting, restarting) answer alike; each spreads it first and overrides
+ * what it does differently.
+ */
+const IDLE = {
+  mount: MOUNT_WHEN_MOUNTED,
+  umount: { actions: 'answerUmountBusy' },
+  kill: { actions: 'answerNotStarted' },
+  stop: { actions: 'answerNotStarted' },
+  pause: { actions: 'answerNotStarted' },
+  resume: { actions: 'answerNotStarted' },
+  exec: { actions: 'answerNotStarted' },
+  halt: { actions: 'answerOk' },
+  inspect: { actions: 'inspectIdle' },
+} as const;
+
 export const containerMachine = setup({ types: {} as ContainerTypes, actors, guards, delays, actions }).createMachine({
   id: 'container',
   context: ({ input }) => initialContext(input),
-  initial: 'idle',
+  initial: 'unmounted',
   on: {
     close: { actions: 'close' },
   },
   states: {
-    // No process: what these states share is here, each state keeps what it
-    // does differently (a child's transition comes before its parent's).
-    // `stateName` leaves `idle` out of the names on the wire.
-    idle: {
-      initial: 'unmounted',
+    unmounted: {
+      always: [
+        { guard: 'closedWithHeldStart', actions: 'refuseHeldStart' },
+        { guard: 'mountWanted', target: 'mounting' },
+      ],
       on: {
-        mount: MOUNT_WHEN_MOUNTED,
-        umount: { actions: 'answerUmountBusy' },
-        kill: { actions: 'answerNotStarted' },
-        stop: { actions: 'answerNotStarted' },
-        pause: { actions: 'answerNotStarted' },
-        resume: { actions: 'answerNotStarted' },
-        exec: { actions: 'answerNotStarted' },
-        halt: { actions: 'answerOk' },
-        inspect: { actions: 'inspectIdle' },
+        ...IDLE,
+        mount: { target: 'mounting', actions: 'queueMountReply' },
+        start: [...REFUSE_START, { target: 'mounting', actions: 'holdStart' }],
       },
-      states: {
-        unmounted: {
-          always: [
-            { guard: 'closedWithHeldStart', actions: 'refuseHeldStart' },
-            { guard: 'mountWanted', target: 'mounting' },
-          ],
-          on: {
-            mount: { target: 'mounting', actions: 'queueMountReply' },
-            start: [...REFUSE_START, { target: 'mounting', actions: 'holdStart' }],
-          },
+    },
+    mounting: {
+      entry: 'beginMount',
+      invoke: {
+        src: 'mount',
+        input: ({ context }) => context.mountInput,
+        onDone: {
+          target: 'mounted',
+          actions: [{ type: 'recordMount', params: ({ event }) => ({ device: event.output.device }) }, 'answerMountReplies'],
         },
-        mounting: {
-          entry: 'beginMount',
-          invoke: {
-            src: 'mount',
-            input: ({ context }) => context.mountInput,
-            onDone: {
-              target: 'mounted',
-              actions: [{ type: 'recordMount', params: ({ event }) => ({ device: event.output.device }) }, 'answerMountReplies'],
-            },
-            onError: { target: 'unmounted', actions: { type: 'failMount', params: ({ event }) => ({ error: event.error }) } },
-          },
-          on: {
-            mount: [{ guard: 'ensure', actions: 'queueMountReply' }, { actions: 'answerMountBusy' }],
-            start: [...REFUSE_START, { guard: 'holdsStart', actions: 'answerStarted' }, { actions: 'holdStart' }],
-            // Shutdown waits for an in-flight mount, so that its umount pass sees it.
-            halt: { actions: 'queueMountReply' },
-          },
-        },
-        mounted: {
-          tags: ['mounted'],
-          always: [
-            { guard: 'closedWithHeldStart', actions: 'refuseHeldStart' },
-            { guard: 'holdsStart', target: '#container.started', actions: 'takeHeldStart' },
-          ],
-          on: {
-            start: [...REFUSE_START, { target: '#container.started', actions: 'takeStart' }],
-            umount: { target: 'unmounting', actions: 'keepUmountReply' },
-          },
-        },
-        unmounting: {
-          tags: ['mounted'],
-          invoke: {
-            src: 'umount',
-            input: ({ context }) => ({ container: context.id, target: context.mountInput.target }),
-            onDone: { target: 'unmounted', actions: 'recordUmount' },
-            onError: { target: 'mounted', actions: { type: 'failUmount', params: ({ event }) => ({ error: event.error }) } },
-          },
-          on: {
-            // Wanted again while it goes away: mount once the umount is done.
-            mount: { actions: 'queueMountReply' },
-            start: [...REFUSE_START, { guard: 'holdsStart', actions: 'answerStarted' }, { actions: 'holdStart' }],
-          },
-        },
-        // The restart policy's backoff: mounted, no process, a restart due after
-        // the delay. Any stop, kill, halt or shutdown cancels it.
-        restarting: {
-          tags: ['mounted'],
-          always: [
-            { guard: 'closed', target: 'mounted', actions: ['cancelRestart', 'reportIdle'] },
-            // No timer for a zero backoff: setTimeout(0) alone costs a millisecond or more.
-            { guard: 'noBackoff', target: '#container.started', actions: 'takeRestart' },
-          ],
-          after: { backoff: { target: '#container.started', actions: 'takeRestart' } },
-          on: {
-            stop: { target: 'mounted', actions: ['cancelRestart', 'answerLastExit', 'reportIdle'] },
-            kill: { target: 'mounted', actions: ['cancelRestart', 'answerOk', 'reportIdle'] },
-            halt: { target: 'mounted', actions: ['cancelRestart', 'answerOk', 'reportIdle'] },
-            start: { actions: 'answerStarted' },
-          },
-        },
+        onError: { target: 'unmounted', actions: { type: 'failMount', params: ({ event }) => ({ error: event.error }) } },
+      },
+      on: {
+        ...IDLE,
+        mount: [{ guard: 'ensure', actions: 'queueMountReply' }, { actions: 'answerMountBusy' }],
+        start: [...REFUSE_START, { guard: 'holdsStart', actions: 'answerStarted' }, { actions: 'holdStart' }],
+        // Shutdown waits for an in-flight mount, so that its umount pass sees it.
+        halt: { actions: 'queueMountReply' },
+      },
+    },
+    mounted: {
+      tags: ['mounted'],
+      always: [
+        { guard: 'closedWithHeldStart', actions: 'refuseHeldStart' },
+        { guard: 'holdsStart', target: 'started', actions: 'takeHeldStart' },
+      ],
+      on: {
+        ...IDLE,
+        start: [...REFUSE_START, { target: 'started', actions: 'takeStart' }],
+        umount: { target: 'unmounting', actions: 'keepUmountReply' },
+      },
+    },
+    unmounting: {
+      tags: ['mounted'],
+      invoke: {
+        src: 'umount',
+        input: ({ context }) => ({ container: context.id, target: context.mountInput.target }),
+        onDone: { target: 'unmounted', actions: 'recordUmount' },
+        onError: { target: 'mounted', actions: { type: 'failUmount', params: ({ event }) => ({ error: event.error }) } },
+      },
+      on: {
+        ...IDLE,
+        // Wanted again while it goes away: mount once the umount is done.
+        mount: { actions: 'queueMountReply' },
+        start: [...REFUSE_START, { guard: 'holdsStart', actions: 'answerStarted' }, { actions: 'holdStart' }],
+      },
+    },
+    // The restart policy's backoff: mounted, no process, a restart due after
+    // the delay. Any stop, kill, halt or shutdown cancels it.
+    restarting: {
+      tags: ['mounted'],
+      always: [
+        { guard: 'closed', target: 'mounted', actions: ['cancelRestart', 'reportIdle'] },
+        // No timer for a zero backoff: setTimeout(0) alone costs a millisecond or more.
+        { guard: 'noBackoff', target: 'started', actions: 'takeRestart' },
+      ],
+      after: { backoff: { target: 'started', actions: 'takeRestart' } },
+      on: {
+        ...IDLE,
+        stop: { target: 'mounted', actions: ['cancelRestart', 'answerLastExit', 'reportIdle'] },
+        kill: { target: 'mounted', actions: ['cancelRestart', 'answerOk', 'reportIdle'] },
+        halt: { target: 'mounted', actions: ['cancelRestart', 'answerOk', 'reportIdle'] },
+        start: { actions: 'answerStarted' },
       },
     },
     started: {

@@ -91,7 +91,7 @@ export const flows = {
       );
       // Users before the resources they bind.
       for (const resources of [false, true]) {
-        const group = input.entries.filter((e) => e.resource === resources && (e.ref.getSnapshot() as { matches(s: object): boolean }).matches({ idle: 'mounted' }));
+        const group = input.entries.filter((e) => e.resource === resources && (e.ref.getSnapshot() as { matches(s: string): boolean }).matches('mounted'));
         await Promise.all(group.map(({ id, ref }) => ask(ref, (reply) => ({ type: 'umount', reply })).catch(settle('Unmounting', id))));
       }
     }),

@@ -64,7 +64,7 @@ describe('the runtime inspector in headless Chromium', noChromium ? { skip: noCh
 
     await h.client.kill(ID, 15);
     await h.waitFor((n) => typeof n === 'object' && 'exit' in n);
-    await tab.waitFor(`${active('idle.mounted')} && !(${active('started.running')})`, 'the highlight back on mounted');
+    await tab.waitFor(`${active('mounted')} && !(${active('started.running')})`, 'the highlight back on mounted');
 
     const types = await tab.evaluate<string[]>(`[...document.querySelectorAll('#events tr')].map((tr) => tr.dataset.type)`);
     for (const type of ['start', 'process.spawned', 'process.started', 'kill', 'process.exit']) {

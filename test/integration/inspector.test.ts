@@ -206,14 +206,14 @@ describe("the runtime's machines in the inspector at 1400×900", { skip: why }, 
     const html = await tab.evaluate<string>('document.documentElement.outerHTML');
     assert.ok(!html.includes(SECRET), 'the secret is not in the page');
     // The row is the time travel's position: the chart shows the state after the start.
-    await tab.waitFor(`${active('idle.mounting')} && !(${active('started')})`, 'the chart at the start event');
+    await tab.waitFor(`${active('mounting')} && !(${active('started')})`, 'the chart at the start event');
     writeFileSync(join(out, 'inspector-payload.png'), await tab.screenshot());
   });
 
   test('the scrubber shows an earlier state; "live" returns to now', async () => {
     await tab.evaluate(`(() => { const s = document.getElementById('scrubber'); s.value = '0'; s.dispatchEvent(new Event('input')); })()`);
-    await tab.waitFor(`${active('idle.unmounted')} && !(${active('started.running')})`, 'the initial state');
-    assert.match(await tab.evaluate<string>(`document.getElementById('scrub-label').textContent`), /^1\/\d+ .* xstate\.init → idle\.unmounted$/);
+    await tab.waitFor(`${active('unmounted')} && !(${active('started.running')})`, 'the initial state');
+    assert.match(await tab.evaluate<string>(`document.getElementById('scrub-label').textContent`), /^1\/\d+ .* xstate\.init → unmounted$/);
     await tab.evaluate(`document.getElementById('live').click()`);
     await tab.waitFor(active('started.running'), 'back to started.running');
   });
@@ -224,7 +224,7 @@ describe("the runtime's machines in the inspector at 1400×900", { skip: why }, 
     await tab.waitFor(active('started.stopping'), 'stopping');
     await tab.waitFor(`/after grace · 5\\d\\.\\d s/.test(document.querySelector('#chart g.state[data-path="started.stopping"] text.timer')?.textContent ?? '')`, 'the grace timer');
     demo.sup.send({ type: 'request', request: { type: 'kill', container: HELLO, signal: 9 }, reply: () => undefined } as never);
-    await tab.waitFor(active('idle.mounted'), 'mounted after the kill');
+    await tab.waitFor(active('mounted'), 'mounted after the kill');
     assert.equal(await tab.evaluate(`document.querySelectorAll('#chart text.timer').length`), 0);
   });
 
@@ -247,11 +247,11 @@ describe("the runtime's machines in the inspector at 1400×900", { skip: why }, 
       await replay.waitFor(`document.getElementById('conn').textContent === 'live'`, 'the empty page');
       assert.equal(await replay.evaluate(`document.querySelectorAll('#actors li').length`), 0);
       await replay.setFiles('#open-recording', [join(dir, file)]);
-      await replay.waitFor(`document.documentElement.dataset.replay === ${JSON.stringify(file)} && ${active('idle.mounted')}`, `${file} replayed`);
+      await replay.waitFor(`document.documentElement.dataset.replay === ${JSON.stringify(file)} && ${active('mounted')}`, `${file} replayed`);
       const names = await replay.evaluate<string[]>(`[...document.querySelectorAll('#actors li')].map((li) => li.dataset.name)`);
       assert.ok(names.includes(HELLO) && names.includes('supervisor'), names.join(', '));
       await replay.evaluate(`(() => { const s = document.getElementById('scrubber'); s.value = '0'; s.dispatchEvent(new Event('input')); })()`);
-      await replay.waitFor(active('idle.unmounted'), 'travel back in the recording');
+      await replay.waitFor(active('unmounted'), 'travel back in the recording');
       await replay.evaluate(`[...document.querySelectorAll('#events tr')].find((r) => r.dataset.type === 'start').click()`);
       await replay.waitFor(`document.getElementById('detail-body').textContent.includes('GREETING')`, 'a payload from the recording');
     }

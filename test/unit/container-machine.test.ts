@@ -92,7 +92,7 @@ async function mounted(h: { io: FakeIo; c: AnyActorRef }, device = '/dev/loop7')
   const m = h.io.mounts.shift();
   assert.ok(m, 'a mount is in flight');
   m.resolve({ device, target: m.input.target, phases: {} });
-  await waitFor(h.c, (s) => !s.matches({ idle: 'mounting' }));
+  await waitFor(h.c, (s) => !s.matches('mounting'));
 }
 
 function mountInput(id: string) {
@@ -151,7 +151,7 @@ test('a failed mount returns to unmounted and answers both the mount and the hel
   const s = h.start();
   await flush();
   h.io.mounts.shift()!.reject({ code: 'EBUSY', message: 'mount `/run/x`: Device or resource busy' });
-  await waitFor(h.c, (snapshot) => !snapshot.matches({ idle: 'mounting' }));
+  await waitFor(h.c, (snapshot) => !snapshot.matches('mounting'));
   assert.equal(h.state(), 'unmounted');
   settledError(m, 'unexpected');
   const f = settledError(s, 'start_container_failed');
@@ -213,7 +213,7 @@ test('a start that arrives while unmounting waits for the umount, then mounts ag
   unsettled(s);
   await flush();
   h.io.umounts.shift()!.resolve();
-  await waitFor(h.c, (snapshot) => !snapshot.matches({ idle: 'unmounting' }));
+  await waitFor(h.c, (snapshot) => !snapshot.matches('unmounting'));
   settledOk(u);
   assert.equal(h.state(), 'mounting');
   await mounted(h, '/dev/loop2');
@@ -229,7 +229,7 @@ test('a failed umount returns to mounted with the error', async () => {
   const u = h.req('umount');
   await flush();
   h.io.umounts.shift()!.reject({ code: 'EBUSY', message: 'umount `/run/x`: Device or resource busy' });
-  await waitFor(h.c, (snapshot) => !snapshot.matches({ idle: 'unmounting' }));
+  await waitFor(h.c, (snapshot) => !snapshot.matches('unmounting'));
   settledError(u, 'unexpected');
   assert.equal(h.state(), 'mounted');
 });
@@ -471,24 +471,24 @@ test('a huge grace is clamped to what a timer can hold, not turned into an immed
   assert.deepEqual(h.io.proc(ID).signals(), [SIGTERM, SIGKILL]);
 });
 
-test('every state has one name on the wire: idle states by their own name, the started ones under started', () => {
+test('every state has one name on the wire: its path, such as mounted or started.running', () => {
   const names: Record<string, string> = {};
   const walk = (node: { path: string[]; states: Record<string, unknown> }) => {
     const children = Object.values(node.states) as (typeof node)[];
     if (children.length === 0) {
-      // Every leaf is two deep (no parallel states): its value is { parent: leaf }.
-      const [parent, leaf] = node.path as [string, string];
-      names[node.path.join('.')] = stateName({ [parent]: leaf });
+      // A leaf is at most two deep (no parallel states): its value is its name or { parent: leaf }.
+      const [top, leaf] = node.path as [string, string | undefined];
+      names[node.path.join('.')] = stateName(leaf === undefined ? top : { [top]: leaf });
     }
     children.forEach(walk);
   };
   walk(containerMachine.root as never);
   assert.deepEqual(names, {
-    'idle.unmounted': 'unmounted',
-    'idle.mounting': 'mounting',
-    'idle.mounted': 'mounted',
-    'idle.unmounting': 'unmounting',
-    'idle.restarting': 'restarting',
+    unmounted: 'unmounted',
+    mounting: 'mounting',
+    mounted: 'mounted',
+    unmounting: 'unmounting',
+    restarting: 'restarting',
     'started.spawning': 'started.spawning',
     'started.confining': 'started.confining',
     'started.gating': 'started.gating',
