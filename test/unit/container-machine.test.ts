@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { createActor, setup, SimulatedClock, type AnyActorRef, type EventObject } from 'xstate';
+import { createActor, setup, SimulatedClock, waitFor, type AnyActorRef, type EventObject } from 'xstate';
 
 import { containerMachine, SIGKILL, SIGTERM, stateName } from '../../src/machines/container.js';
 import { statusText } from '../../src/machines/reply.js';
@@ -78,13 +78,21 @@ function harness(m: Manifest = manifest('hello', '0.0.1')) {
     /** start → mounted → running. */
     async running() {
       const r = this.start();
-      await flush();
-      io.mounts.shift()!.resolve({ device: '/dev/loop7', target: `/run/${id}`, phases: {} });
+      await mounted(this);
       await io.run(id);
       settledOk(r);
       assert.equal(this.state(), 'started.running');
     },
   };
+}
+
+/** Answers the mount in flight and waits until the machine has left `mounting`. */
+async function mounted(h: { io: FakeIo; c: AnyActorRef }, device = '/dev/loop7'): Promise<void> {
+  await flush(); // the mount actor starts with the transition's actions
+  const m = h.io.mounts.shift();
+  assert.ok(m, 'a mount is in flight');
+  m.resolve({ device, target: m.input.target, phases: {} });
+  await waitFor(h.c, (s) => !s.matches('mounting'));
 }
 
 function mountInput(id: string) {
@@ -143,7 +151,7 @@ test('a failed mount returns to unmounted and answers both the mount and the hel
   const s = h.start();
   await flush();
   h.io.mounts.shift()!.reject({ code: 'EBUSY', message: 'mount `/run/x`: Device or resource busy' });
-  await flush();
+  await waitFor(h.c, (snapshot) => !snapshot.matches('mounting'));
   assert.equal(h.state(), 'unmounted');
   settledError(m, 'unexpected');
   const f = settledError(s, 'start_container_failed');
@@ -155,9 +163,7 @@ test('starting a resource container answers start_container_resource in every id
   settledError(h.start(), 'start_container_resource');
   const m = h.req('mount');
   settledError(h.start(), 'start_container_resource');
-  await flush();
-  h.io.mounts.shift()!.resolve({ device: '/dev/loop1', target: '/run/res:1.0.0', phases: {} });
-  await flush();
+  await mounted(h);
   settledOk(m);
   assert.equal(h.state(), 'mounted');
   settledError(h.start(), 'start_container_resource');
@@ -170,9 +176,7 @@ test('mounting a mounted container answers mount_busy, an ensure-mount is fine',
   const busy = h.req('mount');
   const waiter = h.req('mount', { ensure: true });
   settledError(busy, 'mount_busy');
-  await flush();
-  h.io.mounts.shift()!.resolve({ device: '/dev/loop1', target: '/run/x', phases: {} });
-  await flush();
+  await mounted(h);
   settledOk(a);
   settledOk(waiter);
   settledError(h.req('mount'), 'mount_busy');
@@ -201,9 +205,7 @@ test('umount answers umount_busy when not mounted or started, and unmounts a mou
 test('a start that arrives while unmounting waits for the umount, then mounts again and starts', async () => {
   const h = harness();
   h.req('mount');
-  await flush();
-  h.io.mounts.shift()!.resolve({ device: '/dev/loop1', target: '/run/x', phases: {} });
-  await flush();
+  await mounted(h);
   const u = h.req('umount');
   const s = h.start();
   const m = h.req('mount', { ensure: true });
@@ -211,11 +213,10 @@ test('a start that arrives while unmounting waits for the umount, then mounts ag
   unsettled(s);
   await flush();
   h.io.umounts.shift()!.resolve();
-  await flush();
+  await waitFor(h.c, (snapshot) => !snapshot.matches('unmounting'));
   settledOk(u);
   assert.equal(h.state(), 'mounting');
-  h.io.mounts.shift()!.resolve({ device: '/dev/loop2', target: '/run/x', phases: {} });
-  await flush();
+  await mounted(h, '/dev/loop2');
   settledOk(m);
   await h.io.run(ID);
   settledOk(s);
@@ -224,13 +225,11 @@ test('a start that arrives while unmounting waits for the umount, then mounts ag
 test('a failed umount returns to mounted with the error', async () => {
   const h = harness();
   h.req('mount');
-  await flush();
-  h.io.mounts.shift()!.resolve({ device: '/dev/loop1', target: '/run/x', phases: {} });
-  await flush();
+  await mounted(h);
   const u = h.req('umount');
   await flush();
   h.io.umounts.shift()!.reject({ code: 'EBUSY', message: 'umount `/run/x`: Device or resource busy' });
-  await flush();
+  await waitFor(h.c, (snapshot) => !snapshot.matches('unmounting'));
   settledError(u, 'unexpected');
   assert.equal(h.state(), 'mounted');
 });
@@ -239,8 +238,7 @@ test('a second start of a started container answers start_container_started', as
   const h = harness();
   const a = h.start();
   settledError(h.start(), 'start_container_started');
-  await flush();
-  h.io.mounts.shift()!.resolve({ device: '/dev/loop7', target: '/run/x', phases: {} });
+  await mounted(h);
   await h.io.run(ID);
   settledOk(a);
   settledError(h.start(), 'start_container_started');
@@ -371,9 +369,7 @@ test('stop of a paused container thaws it, then runs the grace', async () => {
 test('a cgroups failure aborts the start: SIGKILL, no gate, a start_container_failed reply and no exit report', async () => {
   const h = harness();
   const r = h.start();
-  await flush();
-  h.io.mounts.shift()!.resolve({ device: '/dev/loop7', target: '/run/x', phases: {} });
-  await flush();
+  await mounted(h);
   h.io.proc(ID).spawned(5);
   h.io.cg(ID).send({ type: 'cgroups.failed', error: { code: 'EACCES', message: 'mkdir `/sys/fs/cgroup/x`: Permission denied' } });
   assert.equal(h.state(), 'started.aborting');
@@ -388,9 +384,7 @@ test('a cgroups failure aborts the start: SIGKILL, no gate, a start_container_fa
 test('a launch failure answers start_container_failed and returns to mounted', async () => {
   const h = harness();
   const r = h.start();
-  await flush();
-  h.io.mounts.shift()!.resolve({ device: '/dev/loop7', target: '/run/x', phases: {} });
-  await flush();
+  await mounted(h);
   h.io.proc(ID).send({ type: 'process.failed', error: { code: 'ENOENT', message: 'execve `/probe`: No such file or directory' } });
   assert.match(String(settledError(r, 'start_container_failed').error), /No such file/);
   assert.equal(h.state(), 'mounted');
@@ -428,9 +422,7 @@ test('after close, starts are refused, also one held while mounting', async () =
   const h = harness();
   const s = h.start();
   send(h.c, { type: 'close' });
-  await flush();
-  h.io.mounts.shift()!.resolve({ device: '/dev/loop7', target: '/run/x', phases: {} });
-  await flush();
+  await mounted(h);
   settledError(s, 'start_container_failed');
   assert.equal(h.state(), 'mounted');
   settledError(h.start(), 'start_container_failed');
@@ -440,9 +432,7 @@ test('after close, starts are refused, also one held while mounting', async () =
 test('a stop during the start kills the process; a start that still completes is answered ok', async () => {
   const h = harness();
   const r = h.start();
-  await flush();
-  h.io.mounts.shift()!.resolve({ device: '/dev/loop7', target: '/run/x', phases: {} });
-  await flush();
+  await mounted(h);
   h.io.proc(ID).spawned(5);
   h.io.cg(ID).send({ type: 'cgroups.ready' });
   const s = h.req<ExitStatus>('stop', { graceMs: 50 });
@@ -462,9 +452,7 @@ test('exit statuses display like Northstar: Exit(0), Signalled(SIGTERM)', () => 
 test('a stop before the gate opens kills at once: nstar-init ignores SIGTERM', async () => {
   const h = harness();
   const r = h.start();
-  await flush();
-  h.io.mounts.shift()!.resolve({ device: '/dev/loop7', target: '/run/x', phases: {} });
-  await flush();
+  await mounted(h);
   h.io.proc(ID).spawned(5);
   const s = h.req<ExitStatus>('stop', { graceMs: 10_000 });
   assert.deepEqual(h.io.proc(ID).signals(), [SIGKILL]);
@@ -481,4 +469,37 @@ test('a huge grace is clamped to what a timer can hold, not turned into an immed
   assert.deepEqual(h.io.proc(ID).signals(), [SIGTERM]);
   h.advance(2 ** 31 - 1);
   assert.deepEqual(h.io.proc(ID).signals(), [SIGTERM, SIGKILL]);
+});
+
+test('every state has one name on the wire: its path, such as mounted or started.running', () => {
+  const names: Record<string, string> = {};
+  const walk = (node: { path: string[]; states: Record<string, unknown> }) => {
+    const children = Object.values(node.states) as (typeof node)[];
+    if (children.length === 0) {
+      // A leaf is at most two deep (no parallel states): its value is its name or { parent: leaf }.
+      const [top, leaf] = node.path as [string, string | undefined];
+      names[node.path.join('.')] = stateName(leaf === undefined ? top : { [top]: leaf });
+    }
+    children.forEach(walk);
+  };
+  walk(containerMachine.root as never);
+  assert.deepEqual(names, {
+    unmounted: 'unmounted',
+    mounting: 'mounting',
+    mounted: 'mounted',
+    unmounting: 'unmounting',
+    restarting: 'restarting',
+    'started.spawning': 'started.spawning',
+    'started.confining': 'started.confining',
+    'started.gating': 'started.gating',
+    'started.running': 'started.running',
+    'started.pausing': 'started.pausing',
+    'started.paused': 'started.paused',
+    'started.resuming': 'started.resuming',
+    'started.thawing': 'started.thawing',
+    'started.stopping': 'started.stopping',
+    'started.killing': 'started.killing',
+    'started.aborting': 'started.aborting',
+    'started.exiting': 'started.exiting',
+  });
 });

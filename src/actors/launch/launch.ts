@@ -260,7 +260,6 @@ class Launch {
   private openGate(): void {
     if (this.gateAt !== undefined) return;
     this.gateAt = performance.now();
-    this.phases.cgroups = this.gateAt - this.spawnedAt;
     this.send(encodeGate());
   }
 
@@ -283,11 +282,9 @@ class Launch {
         break;
       }
       case 'started': {
-        const now = performance.now();
         this.running = true;
         this.phases.gate_wait = this.readyAt !== undefined && this.gateAt !== undefined ? Math.max(0, this.gateAt - this.readyAt) : 0;
         this.phases.exec = m.execUs / 1000;
-        this.phases.total = now - this.t0;
         this.started.resolve({ phases: { ...this.phases } });
         break;
       }
