@@ -15,7 +15,7 @@ import type { NpkInfo } from '../machines/plan.js';
 import { fail, failureData, ok } from '../machines/reply.js';
 import type { InstallInput, UninstallInput } from '../machines/supervisor.js';
 import { errors } from '../model/errors.js';
-import type { Repository } from './repository/index.js';
+import { npkInfo, type Repository } from './repository/index.js';
 
 /** What the adapters need from the runtime's I/O modules. */
 export interface Io {
@@ -118,7 +118,7 @@ export function makeActors(io: Io, opts: ActorOptions = {}) {
     }),
     process: processActor(io, opts),
     cgroups: cgroupsActor(io),
-    install: fromPromise<NpkInfo, InstallInput>(async ({ input }) => repository(input.repository).insert(input.data, input.size)),
+    install: fromPromise<NpkInfo, InstallInput>(async ({ input }) => npkInfo(await repository(input.repository).insert(input.data, input.size))),
     uninstall: fromPromise<void, UninstallInput>(async ({ input }) => {
       await repository(input.repository).remove(input.container);
       if (input.wipe === undefined) return;

@@ -9,7 +9,8 @@
 export const REDACTED = '‹redacted›';
 
 /** Keys whose whole value is secret. */
-const SECRET_KEYS = new Set(['shared', 'token', 'password', 'secret', 'key_data']);
+// manifestText: a manifest's YAML, env values included.
+const SECRET_KEYS = new Set(['shared', 'token', 'password', 'secret', 'key_data', 'manifestText']);
 /** Keys whose value is a map of names to secret values: the names stay. */
 const SECRET_MAPS = new Set(['env', 'environment']);
 

@@ -13,6 +13,7 @@ import { errors, RuntimeError } from '../../model/errors.js';
 import { child } from '../../model/safe-path.js';
 import { Logger } from '../../log.js';
 import type { RepositoryContents } from '../../machines/supervisor.js';
+import type { NpkInfo } from '../../machines/plan.js';
 import { closeNpk, openNpk, type Npk } from '../../npk/npk.js';
 
 export interface RepositoryOptions {
@@ -43,7 +44,17 @@ export interface Repository {
 
 /** What the supervisor is told of a loaded repository: plain data (it refers to repositories by id). */
 export function contentsOf(repo: Repository): RepositoryContents {
-  return { id: repo.id, keyed: repo.key !== undefined, npks: [...repo.containers.values()].map((s) => s.npk) };
+  return { id: repo.id, keyed: repo.key !== undefined, npks: [...repo.containers.values()].map((s) => npkInfo(s.npk)) };
+}
+
+/**
+ * What the machines keep of an NPK: no fd, no signature, and no manifest text
+ * (its env values are secrets; the machines' contexts are recorded by the
+ * inspector).
+ */
+export function npkInfo(npk: Npk): NpkInfo {
+  const { path, manifest, fsImgOffset, fsImgSize, verity } = npk;
+  return { path, manifest, fsImgOffset, fsImgSize, ...(verity ? { verity } : {}) };
 }
 
 const npkLog = new Logger('npk');
