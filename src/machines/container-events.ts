@@ -2,22 +2,11 @@
 // reply), facts from its child actors (`source.fact`), and what it tells its
 // parent (the supervisor). Types only.
 import type { ExitStatus } from '../model/errors.js';
-import type { LaunchSpec, MemoryEvent, MountOutput, Phases } from './contracts.js';
+import type { ExecRequest, Executed, LaunchSpec, MemoryEvent, MountOutput, Phases } from './contracts.js';
+
+export type { ExecRequest, Executed } from './contracts.js';
 import type { HealthEvent, HealthReport, HealthStatus } from './container-health.js';
 import type { FailureData, Reply } from './reply.js';
-
-/** An additional process to run inside a running container (exec request). */
-export interface ExecSpec {
-  path: string;
-  args: string[];
-  env: Record<string, string>;
-}
-
-/** A process started by exec: its host pid and its exit status to come. */
-export interface Executed {
-  pid: number;
-  exited: Promise<ExitStatus>;
-}
 
 /** Statistics by category ("cpu", "memory", "memory_events", "blkio", "pids"), as the cgroups module reports them. */
 export type Statistics = Record<string, unknown>;
@@ -76,7 +65,7 @@ export type ContainerRequest =
   | { type: 'halt'; reply: Reply }
   | { type: 'pause'; reply: Reply }
   | { type: 'resume'; reply: Reply }
-  | { type: 'exec'; exec: ExecSpec; reply: Reply<Executed> }
+  | { type: 'exec'; exec: ExecRequest; reply: Reply<Executed> }
   | { type: 'inspect'; categories?: string[]; reply: Reply<ContainerStatus> }
   /** The runtime is shutting down: refuse further starts. */
   | { type: 'close' };
@@ -104,7 +93,7 @@ export type ProcessCommand =
   | { type: 'gate.open' }
   /** To the container's process group, or to `pid` (a health check's process) when given. */
   | { type: 'signal'; signal: number; pid?: number }
-  | { type: 'exec'; exec: ExecSpec; reply: Reply<Executed> };
+  | { type: 'exec'; exec: ExecRequest; reply: Reply<Executed> };
 
 /** Events to the cgroups actor. */
 export type CgroupsCommand =

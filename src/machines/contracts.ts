@@ -82,6 +82,27 @@ export interface LaunchSpec {
 }
 
 /** A launched container: init exists and waits at the start gate. */
+/** An additional process to run inside a running container (exec request). */
+export interface ExecRequest {
+  /** Executable inside the container's root. */
+  path: string;
+  /** argv[1..] (argv[0] is path). */
+  args: string[];
+  /** Set on top of the container's environment (manifest env, start environment, NORTHSTAR_NAME/VERSION/CONTAINER). */
+  env: Record<string, string>;
+  /** The caller's fds for stdin/stdout/stderr (attached exec): passed to the process as they are, not captured. */
+  stdio?: [number, number, number];
+  /** With `stdio`: stdin is a terminal the process takes as its controlling tty in a new session. */
+  tty?: boolean;
+}
+
+/** A process started by exec: its host pid and its own exit status to come (the container's is reported separately). */
+export interface Executed {
+  /** Host pid of the new process (its pid-namespace pid when it was gone before it could be looked up). */
+  pid: number;
+  exited: Promise<ExitStatus>;
+}
+
 export interface Launched {
   /** Host pid of nstar-init (PID 1 of the container's pid namespace). */
   pid: number;
@@ -94,7 +115,7 @@ export interface Launched {
   /** Signals the container's process group (ESRCH ignored). */
   kill(signal: number): void;
   /** Runs an additional process inside the running container (exec request). */
-  exec?(req: { path: string; args: string[]; env: Record<string, string>; stdio?: [number, number, number]; tty?: boolean }): Promise<{ pid: number; exited: Promise<ExitStatus> }>;
+  exec?(req: ExecRequest): Promise<Executed>;
 }
 
 // Process actor events (to the parent machine):

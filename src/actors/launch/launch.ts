@@ -27,7 +27,7 @@ import { getSystemErrorMap } from 'node:util';
 import { Logger } from '../../log.js';
 import { errors, RuntimeError, systemError, type ExitStatus, type SystemErrorData } from '../../model/errors.js';
 import type { SeccompArch } from '../../model/seccomp.js';
-import type { LaunchSpec, Launched, Phases } from '../../machines/contracts.js';
+import type { ExecRequest, Executed, LaunchSpec, Launched, Phases } from '../../machines/contracts.js';
 import { planLaunch } from '../../machines/launch-plan.js';
 import { initBinaryPath, native } from '../../native.js';
 import type { SpawnedChild } from '../../native-api/process.js';
@@ -37,26 +37,10 @@ import { defaultOutput, type AttachedStream, type Output } from '../output/index
 import { hostView, preparePersist } from './sandbox.js';
 import { createSockets, type ContainerSockets } from './sockets.js';
 
-export interface ExecRequest {
-  /** Executable inside the container's root. */
-  path: string;
-  /** argv[1..] (argv[0] is path). */
-  args: string[];
-  /** Set on top of the container's environment (manifest env, start environment, NORTHSTAR_NAME/VERSION/CONTAINER). */
-  env: Record<string, string>;
-  /** The caller's fds for stdin/stdout/stderr (attached exec): passed to the process as they are, not captured. */
-  stdio?: [number, number, number];
-  /** With `stdio`: stdin is a terminal the process takes as its controlling tty in a new session. */
-  tty?: boolean;
-}
-
-export interface Executed {
-  /** Host pid of the new process (its pid-namespace pid when it was gone before it could be looked up). */
-  pid: number;
+/** What launch knows of an exec'd process beyond the machines' Executed. */
+export interface LaunchedExec extends Executed {
   /** Its pid inside the container's pid namespace. */
   nsPid: number;
-  /** Its own exit status (the container's is reported separately). */
-  exited: Promise<ExitStatus>;
   /** stdout and stderr, captured (at most 1 MiB each; each line is also logged at info with the container as target). */
   output: Promise<{ stdout: string; stderr: string }>;
 }
@@ -65,7 +49,7 @@ export interface LaunchedContainer extends Launched {
   /** Resolves when init finished the sandbox setup and waits at the start gate (rejects like `started`). */
   ready: Promise<{ setupMs: number }>;
   /** Runs an additional process inside the running container (same namespaces, root, cgroups, ids, caps, seccomp). */
-  exec(req: ExecRequest): Promise<Executed>;
+  exec(req: ExecRequest): Promise<LaunchedExec>;
 }
 
 export interface LaunchOptions {
@@ -141,7 +125,7 @@ export async function launch(spec: LaunchSpec, opts: LaunchOptions = {}): Promis
 }
 
 interface PendingExec {
-  forked: ReturnType<typeof deferred<Executed>>;
+  forked: ReturnType<typeof deferred<LaunchedExec>>;
   exited: ReturnType<typeof deferred<ExitStatus>>;
   output: Promise<{ stdout: string; stderr: string }>;
   status?: ExitStatus;
@@ -357,7 +341,7 @@ class Launch {
 
   // ---------------------------------------------------------------- exec
 
-  private async exec(req: ExecRequest): Promise<Executed> {
+  private async exec(req: ExecRequest): Promise<LaunchedExec> {
     // Between the gate and `started`, wait for the container process to exist.
     if (!this.running && this.gateAt !== undefined && !this.settled) await this.started.promise.catch(() => undefined);
     if (!this.running || this.controlClosed) throw errors.notStarted(this.spec.container);
@@ -369,7 +353,7 @@ class Launch {
       this.outputs.attach({ target: this.spec.container, stream: i === 0 ? 'stdout' : 'stderr', fd, capture: CAPTURE_LIMIT }),
     );
     const output = Promise.all(streams.map((s) => s.ended)).then(([stdout, stderr]) => ({ stdout: stdout ?? '', stderr: stderr ?? '' }));
-    const pending: PendingExec = { forked: deferred<Executed>(), exited: deferred<ExitStatus>(), output, streams };
+    const pending: PendingExec = { forked: deferred<LaunchedExec>(), exited: deferred<ExitStatus>(), output, streams };
     this.execs.set(id, pending);
     try {
       if (!this.send(encodeExec(id, req.path, req.args, this.execEnv(req)), [devnull, out[1], err[1]])) throw errors.notStarted(this.spec.container);
@@ -389,8 +373,8 @@ class Launch {
   }
 
   /** An exec whose stdio are the caller's fds (spec/streams.md attached exec): nothing captured here. */
-  private execAttached(id: number, req: ExecRequest, stdio: [number, number, number]): Promise<Executed> {
-    const pending: PendingExec = { forked: deferred<Executed>(), exited: deferred<ExitStatus>(), output: Promise.resolve({ stdout: '', stderr: '' }), streams: [] };
+  private execAttached(id: number, req: ExecRequest, stdio: [number, number, number]): Promise<LaunchedExec> {
+    const pending: PendingExec = { forked: deferred<LaunchedExec>(), exited: deferred<ExitStatus>(), output: Promise.resolve({ stdout: '', stderr: '' }), streams: [] };
     this.execs.set(id, pending);
     if (!this.send(encodeExec(id, req.path, req.args, this.execEnv(req), req.tty === true), stdio)) {
       this.execs.delete(id);
