@@ -6,19 +6,17 @@ import { constants } from 'node:os';
 import type { AnyActorRef, EventObject } from 'xstate';
 
 import { Logger } from '../log.js';
-import { errors, RuntimeError, type ErrorCode, type ExitStatus, type SystemErrorData } from '../model/errors.js';
+import { err, errors, RuntimeError, type ErrorCode, type ExitStatus, type Result, type SystemErrorData } from '../model/errors.js';
 
-export type Outcome<T> = { ok: true; value: T } | { ok: false; error: RuntimeError };
-export type Reply<T = void> = (outcome: Outcome<T>) => void;
+export { ok } from '../model/errors.js';
+
+export type Reply<T = void> = (outcome: Result<T, RuntimeError>) => void;
 
 const log = new Logger('machines');
 
-export function ok<T>(value: T): Outcome<T> {
-  return { ok: true, value };
-}
-
-export function fail(error: unknown): Outcome<never> {
-  return { ok: false, error: toRuntimeError(error) };
+/** Any failure as a reply's error (see toRuntimeError). */
+export function fail(error: unknown): { ok: false; error: RuntimeError } {
+  return err(toRuntimeError(error));
 }
 
 /** A failure as event data: system error data, or a RuntimeError's code, message and fields. */
