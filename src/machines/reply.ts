@@ -7,6 +7,7 @@ import type { AnyActorRef, EventObject } from 'xstate';
 
 import { Logger } from '../log.js';
 import { err, errors, RuntimeError, type ErrorCode, type ExitStatus, type Result, type SystemErrorData } from '../model/errors.js';
+import { withResolvers } from '../model/with-resolvers.js';
 
 export { ok } from '../model/errors.js';
 
@@ -103,11 +104,8 @@ export function untilAborted<T>(reply: Reply<T>, signal: AbortSignal, error: () 
 
 /** A reply that resolves or rejects a promise. */
 export function deferred<T>(): { reply: Reply<T>; promise: Promise<T> } {
-  let reply!: Reply<T>;
-  const promise = new Promise<T>((resolve, reject) => {
-    reply = once((o) => (o.ok ? resolve(o.value) : reject(o.error)), 'deferred');
-  });
-  return { reply, promise };
+  const d = withResolvers<T>();
+  return { reply: once((o) => (o.ok ? d.resolve(o.value) : d.reject(o.error)), 'deferred'), promise: d.promise };
 }
 
 /** Sends an event carrying a fresh reply to `ref`, and waits for the answer. */

@@ -23,6 +23,7 @@ import { RuntimeError, err, errors, ok, systemError } from '../../model/errors.j
 import type { ErrorCode, Result, SystemErrorData } from '../../model/errors.js';
 import { Logger } from '../../log.js';
 import { native } from '../../native.js';
+import { withResolvers } from '../../model/with-resolvers.js';
 import { workerEntry } from '../../threads.js';
 import type { BatchItem, MountBatch, MountHooks, MountTask, TaskFailure } from './mount.worker.js';
 import { isMountPoint } from './mountinfo.js';
@@ -155,17 +156,16 @@ export class MountPool {
     const { port1, port2 } = new MessageChannel();
     let received = 0;
     let expected = Infinity;
-    let drained!: () => void;
-    const all = new Promise<void>((resolve) => (drained = resolve));
+    const all = withResolvers<void>();
     port1.on('message', (item: BatchItem) => {
       onItem(item);
-      if (++received >= expected) drained();
+      if (++received >= expected) all.resolve();
     });
     try {
       const r = await this.#pool.run({ ...task, port: port2 }, { transferList: [port2] });
       expected = r.ok ? (r.value as number) : 0;
-      if (received >= expected) drained();
-      await all;
+      if (received >= expected) all.resolve();
+      await all.promise;
     } catch (e) {
       // The worker died: take what already arrived; the caller salvages the rest.
       log.warn(`mount batch: ${(e as Error)?.message ?? String(e)}`);
