@@ -21,7 +21,7 @@ import { makeActors } from '../src/actors/machine-actors.js';
 import { startInspector, type Inspector } from '../src/inspector/inspector.js';
 import { containerMachine } from '../src/machines/container.js';
 import type { LaunchSpec, MountInput } from '../src/machines/contracts.js';
-import type { Outcome } from '../src/machines/reply.js';
+import type { Result, RuntimeError } from '../src/model/errors.js';
 import type { Manifest } from '../src/model/manifest.js';
 import { buildProbe } from '../test/fixtures/build.js';
 
@@ -105,7 +105,7 @@ async function block(dir: string, tree: CgroupTree, inspect: ((e: InspectionEven
       await slots.take();
       try {
         const t0 = performance.now();
-        const outcome = await new Promise<Outcome<unknown>>((reply) =>
+        const outcome = await new Promise<Result<unknown, RuntimeError>>((reply) =>
           children[id].send({ type: 'start', spec, requestedAt: t0, resolveMs: 0, reply }),
         );
         if (!outcome.ok) throw outcome.error;

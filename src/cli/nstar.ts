@@ -558,28 +558,11 @@ function build(io: CliIo, run: Run): Command {
   command('pause')
     .description('freeze a running container (extension)')
     .argument('<container>')
-    .action((c: string, o) =>
-      run(o, async (s) => {
-        const client = await s.connect();
-        const container = await s.resolve(c);
-        // The runtime answers a second pause with ok (idempotent); a person wants to know.
-        const state = await stateIfKnown(client, container);
-        if (state === 'paused') throw new UsageError(`${container} is already paused (\`nstar resume ${container}\` thaws it)`);
-        s.emit(`paused ${await client.pause(container)}`, { paused: container });
-      }),
-    );
+    .action((c: string, o) => run(o, (s) => pauseOrResume(s, c, 'pause')));
   command('resume')
     .description('thaw a paused container (extension)')
     .argument('<container>')
-    .action((c: string, o) =>
-      run(o, async (s) => {
-        const client = await s.connect();
-        const container = await s.resolve(c);
-        const state = await stateIfKnown(client, container);
-        if (state === 'running') throw new UsageError(`${container} is not paused (it is running): nothing to resume`);
-        s.emit(`resumed ${await client.resume(container)}`, { resumed: container });
-      }),
-    );
+    .action((c: string, o) => run(o, (s) => pauseOrResume(s, c, 'resume')));
   command('install')
     .description('install an npk into a repository (a progress bar on a terminal)')
     .argument('<npk>')
@@ -710,6 +693,17 @@ function build(io: CliIo, run: Run): Command {
 }
 
 /** The machine state when the runtime reports it (our extension), mapped as in `list`. */
+/** The runtime answers a second pause (or resume) with ok (idempotent); a person wants to know. */
+async function pauseOrResume(s: Session, c: string, verb: 'pause' | 'resume'): Promise<void> {
+  const client = await s.connect();
+  const container = await s.resolve(c);
+  const state = await stateIfKnown(client, container);
+  if (verb === 'pause' && state === 'paused') throw new UsageError(`${container} is already paused (\`nstar resume ${container}\` thaws it)`);
+  if (verb === 'resume' && state === 'running') throw new UsageError(`${container} is not paused (it is running): nothing to resume`);
+  const done = verb === 'pause' ? 'paused' : 'resumed';
+  s.emit(`${done} ${await client[verb](container)}`, { [done]: container });
+}
+
 async function stateIfKnown(client: Client, container: string): Promise<string | undefined> {
   try {
     const d = await client.inspect(container, []);

@@ -11,8 +11,10 @@ import net from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 
 import type { WireError } from '../model/errors.js';
+import { parseBindUrl, type BindAddress } from '../model/bind-url.js';
 import { DEFAULT_CONSOLE_PORT } from '../model/console-options.js';
 import { VERSION } from '../model/version.js';
+import { withResolvers } from '../model/with-resolvers.js';
 import { encodeMessage, FrameReader, parseJson } from '../console/codec.js';
 import { AttachedStream } from './attached.js';
 import { Container } from './container.js';
@@ -94,12 +96,13 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout?: () 
 
 /** Opens the transport of a console url: `unix:///path` or `tcp://host[:port]`. */
 export function openSocket(url: string, timeoutMs = CONNECT_TIMEOUT_MS): Promise<net.Socket> {
-  let opts: net.NetConnectOpts;
-  if (url.startsWith('unix://')) opts = { path: url.slice('unix://'.length) };
-  else if (url.startsWith('tcp://')) {
-    const u = new URL(url);
-    opts = { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port ? Number(u.port) : DEFAULT_CONSOLE_PORT };
-  } else return Promise.reject(new ClientError('protocol', `invalid url "${url}": the scheme must be tcp or unix`));
+  let addr: BindAddress;
+  try {
+    addr = parseBindUrl(url);
+  } catch (e) {
+    return Promise.reject(new ClientError('protocol', (e as Error).message));
+  }
+  const opts: net.NetConnectOpts = addr.kind === 'unix' ? { path: addr.path } : { host: addr.host, port: addr.port };
   return new Promise((resolve, reject) => {
     const s = net.connect(opts);
     const t = setTimeout(() => {
@@ -152,9 +155,7 @@ export class Client implements ClientApi {
   private lagged = false;
   private closedError: ClientError | undefined;
   private chain: Promise<unknown> = Promise.resolve();
-  private readonly handshake: Promise<void>;
-  private resolveHandshake!: () => void;
-  private rejectHandshake!: (e: Error) => void;
+  private readonly handshake = withResolvers<void>();
   private readonly capacity: number;
   private resolveClosed!: () => void;
   private readonly watchers = new Set<(n: Notification | ClientError) => void>();
@@ -172,11 +173,7 @@ export class Client implements ClientApi {
   ) {
     this.capacity = opts.subscribe === true ? 100 : typeof opts.subscribe === 'number' ? opts.subscribe : 0;
     this.reader = new FrameReader(stream, 64 * 1024 * 1024);
-    this.handshake = new Promise((res, rej) => {
-      this.resolveHandshake = res;
-      this.rejectHandshake = rej;
-    });
-    this.handshake.catch(() => undefined);
+    this.handshake.promise.catch(() => undefined);
     stream.on('error', () => undefined);
   }
 
@@ -220,7 +217,7 @@ export class Client implements ClientApi {
     if (opts.extensions && opts.extensions.length > 0) connect.extensions = [...opts.extensions];
     c.write({ connect });
     void c.readLoop();
-    await withTimeout(c.handshake, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, 'handshake', () => stream.destroy());
+    await withTimeout(c.handshake.promise, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, 'handshake', () => stream.destroy());
     return c;
   }
 
@@ -235,7 +232,7 @@ export class Client implements ClientApi {
     this.closedError = e;
     this.resolveClosed();
     for (const w of this.watchers) w(e);
-    this.rejectHandshake(e);
+    this.handshake.reject(e);
     for (const p of this.pending.splice(0)) p.reject(e);
     this.wakeNotes();
   }
@@ -251,7 +248,7 @@ export class Client implements ClientApi {
         if (!handshaken) {
           if ('connect_ack' in m) {
             handshaken = true;
-            this.resolveHandshake();
+            this.handshake.resolve();
           } else if ('connect_nack' in m) {
             const n = m.connect_nack;
             if (n === 'permission_denied')

@@ -13,8 +13,9 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 
 import { Logger } from '../log.js';
+import { parseBindUrl } from '../model/bind-url.js';
 import { DEFAULT_SOCKET_MODE } from '../model/config.js';
-import { DEFAULT_CONSOLE_OPTIONS, DEFAULT_CONSOLE_PORT, HANDSHAKE_TIMEOUT_MS, type ConsoleBackend, type ConsoleOptions, type Peer } from './backend.js';
+import { DEFAULT_CONSOLE_OPTIONS, HANDSHAKE_TIMEOUT_MS, type ConsoleBackend, type ConsoleOptions, type Peer } from './backend.js';
 import { Connection } from './connection.js';
 import { formatPermissions, permissionSet, type Permissions } from './permissions.js';
 import { tokens as defaultTokens, type TokenAuthority } from './token.js';
@@ -45,29 +46,6 @@ export interface ContainerConsole {
   /** Closes the container's console connection (the container exited). */
   close(): void;
   readonly closed: Promise<void>;
-}
-
-/** `unix:///path` or `tcp://host[:port]` (default port 4200). */
-export type BindAddress = { type: 'unix'; path: string } | { type: 'tcp'; host: string; port: number };
-
-export function parseBindUrl(url: string): BindAddress {
-  if (url.startsWith('unix://')) {
-    const path = url.slice('unix://'.length);
-    if (!path) throw new Error(`invalid console url "${url}": missing path`);
-    return { type: 'unix', path };
-  }
-  if (url.startsWith('tcp://')) {
-    let u: URL;
-    try {
-      u = new URL(url);
-    } catch {
-      throw new Error(`invalid console url "${url}"`);
-    }
-    const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
-    if (!host) throw new Error(`invalid console url "${url}": missing host`);
-    return { type: 'tcp', host, port: u.port ? Number(u.port) : DEFAULT_CONSOLE_PORT };
-  }
-  throw new Error(`invalid console url "${url}": the scheme must be tcp or unix`);
 }
 
 const log = new Logger('console');
@@ -125,20 +103,20 @@ export class ConsoleServer extends EventEmitter {
     this.ensureSubscribed();
     const server = net.createServer((socket) => {
       const peer: Peer =
-        addr.type === 'unix'
+        addr.kind === 'unix'
           ? { type: 'remote', url: `unix://${addr.path}` }
           : { type: 'remote', url: `tcp://${socket.remoteAddress}:${socket.remotePort}` };
       this.accept(socket, peer, perms, opts, undefined);
     });
-    if (addr.type === 'unix') removeStaleSocket(addr.path);
+    if (addr.kind === 'unix') removeStaleSocket(addr.path);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      if (addr.type === 'unix') server.listen(addr.path, resolve);
+      if (addr.kind === 'unix') server.listen(addr.path, resolve);
       else server.listen(addr.port, addr.host, resolve);
     });
     server.on('error', (e) => log.warn(`Console listener ${url}: ${e.message}`));
-    this.binds.push({ server, unixPath: addr.type === 'unix' ? addr.path : undefined });
-    if (addr.type === 'unix') {
+    this.binds.push({ server, unixPath: addr.kind === 'unix' ? addr.path : undefined });
+    if (addr.kind === 'unix') {
       // Until this chmod the socket has the mode the umask gave it at bind
       // (the daemon's 077: root only); close() removes it when either fails.
       if (gid !== undefined) chownSync(addr.path, -1, gid);

@@ -6,19 +6,18 @@ import { constants } from 'node:os';
 import type { AnyActorRef, EventObject } from 'xstate';
 
 import { Logger } from '../log.js';
-import { errors, RuntimeError, type ErrorCode, type ExitStatus, type SystemErrorData } from '../model/errors.js';
+import { err, errors, RuntimeError, type ErrorCode, type ExitStatus, type Result, type SystemErrorData } from '../model/errors.js';
+import { withResolvers } from '../model/with-resolvers.js';
 
-export type Outcome<T> = { ok: true; value: T } | { ok: false; error: RuntimeError };
-export type Reply<T = void> = (outcome: Outcome<T>) => void;
+export { ok } from '../model/errors.js';
+
+export type Reply<T = void> = (outcome: Result<T, RuntimeError>) => void;
 
 const log = new Logger('machines');
 
-export function ok<T>(value: T): Outcome<T> {
-  return { ok: true, value };
-}
-
-export function fail(error: unknown): Outcome<never> {
-  return { ok: false, error: toRuntimeError(error) };
+/** Any failure as a reply's error (see toRuntimeError). */
+export function fail(error: unknown): { ok: false; error: RuntimeError } {
+  return err(toRuntimeError(error));
 }
 
 /** A failure as event data: system error data, or a RuntimeError's code, message and fields. */
@@ -105,11 +104,8 @@ export function untilAborted<T>(reply: Reply<T>, signal: AbortSignal, error: () 
 
 /** A reply that resolves or rejects a promise. */
 export function deferred<T>(): { reply: Reply<T>; promise: Promise<T> } {
-  let reply!: Reply<T>;
-  const promise = new Promise<T>((resolve, reject) => {
-    reply = once((o) => (o.ok ? resolve(o.value) : reject(o.error)), 'deferred');
-  });
-  return { reply, promise };
+  const d = withResolvers<T>();
+  return { reply: once((o) => (o.ok ? d.resolve(o.value) : d.reject(o.error)), 'deferred'), promise: d.promise };
 }
 
 /** Sends an event carrying a fresh reply to `ref`, and waits for the answer. */

@@ -4,12 +4,13 @@
 // error naming it (except inside [console.global], which Northstar leaves open).
 import { availableParallelism } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
+import { parseBindUrl, type BindAddress } from './bind-url.js';
 import { DEFAULT_CONSOLE_OPTIONS, DEFAULT_CONSOLE_PORT, type ConsoleOptions } from './console-options.js';
 import { LEVELS, type Level } from './log-level.js';
 import { PERMISSIONS, type Permission } from './manifest.js';
 import { parseByteSize, parseDuration, UnitError } from './units.js';
 
-export { DEFAULT_CONSOLE_OPTIONS, DEFAULT_CONSOLE_PORT, type ConsoleOptions };
+export { DEFAULT_CONSOLE_OPTIONS, DEFAULT_CONSOLE_PORT, parseBindUrl, type BindAddress, type ConsoleOptions };
 
 export interface GlobalConsole {
   /** "tcp://host[:port]" (port 4200 when absent) or "unix:///path"; see parseBindUrl. */
@@ -232,32 +233,6 @@ function consoleOptions(v: unknown, path: string): ConsoleOptions {
     maxNpkInstallSize: opt(t, 'max_npk_install_size', path, byteSize, d.maxNpkInstallSize),
     npkStreamTimeoutMs: opt(t, 'npk_stream_timeout', path, duration, d.npkStreamTimeoutMs),
   };
-}
-
-export type BindAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
-
-/**
- * A console URL: "tcp://host[:port]" (default port 4200) or "unix:///absolute/path".
- * Northstar deletes an existing file at a unix path before binding.
- */
-export function parseBindUrl(url: string): BindAddress {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new Error(`invalid console url "${url}": expected tcp://host:port or unix:///path`);
-  }
-  if (u.protocol === 'tcp:') {
-    if (u.hostname === '') throw new Error(`invalid console url "${url}": tcp needs a host`);
-    const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
-    return { kind: 'tcp', host, port: u.port === '' ? DEFAULT_CONSOLE_PORT : Number(u.port) };
-  }
-  if (u.protocol === 'unix:') {
-    const path = decodeURIComponent(u.pathname);
-    if (path === '' || path === '/') throw new Error(`invalid console url "${url}": unix needs a socket path`);
-    return { kind: 'unix', path };
-  }
-  throw new Error(`invalid console url "${url}": console scheme must be tcp or unix`);
 }
 
 function bindUrl(v: unknown, path: string): string {

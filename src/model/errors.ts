@@ -38,8 +38,20 @@ export interface SystemErrorData {
   message: string;
 }
 
-/** Results crossing threads are data, never thrown errors with custom properties. */
-export type Result<T> = { ok: true; value: T } | { ok: false; error: SystemErrorData };
+/**
+ * A value or an error, as data: what crosses threads (never a thrown error with
+ * custom properties; E is then SystemErrorData or a richer failure record) and
+ * what a machine's reply carries (E is RuntimeError there).
+ */
+export type Result<T, E = SystemErrorData> = { ok: true; value: T } | { ok: false; error: E };
+
+export function ok<T>(value: T): { ok: true; value: T } {
+  return { ok: true, value };
+}
+
+export function err<E>(error: E): { ok: false; error: E } {
+  return { ok: false, error };
+}
 
 // Distributive: FieldsOf<ErrorCode> is the union of every variant's fields.
 type FieldsOf<C extends ErrorCode> = C extends ErrorCode ? Extract<WireError, Record<C, unknown>>[C] : never;

@@ -260,34 +260,30 @@ function leaf(b: Builder, entries: [number, Rule][]): void {
 function argChecks(b: Builder, checks: SeccompArgs[]): void {
   const allow = b.label('allow');
   for (const { index, values, mask } of checks) {
-    const lo = SECCOMP_DATA.argLow(index);
-    const hi = SECCOMP_DATA.argHigh(index);
-    for (const v of values ?? []) {
-      const high = b.label('high');
-      const next = b.label('next');
-      b.load(lo);
-      b.jump(BPF.JMP_JEQ_K, low32(v), high, next);
-      b.place(high);
-      b.load(hi);
-      b.jump(BPF.JMP_JEQ_K, high32(v), allow, next);
-      b.place(next);
-    }
-    if (mask !== undefined) {
-      // The argument may only use bits inside the mask: (arg & ~mask) == 0 for both halves.
-      const outside = ~mask & U64_MAX;
-      const high = b.label('high');
-      const next = b.label('next');
-      b.load(lo);
-      b.jump(BPF.JMP_JSET_K, low32(outside), next, high);
-      b.place(high);
-      b.load(hi);
-      b.jump(BPF.JMP_JSET_K, high32(outside), next, allow);
-      b.place(next);
-    }
+    for (const v of values ?? []) bothHalves(b, index, BPF.JMP_JEQ_K, v, true, allow);
+    // The argument may only use bits inside the mask: (arg & ~mask) == 0 for both halves.
+    if (mask !== undefined) bothHalves(b, index, BPF.JMP_JSET_K, ~mask & U64_MAX, false, allow);
   }
   b.ret(SECCOMP_RET_KILL_PROCESS);
   b.place(allow);
   b.ret(SECCOMP_RET_ALLOW);
+}
+
+/**
+ * Jumps to `then` when the test `code` with `k` comes out `want` for both
+ * 32-bit halves of argument `index` (BPF loads 32 bits at a time); otherwise
+ * goes on after the check.
+ */
+function bothHalves(b: Builder, index: number, code: number, k: bigint, want: boolean, then: Label): void {
+  const high = b.label('high');
+  const next = b.label('next');
+  const test = (half: number, pass: Label) => (want ? b.jump(code, half, pass, next) : b.jump(code, half, next, pass));
+  b.load(SECCOMP_DATA.argLow(index));
+  test(low32(k), high);
+  b.place(high);
+  b.load(SECCOMP_DATA.argHigh(index));
+  test(high32(k), then);
+  b.place(next);
 }
 
 const low32 = (v: bigint): number => Number(v & 0xffffffffn);

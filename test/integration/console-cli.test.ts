@@ -2,7 +2,6 @@
 // `list`, start/kill through the machines, installs of an NPK vector, inspect
 // with the extension data, error exit codes, and a short stress run.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -10,21 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { main as stress } from '../../src/cli/stress.js';
 import { fixtureNpk } from '../fixtures/npk.js';
 import { privileged } from './privileged.js';
+import { nstar } from './runtime-checks.js';
 import { startDaemon, startRuntime } from './runtime-harness.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
-
-/** Runs bin/nstar as a child (asynchronously: the runtime answers from this process). */
-function nstar(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(join(root, 'bin', 'nstar'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
-}
 
 describe('nstar against the runtime', privileged({ cgroups: true }), () => {
   test('list, start, inspect, kill, install and uninstall through bin/nstar', async (t) => {

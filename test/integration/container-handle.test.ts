@@ -9,38 +9,28 @@ import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 
 import { connect, embedded, OutputTooLargeError, type Client } from '../../src/index.js';
-import { packNpk } from '../../src/packer/pack.js';
 import { buildProbe } from '../fixtures/build.js';
 import { privileged } from './privileged.js';
+import { packProbe } from './runtime-checks.js';
 import { startRuntime, type InProcessHarness } from './runtime-harness.js';
 import { runDocExample } from '../fixtures/doc-example.js';
 
 const opts = privileged();
 const C = 'handle:0.0.1';
 
-async function npk(t: TestContext): Promise<string> {
-  const stage = mkdtempSync(join(tmpdir(), 'nstar-handle-'));
-  t.after(() => rmSync(stage, { recursive: true, force: true }));
-  const root = join(stage, 'root');
-  mkdirSync(root);
-  copyFileSync(buildProbe(), join(root, 'probe'));
-  chmodSync(join(root, 'probe'), 0o755);
-  // The docs' example names the program /bin/probe.
-  mkdirSync(join(root, 'bin'));
-  copyFileSync(buildProbe(), join(root, 'bin', 'probe'));
-  chmodSync(join(root, 'bin', 'probe'), 0o755);
+function npk(t: TestContext): Promise<string> {
   const manifest = {
     name: 'handle',
     version: '0.0.1',
-    init: '/probe',
-    uid: 1000,
-    gid: 1000,
     mounts: { '/dev': { type: 'dev' }, '/data': { type: 'persist' } },
     io: { stdout: 'pipe', stderr: 'pipe' },
   };
-  const out = join(stage, 'handle-0.0.1.npk');
-  await packNpk({ manifest: JSON.stringify(manifest), root, out });
-  return out;
+  return packProbe(t, manifest, (root) => {
+    // The docs' example names the program /bin/probe.
+    mkdirSync(join(root, 'bin'));
+    copyFileSync(buildProbe(), join(root, 'bin', 'probe'));
+    chmodSync(join(root, 'bin', 'probe'), 0o755);
+  });
 }
 
 async function runtime(t: TestContext): Promise<InProcessHarness> {

@@ -4,7 +4,7 @@
 // backed by a file of the test or by one of its memfds, no cgroup of the test).
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import type { TestContext } from 'node:test';
 import type { ClientError, Notification } from '../../src/client/index.js';
 import type { LogRecord } from '../../src/log.js';
 import { packageRoot } from '../../src/native.js';
+import { packNpk } from '../../src/packer/pack.js';
 import { buildProbe } from '../fixtures/build.js';
 import { fixtureKeys, fixtureNpk } from '../fixtures/npk.js';
 import type { Harness, InProcessHarness } from './runtime-harness.js';
@@ -234,17 +235,61 @@ export function assertNoTestCgroups(): void {
 }
 
 /**
+ * A staging directory (named `prefix`…, removed after the test) holding
+ * `root/` with the probe as `/probe`: where a test packs its own NPK.
+ */
+export function probeStage(t: TestContext, prefix: string): { stage: string; root: string } {
+  const stage = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(stage, { recursive: true, force: true }));
+  const root = join(stage, 'root');
+  mkdirSync(root);
+  copyFileSync(buildProbe(), join(root, 'probe'));
+  chmodSync(join(root, 'probe'), 0o755);
+  return { stage, root };
+}
+
+/**
+ * An unsigned NPK of the probe with `manifest` (init, uid and gid default to
+ * /probe and 1000), packed in a probeStage; `fill` adds to its root first.
+ */
+export async function packProbe(
+  t: TestContext,
+  manifest: { name: string; version: string } & Record<string, unknown>,
+  fill?: (root: string) => void,
+): Promise<string> {
+  const { stage, root } = probeStage(t, `nstar-${manifest.name}-`);
+  fill?.(root);
+  const out = join(stage, `${manifest.name}-${manifest.version}.npk`);
+  await packNpk({ manifest: JSON.stringify({ init: '/probe', uid: 1000, gid: 1000, ...manifest }), root, out });
+  return out;
+}
+
+/**
+ * Runs bin/nstar as a child (asynchronously: the runtime answers from this
+ * process), with `stdin` (empty when absent) as its input.
+ */
+export function nstar(args: string[], stdin?: Buffer): Promise<{ code: number | null; out: string; outBytes: Buffer; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(join(packageRoot, 'bin', 'nstar'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => out.push(d));
+    p.stderr.on('data', (d) => (err += d));
+    p.stdin.end(stdin ?? Buffer.alloc(0));
+    p.on('close', (code) => {
+      const outBytes = Buffer.concat(out);
+      resolve({ code, out: outBytes.toString(), outBytes, err });
+    });
+  });
+}
+
+/**
  * `count` clones packed by the npk CLI (`npk pack --clones`), named
  * `<prefix>-<nn>` (zero-padded), signed with the fixture key, into a temp dir
  * removed after the test. Returns the NPK paths.
  */
 export async function cliClones(t: TestContext, prefix: string, count: number): Promise<string[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'nstar-clones-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const root = join(dir, 'root');
-  mkdirSync(root);
-  copyFileSync(buildProbe(), join(root, 'probe'));
-  chmodSync(join(root, 'probe'), 0o755);
+  const { stage: dir, root } = probeStage(t, 'nstar-clones-');
   const manifest = join(dir, 'manifest.yaml');
   writeFileSync(manifest, `name: ${prefix}\nversion: 0.0.1\ninit: /probe\nargs:\n  - sleep\nuid: 1000\ngid: 1000\n`);
   const out = join(dir, 'out');

@@ -4,8 +4,7 @@
 // the container never reaching outside its root, the permission, and a
 // 100 MB copy through the daemon with bounded memory.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -15,10 +14,8 @@ import * as tar from 'tar-stream';
 
 import { embedded } from '../../src/client/embedded.js';
 import type { Client } from '../../src/client/index.js';
-import { packageRoot } from '../../src/native.js';
-import { packNpk } from '../../src/packer/pack.js';
-import { buildProbe } from '../fixtures/build.js';
 import { privileged } from './privileged.js';
+import { nstar, packProbe } from './runtime-checks.js';
 import { startDaemon, startRuntime, type Harness } from './runtime-harness.js';
 
 const opts = privileged();
@@ -91,38 +88,14 @@ async function copyIn(c: Client, path: string, entries: Entry[] | Buffer): Promi
   return c.copyIn(C, path, b, b.length);
 }
 
-/** Runs bin/nstar as a child (asynchronously: the runtime answers from this process). */
-function nstar(args: string[], stdin?: Buffer): Promise<{ code: number | null; outBytes: Buffer; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(join(packageRoot, 'bin', 'nstar'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d) => (err += d));
-    p.stdin.end(stdin ?? Buffer.alloc(0));
-    p.on('close', (code) => resolve({ code, outBytes: Buffer.concat(out), err }));
-  });
-}
-
-async function npk(t: TestContext): Promise<string> {
-  const stage = mkdtempSync(join(tmpdir(), 'nstar-cp-'));
-  t.after(() => rmSync(stage, { recursive: true, force: true }));
-  const root = join(stage, 'root');
-  mkdirSync(root);
-  copyFileSync(buildProbe(), join(root, 'probe'));
-  chmodSync(join(root, 'probe'), 0o755);
-  mkdirSync(join(root, 'etc'));
+function npk(t: TestContext): Promise<string> {
   const manifest = {
     name: 'cp',
     version: '0.0.1',
-    init: '/probe',
-    uid: 1000,
     gid: 1001,
     mounts: { '/data': { type: 'persist' }, '/scratch': { type: 'tmpfs', size: 1048576 } },
   };
-  const out = join(stage, 'cp-0.0.1.npk');
-  await packNpk({ manifest: JSON.stringify(manifest), root, out });
-  return out;
+  return packProbe(t, manifest, (root) => mkdirSync(join(root, 'etc')));
 }
 
 describe('copy_in and copy_out', opts, () => {

@@ -5,44 +5,21 @@
 // no process behind.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 
 import { packageRoot } from '../../src/native.js';
-import { packNpk } from '../../src/packer/pack.js';
-import { buildProbe } from '../fixtures/build.js';
 import { eventually } from './launch-fixture.js';
 import { privileged } from './privileged.js';
+import { nstar, packProbe } from './runtime-checks.js';
 import { startRuntime } from './runtime-harness.js';
 
 const opts = privileged();
 const C = 'att:0.0.1';
 
-function nstar(args: string[], stdin?: Buffer): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(join(packageRoot, 'bin', 'nstar'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.stdin.end(stdin ?? Buffer.alloc(0));
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
-}
-
-async function npk(t: TestContext, mounts: Record<string, unknown> = {}): Promise<string> {
-  const stage = mkdtempSync(join(tmpdir(), 'nstar-att-'));
-  t.after(() => rmSync(stage, { recursive: true, force: true }));
-  const root = join(stage, 'root');
-  mkdirSync(root);
-  copyFileSync(buildProbe(), join(root, 'probe'));
-  chmodSync(join(root, 'probe'), 0o755);
-  const manifest = { name: 'att', version: '0.0.1', init: '/probe', uid: 1000, gid: 1000, env: { FROM_MANIFEST: 'm', OVERRIDE: 'manifest' }, mounts };
-  const out = join(stage, 'att-0.0.1.npk');
-  await packNpk({ manifest: JSON.stringify(manifest), root, out });
-  return out;
+function npk(t: TestContext, mounts: Record<string, unknown> = {}): Promise<string> {
+  return packProbe(t, { name: 'att', version: '0.0.1', env: { FROM_MANIFEST: 'm', OVERRIDE: 'manifest' }, mounts });
 }
 
 const exec = (path: string, args: string[], env: Record<string, string> = {}) => ({

@@ -4,47 +4,22 @@
 // keeps answering, a container whose output is not captured refused; and
 // `nstar logs` / plain `nstar exec` as a user runs them.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 
 import type { Client, LogChunk } from '../../src/client/index.js';
-import { packageRoot } from '../../src/native.js';
-import { packNpk } from '../../src/packer/pack.js';
 import { FOLLOW_LIMIT } from '../../src/runtime-logs.js';
-import { buildProbe } from '../fixtures/build.js';
 import { eventually } from './launch-fixture.js';
 import { privileged } from './privileged.js';
+import { nstar, packProbe } from './runtime-checks.js';
 import { startRuntime } from './runtime-harness.js';
 
 const opts = privileged();
 
-function nstar(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(join(packageRoot, 'bin', 'nstar'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
-}
-
-async function npk(t: TestContext, name: string, args: string[], io: Record<string, string> | null = { stdout: 'pipe', stderr: 'pipe' }): Promise<string> {
-  const stage = mkdtempSync(join(tmpdir(), 'nstar-logs-'));
-  t.after(() => rmSync(stage, { recursive: true, force: true }));
-  const root = join(stage, 'root');
-  mkdirSync(root);
-  copyFileSync(buildProbe(), join(root, 'probe'));
-  chmodSync(join(root, 'probe'), 0o755);
-  const manifest = { name, version: '0.0.1', init: '/probe', args, uid: 1000, gid: 1000, ...(io ? { io } : {}) };
-  const out = join(stage, `${name}-0.0.1.npk`);
-  await packNpk({ manifest: JSON.stringify(manifest), root, out });
-  return out;
+function npk(t: TestContext, name: string, args: string[], io: Record<string, string> | null = { stdout: 'pipe', stderr: 'pipe' }): Promise<string> {
+  return packProbe(t, { name, version: '0.0.1', args, ...(io ? { io } : {}) });
 }
 
 /** Everything of a logs stream as `1:`/`2:`-prefixed lines (the channel each came on). */

@@ -232,6 +232,8 @@ describe('parseBindUrl', () => {
     assert.throws(() => parseBindUrl('http://localhost'), /tcp or unix/);
     assert.throws(() => parseBindUrl('localhost:4200'), /tcp or unix/);
     assert.throws(() => parseBindUrl('not a url'), /invalid console url/);
+    assert.throws(() => parseBindUrl('unix://'), /invalid console url "unix:\/\/": unix needs a socket path/);
+    assert.throws(() => parseBindUrl('tcp://'), /tcp needs a host/);
   });
 });
 

@@ -376,14 +376,6 @@ test('startConsole listens on console.global.bind with its permissions and optio
   );
 });
 
-test('parseBindUrl takes unix paths and tcp hosts with the default port 4200', async () => {
-  const { parseBindUrl } = await import('../../src/console/server.js');
-  assert.deepEqual(parseBindUrl('unix:///run/northstar/console'), { type: 'unix', path: '/run/northstar/console' });
-  assert.deepEqual(parseBindUrl('tcp://localhost'), { type: 'tcp', host: 'localhost', port: 4200 });
-  assert.deepEqual(parseBindUrl('tcp://[::1]:4300'), { type: 'tcp', host: '::1', port: 4300 });
-  assert.throws(() => parseBindUrl('unix://'), /missing path/);
-});
-
 test('a slow sender dribbling a request byte by byte is answered', async (t) => {
   const { url } = await startServer(t);
   const p = await RawPeer.connect(url);

@@ -10,28 +10,19 @@ import type { ContainerStatus, Executed } from '../../src/machines/container-eve
 import type { LaunchSpec, Launched, MemoryEvent } from '../../src/machines/contracts.js';
 import type { Reply } from '../../src/machines/reply.js';
 import { errors, type ExitStatus } from '../../src/model/errors.js';
+import { withResolvers } from '../../src/model/with-resolvers.js';
 import { flush, manifest, recorder, settledError, settledOk } from './machine-fakes.js';
 
 const ID = 'hello:0.0.1';
 const M = manifest('hello', '0.0.1');
 
-function deferred<T>() {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
 /** An Io whose launch and cgroups are driven by the test, recording every call in order. */
 function fakeIo() {
   const calls: string[] = [];
-  const exited = deferred<ExitStatus>();
-  const started = deferred<{ phases: Record<string, number> }>();
+  const exited = withResolvers<ExitStatus>();
+  const started = withResolvers<{ phases: Record<string, number> }>();
   let oom: ((m: MemoryEvent) => void) | undefined;
-  const cgroupsReady = deferred<ContainerCgroupsHandle>();
+  const cgroupsReady = withResolvers<ContainerCgroupsHandle>();
   const launched: Launched = {
     pid: 321,
     openGate: () => calls.push('openGate'),
@@ -107,6 +98,17 @@ function machine(io: Io) {
     return r;
   };
   return { c, reports, req, stop };
+}
+
+/** A machine over `f` whose cgroups and start succeeded: its container runs. */
+async function running(f: ReturnType<typeof fakeIo>) {
+  const m = machine(f.io);
+  m.req('start', { spec: SPEC });
+  await flush();
+  f.cgroupsReady.resolve(f.handle);
+  f.started.resolve({ phases: {} });
+  await flush();
+  return m;
 }
 
 const SPEC: LaunchSpec = {
@@ -185,12 +187,7 @@ test('the real adapters: a cgroups failure kills the waiting init and fails the 
 
 test('the real adapters: freeze and thaw run in the order asked, and kill of a paused container thaws first', async () => {
   const f = fakeIo();
-  const m = machine(f.io);
-  m.req('start', { spec: SPEC });
-  await flush();
-  f.cgroupsReady.resolve(f.handle);
-  f.started.resolve({ phases: {} });
-  await flush();
+  const m = await running(f);
   const pause = m.req('pause');
   const kill = m.req('kill', { signal: 9 });
   await flush();
@@ -202,12 +199,7 @@ test('the real adapters: freeze and thaw run in the order asked, and kill of a p
 test('the real adapters: exec into a launch without exec support answers an error', async () => {
   const f = fakeIo();
   delete f.launched.exec;
-  const m = machine(f.io);
-  m.req('start', { spec: SPEC });
-  await flush();
-  f.cgroupsReady.resolve(f.handle);
-  f.started.resolve({ phases: {} });
-  await flush();
+  const m = await running(f);
   const exec = m.req('exec', { exec: { path: '/x', args: [], env: {} } });
   settledError(exec, 'unexpected');
 });
@@ -298,12 +290,7 @@ test("the real adapters: a launch's own start error reaches the start reply unch
 
 test('the real adapters: a machine stopped abruptly kills its process and removes its cgroups instead of leaking them', async () => {
   const f = fakeIo();
-  const m = machine(f.io);
-  m.req('start', { spec: SPEC });
-  await flush();
-  f.cgroupsReady.resolve(f.handle);
-  f.started.resolve({ phases: {} });
-  await flush();
+  const m = await running(f);
   m.stop();
   await flush();
   assert.ok(f.calls.includes('kill 9'));

@@ -6,8 +6,8 @@ import { fromCallback, fromPromise, type AnyActorRef } from 'xstate';
 
 import type { LaunchSpec, MountInput, MountOutput, UmountInput } from '../../src/machines/contracts.js';
 import type { ActorFact, CgroupsCommand, ProcessCommand } from '../../src/machines/container-events.js';
-import type { Outcome, Reply } from '../../src/machines/reply.js';
-import type { ExitStatus } from '../../src/model/errors.js';
+import type { Reply } from '../../src/machines/reply.js';
+import type { ExitStatus, Result, RuntimeError } from '../../src/model/errors.js';
 import type { Manifest } from '../../src/model/manifest.js';
 
 export function manifest(name: string, version: string, over: Partial<Manifest> = {}): Manifest {
@@ -182,12 +182,12 @@ export class FakeIo {
 
 /** A reply that records every settlement; `settledOnce()` asserts exactly one. */
 export interface Recorded<T> extends Reply<T> {
-  calls: Outcome<T>[];
+  calls: Result<T, RuntimeError>[];
 }
 
 export function recorder<T = void>(): Recorded<T> {
-  const calls: Outcome<T>[] = [];
-  const r = ((o: Outcome<T>) => {
+  const calls: Result<T, RuntimeError>[] = [];
+  const r = ((o: Result<T, RuntimeError>) => {
     calls.push(o);
   }) as Recorded<T>;
   r.calls = calls;

@@ -38,12 +38,18 @@ async function boot(autostart?: 'critical') {
   return { io, clock, sup, notes };
 }
 
-test('a restarting container keeps its resource mounted and busy, and the notifications follow each step', async () => {
+/** A booted supervisor whose app:0.0.1 was started and exited with 2 (its restart policy then backs off). */
+async function exitedOnce() {
   const h = await boot();
   await whenReady(h.sup);
   await request(h.sup, { type: 'start', container: 'app:0.0.1', arguments: [], environment: {} });
   h.io.proc('app:0.0.1').exit(2);
   await flush();
+  return h;
+}
+
+test('a restarting container keeps its resource mounted and busy, and the notifications follow each step', async () => {
+  const h = await exitedOnce();
   assert.deepEqual(h.notes.slice(-2), [{ exit: ['app:0.0.1', { exit: { code: 2 } }] }, { restarting: ['app:0.0.1', { attempt: 1, delay_ms: 100, reason: 'Exit(2)' }] }]);
   const umount = await request(h.sup, { type: 'umount', containers: ['res:0.0.1'] });
   assert.equal(umount[0]!.ok, false, 'the resource is still in use during the backoff');
@@ -60,11 +66,7 @@ test('a restarting container keeps its resource mounted and busy, and the notifi
 });
 
 test('a stop during the backoff frees the resources', async () => {
-  const h = await boot();
-  await whenReady(h.sup);
-  await request(h.sup, { type: 'start', container: 'app:0.0.1', arguments: [], environment: {} });
-  h.io.proc('app:0.0.1').exit(2);
-  await flush();
+  const h = await exitedOnce();
   assert.deepEqual(await request(h.sup, { type: 'stop', container: 'app:0.0.1', graceMs: 1000 }), { exit: { code: 2 } });
   const umount = await request(h.sup, { type: 'umount', containers: ['res:0.0.1'] });
   assert.equal(umount[0]!.ok, true);

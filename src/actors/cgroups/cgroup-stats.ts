@@ -67,38 +67,23 @@ const V1_UNLIMITED = 2 ** 62;
 const limit = (n: number | null) => (n === null || n >= V1_UNLIMITED ? null : n);
 const num = (v: number | undefined) => (v === undefined ? null : v);
 
+/** One reader per category; undefined where the group has no such controller. */
+const READERS: { [C in StatCategory]: (dirOf: DirOf, oomCount?: number) => CgroupStats[C] } = {
+  cpu: cpuStats,
+  memory: memoryStats,
+  memory_events: memoryEvents,
+  io: ioStats,
+  pids: pidsStats,
+};
+
 export function readStats(dirOf: DirOf, categories: readonly StatCategory[], oomCount?: number): CgroupStats {
-  const out: CgroupStats = {};
+  const out: Record<string, unknown> = {};
   for (const c of new Set(categories)) {
-    switch (c) {
-      case 'cpu': {
-        const s = cpuStats(dirOf);
-        if (s) out.cpu = s;
-        break;
-      }
-      case 'memory': {
-        const s = memoryStats(dirOf);
-        if (s) out.memory = s;
-        break;
-      }
-      case 'memory_events': {
-        const s = memoryEvents(dirOf, oomCount);
-        if (s) out.memory_events = s;
-        break;
-      }
-      case 'io': {
-        const s = ioStats(dirOf);
-        if (s) out.io = s;
-        break;
-      }
-      case 'pids': {
-        const s = pidsStats(dirOf);
-        if (s) out.pids = s;
-        break;
-      }
-    }
+    // Categories come from the wire: one this runtime does not know is skipped.
+    const s = READERS[c]?.(dirOf, oomCount);
+    if (s) out[c] = s;
   }
-  return out;
+  return out as CgroupStats;
 }
 
 function cpuStats(dirOf: DirOf): CpuStats | undefined {

@@ -27,6 +27,7 @@ import { getSystemErrorMap } from 'node:util';
 import { Logger } from '../../log.js';
 import { errors, RuntimeError, systemError, type ExitStatus, type SystemErrorData } from '../../model/errors.js';
 import type { SeccompArch } from '../../model/seccomp.js';
+import { withResolvers, type Deferred } from '../../model/with-resolvers.js';
 import type { ExecRequest, Executed, LaunchSpec, Launched, Phases } from '../../machines/contracts.js';
 import { planLaunch } from '../../machines/launch-plan.js';
 import { initBinaryPath, native } from '../../native.js';
@@ -81,27 +82,10 @@ function errnoData(errno: number, syscall: string, path: string): SystemErrorDat
   return { code, errno, syscall, ...(path ? { path } : {}), message };
 }
 
-/** A promise that never reports an unhandled rejection (consumers may watch only one of them). */
-function deferred<T>() {
-  let res!: (v: T) => void;
-  let rej!: (e: unknown) => void;
-  const promise = new Promise<T>((a, b) => {
-    res = a;
-    rej = b;
-  });
-  promise.catch(() => undefined);
-  const d = {
-    promise,
-    settled: false,
-    resolve: (v: T) => {
-      d.settled = true;
-      res(v);
-    },
-    reject: (e: unknown) => {
-      d.settled = true;
-      rej(e);
-    },
-  };
+/** A Deferred that never reports an unhandled rejection (consumers may watch only one of its promises). */
+function quietDeferred<T>(): Deferred<T> {
+  const d = withResolvers<T>();
+  d.promise.catch(() => undefined);
   return d;
 }
 
@@ -125,8 +109,8 @@ export async function launch(spec: LaunchSpec, opts: LaunchOptions = {}): Promis
 }
 
 interface PendingExec {
-  forked: ReturnType<typeof deferred<LaunchedExec>>;
-  exited: ReturnType<typeof deferred<ExitStatus>>;
+  forked: Deferred<LaunchedExec>;
+  exited: Deferred<ExitStatus>;
   output: Promise<{ stdout: string; stderr: string }>;
   status?: ExitStatus;
   streams: AttachedStream[];
@@ -134,9 +118,9 @@ interface PendingExec {
 
 class Launch {
   private readonly t0 = performance.now();
-  private readonly started = deferred<{ phases: Phases }>();
-  private readonly ready = deferred<{ setupMs: number }>();
-  private readonly exited = deferred<ExitStatus>();
+  private readonly started = quietDeferred<{ phases: Phases }>();
+  private readonly ready = quietDeferred<{ setupMs: number }>();
+  private readonly exited = quietDeferred<ExitStatus>();
   private child?: SpawnedChild;
   private control = -1;
   private readonly phases: Phases = {};
@@ -353,7 +337,7 @@ class Launch {
       this.outputs.attach({ target: this.spec.container, stream: i === 0 ? 'stdout' : 'stderr', fd, capture: CAPTURE_LIMIT }),
     );
     const output = Promise.all(streams.map((s) => s.ended)).then(([stdout, stderr]) => ({ stdout: stdout ?? '', stderr: stderr ?? '' }));
-    const pending: PendingExec = { forked: deferred<LaunchedExec>(), exited: deferred<ExitStatus>(), output, streams };
+    const pending: PendingExec = { forked: quietDeferred<LaunchedExec>(), exited: quietDeferred<ExitStatus>(), output, streams };
     this.execs.set(id, pending);
     try {
       if (!this.send(encodeExec(id, req.path, req.args, this.execEnv(req)), [devnull, out[1], err[1]])) throw errors.notStarted(this.spec.container);
@@ -374,7 +358,7 @@ class Launch {
 
   /** An exec whose stdio are the caller's fds (spec/streams.md attached exec): nothing captured here. */
   private execAttached(id: number, req: ExecRequest, stdio: [number, number, number]): Promise<LaunchedExec> {
-    const pending: PendingExec = { forked: deferred<LaunchedExec>(), exited: deferred<ExitStatus>(), output: Promise.resolve({ stdout: '', stderr: '' }), streams: [] };
+    const pending: PendingExec = { forked: quietDeferred<LaunchedExec>(), exited: quietDeferred<ExitStatus>(), output: Promise.resolve({ stdout: '', stderr: '' }), streams: [] };
     this.execs.set(id, pending);
     if (!this.send(encodeExec(id, req.path, req.args, this.execEnv(req), req.tty === true), stdio)) {
       this.execs.delete(id);

@@ -6,7 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 
 import type { Result, VerityInfo } from '../../machines/contracts.js';
-import type { SystemErrorData } from '../../model/errors.js';
+import { err, ok, type SystemErrorData } from '../../model/errors.js';
 import { native } from '../../native.js';
 import { DM, devCreate, devRemove, devResume, replyDevice, tableLoad, verityTarget } from './dm-ioctl.js';
 
@@ -35,7 +35,7 @@ const kernel: DmIoctl = (request, buffer) => native().dmIoctl(request, buffer);
 function step(ioctl: DmIoctl, request: number, buf: Buffer, what: string): Result<Buffer> {
   const r = ioctl(request, buf);
   if (r.ok) return r;
-  return { ok: false, error: { ...r.error, message: `${what}: ${r.error.message}` } };
+  return err({ ...r.error, message: `${what}: ${r.error.message}` });
 }
 
 /** Maps `loopDevice` through dm-verity; on failure nothing stays behind (or the cleanup error is named). */
@@ -49,21 +49,21 @@ export function createVerityDevice(
   try {
     target = verityTarget({ device: loopDevice, dataBlocks: verity.dataBlocks, rootHash: verity.rootHash, salt: verity.salt });
   } catch (e) {
-    return { ok: false, error: { code: 'EINVAL', message: `dm-verity table: ${(e as Error).message}` } };
+    return err({ code: 'EINVAL', message: `dm-verity table: ${(e as Error).message}` });
   }
   const created = step(ioctl, DM.DEV_CREATE, devCreate(name, randomUUID()), `dm create ${name}`);
   if (!created.ok) return created;
   const loaded = step(ioctl, DM.TABLE_LOAD, tableLoad(name, target), `dm table load ${name}`);
   const resumed = loaded.ok ? step(ioctl, DM.DEV_SUSPEND, devResume(name), `dm resume ${name}`) : loaded;
-  if (!resumed.ok) return { ok: false, error: withCleanup(resumed.error, removeVerityDevice(name, false, ioctl)) };
+  if (!resumed.ok) return err(withCleanup(resumed.error, removeVerityDevice(name, false, ioctl)));
   const { minor } = replyDevice(resumed.value);
-  return { ok: true, value: { name, device: `/dev/dm-${minor}` } };
+  return ok({ name, device: `/dev/dm-${minor}` });
 }
 
 /** DM_DEV_REMOVE; `deferred` lets the mount keep the device until umount. */
 export function removeVerityDevice(name: string, deferred: boolean, ioctl: DmIoctl = kernel): Result<void> {
   const r = step(ioctl, DM.DEV_REMOVE, devRemove(name, deferred), `dm remove ${name}`);
-  return r.ok ? { ok: true, value: undefined } : r;
+  return r.ok ? ok(undefined) : r;
 }
 
 function withCleanup(error: SystemErrorData, cleanup: Result<void>): SystemErrorData {

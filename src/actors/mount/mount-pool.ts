@@ -19,12 +19,13 @@ import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 
 import type { MountInput, MountOutput, UmountInput } from '../../machines/contracts.js';
-import { RuntimeError, errors, systemError } from '../../model/errors.js';
-import type { ErrorCode, SystemErrorData } from '../../model/errors.js';
+import { RuntimeError, err, errors, ok, systemError } from '../../model/errors.js';
+import type { ErrorCode, Result, SystemErrorData } from '../../model/errors.js';
 import { Logger } from '../../log.js';
 import { native } from '../../native.js';
+import { withResolvers } from '../../model/with-resolvers.js';
 import { workerEntry } from '../../threads.js';
-import type { BatchItem, MountBatch, MountHooks, MountTask, TaskFailure, TaskResult } from './mount.worker.js';
+import type { BatchItem, MountBatch, MountHooks, MountTask, TaskFailure } from './mount.worker.js';
 import { isMountPoint } from './mountinfo.js';
 
 const log = new Logger('mount');
@@ -44,10 +45,8 @@ export interface MountOptions {
   hooks?: MountHooks;
 }
 
-export type MountResult = { ok: true; value: MountOutput } | { ok: false; error: RuntimeError };
-
 export class MountPool {
-  readonly #pool: Piscina<MountTask, TaskResult<MountOutput | number | undefined>>;
+  readonly #pool: Piscina<MountTask, Result<MountOutput | number | undefined, TaskFailure>>;
 
   constructor(opts: MountPoolOptions) {
     const threads = Math.max(1, Math.floor(opts.threads));
@@ -72,7 +71,7 @@ export class MountPool {
   async mount(input: MountInput, opts: MountOptions = {}): Promise<MountOutput> {
     const aborted = aborter(opts.signal);
     const targetExisted = existsSync(input.target);
-    let r: TaskResult<MountOutput | number | undefined>;
+    let r: Result<MountOutput | number | undefined, TaskFailure>;
     try {
       if (opts.signal?.aborted) throw opts.signal.reason;
       r = await this.#pool.run({ op: 'mount', input, hooks: opts.hooks, abort: aborted.flag });
@@ -82,7 +81,7 @@ export class MountPool {
     } finally {
       aborted.dispose();
     }
-    if (!r.ok) throw mountFailure(input.container, r);
+    if (!r.ok) throw mountFailure(input.container, r.error);
     return r.value as MountOutput;
   }
 
@@ -90,8 +89,8 @@ export class MountPool {
   async umount(input: UmountInput, opts: { signal?: AbortSignal } = {}): Promise<void> {
     const r = await this.#pool.run({ op: 'umount', input }, { signal: opts.signal ?? null });
     if (r.ok) return;
-    if (r.error.code === 'EBUSY') throw withCause(errors.umountBusy(input.container), r);
-    throw failure('umount', input.container, r);
+    if (r.error.error.code === 'EBUSY') throw withCause(errors.umountBusy(input.container), r.error);
+    throw failure('umount', input.container, r.error);
   }
 
   /**
@@ -102,10 +101,10 @@ export class MountPool {
    */
   async mountAll(
     inputs: MountInput[],
-    opts: MountOptions & { onResult?: (index: number, r: MountResult) => void } = {},
-  ): Promise<MountResult[]> {
-    const results = new Array<MountResult | undefined>(inputs.length);
-    const settle = (i: number, r: MountResult) => {
+    opts: MountOptions & { onResult?: (index: number, r: Result<MountOutput, RuntimeError>) => void } = {},
+  ): Promise<Result<MountOutput, RuntimeError>[]> {
+    const results = new Array<Result<MountOutput, RuntimeError> | undefined>(inputs.length);
+    const settle = (i: number, r: Result<MountOutput, RuntimeError>) => {
       results[i] = r;
       opts.onResult?.(i, r);
     };
@@ -113,12 +112,12 @@ export class MountPool {
       await Promise.all(
         inputs.map((input, i) =>
           this.mount(input, opts).then(
-            (value) => settle(i, { ok: true, value }),
-            (e: unknown) => settle(i, { ok: false, error: RuntimeError.from(e) }),
+            (value) => settle(i, ok(value)),
+            (e: unknown) => settle(i, err(RuntimeError.from(e))),
           ),
         ),
       );
-      return results as MountResult[];
+      return results as Result<MountOutput, RuntimeError>[];
     }
     const existed = inputs.map((i) => existsSync(i.target));
     const next = new Int32Array(new SharedArrayBuffer(4));
@@ -126,8 +125,7 @@ export class MountPool {
     const aborted = aborter(opts.signal);
     const onItem = ({ index, result }: BatchItem) => {
       const input = inputs[index]!;
-      if (result.ok) settle(index, { ok: true, value: result.value });
-      else settle(index, { ok: false, error: mountFailure(input.container, result) });
+      settle(index, result.ok ? result : err(mountFailure(input.container, result.error)));
     };
     try {
       const tasks = Math.min(this.#pool.maxThreads, inputs.length);
@@ -136,7 +134,7 @@ export class MountPool {
       aborted.dispose();
     }
     // What no result came back for: the worker died on it (salvage) or before it.
-    return inputs.map((input, i): MountResult => {
+    return inputs.map((input, i): Result<MountOutput, RuntimeError> => {
       const r = results[i];
       if (r) return r;
       // Started (1) or done with its result lost (2): undo what it may have mounted.
@@ -144,8 +142,8 @@ export class MountPool {
       const cleanup = started ? salvage(input.target, existed[i]!) : [];
       const why = started ? 'the worker died while mounting it' : 'the worker died before it started';
       const error = withCleanup(errors.unexpected(`mount ${input.container}: ${why}`), cleanup);
-      opts.onResult?.(i, { ok: false, error });
-      return { ok: false, error };
+      opts.onResult?.(i, err(error));
+      return err(error);
     });
   }
 
@@ -158,17 +156,16 @@ export class MountPool {
     const { port1, port2 } = new MessageChannel();
     let received = 0;
     let expected = Infinity;
-    let drained!: () => void;
-    const all = new Promise<void>((resolve) => (drained = resolve));
+    const all = withResolvers<void>();
     port1.on('message', (item: BatchItem) => {
       onItem(item);
-      if (++received >= expected) drained();
+      if (++received >= expected) all.resolve();
     });
     try {
       const r = await this.#pool.run({ ...task, port: port2 }, { transferList: [port2] });
       expected = r.ok ? (r.value as number) : 0;
-      if (received >= expected) drained();
-      await all;
+      if (received >= expected) all.resolve();
+      await all.promise;
     } catch (e) {
       // The worker died: take what already arrived; the caller salvages the rest.
       log.warn(`mount batch: ${(e as Error)?.message ?? String(e)}`);

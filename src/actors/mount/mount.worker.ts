@@ -1,6 +1,6 @@
 // Mount pool thread entry (Piscina, started through src/worker-boot.mjs).
 // Blocking work only: loop attach, verity, mount(2), umount2(2). Every result
-// is data ({ok, value} | {ok:false, error, cleanup}); nothing is thrown across
+// is data (a Result whose error is a TaskFailure); nothing is thrown across
 // the thread boundary. The loop-device fd opened by the attach is released
 // by this task on every path (a terminated worker leaves it to the addon's
 // env cleanup hook, and AUTOCLEAR then detaches the device).
@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 
 import type { MountInput, MountOutput, Phases, Result, UmountInput } from '../../machines/contracts.js';
-import type { SystemErrorData } from '../../model/errors.js';
+import { err, ok, type SystemErrorData } from '../../model/errors.js';
 import { native } from '../../native.js';
 import { MS } from '../../native-api/loop.js';
 import type { LoopAttached } from '../../native-api/loop.js';
@@ -40,7 +40,7 @@ export interface MountBatch {
 /** One message on a batch port. */
 export interface BatchItem {
   index: number;
-  result: TaskResult<MountOutput>;
+  result: Result<MountOutput, TaskFailure>;
 }
 
 export type MountTask =
@@ -50,24 +50,21 @@ export type MountTask =
 
 /** A failure as data: the error, the phase it happened in, and any failed cleanup. */
 export interface TaskFailure {
-  ok: false;
   phase: string;
   error: SystemErrorData;
   cleanup?: SystemErrorData[];
 }
 
-export type TaskResult<T> = { ok: true; value: T } | TaskFailure;
-
 export const TEST_CHANNEL = 'nstar-mount-test';
 
-export default async function run(task: MountTask): Promise<TaskResult<MountOutput | number | undefined>> {
+export default async function run(task: MountTask): Promise<Result<MountOutput | number | undefined, TaskFailure>> {
   if (task.op === 'mount') return mountTask(task.input, task.hooks, task.abort);
   if (task.op === 'mountBatch') return batchTask(task);
   return umountTask(task.input);
 }
 
 /** Resolves with the number of results posted on the port. */
-async function batchTask(t: MountBatch): Promise<TaskResult<number>> {
+async function batchTask(t: MountBatch): Promise<Result<number, TaskFailure>> {
   let posted = 0;
   try {
     for (;;) {
@@ -82,15 +79,15 @@ async function batchTask(t: MountBatch): Promise<TaskResult<number>> {
   } finally {
     t.port.close();
   }
-  return { ok: true, value: posted };
+  return ok(posted);
 }
 
 function now(): number {
   return performance.now();
 }
 
-function fail(phase: string, error: SystemErrorData, cleanup: SystemErrorData[] = []): TaskFailure {
-  return cleanup.length > 0 ? { ok: false, phase, error, cleanup } : { ok: false, phase, error };
+function fail(phase: string, error: SystemErrorData, cleanup: SystemErrorData[] = []): { ok: false; error: TaskFailure } {
+  return err(cleanup.length > 0 ? { phase, error, cleanup } : { phase, error });
 }
 
 /** What the task has done so far, undone in reverse on failure. */
@@ -138,7 +135,7 @@ function fsError(e: unknown, syscall: string, path: string): SystemErrorData {
 
 const ABORTED: SystemErrorData = { code: 'ABORT_ERR', message: 'the mount was aborted' };
 
-async function mountTask(input: MountInput, hooks?: MountHooks, abort?: Int32Array): Promise<TaskResult<MountOutput>> {
+async function mountTask(input: MountInput, hooks?: MountHooks, abort?: Int32Array): Promise<Result<MountOutput, TaskFailure>> {
   const isAborted = () => abort !== undefined && Atomics.load(abort, 0) !== 0;
   const n = native();
   const phases: Phases = {};
@@ -194,7 +191,7 @@ async function mountTask(input: MountInput, hooks?: MountHooks, abort?: Int32Arr
     const rel = n.loopRelease(attached.value.fd);
     u.loop = undefined;
     if (!rel.ok) return fail(phase, rel.error, unwind(u));
-    return { ok: true, value: { device: source.value, target: input.target, ...(u.dmName ? { dmName: u.dmName } : {}), phases } };
+    return ok({ device: source.value, target: input.target, ...(u.dmName ? { dmName: u.dmName } : {}), phases });
   } catch (e) {
     return fail(phase, fsError(e, phase, input.target), unwind(u));
   }
@@ -202,28 +199,25 @@ async function mountTask(input: MountInput, hooks?: MountHooks, abort?: Int32Arr
 
 /** The device to mount: the loop device itself, or a dm-verity device over it. */
 async function verity(input: MountInput, loop: LoopAttached, u: Undo): Promise<Result<string>> {
-  if (!input.verity) return { ok: true, value: loop.device };
+  if (!input.verity) return ok(loop.device);
   const mode = input.verityMode;
   const dm = hasDeviceMapper();
   if (mode === 'dm' && !dm)
-    return {
-      ok: false,
-      error: {
-        code: 'ENODEV',
-        path: DM_CONTROL,
-        message: `verity = "dm" needs device-mapper, but ${DM_CONTROL} does not exist (set verity = "auto" or "userspace")`,
-      },
-    };
+    return err({
+      code: 'ENODEV',
+      path: DM_CONTROL,
+      message: `verity = "dm" needs device-mapper, but ${DM_CONTROL} does not exist (set verity = "auto" or "userspace")`,
+    });
   if (mode === 'dm' || (mode === 'auto' && dm)) {
     const d = createVerityDevice(loop.device, input.verity);
     if (!d.ok) return d;
     u.dmName = d.value.name;
-    return { ok: true, value: d.value.device };
+    return ok(d.value.device);
   }
   // Userspace: verify what the kernel will read, through the attached device.
   const v = await verifyImageFd(loop.fd, input.fsImgSize, input.verity);
   if (!v.ok) return v;
-  return { ok: true, value: loop.device };
+  return ok(loop.device);
 }
 
 /**
@@ -283,7 +277,7 @@ async function gone(d: { device: string; name: string }, ms: number): Promise<bo
   return true;
 }
 
-async function umountTask(input: UmountInput): Promise<TaskResult<undefined>> {
+async function umountTask(input: UmountInput): Promise<Result<undefined, TaskFailure>> {
   const verity = verityDeviceAt(input.target);
   const r = native().umount(input.target);
   if (!r.ok) return fail('umount', r.error);
@@ -300,5 +294,5 @@ async function umountTask(input: UmountInput): Promise<TaskResult<undefined>> {
   } catch (e) {
     return fail('rmdir', fsError(e, 'rmdir', input.target));
   }
-  return { ok: true, value: undefined };
+  return ok(undefined);
 }
