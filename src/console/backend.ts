@@ -3,7 +3,8 @@
 // implements. Types and two small helpers only.
 import type { ConsoleOptions } from '../model/console-options.js';
 import type { Frame } from './frames.js';
-import type { InstallResult, Notification, Request, Response } from './protocol.js';
+import type { Notification } from '../model/notification.js';
+import type { InstallResult, Request, Response } from './protocol.js';
 
 // The model's, shared with the configuration that sets them.
 export { DEFAULT_CONSOLE_OPTIONS, DEFAULT_CONSOLE_PORT, type ConsoleOptions } from '../model/console-options.js';
@@ -38,7 +39,8 @@ export interface RequestContext {
  *   too slow or goes away). It may stop reading early (e.g. invalid
  *   repository): the server drains the rest before it answers.
  * - `subscribe` registers the notification sink; it must not block. The
- *   returned function unsubscribes.
+ *   returned function unsubscribes. Notifications come in the runtime's
+ *   words; each connection turns them into the wire's (notificationToWire).
  */
 export interface ConsoleBackend {
   request(req: Request, ctx: RequestContext): Promise<Response>;

@@ -7,6 +7,7 @@ import semver from 'semver';
 
 import { Logger } from '../log.js';
 import { RuntimeError } from '../model/errors.js';
+import type { Notification } from '../model/notification.js';
 import { COMPATIBLE, VERSION } from '../model/version.js';
 import { formatPeer, type ConsoleBackend, type ConsoleOptions, type Peer } from './backend.js';
 import { encodeMessage, FrameReader, LineTooLong, ReadTimeout } from './codec.js';
@@ -16,11 +17,10 @@ import {
   isAttachedRequest,
   decodeRequest,
   errorResponse,
-  notificationExtension,
+  notificationToWire,
   ProtocolError,
   requestName,
   type Message,
-  type Notification,
   type Request,
   type Response,
 } from './protocol.js';
@@ -139,17 +139,17 @@ export class Connection {
     else this.socket.once('drain', () => this.endWhenIdle());
   }
 
-  /** Queues a notification; a subscriber more than notificationBufferSize behind is closed. */
+  /** Queues a notification in its wire form; a subscriber more than notificationBufferSize behind is closed. */
   notify(n: Notification): void {
     if (!this.subscribed || this.ended || this.shutdownSent) return;
-    const extension = notificationExtension(n);
-    if (extension !== undefined && !this.extensions.has(extension)) return;
-    if (n === 'shutdown') this.shutdownSent = true;
+    const wire = notificationToWire(n, this.extensions);
+    if (wire === undefined) return;
+    if (wire === 'shutdown') this.shutdownSent = true;
     if (this.queue.length >= this.server.notificationBufferSize) {
       this.lagging('notification lag', `${this.queue.length} notifications unsent`);
       return;
     }
-    this.queue.push(encodeMessage({ notification: n }));
+    this.queue.push(encodeMessage({ notification: wire }));
     this.pump();
   }
 

@@ -7,10 +7,9 @@
 // Decoders validate a parsed JSON value and throw ProtocolError naming the
 // path and what is wrong ("request.kill.signal: expected an i32, got \"x\"").
 import type { ExitStatus, WireError } from '../model/errors.js';
-import { notificationExtension, type MemoryEvent, type Notification } from '../model/notification.js';
+import type { MemoryEvent, Notification as RuntimeNotification } from '../model/notification.js';
 
-export type { ExitStatus, MemoryEvent, Notification, WireError };
-export { notificationExtension };
+export type { ExitStatus, MemoryEvent, WireError };
 
 /** "name:version". */
 export type Container = string;
@@ -29,6 +28,51 @@ export interface Connect {
 
 /** Extensions a client may name in `connect.extensions`. */
 export const EXTENSIONS = ['supervision'] as const;
+
+/** A notification on the wire (spec/console.md §4.3). Containers are named "name:version". */
+export type Notification =
+  | 'shutdown'
+  | { started: Container }
+  | { exit: [Container, ExitStatus] }
+  | { install: Container }
+  | { uninstall: Container }
+  | { c_group: [Container, { memory: MemoryEvent }] }
+  // Extension `supervision` (restart policy and health check): sent only to
+  // clients that name it in `connect.extensions`.
+  | { restarting: [Container, { attempt: number; delay_ms: number; reason: string }] }
+  | { gave_up: [Container, { restarts: number; reason: string }] }
+  | { healthy: Container }
+  | { unhealthy: Container };
+
+/**
+ * The wire form of a runtime notification for a client that named
+ * `extensions` in its connect; undefined when the notification belongs to an
+ * extension the client did not name (a Northstar client cannot parse it).
+ */
+export function notificationToWire(n: RuntimeNotification, extensions: ReadonlySet<string>): Notification | undefined {
+  const supervision = extensions.has('supervision');
+  switch (n.type) {
+    case 'shutdown':
+      return 'shutdown';
+    case 'started':
+      return { started: n.container };
+    case 'exit':
+      return { exit: [n.container, n.status] };
+    case 'install':
+      return { install: n.container };
+    case 'uninstall':
+      return { uninstall: n.container };
+    case 'memory':
+      return { c_group: [n.container, { memory: n.memory }] };
+    case 'restarting':
+      return supervision ? { restarting: [n.container, { attempt: n.attempt, delay_ms: n.delayMs, reason: n.reason }] } : undefined;
+    case 'gave_up':
+      return supervision ? { gave_up: [n.container, { restarts: n.restarts, reason: n.reason }] } : undefined;
+    case 'health':
+      if (!supervision) return undefined;
+      return n.status === 'unhealthy' ? { unhealthy: n.container } : { healthy: n.container };
+  }
+}
 
 export type ConnectNack = { invalid_protocol_version: { version: string } } | 'permission_denied';
 

@@ -9,7 +9,7 @@ import type { Notification } from '../model/notification.js';
 import type { ContainerStatus, Executed, Statistics } from './container-events.js';
 import type { Reply } from './reply.js';
 
-// Northstar's shape: the console sends them as they are.
+// The runtime's words; the console translates them (console/protocol.ts).
 export type { Notification };
 
 export type Request =

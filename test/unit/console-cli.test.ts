@@ -244,13 +244,13 @@ test('notifications -n prints that many notifications, a line each, and exits; -
   const emitAll = () =>
     server.once('connected', () => {
       setImmediate(() => {
-        backend.emit({ started: 'a:0.0.1' });
-        backend.emit({ exit: ['a:0.0.1', { exit: { code: 0 } }] });
-        backend.emit({ exit: ['a:0.0.1', { signalled: { signal: 9 } }] });
-        backend.emit({ c_group: ['a:0.0.1', { memory: { low: null, high: null, max: null, oom: 1, oom_kill: 1 } }] });
-        backend.emit({ install: 'b:0.0.1' });
-        backend.emit({ uninstall: 'b:0.0.1' });
-        backend.emit('shutdown');
+        backend.emit({ type: 'started', container: 'a:0.0.1' });
+        backend.emit({ type: 'exit', container: 'a:0.0.1', status: { exit: { code: 0 } } });
+        backend.emit({ type: 'exit', container: 'a:0.0.1', status: { signalled: { signal: 9 } } });
+        backend.emit({ type: 'memory', container: 'a:0.0.1', memory: { low: null, high: null, max: null, oom: 1, oom_kill: 1 } });
+        backend.emit({ type: 'install', container: 'b:0.0.1' });
+        backend.emit({ type: 'uninstall', container: 'b:0.0.1' });
+        backend.emit({ type: 'shutdown' });
       });
     });
   emitAll();

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 
 import type { ConsoleBackend, RequestContext } from '../../src/console/server.js';
 import { ConsoleServer, type ServerOptions } from '../../src/console/server.js';
-import type { ContainerData, InstallResult, Notification, Request, Response } from '../../src/console/protocol.js';
+import type { ContainerData, InstallResult, Request, Response } from '../../src/console/protocol.js';
+import type { Notification } from '../../src/model/notification.js';
 import { err, ok } from '../../src/console/protocol.js';
 
 interface Entry {
@@ -63,7 +64,7 @@ export class FakeBackend implements ConsoleBackend {
     this.installs.push({ repository, size: n, sha256 });
     const container = `installed-${this.installs.length}:0.0.1`;
     this.containers.set(container, { repository, mounted: false, pid: null, resource: false });
-    this.emit({ install: container });
+    this.emit({ type: 'install', container });
     return { ok: { container } };
   }
 
@@ -127,13 +128,13 @@ export class FakeBackend implements ConsoleBackend {
         if (e.pid !== null) return result(err(c, { start_container_started: { container: c } }));
         e.pid = 1000 + this.requests.length;
         e.mounted = true;
-        this.emit({ started: c });
+        this.emit({ type: 'started', container: c });
         return result(ok(c));
       case 'kill':
       case 'stop':
         if (e.pid === null) return result(err(c, { stop_container_not_started: { container: c } }));
         e.pid = null;
-        this.emit({ exit: [c, { signalled: { signal: 15 } }] });
+        this.emit({ type: 'exit', container: c, status: { signalled: { signal: 15 } } });
         return result(ok(c));
       case 'pause':
       case 'resume':
@@ -142,7 +143,7 @@ export class FakeBackend implements ConsoleBackend {
       case 'uninstall':
         if (e.pid !== null) return result(err(c, { umount_busy: { container: c } }));
         this.containers.delete(c);
-        this.emit({ uninstall: c });
+        this.emit({ type: 'uninstall', container: c });
         return result(ok(c));
     }
     throw new Error(`fake backend: unexpected request ${name}`);

@@ -22,11 +22,11 @@ test('supervision notifications reach only subscribers that opted in, in order w
   await northstar.handshake(true);
   const ours = await Client.connect(url, { subscribe: true, extensions: ['supervision'] });
   const plain = await Client.connect(url, { subscribe: true });
-  backend.emit({ exit: ['crashing:0.0.1', { exit: { code: 101 } }] });
-  backend.emit(RESTARTING);
-  backend.emit({ unhealthy: 'crashing:0.0.1' });
-  backend.emit({ gave_up: ['crashing:0.0.1', { restarts: 5, reason: 'Exit(101)' }] });
-  backend.emit({ started: 'crashing:0.0.1' });
+  backend.emit({ type: 'exit', container: 'crashing:0.0.1', status: { exit: { code: 101 } } });
+  backend.emit({ type: 'restarting', container: 'crashing:0.0.1', attempt: 1, delayMs: 100, reason: 'Exit(101)' });
+  backend.emit({ type: 'health', container: 'crashing:0.0.1', status: 'unhealthy' });
+  backend.emit({ type: 'gave_up', container: 'crashing:0.0.1', restarts: 5, reason: 'Exit(101)' });
+  backend.emit({ type: 'started', container: 'crashing:0.0.1' });
   const got: Notification[] = [];
   for await (const n of ours.notifications()) if (got.push(n) === 5) break;
   assert.deepEqual(got.slice(1, 4), [RESTARTING, { unhealthy: 'crashing:0.0.1' }, { gave_up: ['crashing:0.0.1', { restarts: 5, reason: 'Exit(101)' }] }]);
