@@ -333,6 +333,18 @@ function fields(v: Json, path: string, required: string[]): Record<string, Json>
   return v;
 }
 
+type Decoder<T> = (v: Json, path: string) => T;
+
+/** A struct whose fields are all required, each checked by its decoder; the fields come out in the decoders' (serde) order. */
+function struct<T>(v: Json, path: string, decoders: { [K in keyof T]: Decoder<T[K]> }): T {
+  const f = fields(v, path, Object.keys(decoders));
+  const out: Record<string, unknown> = {};
+  for (const [k, d] of Object.entries(decoders) as [string, Decoder<unknown>][]) out[k] = d(f[k], `${path}.${k}`);
+  return out as T;
+}
+
+const containers: Decoder<Container[]> = (v, p) => array(v, p, container);
+
 function unit(v: Json, path: string, n: string): void {
   if (v !== undefined) throw new ProtocolError(`${path}: \`${n}\` takes no fields`);
 }
@@ -356,22 +368,10 @@ const REQUEST_DECODERS: Record<string, (v: Json, p: string) => Request> = {
     }
     return { inspect: r };
   },
-  install: (v, p) => {
-    const f = fields(v, p, ['repository', 'size']);
-    return { install: { repository: nonNul(f.repository, `${p}.repository`), size: u64(f.size, `${p}.size`) } };
-  },
-  kill: (v, p) => {
-    const f = fields(v, p, ['container', 'signal']);
-    return { kill: { container: container(f.container, `${p}.container`), signal: i32(f.signal, `${p}.signal`) } };
-  },
-  mount: (v, p) => {
-    const f = fields(v, p, ['containers']);
-    return { mount: { containers: array(f.containers, `${p}.containers`, container) } };
-  },
-  umount: (v, p) => {
-    const f = fields(v, p, ['containers']);
-    return { umount: { containers: array(f.containers, `${p}.containers`, container) } };
-  },
+  install: (v, p) => ({ install: struct(v, p, { repository: nonNul, size: u64 }) }),
+  kill: (v, p) => ({ kill: struct(v, p, { container, signal: i32 }) }),
+  mount: (v, p) => ({ mount: struct(v, p, { containers }) }),
+  umount: (v, p) => ({ umount: struct(v, p, { containers }) }),
   start: (v, p) => {
     const f = fields(v, p, ['container', 'arguments', 'environment']);
     const init = f.init === undefined || f.init === null ? null : nonNul(f.init, `${p}.init`);
@@ -384,10 +384,7 @@ const REQUEST_DECODERS: Record<string, (v: Json, p: string) => Request> = {
       },
     };
   },
-  token_create: (v, p) => {
-    const f = fields(v, p, ['target', 'shared']);
-    return { token_create: { target: name(f.target, `${p}.target`), shared: base64(f.shared, `${p}.shared`) } };
-  },
+  token_create: (v, p) => ({ token_create: struct(v, p, { target: name, shared: base64 }) }),
   token_verify: (v, p) => {
     const f = fields(v, p, ['token', 'user', 'shared']);
     const token = base64(f.token, `${p}.token`);
@@ -396,14 +393,8 @@ const REQUEST_DECODERS: Record<string, (v: Json, p: string) => Request> = {
       token_verify: { token, user: name(f.user, `${p}.user`), shared: base64(f.shared, `${p}.shared`) },
     };
   },
-  uninstall: (v, p) => {
-    const f = fields(v, p, ['container', 'wipe']);
-    return { uninstall: { container: container(f.container, `${p}.container`), wipe: bool(f.wipe, `${p}.wipe`) } };
-  },
-  stop: (v, p) => {
-    const f = fields(v, p, ['container', 'grace_ms']);
-    return { stop: { container: container(f.container, `${p}.container`), grace_ms: u64(f.grace_ms, `${p}.grace_ms`) } };
-  },
+  uninstall: (v, p) => ({ uninstall: struct(v, p, { container, wipe: bool }) }),
+  stop: (v, p) => ({ stop: struct(v, p, { container, grace_ms: u64 }) }),
   exec: (v, p) => {
     const f = fields(v, p, ['container', 'path']);
     return {
@@ -417,14 +408,8 @@ const REQUEST_DECODERS: Record<string, (v: Json, p: string) => Request> = {
       },
     };
   },
-  copy_in: (v, p) => {
-    const f = fields(v, p, ['container', 'path', 'size']);
-    return { copy_in: { container: container(f.container, `${p}.container`), path: nonNul(f.path, `${p}.path`), size: u64(f.size, `${p}.size`) } };
-  },
-  copy_out: (v, p) => {
-    const f = fields(v, p, ['container', 'path']);
-    return { copy_out: { container: container(f.container, `${p}.container`), path: nonNul(f.path, `${p}.path`) } };
-  },
+  copy_in: (v, p) => ({ copy_in: struct(v, p, { container, path: nonNul, size: u64 }) }),
+  copy_out: (v, p) => ({ copy_out: struct(v, p, { container, path: nonNul }) }),
   logs: (v, p) => {
     const f = fields(v, p, ['container']);
     const out: { container: Container; tail?: number; follow?: boolean } = { container: container(f.container, `${p}.container`) };
@@ -432,14 +417,8 @@ const REQUEST_DECODERS: Record<string, (v: Json, p: string) => Request> = {
     if (f.follow !== undefined && f.follow !== null) out.follow = bool(f.follow, `${p}.follow`);
     return { logs: out };
   },
-  pause: (v, p) => {
-    const f = fields(v, p, ['container']);
-    return { pause: { container: container(f.container, `${p}.container`) } };
-  },
-  resume: (v, p) => {
-    const f = fields(v, p, ['container']);
-    return { resume: { container: container(f.container, `${p}.container`) } };
-  },
+  pause: (v, p) => ({ pause: struct(v, p, { container }) }),
+  resume: (v, p) => ({ resume: struct(v, p, { container }) }),
 };
 
 /** The attached exec fields (spec/streams.md); absent when not attached, so a plain exec keeps its old shape. */
@@ -548,24 +527,18 @@ function canonData(d: ContainerData): ContainerData {
   return out;
 }
 
+/** Requests about one container whose response is a ContainerResult. */
+const SINGLE_RESULT: ReadonlySet<string> = new Set(['kill', 'start', 'uninstall', 'stop', 'pause', 'resume', 'copy_in', 'copy_out', 'logs']);
+/** Requests about several containers whose response is one ContainerResult each. */
+const LIST_RESULT: ReadonlySet<string> = new Set(['mount', 'umount']);
+
 /** A response with its fields in the order Northstar serializes them. */
 export function canonicalResponse(r: Response): Response {
   if (typeof r === 'string') return r;
   const [n, v] = Object.entries(r)[0] as [string, never];
+  if (SINGLE_RESULT.has(n)) return { [n]: canonResult(v) } as Response;
+  if (LIST_RESULT.has(n)) return { [n]: (v as ContainerResult[]).map(canonResult) } as Response;
   switch (n) {
-    case 'kill':
-    case 'start':
-    case 'uninstall':
-    case 'stop':
-    case 'pause':
-    case 'resume':
-    case 'copy_in':
-    case 'copy_out':
-    case 'logs':
-      return { [n]: canonResult(v) } as Response;
-    case 'mount':
-    case 'umount':
-      return { [n]: (v as ContainerResult[]).map(canonResult) } as Response;
     case 'inspect': {
       const i = v as InspectResult;
       return 'ok' in i
@@ -594,25 +567,8 @@ export function errorResponse(req: Request, error: WireError): Response {
   if (typeof req === 'string') return { error };
   const [n, body] = Object.entries(req)[0] as [string, Record<string, unknown>];
   const c = typeof body.container === 'string' ? body.container : '';
-  switch (n) {
-    case 'kill':
-    case 'start':
-    case 'uninstall':
-    case 'stop':
-    case 'pause':
-    case 'resume':
-    case 'exec':
-    case 'inspect':
-    case 'copy_in':
-    case 'copy_out':
-    case 'logs':
-      return { [n]: err(c, error) } as Response;
-    case 'mount':
-    case 'umount':
-      return { [n]: (body.containers as string[]).map((x) => err(x, error)) } as Response;
-    case 'install':
-      return { install: { error: { error } } };
-    default:
-      return { error };
-  }
+  // exec's and inspect's errors have the shape of a ContainerResult's.
+  if (SINGLE_RESULT.has(n) || n === 'exec' || n === 'inspect') return { [n]: err(c, error) } as Response;
+  if (LIST_RESULT.has(n)) return { [n]: (body.containers as string[]).map((x) => err(x, error)) } as Response;
+  return n === 'install' ? { install: { error: { error } } } : { error };
 }
