@@ -508,25 +508,6 @@ function canonResult(r: ContainerResult): ContainerResult {
   return 'ok' in r ? ok(r.ok.container) : err(r.error.container, r.error.error);
 }
 
-function canonData(d: ContainerData): ContainerData {
-  const out: ContainerData = {
-    manifest: d.manifest,
-    repository: d.repository,
-    mounted: d.mounted,
-    // Northstar's Process.statistics is not optional: unreadable statistics go out as {}.
-    process: d.process ? { pid: d.process.pid, uptime: d.process.uptime, statistics: d.process.statistics ?? {} } : null,
-  };
-  if (d.startup !== undefined) out.startup = d.startup;
-  if (d.state !== undefined) out.state = d.state;
-  if (d.restarts !== undefined) {
-    const r = d.restarts;
-    out.restarts = { count: r.count, last_reason: r.last_reason, next_attempt_ms: r.next_attempt_ms, gave_up: r.gave_up };
-  }
-  if (d.health !== undefined) out.health = d.health && { status: d.health.status, failures: d.health.failures };
-  if (d.network !== undefined) out.network = d.network;
-  return out;
-}
-
 /** Requests about one container whose response is a ContainerResult. */
 const SINGLE_RESULT: ReadonlySet<string> = new Set(['kill', 'start', 'uninstall', 'stop', 'pause', 'resume', 'copy_in', 'copy_out', 'logs']);
 /** Requests about several containers whose response is one ContainerResult each. */
@@ -539,12 +520,6 @@ export function canonicalResponse(r: Response): Response {
   if (SINGLE_RESULT.has(n)) return { [n]: canonResult(v) } as Response;
   if (LIST_RESULT.has(n)) return { [n]: (v as ContainerResult[]).map(canonResult) } as Response;
   switch (n) {
-    case 'inspect': {
-      const i = v as InspectResult;
-      return 'ok' in i
-        ? { inspect: { ok: { container: i.ok.container, data: canonData(i.ok.data) } } }
-        : { inspect: { error: { container: i.error.container, error: i.error.error } } };
-    }
     case 'install': {
       const i = v as InstallResult;
       return 'ok' in i ? { install: { ok: { container: i.ok.container } } } : { install: { error: { error: i.error.error } } };

@@ -46,7 +46,7 @@ test('list shows RESTARTS and HEALTH once a container is supervised, and notific
   const { url, backend } = await startServer(t);
   const e = backend.containers.get('crashing:0.0.1')!;
   e.state = 'started.running';
-  e.restarts = { count: 2, last_reason: 'exited with code 1', next_attempt_ms: null, gave_up: false };
+  e.restarts = { count: 2, lastReason: 'exited with code 1', nextAttemptMs: null, gaveUp: false };
   e.health = { status: 'healthy', failures: 0 };
   const r = await nstar(['-u', url, 'list']);
   assert.equal(r.code, 0, r.err);

@@ -272,15 +272,8 @@ test('a shutdown request closing the console still gets its response, then the s
 
 test('inspect carries startup phases and state only when the request names statistics (our extension)', async (t) => {
   const { url, backend } = await startServer(t);
-  const original = backend.request.bind(backend);
-  backend.request = async (req, ctx) => {
-    const r = await original(req, ctx);
-    if (typeof r === 'object' && 'inspect' in r && 'ok' in r.inspect) {
-      r.inspect.ok.data.startup = { total: 4.25 };
-      r.inspect.ok.data.state = 'mounted';
-    }
-    return r;
-  };
+  const original = backend.inspect.bind(backend);
+  backend.inspect = async (c, statistics, ctx) => ({ ...(await original(c, statistics, ctx)), startup: { total: 4.25 }, state: 'mounted' });
   const got = await exchange(url, [
     '{"request":{"inspect":{"container":"message:0.0.2"}}}',
     '{"request":{"inspect":{"container":"message:0.0.2","statistics":["cpu"]}}}',
