@@ -1,10 +1,10 @@
 // The console's view of the runtime: every wire request (src/console/protocol.ts)
 // becomes a supervisor request (src/machines/requests.ts), its answer or
-// RuntimeError the wire response. The only place the two vocabularies meet.
+// RuntimeError the wire response. Notifications and inspect's data go to the
+// console in the runtime's words: it translates them for each client.
 // Main thread.
 import type {
   ConsoleBackend,
-  ContainerData as WireContainerData,
   ContainerResult as WireResult,
   InstallResult,
   Request as WireRequest,
@@ -13,34 +13,13 @@ import type {
 } from './console/index.js';
 import { requestName } from './console/index.js';
 import { onNotification, request, type Supervisor } from './machines/supervisor.js';
-import type { ContainerData, ContainerResult } from './machines/requests.js';
+import type { ContainerResult } from './machines/requests.js';
 import { RuntimeError } from './model/errors.js';
-import { manifestToJson, type Manifest } from './model/manifest.js';
 import type { Output } from './actors/output/index.js';
 import { logsRequest } from './runtime-logs.js';
 import { attachRequest, copyInRequest, networkOf } from './runtime-streams.js';
 
 const wireError = (e: unknown) => RuntimeError.from(e).toWire();
-
-/**
- * A Northstar client (an inspect without our `statistics` field) parses the
- * manifest with deny_unknown_fields: it gets it without our keys.
- */
-function northstarManifest(m: Manifest): Manifest {
-  const { restart: _restart, health: _health, ...rest } = m;
-  return rest;
-}
-
-/** The restart policy's and health check's part of inspect, for containers whose manifest has them. */
-function supervision(d: ContainerData): Pick<WireContainerData, 'restarts' | 'health'> {
-  const out: Pick<WireContainerData, 'restarts' | 'health'> = {};
-  if (d.restarts) {
-    const r = d.restarts;
-    out.restarts = { count: r.count, last_reason: r.lastReason, next_attempt_ms: r.nextAttemptMs, gave_up: r.gaveUp };
-  }
-  if (d.health !== undefined) out.health = d.health;
-  return out;
-}
 
 function results(rs: ContainerResult[]): WireResult[] {
   return rs.map((r) => (r.ok ? { ok: { container: r.container } } : { error: { container: r.container, error: r.error.toWire() } }));
@@ -60,7 +39,7 @@ async function single(container: string, run: () => Promise<unknown>): Promise<W
 type Body<K extends RequestName> = [Extract<WireRequest, K>] extends [never] ? Extract<WireRequest, Record<K, unknown>>[K] : undefined;
 type Handler<K extends RequestName> = (body: Body<K>, req: WireRequest) => Promise<Response>;
 
-/** Requests the console answers itself or hands to install, attach or copyIn: they never reach `request`. */
+/** Requests the console answers itself or hands to install, inspect, attach or copyIn: they never reach `request`. */
 const unsupported = async (_: unknown, req: WireRequest): Promise<Response> => {
   throw new Error(`unsupported request ${JSON.stringify(req)}`);
 };
@@ -96,30 +75,6 @@ function handlers(sup: Supervisor, onShutdown: () => void, output: Output | unde
       if ('ok' in r) output?.forget(container);
       return { uninstall: r };
     },
-    inspect: async ({ container, statistics }) => {
-      try {
-        const d = await request(sup, { type: 'inspect', container, categories: statistics });
-        return {
-          inspect: {
-            ok: {
-              container,
-              data: {
-                manifest: manifestToJson(statistics === undefined ? northstarManifest(d.manifest) : d.manifest),
-                repository: d.repository,
-                mounted: d.mounted,
-                process: d.process,
-                startup: d.startup ?? null,
-                state: d.state,
-                ...supervision(d),
-                ...(statistics !== undefined ? { network: await networkOf(d.process?.pid) } : {}),
-              },
-            },
-          },
-        };
-      } catch (e) {
-        return { inspect: { error: { container, error: wireError(e) } } };
-      }
-    },
     exec: async ({ container, path, arguments: args, environment, wait }) => {
       try {
         const x = await request(sup, { type: 'exec', container, path, args: args ?? [], env: environment ?? {} });
@@ -130,6 +85,7 @@ function handlers(sup: Supervisor, onShutdown: () => void, output: Output | unde
       }
     },
     install: unsupported,
+    inspect: unsupported,
     token_create: unsupported,
     token_verify: unsupported,
     copy_in: unsupported,
@@ -155,6 +111,11 @@ export function consoleBackend(sup: Supervisor, onShutdown: () => void, output?:
       } catch (e) {
         return { error: { error: wireError(e) } };
       }
+    },
+    async inspect(container, statistics) {
+      const d = await request(sup, { type: 'inspect', container, categories: statistics });
+      // The interfaces only for our extension: they cost a trip into the network namespace.
+      return statistics !== undefined ? { ...d, network: await networkOf(d.process?.pid) } : d;
     },
     subscribe(cb) {
       const sub = onNotification(sup, cb);

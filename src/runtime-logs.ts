@@ -39,8 +39,8 @@ export async function logsRequest(sup: Supervisor, output: Output, r: LogsBody):
   let exited: ExitStatus | undefined;
   let onExit: (() => void) | undefined;
   const sub = onNotification(sup, (n) => {
-    if (typeof n === 'object' && 'exit' in n && n.exit[0] === container) {
-      exited = n.exit[1];
+    if (n.type === 'exit' && n.container === container) {
+      exited = n.status;
       onExit?.();
     }
   });

@@ -3,7 +3,9 @@
 // implements. Types and two small helpers only.
 import type { ConsoleOptions } from '../model/console-options.js';
 import type { Frame } from './frames.js';
-import type { InstallResult, Notification, Request, Response } from './protocol.js';
+import type { ContainerData } from '../model/container-data.js';
+import type { Notification } from '../model/notification.js';
+import type { InstallResult, NetworkInterface, Request, Response, StatCategory } from './protocol.js';
 
 // The model's, shared with the configuration that sets them.
 export { DEFAULT_CONSOLE_OPTIONS, DEFAULT_CONSOLE_PORT, type ConsoleOptions } from '../model/console-options.js';
@@ -27,9 +29,9 @@ export interface RequestContext {
 /**
  * What the runtime provides to the console.
  *
- * - `request` gets every request except `ident`, `token_create`, `token_verify`
- *   and `install` (the server answers the first three, `install` goes to
- *   `install`), only after the permission check. It resolves to the matching
+ * - `request` gets every request except `ident`, `token_create`, `token_verify`,
+ *   `install` and `inspect` (the server answers the first three, `install`
+ *   and `inspect` go to their methods), only after the permission check. It resolves to the matching
  *   Response variant (`{start: {ok|error}}`, `{list: [...]}`, `"shutdown"`...).
  *   A rejection becomes the request's error variant with `unexpected`.
  *   After answering `shutdown` the runtime shuts down and calls `server.close()`.
@@ -37,12 +39,17 @@ export interface RequestContext {
  *   arriving within `npk_stream_timeout`; the iterator throws when the peer is
  *   too slow or goes away). It may stop reading early (e.g. invalid
  *   repository): the server drains the rest before it answers.
+ * - `inspect` answers with the runtime's data; the console builds the wire's
+ *   ContainerData from it for what the client asked (inspectToWire). A
+ *   rejection becomes inspect's error variant.
  * - `subscribe` registers the notification sink; it must not block. The
- *   returned function unsubscribes.
+ *   returned function unsubscribes. Notifications come in the runtime's
+ *   words; each connection turns them into the wire's (notificationToWire).
  */
 export interface ConsoleBackend {
   request(req: Request, ctx: RequestContext): Promise<Response>;
   install(repository: string, size: number, data: AsyncIterable<Buffer>, ctx: RequestContext): Promise<InstallResult>;
+  inspect(container: string, statistics: StatCategory[] | undefined, ctx: RequestContext): Promise<Inspected>;
   subscribe(cb: (n: Notification) => void): () => void;
   /**
    * Attached requests (spec/streams.md: `copy_out`, `exec` with `attach`),
@@ -54,6 +61,9 @@ export interface ConsoleBackend {
   /** `copy_in`: consumes exactly `size` tar bytes like `install` consumes an NPK; resolves to the `copy_in` response. */
   copyIn?(req: { container: string; path: string; size: number }, data: AsyncIterable<Buffer>, ctx: RequestContext): Promise<Response>;
 }
+
+/** The runtime's inspect answer, with the network namespace's interfaces when asked with the extension. */
+export type Inspected = ContainerData & { network?: NetworkInterface[] | null };
 
 export interface FrameIO {
   /** Sends `data` on `channel` in frames of at most 64 KiB; resolves once the socket accepted them. Rejects after the peer left. */

@@ -7,6 +7,7 @@ import semver from 'semver';
 
 import { Logger } from '../log.js';
 import { RuntimeError } from '../model/errors.js';
+import type { Notification } from '../model/notification.js';
 import { COMPATIBLE, VERSION } from '../model/version.js';
 import { formatPeer, type ConsoleBackend, type ConsoleOptions, type Peer } from './backend.js';
 import { encodeMessage, FrameReader, LineTooLong, ReadTimeout } from './codec.js';
@@ -16,14 +17,15 @@ import {
   isAttachedRequest,
   decodeRequest,
   errorResponse,
-  notificationExtension,
+  notificationToWire,
   ProtocolError,
   requestName,
   type Message,
-  type Notification,
   type Request,
   type Response,
+  type StatCategory,
 } from './protocol.js';
+import { inspectToWire } from './inspect.js';
 import { formatPermissions, requiredPermission, type Permissions } from './permissions.js';
 import { Throttle } from './throttle.js';
 import { attachedResult, runAttached } from './attached.js';
@@ -139,17 +141,17 @@ export class Connection {
     else this.socket.once('drain', () => this.endWhenIdle());
   }
 
-  /** Queues a notification; a subscriber more than notificationBufferSize behind is closed. */
+  /** Queues a notification in its wire form; a subscriber more than notificationBufferSize behind is closed. */
   notify(n: Notification): void {
     if (!this.subscribed || this.ended || this.shutdownSent) return;
-    const extension = notificationExtension(n);
-    if (extension !== undefined && !this.extensions.has(extension)) return;
-    if (n === 'shutdown') this.shutdownSent = true;
+    const wire = notificationToWire(n, this.extensions);
+    if (wire === undefined) return;
+    if (wire === 'shutdown') this.shutdownSent = true;
     if (this.queue.length >= this.server.notificationBufferSize) {
       this.lagging('notification lag', `${this.queue.length} notifications unsent`);
       return;
     }
-    this.queue.push(encodeMessage({ notification: n }));
+    this.queue.push(encodeMessage({ notification: wire }));
     this.pump();
   }
 
@@ -324,12 +326,22 @@ export class Connection {
       const r = this.server.tokens.verify(t.token, t.user, this.ownName(), Buffer.from(t.shared, 'base64'), this.opts.tokenValidityMs);
       return { token_verification: r };
     }
+    if (typeof req === 'object' && 'inspect' in req) return this.inspect(req.inspect);
     try {
-      const r = await this.server.backend.request(req, this.ctx());
-      return typeof req === 'object' && 'inspect' in req && req.inspect.statistics === undefined ? northstarInspect(r) : r;
+      return await this.server.backend.request(req, this.ctx());
     } catch (e) {
       log.warn(`${formatPeer(this.peer)}: ${requestName(req)} failed: ${(e as Error).message}`);
       return errorResponse(req, RuntimeError.from(e).toWire());
+    }
+  }
+
+  /** The runtime's answer in the wire's shape, with our additions only for a request that named `statistics`. */
+  private async inspect({ container, statistics }: { container: string; statistics?: StatCategory[] }): Promise<Response> {
+    try {
+      const d = await this.server.backend.inspect(container, statistics, this.ctx());
+      return { inspect: { ok: { container, data: inspectToWire(d, statistics !== undefined) } } };
+    } catch (e) {
+      return { inspect: { error: { container, error: RuntimeError.from(e).toWire() } } };
     }
   }
 
@@ -423,17 +435,6 @@ export class Connection {
     }
     return result;
   }
-}
-
-/**
- * A Northstar client's inspect (no `statistics` field) gets Northstar's
- * ContainerData only: our additions (startup phases, machine state) go to
- * clients that ask with the extension field.
- */
-function northstarInspect(r: Response): Response {
-  if (typeof r !== 'object' || !('inspect' in r) || !('ok' in r.inspect)) return r;
-  const { startup: _startup, state: _state, restarts: _restarts, health: _health, network: _network, ...data } = r.inspect.ok.data;
-  return { inspect: { ok: { container: r.inspect.ok.container, data } } };
 }
 
 function isInstallAttempt(v: unknown): boolean {

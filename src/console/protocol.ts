@@ -7,10 +7,9 @@
 // Decoders validate a parsed JSON value and throw ProtocolError naming the
 // path and what is wrong ("request.kill.signal: expected an i32, got \"x\"").
 import type { ExitStatus, WireError } from '../model/errors.js';
-import { notificationExtension, type MemoryEvent, type Notification } from '../model/notification.js';
+import type { MemoryEvent, Notification as RuntimeNotification } from '../model/notification.js';
 
-export type { ExitStatus, MemoryEvent, Notification, WireError };
-export { notificationExtension };
+export type { ExitStatus, MemoryEvent, WireError };
 
 /** "name:version". */
 export type Container = string;
@@ -29,6 +28,51 @@ export interface Connect {
 
 /** Extensions a client may name in `connect.extensions`. */
 export const EXTENSIONS = ['supervision'] as const;
+
+/** A notification on the wire (spec/console.md §4.3). Containers are named "name:version". */
+export type Notification =
+  | 'shutdown'
+  | { started: Container }
+  | { exit: [Container, ExitStatus] }
+  | { install: Container }
+  | { uninstall: Container }
+  | { c_group: [Container, { memory: MemoryEvent }] }
+  // Extension `supervision` (restart policy and health check): sent only to
+  // clients that name it in `connect.extensions`.
+  | { restarting: [Container, { attempt: number; delay_ms: number; reason: string }] }
+  | { gave_up: [Container, { restarts: number; reason: string }] }
+  | { healthy: Container }
+  | { unhealthy: Container };
+
+/**
+ * The wire form of a runtime notification for a client that named
+ * `extensions` in its connect; undefined when the notification belongs to an
+ * extension the client did not name (a Northstar client cannot parse it).
+ */
+export function notificationToWire(n: RuntimeNotification, extensions: ReadonlySet<string>): Notification | undefined {
+  const supervision = extensions.has('supervision');
+  switch (n.type) {
+    case 'shutdown':
+      return 'shutdown';
+    case 'started':
+      return { started: n.container };
+    case 'exit':
+      return { exit: [n.container, n.status] };
+    case 'install':
+      return { install: n.container };
+    case 'uninstall':
+      return { uninstall: n.container };
+    case 'memory':
+      return { c_group: [n.container, { memory: n.memory }] };
+    case 'restarting':
+      return supervision ? { restarting: [n.container, { attempt: n.attempt, delay_ms: n.delayMs, reason: n.reason }] } : undefined;
+    case 'gave_up':
+      return supervision ? { gave_up: [n.container, { restarts: n.restarts, reason: n.reason }] } : undefined;
+    case 'health':
+      if (!supervision) return undefined;
+      return n.status === 'unhealthy' ? { unhealthy: n.container } : { healthy: n.container };
+  }
+}
 
 export type ConnectNack = { invalid_protocol_version: { version: string } } | 'permission_denied';
 
@@ -289,6 +333,18 @@ function fields(v: Json, path: string, required: string[]): Record<string, Json>
   return v;
 }
 
+type Decoder<T> = (v: Json, path: string) => T;
+
+/** A struct whose fields are all required, each checked by its decoder; the fields come out in the decoders' (serde) order. */
+function struct<T>(v: Json, path: string, decoders: { [K in keyof T]: Decoder<T[K]> }): T {
+  const f = fields(v, path, Object.keys(decoders));
+  const out: Record<string, unknown> = {};
+  for (const [k, d] of Object.entries(decoders) as [string, Decoder<unknown>][]) out[k] = d(f[k], `${path}.${k}`);
+  return out as T;
+}
+
+const containers: Decoder<Container[]> = (v, p) => array(v, p, container);
+
 function unit(v: Json, path: string, n: string): void {
   if (v !== undefined) throw new ProtocolError(`${path}: \`${n}\` takes no fields`);
 }
@@ -312,22 +368,10 @@ const REQUEST_DECODERS: Record<string, (v: Json, p: string) => Request> = {
     }
     return { inspect: r };
   },
-  install: (v, p) => {
-    const f = fields(v, p, ['repository', 'size']);
-    return { install: { repository: nonNul(f.repository, `${p}.repository`), size: u64(f.size, `${p}.size`) } };
-  },
-  kill: (v, p) => {
-    const f = fields(v, p, ['container', 'signal']);
-    return { kill: { container: container(f.container, `${p}.container`), signal: i32(f.signal, `${p}.signal`) } };
-  },
-  mount: (v, p) => {
-    const f = fields(v, p, ['containers']);
-    return { mount: { containers: array(f.containers, `${p}.containers`, container) } };
-  },
-  umount: (v, p) => {
-    const f = fields(v, p, ['containers']);
-    return { umount: { containers: array(f.containers, `${p}.containers`, container) } };
-  },
+  install: (v, p) => ({ install: struct(v, p, { repository: nonNul, size: u64 }) }),
+  kill: (v, p) => ({ kill: struct(v, p, { container, signal: i32 }) }),
+  mount: (v, p) => ({ mount: struct(v, p, { containers }) }),
+  umount: (v, p) => ({ umount: struct(v, p, { containers }) }),
   start: (v, p) => {
     const f = fields(v, p, ['container', 'arguments', 'environment']);
     const init = f.init === undefined || f.init === null ? null : nonNul(f.init, `${p}.init`);
@@ -340,10 +384,7 @@ const REQUEST_DECODERS: Record<string, (v: Json, p: string) => Request> = {
       },
     };
   },
-  token_create: (v, p) => {
-    const f = fields(v, p, ['target', 'shared']);
-    return { token_create: { target: name(f.target, `${p}.target`), shared: base64(f.shared, `${p}.shared`) } };
-  },
+  token_create: (v, p) => ({ token_create: struct(v, p, { target: name, shared: base64 }) }),
   token_verify: (v, p) => {
     const f = fields(v, p, ['token', 'user', 'shared']);
     const token = base64(f.token, `${p}.token`);
@@ -352,14 +393,8 @@ const REQUEST_DECODERS: Record<string, (v: Json, p: string) => Request> = {
       token_verify: { token, user: name(f.user, `${p}.user`), shared: base64(f.shared, `${p}.shared`) },
     };
   },
-  uninstall: (v, p) => {
-    const f = fields(v, p, ['container', 'wipe']);
-    return { uninstall: { container: container(f.container, `${p}.container`), wipe: bool(f.wipe, `${p}.wipe`) } };
-  },
-  stop: (v, p) => {
-    const f = fields(v, p, ['container', 'grace_ms']);
-    return { stop: { container: container(f.container, `${p}.container`), grace_ms: u64(f.grace_ms, `${p}.grace_ms`) } };
-  },
+  uninstall: (v, p) => ({ uninstall: struct(v, p, { container, wipe: bool }) }),
+  stop: (v, p) => ({ stop: struct(v, p, { container, grace_ms: u64 }) }),
   exec: (v, p) => {
     const f = fields(v, p, ['container', 'path']);
     return {
@@ -373,14 +408,8 @@ const REQUEST_DECODERS: Record<string, (v: Json, p: string) => Request> = {
       },
     };
   },
-  copy_in: (v, p) => {
-    const f = fields(v, p, ['container', 'path', 'size']);
-    return { copy_in: { container: container(f.container, `${p}.container`), path: nonNul(f.path, `${p}.path`), size: u64(f.size, `${p}.size`) } };
-  },
-  copy_out: (v, p) => {
-    const f = fields(v, p, ['container', 'path']);
-    return { copy_out: { container: container(f.container, `${p}.container`), path: nonNul(f.path, `${p}.path`) } };
-  },
+  copy_in: (v, p) => ({ copy_in: struct(v, p, { container, path: nonNul, size: u64 }) }),
+  copy_out: (v, p) => ({ copy_out: struct(v, p, { container, path: nonNul }) }),
   logs: (v, p) => {
     const f = fields(v, p, ['container']);
     const out: { container: Container; tail?: number; follow?: boolean } = { container: container(f.container, `${p}.container`) };
@@ -388,14 +417,8 @@ const REQUEST_DECODERS: Record<string, (v: Json, p: string) => Request> = {
     if (f.follow !== undefined && f.follow !== null) out.follow = bool(f.follow, `${p}.follow`);
     return { logs: out };
   },
-  pause: (v, p) => {
-    const f = fields(v, p, ['container']);
-    return { pause: { container: container(f.container, `${p}.container`) } };
-  },
-  resume: (v, p) => {
-    const f = fields(v, p, ['container']);
-    return { resume: { container: container(f.container, `${p}.container`) } };
-  },
+  pause: (v, p) => ({ pause: struct(v, p, { container }) }),
+  resume: (v, p) => ({ resume: struct(v, p, { container }) }),
 };
 
 /** The attached exec fields (spec/streams.md); absent when not attached, so a plain exec keeps its old shape. */
@@ -485,49 +508,18 @@ function canonResult(r: ContainerResult): ContainerResult {
   return 'ok' in r ? ok(r.ok.container) : err(r.error.container, r.error.error);
 }
 
-function canonData(d: ContainerData): ContainerData {
-  const out: ContainerData = {
-    manifest: d.manifest,
-    repository: d.repository,
-    mounted: d.mounted,
-    // Northstar's Process.statistics is not optional: unreadable statistics go out as {}.
-    process: d.process ? { pid: d.process.pid, uptime: d.process.uptime, statistics: d.process.statistics ?? {} } : null,
-  };
-  if (d.startup !== undefined) out.startup = d.startup;
-  if (d.state !== undefined) out.state = d.state;
-  if (d.restarts !== undefined) {
-    const r = d.restarts;
-    out.restarts = { count: r.count, last_reason: r.last_reason, next_attempt_ms: r.next_attempt_ms, gave_up: r.gave_up };
-  }
-  if (d.health !== undefined) out.health = d.health && { status: d.health.status, failures: d.health.failures };
-  if (d.network !== undefined) out.network = d.network;
-  return out;
-}
+/** Requests about one container whose response is a ContainerResult. */
+const SINGLE_RESULT: ReadonlySet<string> = new Set(['kill', 'start', 'uninstall', 'stop', 'pause', 'resume', 'copy_in', 'copy_out', 'logs']);
+/** Requests about several containers whose response is one ContainerResult each. */
+const LIST_RESULT: ReadonlySet<string> = new Set(['mount', 'umount']);
 
 /** A response with its fields in the order Northstar serializes them. */
 export function canonicalResponse(r: Response): Response {
   if (typeof r === 'string') return r;
   const [n, v] = Object.entries(r)[0] as [string, never];
+  if (SINGLE_RESULT.has(n)) return { [n]: canonResult(v) } as Response;
+  if (LIST_RESULT.has(n)) return { [n]: (v as ContainerResult[]).map(canonResult) } as Response;
   switch (n) {
-    case 'kill':
-    case 'start':
-    case 'uninstall':
-    case 'stop':
-    case 'pause':
-    case 'resume':
-    case 'copy_in':
-    case 'copy_out':
-    case 'logs':
-      return { [n]: canonResult(v) } as Response;
-    case 'mount':
-    case 'umount':
-      return { [n]: (v as ContainerResult[]).map(canonResult) } as Response;
-    case 'inspect': {
-      const i = v as InspectResult;
-      return 'ok' in i
-        ? { inspect: { ok: { container: i.ok.container, data: canonData(i.ok.data) } } }
-        : { inspect: { error: { container: i.error.container, error: i.error.error } } };
-    }
     case 'install': {
       const i = v as InstallResult;
       return 'ok' in i ? { install: { ok: { container: i.ok.container } } } : { install: { error: { error: i.error.error } } };
@@ -550,25 +542,8 @@ export function errorResponse(req: Request, error: WireError): Response {
   if (typeof req === 'string') return { error };
   const [n, body] = Object.entries(req)[0] as [string, Record<string, unknown>];
   const c = typeof body.container === 'string' ? body.container : '';
-  switch (n) {
-    case 'kill':
-    case 'start':
-    case 'uninstall':
-    case 'stop':
-    case 'pause':
-    case 'resume':
-    case 'exec':
-    case 'inspect':
-    case 'copy_in':
-    case 'copy_out':
-    case 'logs':
-      return { [n]: err(c, error) } as Response;
-    case 'mount':
-    case 'umount':
-      return { [n]: (body.containers as string[]).map((x) => err(x, error)) } as Response;
-    case 'install':
-      return { install: { error: { error } } };
-    default:
-      return { error };
-  }
+  // exec's and inspect's errors have the shape of a ContainerResult's.
+  if (SINGLE_RESULT.has(n) || n === 'exec' || n === 'inspect') return { [n]: err(c, error) } as Response;
+  if (LIST_RESULT.has(n)) return { [n]: (body.containers as string[]).map((x) => err(x, error)) } as Response;
+  return n === 'install' ? { install: { error: { error } } } : { error };
 }

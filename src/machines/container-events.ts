@@ -1,6 +1,7 @@
 // The vocabulary of one container machine: requests in (each with a one-shot
 // reply), facts from its child actors (`source.fact`), and what it tells its
 // parent (the supervisor). Types only.
+import type { RestartStatus } from '../model/container-data.js';
 import type { ExitStatus } from '../model/errors.js';
 import type { ExecRequest, Executed, LaunchSpec, MemoryEvent, MountOutput, Phases } from './contracts.js';
 
@@ -31,16 +32,6 @@ export interface ContainerStatus {
   restarts?: RestartStatus;
   /** With a manifest `health` check: its state while running (null otherwise). */
   health?: { status: HealthStatus; failures: number } | null;
-}
-
-export interface RestartStatus {
-  count: number;
-  /** Why the last restart (or the give-up) happened: "Exit(1)", "Signalled(SIGSEGV)", "unhealthy". */
-  lastReason: string | null;
-  /** ms until the restart that is due, or null. */
-  nextAttemptMs: number | null;
-  /** The policy gave up: the container stays down until a start request. */
-  gaveUp: boolean;
 }
 
 export interface StartOrder {
@@ -116,4 +107,4 @@ export type ContainerReport =
   | { type: 'container.health'; id: string; status: HealthStatus }
   | { type: 'container.oom'; id: string; memory: MemoryEvent };
 
-export type { MountOutput };
+export type { MountOutput, RestartStatus };

@@ -4,13 +4,13 @@
 // console has already checked their syntax and the permissions.
 import type { ExitStatus } from '../model/errors.js';
 import type { RuntimeError } from '../model/errors.js';
-import type { Manifest } from '../model/manifest.js';
+import type { ContainerData } from '../model/container-data.js';
 import type { Notification } from '../model/notification.js';
-import type { ContainerStatus, Executed, Statistics } from './container-events.js';
+import type { Executed, Statistics } from './container-events.js';
 import type { Reply } from './reply.js';
 
-// Northstar's shape: the console sends them as they are.
-export type { Notification };
+// The runtime's words for what it tells and what `inspect` answers; the console translates them (console/protocol.ts).
+export type { ContainerData, Notification };
 
 export type Request =
   | { type: 'list' }
@@ -44,24 +44,6 @@ export type RequestType = Request['type'];
 
 /** One result per container of a mount/umount request, in request order. */
 export type ContainerResult = { container: string; ok: true } | { container: string; ok: false; error: RuntimeError };
-
-/** The `inspect` answer: wire `data` plus our additions (state, startup phases). */
-export interface ContainerData {
-  container: string;
-  manifest: Manifest;
-  repository: string;
-  mounted: boolean;
-  /** null when not started; uptime in ns, statistics by category (null if unreadable). */
-  process: ContainerStatus['process'];
-  /** The container machine's state, e.g. "started.running". */
-  state: string;
-  /** Startup phases of the last start (ms). */
-  startup?: ContainerStatus['startup'];
-  /** With a restart policy: restarts, last reason, next attempt. */
-  restarts?: ContainerStatus['restarts'];
-  /** With a health check: its state while running. */
-  health?: ContainerStatus['health'];
-}
 
 export interface Responses {
   list: string[];

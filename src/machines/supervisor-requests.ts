@@ -196,7 +196,7 @@ export function done(c: SupervisorContext, p: Pending, output: unknown, q: Queue
       const entry = c.containers[p.id];
       if (entry) q.stop(entry.ref);
       q.assign((cc) => ({ containers: without(cc.containers, p.id) }));
-      q.notify({ uninstall: p.id });
+      q.notify({ type: 'uninstall', container: p.id });
       return q.run(() => p.reply(ok(undefined)));
     }
   }
@@ -220,7 +220,7 @@ function installed(c: SupervisorContext, p: Extract<Pending, { kind: 'install' }
     const ref = spawn('container', { id, input });
     return { containers: { ...cc.containers, [id]: { id, manifest: npk.manifest, repository: p.repository, ref, removing: false } } };
   });
-  q.notify({ install: id });
+  q.notify({ type: 'install', container: id });
   q.run(() => p.reply(ok(id)));
 }
 

@@ -12,7 +12,7 @@
 //     inspect?,              // XState inspection observer (the state-chart inspector)
 //     clock?,                // SimulatedClock in tests
 //   });
-//   onNotification(sup, (n) => …)                    // the one subscription point (wire shapes)
+//   onNotification(sup, (n) => …)                    // the one subscription point
 //   sup.start();                                       // boots: mount_on_start, then autostart
 //   await whenReady(sup);                              // "Runtime up and running" (rejects if boot failed)
 //   const list = await request(sup, { type: 'list' }); // any Request of requests.ts; rejects with RuntimeError
@@ -185,26 +185,26 @@ export const supervisorMachine = setup({
     }),
     containerStarted: emit(({ event }) => ({
       type: 'notification' as const,
-      notification: { started: (event as Extract<ContainerReport, { type: 'container.started' }>).id },
+      notification: { type: 'started', container: (event as Extract<ContainerReport, { type: 'container.started' }>).id },
     })),
     containerExited: enqueueActions(({ event, enqueue }) => {
       const e = event as Extract<ContainerReport, { type: 'container.exit' }>;
       log.info(`Container ${e.id} exited with status ${statusText(e.status)}`);
       // A container about to be restarted keeps its resources.
       if (!e.restarting) enqueue.assign(({ context: c }) => ({ users: without(c.users, e.id) }));
-      enqueue.emit({ type: 'notification', notification: { exit: [e.id, e.status] } });
+      enqueue.emit({ type: 'notification', notification: { type: 'exit', container: e.id, status: e.status } });
     }),
     containerRestarting: emit(({ event }) => {
       const e = event as Extract<ContainerReport, { type: 'container.restarting' }>;
       return {
         type: 'notification' as const,
-        notification: { restarting: [e.id, { attempt: e.attempt, delay_ms: e.delayMs, reason: e.reason }] } as Notification,
+        notification: { type: 'restarting', container: e.id, attempt: e.attempt, delayMs: e.delayMs, reason: e.reason },
       };
     }),
     containerGaveUp: enqueueActions(({ event, enqueue }) => {
       const e = event as Extract<ContainerReport, { type: 'container.gave_up' }>;
       enqueue.assign(({ context: c }) => ({ users: without(c.users, e.id) }));
-      enqueue.emit({ type: 'notification', notification: { gave_up: [e.id, { restarts: e.restarts, reason: e.reason }] } });
+      enqueue.emit({ type: 'notification', notification: { type: 'gave_up', container: e.id, restarts: e.restarts, reason: e.reason } });
     }),
     containerIdle: enqueueActions(({ event, enqueue }) => {
       const e = event as Extract<ContainerReport, { type: 'container.idle' }>;
@@ -212,7 +212,7 @@ export const supervisorMachine = setup({
     }),
     containerHealth: emit(({ event }) => {
       const e = event as Extract<ContainerReport, { type: 'container.health' }>;
-      const notification: Notification = e.status === 'unhealthy' ? { unhealthy: e.id } : { healthy: e.id };
+      const notification: Notification = { type: 'health', container: e.id, status: e.status === 'unhealthy' ? 'unhealthy' : 'healthy' };
       return { type: 'notification' as const, notification };
     }),
     recordCriticalGaveUp: enqueueActions(({ event, enqueue }) => {
@@ -223,7 +223,7 @@ export const supervisorMachine = setup({
     containerOom: enqueueActions(({ event, enqueue }) => {
       const e = event as Extract<ContainerReport, { type: 'container.oom' }>;
       log.warn(`Process ${e.id} is out of memory`);
-      enqueue.emit({ type: 'notification', notification: { c_group: [e.id, { memory: e.memory }] } });
+      enqueue.emit({ type: 'notification', notification: { type: 'memory', container: e.id, memory: e.memory } });
     }),
     recordCritical: enqueueActions(({ event, enqueue }) => {
       const e = event as Extract<ContainerReport, { type: 'container.exit' }>;
@@ -238,7 +238,7 @@ export const supervisorMachine = setup({
     closeAll: ({ context }) => {
       for (const e of Object.values(context.containers)) e.ref.send({ type: 'close' });
     },
-    notifyShutdown: emit({ type: 'notification', notification: 'shutdown' } as NotificationEvent),
+    notifyShutdown: emit({ type: 'notification', notification: { type: 'shutdown' } } satisfies NotificationEvent),
     failPending: ({ context }) => {
       for (const p of Object.values(context.pending)) p.reply(fail(errors.unexpected('the runtime shut down')) as never);
     },
@@ -389,7 +389,7 @@ export function request<R extends Request>(sup: AnyActorRef, r: R): Promise<Resp
 }
 
 /**
- * The one subscription point for notifications (wire shapes). A listener that
+ * The one subscription point for notifications. A listener that
  * throws is logged, never let through: XState would rethrow it from the
  * supervisor's event loop and take the daemon down.
  */

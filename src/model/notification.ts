@@ -1,6 +1,7 @@
-// The runtime's notifications (spec/console.md §4.3) in Northstar's serde shape,
-// which the supervisor emits and the console sends as they are: one type for
-// both, here below them. Types and one predicate.
+// The runtime's notifications: what the supervisor tells its subscribers,
+// in the runtime's own words. The console turns each into Northstar's wire
+// shape (spec/console.md §4.3) or an extension's, in one function
+// (notificationToWire, src/console/protocol.ts). Types only.
 import type { ExitStatus } from './errors.js';
 
 /** A cgroup memory event: the counters of memory.events (cgroup v2) or the OOM count (v1); null when unknown. */
@@ -14,21 +15,17 @@ export interface MemoryEvent {
 
 /** Containers are named "name:version". */
 export type Notification =
-  | 'shutdown'
-  | { started: string }
-  | { exit: [string, ExitStatus] }
-  | { install: string }
-  | { uninstall: string }
-  | { c_group: [string, { memory: MemoryEvent }] }
-  // Extension `supervision` (restart policy and health check): the console sends
-  // these only to clients that name it in `connect.extensions`.
-  | { restarting: [string, { attempt: number; delay_ms: number; reason: string }] }
-  | { gave_up: [string, { restarts: number; reason: string }] }
-  | { healthy: string }
-  | { unhealthy: string };
-
-/** The extension a notification variant belongs to; undefined for Northstar's own. */
-export function notificationExtension(n: Notification): string | undefined {
-  if (typeof n !== 'object') return undefined;
-  return 'restarting' in n || 'gave_up' in n || 'healthy' in n || 'unhealthy' in n ? 'supervision' : undefined;
-}
+  /** The runtime is going down: the last notification. */
+  | { type: 'shutdown' }
+  | { type: 'started'; container: string }
+  | { type: 'exit'; container: string; status: ExitStatus }
+  | { type: 'install'; container: string }
+  | { type: 'uninstall'; container: string }
+  /** A cgroup memory event (OOM, or a limit reached). */
+  | { type: 'memory'; container: string; memory: MemoryEvent }
+  /** The restart policy restarts the container after `delayMs`. */
+  | { type: 'restarting'; container: string; attempt: number; delayMs: number; reason: string }
+  /** The restart policy stopped restarting after `restarts` restarts. */
+  | { type: 'gave_up'; container: string; restarts: number; reason: string }
+  /** The health check changed its verdict. */
+  | { type: 'health'; container: string; status: 'healthy' | 'unhealthy' };

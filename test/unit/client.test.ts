@@ -61,7 +61,7 @@ test('fromEnv without NORTHSTAR_CONSOLE names the missing variable', async () =>
 test('notifications come as an async iterator, and overflowing the buffer ends it with lagged_notifications', async (t) => {
   const { url, backend } = await startServer(t);
   const c = await Client.connect(url, { subscribe: 2 });
-  for (let i = 0; i < 5; i++) backend.emit({ install: `x:0.0.${i}` });
+  for (let i = 0; i < 5; i++) backend.emit({ type: 'install', container: `x:0.0.${i}` });
   await c.ident(); // the notifications were sent before this response
   const got: unknown[] = [];
   await assert.rejects(
@@ -77,7 +77,7 @@ test('notifications come as an async iterator, and overflowing the buffer ends i
 test('the notification iterator ends when the runtime closes the connection', async (t) => {
   const { url, backend, server } = await startServer(t);
   const c = await Client.connect(url, { subscribe: true });
-  backend.emit({ started: 'a:0.0.1' });
+  backend.emit({ type: 'started', container: 'a:0.0.1' });
   const got: unknown[] = [];
   const done = (async () => {
     for await (const n of c.notifications()) got.push(n);

@@ -46,7 +46,7 @@ test('list shows RESTARTS and HEALTH once a container is supervised, and notific
   const { url, backend } = await startServer(t);
   const e = backend.containers.get('crashing:0.0.1')!;
   e.state = 'started.running';
-  e.restarts = { count: 2, last_reason: 'exited with code 1', next_attempt_ms: null, gave_up: false };
+  e.restarts = { count: 2, lastReason: 'exited with code 1', nextAttemptMs: null, gaveUp: false };
   e.health = { status: 'healthy', failures: 0 };
   const r = await nstar(['-u', url, 'list']);
   assert.equal(r.code, 0, r.err);
@@ -244,13 +244,13 @@ test('notifications -n prints that many notifications, a line each, and exits; -
   const emitAll = () =>
     server.once('connected', () => {
       setImmediate(() => {
-        backend.emit({ started: 'a:0.0.1' });
-        backend.emit({ exit: ['a:0.0.1', { exit: { code: 0 } }] });
-        backend.emit({ exit: ['a:0.0.1', { signalled: { signal: 9 } }] });
-        backend.emit({ c_group: ['a:0.0.1', { memory: { low: null, high: null, max: null, oom: 1, oom_kill: 1 } }] });
-        backend.emit({ install: 'b:0.0.1' });
-        backend.emit({ uninstall: 'b:0.0.1' });
-        backend.emit('shutdown');
+        backend.emit({ type: 'started', container: 'a:0.0.1' });
+        backend.emit({ type: 'exit', container: 'a:0.0.1', status: { exit: { code: 0 } } });
+        backend.emit({ type: 'exit', container: 'a:0.0.1', status: { signalled: { signal: 9 } } });
+        backend.emit({ type: 'memory', container: 'a:0.0.1', memory: { low: null, high: null, max: null, oom: 1, oom_kill: 1 } });
+        backend.emit({ type: 'install', container: 'b:0.0.1' });
+        backend.emit({ type: 'uninstall', container: 'b:0.0.1' });
+        backend.emit({ type: 'shutdown' });
       });
     });
   emitAll();

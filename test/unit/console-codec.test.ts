@@ -4,8 +4,10 @@ import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 
 import { encodeMessage, FrameReader, LineTooLong, ReadTimeout } from '../../src/console/codec.js';
+import { inspectToWire } from '../../src/console/inspect.js';
 import { EXTENSION_PERMISSIONS, NORTHSTAR_PERMISSIONS, permissionSet, requiredPermission } from '../../src/console/permissions.js';
 import { CONFIG_EXTENSION_PERMISSIONS, parseConfig } from '../../src/model/config.js';
+import { parseManifest } from '../../src/model/manifest.js';
 import { canonicalResponse, decodeMessage, decodeRequest, ProtocolError, type Request } from '../../src/console/protocol.js';
 import { Throttle, type ThrottleClock } from '../../src/console/throttle.js';
 import { TokenAuthority } from '../../src/console/token.js';
@@ -109,13 +111,29 @@ test('responses are reordered into serde field order whatever order the backend 
     start: { error: { error: { invalid_container: { container: 'c:0.0.1' } }, container: 'c:0.0.1' } },
   } as never);
   assert.equal(JSON.stringify(r), '{"start":{"error":{"container":"c:0.0.1","error":{"invalid_container":{"container":"c:0.0.1"}}}}}');
-  const i = canonicalResponse({
-    inspect: { ok: { data: { process: null, mounted: false, repository: 'mem', manifest: {} }, container: 'c:0.0.1' } },
-  } as never);
+});
+
+test("inspect's data goes out in serde field order, our additions only for the extension", () => {
+  const manifest = parseManifest('name: c\nversion: 0.0.1\ninit: /probe\nuid: 1\ngid: 1\nrestart: {policy: always}\n');
+  const d = {
+    state: 'started.running',
+    restarts: { gaveUp: false, nextAttemptMs: null, lastReason: null, count: 0 },
+    process: { statistics: null, uptime: 5, pid: 7 },
+    mounted: true,
+    repository: 'mem',
+    manifest,
+    container: 'c:0.0.1',
+  };
   assert.equal(
-    JSON.stringify(i),
-    '{"inspect":{"ok":{"container":"c:0.0.1","data":{"manifest":{},"repository":"mem","mounted":false,"process":null}}}}',
+    JSON.stringify(inspectToWire(d, false)),
+    '{"manifest":{"name":"c","version":"0.0.1","init":"/probe","uid":1,"gid":1},"repository":"mem","mounted":true,"process":{"pid":7,"uptime":5,"statistics":{}}}',
   );
+  assert.equal(
+    JSON.stringify(inspectToWire({ ...d, network: null }, true)).replace(/"manifest":\{.*?\}\}/, '"manifest":…'),
+    '{"manifest":…,"repository":"mem","mounted":true,"process":{"pid":7,"uptime":5,"statistics":{}},"startup":null,"state":"started.running",' +
+      '"restarts":{"count":0,"last_reason":null,"next_attempt_ms":null,"gave_up":false},"network":null}',
+  );
+  assert.ok('restart' in (inspectToWire(d, true).manifest as object), 'the extension keeps the manifest whole');
 });
 
 const COPY_ONLY = 'run_dir = "r"\ndata_dir = "d"\nsocket_dir = "s"\ncgroup = "n"\n[console.global]\nbind = "unix:///tmp/n.sock"\npermissions = ["copy", "list"]\n';

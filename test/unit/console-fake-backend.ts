@@ -9,7 +9,12 @@ import { join } from 'node:path';
 
 import type { ConsoleBackend, RequestContext } from '../../src/console/server.js';
 import { ConsoleServer, type ServerOptions } from '../../src/console/server.js';
-import type { ContainerData, InstallResult, Notification, Request, Response } from '../../src/console/protocol.js';
+import type { Inspected } from '../../src/console/backend.js';
+import type { InstallResult, Request, Response, StatCategory } from '../../src/console/protocol.js';
+import type { ContainerData } from '../../src/model/container-data.js';
+import { errors } from '../../src/model/errors.js';
+import type { Manifest } from '../../src/model/manifest.js';
+import type { Notification } from '../../src/model/notification.js';
 import { err, ok } from '../../src/console/protocol.js';
 
 interface Entry {
@@ -17,14 +22,17 @@ interface Entry {
   mounted: boolean;
   pid: number | null;
   resource: boolean;
-  /** The machine state reported by inspect (our extension); absent: not reported. */
+  /** The machine state reported by inspect (our extension); default: what pid and mounted say. */
   state?: string;
   /** The process statistics reported by inspect (default {}). */
-  statistics?: unknown;
+  statistics?: Record<string, unknown>;
   /** Supervision (manifest `restart`/`health`) reported by inspect; absent: not reported. */
   restarts?: ContainerData['restarts'];
   health?: ContainerData['health'];
 }
+
+/** The empty collections of a parsed manifest, which its serialization leaves out. */
+const MANIFEST_DEFAULTS = { args: [], env: {}, mounts: {}, capabilities: [], suppl_groups: [], rlimits: {}, sockets: {} };
 
 export class FakeBackend implements ConsoleBackend {
   readonly containers = new Map<string, Entry>([
@@ -63,8 +71,28 @@ export class FakeBackend implements ConsoleBackend {
     this.installs.push({ repository, size: n, sha256 });
     const container = `installed-${this.installs.length}:0.0.1`;
     this.containers.set(container, { repository, mounted: false, pid: null, resource: false });
-    this.emit({ install: container });
+    this.emit({ type: 'install', container });
     return { ok: { container } };
+  }
+
+  async inspect(c: string, statistics: StatCategory[] | undefined, ctx: RequestContext): Promise<Inspected> {
+    this.requests.push({ req: { inspect: statistics === undefined ? { container: c } : { container: c, statistics } }, ctx });
+    const e = this.containers.get(c);
+    if (!e) throw errors.invalidContainer(c);
+    const [name, version] = c.split(':');
+    // Only what a manifest's serialization reads: it comes out as {name, version[, init]}.
+    const manifest = { name, version, ...(e.resource ? {} : { init: '/bin/probe' }), ...MANIFEST_DEFAULTS } as unknown as Manifest;
+    const data: Inspected = {
+      container: c,
+      manifest,
+      repository: e.repository,
+      mounted: e.mounted,
+      process: e.pid === null ? null : { pid: e.pid, uptime: 1_500_000_000, statistics: e.statistics ?? {} },
+      state: e.state ?? (e.pid !== null ? 'started.running' : e.mounted ? 'mounted' : 'unmounted'),
+    };
+    if (e.restarts !== undefined) data.restarts = e.restarts;
+    if (e.health !== undefined) data.health = e.health;
+    return data;
   }
 
   async request(req: Request, ctx: RequestContext): Promise<Response> {
@@ -98,21 +126,6 @@ export class FakeBackend implements ConsoleBackend {
         }),
       };
     }
-    if ('inspect' in req) {
-      const c = req.inspect.container;
-      const e = this.containers.get(c);
-      if (!e) return { inspect: { error: { container: c, error: { invalid_container: { container: c } } } } };
-      const data: ContainerData = {
-        manifest: { name: c.split(':')[0], version: c.split(':')[1], ...(e.resource ? {} : { init: '/bin/probe' }) },
-        repository: e.repository,
-        mounted: e.mounted,
-        process: e.pid === null ? null : { pid: e.pid, uptime: 1_500_000_000, statistics: e.statistics ?? {} },
-      };
-      if (e.state !== undefined) data.state = e.state;
-      if (e.restarts !== undefined) data.restarts = e.restarts;
-      if (e.health !== undefined) data.health = e.health;
-      return { inspect: { ok: { container: c, data } } };
-    }
     const [name, body] = Object.entries(req)[0] as [string, { container: string }];
     const c = body.container;
     const e = this.containers.get(c);
@@ -127,22 +140,23 @@ export class FakeBackend implements ConsoleBackend {
         if (e.pid !== null) return result(err(c, { start_container_started: { container: c } }));
         e.pid = 1000 + this.requests.length;
         e.mounted = true;
-        this.emit({ started: c });
+        this.emit({ type: 'started', container: c });
         return result(ok(c));
       case 'kill':
       case 'stop':
         if (e.pid === null) return result(err(c, { stop_container_not_started: { container: c } }));
         e.pid = null;
-        this.emit({ exit: [c, { signalled: { signal: 15 } }] });
+        this.emit({ type: 'exit', container: c, status: { signalled: { signal: 15 } } });
         return result(ok(c));
       case 'pause':
       case 'resume':
         if (e.pid === null) return result(err(c, { stop_container_not_started: { container: c } }));
+        e.state = name === 'pause' ? 'started.paused' : 'started.running';
         return result(ok(c));
       case 'uninstall':
         if (e.pid !== null) return result(err(c, { umount_busy: { container: c } }));
         this.containers.delete(c);
-        this.emit({ uninstall: c });
+        this.emit({ type: 'uninstall', container: c });
         return result(ok(c));
     }
     throw new Error(`fake backend: unexpected request ${name}`);

@@ -154,13 +154,13 @@ test('notifications of spec/console.md §4.3 reach a subscriber as literal lines
   const { url, backend } = await startServer(t);
   const p = await RawPeer.connect(url);
   await p.handshake(true);
-  backend.emit({ started: 'c:0.0.1' });
-  backend.emit({ exit: ['c:0.0.1', { signalled: { signal: 15 } }] });
-  backend.emit({ exit: ['c:0.0.1', { exit: { code: 101 } }] });
-  backend.emit({ install: 'c:0.0.1' });
-  backend.emit({ uninstall: 'c:0.0.1' });
-  backend.emit({ c_group: ['memeater:0.0.1', { memory: { low: 0, high: 0, max: 5, oom: 1, oom_kill: 1 } }] });
-  backend.emit({ c_group: ['memeater:0.0.1', { memory: { low: null, high: null, max: null, oom: 2, oom_kill: 1 } }] });
+  backend.emit({ type: 'started', container: 'c:0.0.1' });
+  backend.emit({ type: 'exit', container: 'c:0.0.1', status: { signalled: { signal: 15 } } });
+  backend.emit({ type: 'exit', container: 'c:0.0.1', status: { exit: { code: 101 } } });
+  backend.emit({ type: 'install', container: 'c:0.0.1' });
+  backend.emit({ type: 'uninstall', container: 'c:0.0.1' });
+  backend.emit({ type: 'memory', container: 'memeater:0.0.1', memory: { low: 0, high: 0, max: 5, oom: 1, oom_kill: 1 } });
+  backend.emit({ type: 'memory', container: 'memeater:0.0.1', memory: { low: null, high: null, max: null, oom: 2, oom_kill: 1 } });
   const want = [
     '{"notification":{"started":"c:0.0.1"}}',
     '{"notification":{"exit":["c:0.0.1",{"signalled":{"signal":15}}]}}',
@@ -272,15 +272,8 @@ test('a shutdown request closing the console still gets its response, then the s
 
 test('inspect carries startup phases and state only when the request names statistics (our extension)', async (t) => {
   const { url, backend } = await startServer(t);
-  const original = backend.request.bind(backend);
-  backend.request = async (req, ctx) => {
-    const r = await original(req, ctx);
-    if (typeof r === 'object' && 'inspect' in r && 'ok' in r.inspect) {
-      r.inspect.ok.data.startup = { total: 4.25 };
-      r.inspect.ok.data.state = 'mounted';
-    }
-    return r;
-  };
+  const original = backend.inspect.bind(backend);
+  backend.inspect = async (c, statistics, ctx) => ({ ...(await original(c, statistics, ctx)), startup: { total: 4.25 }, state: 'mounted' });
   const got = await exchange(url, [
     '{"request":{"inspect":{"container":"message:0.0.2"}}}',
     '{"request":{"inspect":{"container":"message:0.0.2","statistics":["cpu"]}}}',

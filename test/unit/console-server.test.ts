@@ -218,7 +218,7 @@ test('notifications go only to subscribers, and a lagging subscriber is disconne
   const big = 'x'.repeat(100);
   let sent = 0;
   while (!lagged) {
-    for (let i = 0; i < 8; i++, sent++) backend.emit({ install: `${big}:${sent}.0.0` });
+    for (let i = 0; i < 8; i++, sent++) backend.emit({ type: 'install', container: `${big}:${sent}.0.0` });
     await new Promise((r) => setImmediate(r));
   }
   let received = 0;

@@ -128,7 +128,7 @@ test('wire requests reach the supervisor and its answers come back in wire shape
   assert.equal(await p.line(), '{"response":{"install":{"ok":{"container":"installed-4:0.0.1"}}}}');
   p.send('{"request":{"install":{"repository":"fs","size":2}}}\nxy');
   assert.equal(await p.line(), '{"response":{"install":{"error":{"error":{"invalid_repository":{"repository":"fs"}}}}}}');
-  sup.emit({ exit: ['hello:0.0.1', { exit: { code: 0 } }] });
+  sup.emit({ type: 'exit', container: 'hello:0.0.1', status: { exit: { code: 0 } } });
   assert.equal(await p.line(), '{"notification":{"exit":["hello:0.0.1",{"exit":{"code":0}}]}}');
   assert.deepEqual(sup.asked.find((r) => r.type === 'stop'), { type: 'stop', container: 'hello:0.0.1', graceMs: 500 });
   assert.deepEqual(sup.asked.find((r) => r.type === 'exec'), { type: 'exec', container: 'hello:0.0.1', path: '/bin/x', args: ['a'], env: {} });

@@ -137,7 +137,7 @@ test('a start mounts the resource and the container, runs it and notifies starte
   const h = await boot();
   settledOk(await h.start('app:0.0.1'));
   assert.ok(mounted(h.sup, 'res:0.0.1') && mounted(h.sup, 'app:0.0.1'));
-  assert.deepEqual(h.notifications, [{ started: 'app:0.0.1' }]);
+  assert.deepEqual(h.notifications, [{ type: 'started', container: 'app:0.0.1' }]);
   const spec = h.io.proc('app:0.0.1').input;
   assert.deepEqual(spec.resources, { '/res': '/run/ns/res:0.0.1/' });
   assert.equal(spec.root, '/run/ns/app:0.0.1');
@@ -250,7 +250,7 @@ test('kill checks the container, its state and the signal number', async () => {
   settledError(await h.ask({ type: 'kill', container: 'app:0.0.1', signal: 99 }), 'unexpected');
   settledOk(await h.ask({ type: 'kill', container: 'app:0.0.1', signal: 15 }));
   await flush();
-  assert.deepEqual(h.notifications.at(-1), { exit: ['app:0.0.1', { signalled: { signal: 15 } }] });
+  assert.deepEqual(h.notifications.at(-1), { type: 'exit', container: 'app:0.0.1', status: { signalled: { signal: 15 } } });
   h.allSettledOnce();
 });
 
@@ -314,7 +314,7 @@ test('stop with grace: SIGKILL after the grace when SIGTERM is ignored', async (
   h.clock.increment(1);
   await flush();
   assert.deepEqual(settledOk(s), { signalled: { signal: 9 } });
-  assert.deepEqual(h.notifications.at(-1), { exit: ['app:0.0.1', { signalled: { signal: 9 } }] });
+  assert.deepEqual(h.notifications.at(-1), { type: 'exit', container: 'app:0.0.1', status: { signalled: { signal: 9 } } });
 });
 
 test('pause and resume go through the cgroups; stats come by category', async () => {
@@ -338,7 +338,7 @@ test('install keeps the NPK, notifies, and refuses unknown repositories and dupl
   const fs = new FakeRepository('fs');
   const h = await boot({ repos: [mem, fs] });
   assert.equal(settledOk(await h.ask({ type: 'install', repository: 'mem', data: stream(user()) })), 'app:0.0.1');
-  assert.deepEqual(h.notifications, [{ install: 'app:0.0.1' }]);
+  assert.deepEqual(h.notifications, [{ type: 'install', container: 'app:0.0.1' }]);
   assert.deepEqual(settledOk(await h.ask({ type: 'list' })), ['app:0.0.1']);
   assert.deepEqual(settledError(await h.ask({ type: 'install', repository: 'whooha', data: stream(user()) }), 'invalid_repository'), {
     repository: 'whooha',
@@ -372,7 +372,7 @@ test('uninstall: unknown, started and in-use containers are refused; a mounted o
   settledOk(await h.ask({ type: 'uninstall', container: 'app:0.0.1', wipe: true }));
   assert.deepEqual(h.io.umounts.length, 0);
   assert.deepEqual(h.wiped, ['/data/app']);
-  assert.deepEqual(h.notifications.at(-1), { uninstall: 'app:0.0.1' });
+  assert.deepEqual(h.notifications.at(-1), { type: 'uninstall', container: 'app:0.0.1' });
   assert.deepEqual(settledOk(await h.ask({ type: 'list' })), ['res:0.0.1']);
   assert.equal(h.sup.getSnapshot().children['app:0.0.1'], undefined, 'its machine is stopped');
   settledError(await h.start('app:0.0.1'), 'invalid_container');
@@ -407,13 +407,13 @@ test('autostart: relaxed failures only warn, critical ones abort the startup wit
     repos: [new FakeRepository('mem', [user({ autostart: 'relaxed' }), manifest('ok', '1.0.0', { autostart: 'relaxed' })])],
   });
   await whenReady(relaxed.sup);
-  assert.deepEqual(relaxed.notifications, [{ started: 'ok:1.0.0' }]);
+  assert.deepEqual(relaxed.notifications, [{ type: 'started', container: 'ok:1.0.0' }]);
 
   const critical = await boot({ repos: [new FakeRepository('mem', [user({ autostart: 'critical' })])] });
   await assert.rejects(whenReady(critical.sup), (e: RuntimeError) => e.code === 'start_container_missing_resource');
   const out = await whenDone(critical.sup);
   assert.equal(out.error?.code, 'start_container_missing_resource');
-  assert.deepEqual(critical.notifications, ['shutdown']);
+  assert.deepEqual(critical.notifications, [{ type: 'shutdown' }]);
 });
 
 test('a critical container that exits with failure shuts the runtime down with critical_container', async () => {
@@ -425,7 +425,7 @@ test('a critical container that exits with failure shuts the runtime down with c
   assert.equal(out.error?.code, 'critical_container');
   assert.deepEqual(out.error?.fields, { container: 'app:0.0.1', status: { exit: { code: 1 } } });
   assert.deepEqual(h.io.proc('other:1.0.0').signals(), [9], 'the other containers are killed');
-  assert.equal(h.notifications.at(-1), 'shutdown');
+  assert.deepEqual(h.notifications.at(-1), { type: 'shutdown' });
   assert.ok(!mounted(h.sup, 'app:0.0.1') && !mounted(h.sup, 'res:0.0.1'));
 });
 
@@ -456,7 +456,7 @@ test('shutdown kills every started container, unmounts users before resources, n
   h.io.umounts.shift()!.resolve();
   const out = await whenDone(h.sup);
   assert.deepEqual(out, {});
-  assert.deepEqual(h.notifications.slice(-2), [{ exit: ['app:0.0.1', { signalled: { signal: 9 } }] }, 'shutdown']);
+  assert.deepEqual(h.notifications.slice(-2), [{ type: 'exit', container: 'app:0.0.1', status: { signalled: { signal: 9 } } }, { type: 'shutdown' }]);
   h.allSettledOnce();
 });
 
@@ -574,7 +574,7 @@ test('a notification listener that throws does not take the supervisor down', as
   });
   settledOk(await h.start('app:0.0.1'));
   assert.equal(h.sup.getSnapshot().status, 'active');
-  assert.deepEqual(h.notifications, [{ started: 'app:0.0.1' }]);
+  assert.deepEqual(h.notifications, [{ type: 'started', container: 'app:0.0.1' }]);
 });
 
 test('install, start, stop and uninstall ten times over: the container machine is replaced cleanly each time', async () => {
@@ -587,7 +587,7 @@ test('install, start, stop and uninstall ten times over: the container machine i
     settledOk(await h.ask({ type: 'uninstall', container: 'app:0.0.1', wipe: true }));
   }
   assert.deepEqual(settledOk(await h.ask({ type: 'list' })), ['res:0.0.1']);
-  assert.equal(h.notifications.filter((n) => typeof n === 'object' && 'exit' in n).length, 10);
+  assert.equal(h.notifications.filter((n) => n.type === 'exit').length, 10);
   assert.deepEqual(Object.keys(h.sup.getSnapshot().children).sort(), ['res:0.0.1'], 'no flow or machine left behind');
   h.allSettledOnce();
 });

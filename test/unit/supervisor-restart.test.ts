@@ -1,5 +1,5 @@
 // The supervisor around a container with a restart policy: resources stay
-// held through a restart, notifications in wire shape, and a critical
+// held through a restart, the runtime's notifications, and a critical
 // container shuts the runtime down only once the policy gives up.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -50,17 +50,20 @@ async function exitedOnce() {
 
 test('a restarting container keeps its resource mounted and busy, and the notifications follow each step', async () => {
   const h = await exitedOnce();
-  assert.deepEqual(h.notes.slice(-2), [{ exit: ['app:0.0.1', { exit: { code: 2 } }] }, { restarting: ['app:0.0.1', { attempt: 1, delay_ms: 100, reason: 'Exit(2)' }] }]);
+  assert.deepEqual(h.notes.slice(-2), [
+    { type: 'exit', container: 'app:0.0.1', status: { exit: { code: 2 } } },
+    { type: 'restarting', container: 'app:0.0.1', attempt: 1, delayMs: 100, reason: 'Exit(2)' },
+  ]);
   const umount = await request(h.sup, { type: 'umount', containers: ['res:0.0.1'] });
   assert.equal(umount[0]!.ok, false, 'the resource is still in use during the backoff');
   const again = request(h.sup, { type: 'start', container: 'app:0.0.1', arguments: [], environment: {} });
   await assert.rejects(again, (e: { code: string }) => e.code === 'start_container_started');
   h.clock.increment(100);
   await flush();
-  assert.deepEqual(h.notes.at(-1), { started: 'app:0.0.1' });
+  assert.deepEqual(h.notes.at(-1), { type: 'started', container: 'app:0.0.1' });
   h.io.proc('app:0.0.1').exit(2);
   await flush();
-  assert.deepEqual(h.notes.at(-1), { gave_up: ['app:0.0.1', { restarts: 1, reason: 'Exit(2)' }] });
+  assert.deepEqual(h.notes.at(-1), { type: 'gave_up', container: 'app:0.0.1', restarts: 1, reason: 'Exit(2)' });
   const freed = await request(h.sup, { type: 'umount', containers: ['res:0.0.1'] });
   assert.equal(freed[0]!.ok, true, 'given up: the resource is free');
 });
@@ -83,5 +86,5 @@ test('a critical container shuts the runtime down only once its policy gives up'
   h.io.proc('app:0.0.1').exit(1);
   const out = await whenDone(h.sup);
   assert.equal(out.error?.code, 'critical_container');
-  assert.equal(h.notes.at(-1), 'shutdown');
+  assert.deepEqual(h.notes.at(-1), { type: 'shutdown' });
 });
