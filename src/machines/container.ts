@@ -136,7 +136,7 @@ export const containerMachine = setup({ types: {} as ContainerTypes, actors, gua
       tags: ['mounted'],
       invoke: {
         src: 'umount',
-        input: ({ context }) => ({ container: context.id, target: context.mountInput.target }),
+        input: ({ context }) => ({ container: context.id, target: context.mountInput.target, ...(context.device ? { device: context.device } : {}) }),
         onDone: { target: 'unmounted', actions: 'recordUmount' },
         onError: { target: 'mounted', actions: { type: 'failUmount', params: ({ event }) => ({ error: event.error }) } },
       },

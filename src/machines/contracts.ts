@@ -50,6 +50,8 @@ export interface MountOutput {
 export interface UmountInput {
   container: string;
   target: string;
+  /** The block device mounted there (MountOutput.device): a verity one is waited for until it is gone. */
+  device?: string;
 }
 
 // ---------------------------------------------------------------- process (main thread)

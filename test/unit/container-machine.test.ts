@@ -195,7 +195,7 @@ test('umount answers umount_busy when not mounted or started, and unmounts a mou
   const u = h.req('umount');
   assert.equal(h.state(), 'unmounting');
   await flush();
-  assert.deepEqual(h.io.umounts[0]!.input, { container: ID, target: `/run/${ID}` });
+  assert.deepEqual(h.io.umounts[0]!.input, { container: ID, target: `/run/${ID}`, device: '/dev/loop7' });
   h.io.umounts.shift()!.resolve();
   await flush();
   settledOk(u);

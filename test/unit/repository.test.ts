@@ -2,7 +2,7 @@
 // overlap count against capacity_size together, and file system failures
 // become named errors of the install, never an 'error' event.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -48,9 +48,15 @@ test('two installs streaming at once count together against capacity_size; the r
   const a = feed();
   const b = feed();
   const pa = repo.insert(a).catch((e: unknown) => e);
-  const pb = repo.insert(b).catch((e: unknown) => e);
   a.push(Buffer.alloc(600));
-  await tick();
+  // The first install's bytes are in its partial file (so counted) before the
+  // second begins: otherwise whichever stream reads second is the refused one.
+  const partialSize = () => readdirSync(dir).map((n) => statSync(join(dir, n)).size)[0] ?? 0;
+  for (const end = Date.now() + 10_000; partialSize() < 600; ) {
+    if (Date.now() > end) throw new Error('the first install never wrote its 600 bytes');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const pb = repo.insert(b).catch((e: unknown) => e);
   b.push(Buffer.alloc(600)); // 1,200 bytes streaming: over the limit
   // A guard against the old behaviour (the second stream waiting for the first), not a timing assertion.
   const eb = await Promise.race([pb, new Promise((r) => setTimeout(() => r('the second install waits for the first'), 5000).unref())]);

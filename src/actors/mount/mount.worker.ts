@@ -14,7 +14,7 @@ import { MS } from '../../native-api/loop.js';
 import type { LoopAttached } from '../../native-api/loop.js';
 import { createVerityDevice, DM_CONTROL, hasDeviceMapper, removeVerityDevice } from './dm-verity.js';
 import { verifyImageFd } from './mount-verify.js';
-import { isMountPoint, readMounts } from './mountinfo.js';
+import { isMountPoint } from './mountinfo.js';
 
 /** Test-only hooks, honoured only when NSTAR_TEST=1. */
 export interface MountHooks {
@@ -252,25 +252,25 @@ async function pause(container: string, device: string, abort: Int32Array | unde
 
 const DEVICE_GONE_MS = 3000;
 
-/** Our dm-verity device (named northstar-*) mounted at `target`, by its major:minor, if any. */
-function verityDeviceAt(target: string): { device: string; name: string } | undefined {
-  const device = readMounts().filter((m) => m.target === target).pop()?.device;
-  const name = device === undefined ? undefined : dmNameOf(device);
-  return device !== undefined && name?.startsWith('northstar-') ? { device, name } : undefined;
+/** Our dm-verity device (named northstar-*) when `device` (what was mounted) is one. */
+function verityDevice(device: string | undefined): { dev: string; name: string } | undefined {
+  const dev = /^\/dev\/(dm-\d+)$/.exec(device ?? '')?.[1];
+  const name = dev === undefined ? undefined : dmNameOf(dev);
+  return dev !== undefined && name?.startsWith('northstar-') ? { dev, name } : undefined;
 }
 
-function dmNameOf(device: string): string | undefined {
+function dmNameOf(dev: string): string | undefined {
   try {
-    return readFileSync(`/sys/dev/block/${device}/dm/name`, 'utf8').trim();
+    return readFileSync(`/sys/block/${dev}/dm/name`, 'utf8').trim();
   } catch {
     return undefined;
   }
 }
 
 /** Polls until the device is no longer the named dm device (removed, or its number reused); false after `ms`. */
-async function gone(d: { device: string; name: string }, ms: number): Promise<boolean> {
+async function gone(d: { dev: string; name: string }, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
-  while (dmNameOf(d.device) === d.name) {
+  while (dmNameOf(d.dev) === d.name) {
     if (Date.now() > end) return false;
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -278,7 +278,7 @@ async function gone(d: { device: string; name: string }, ms: number): Promise<bo
 }
 
 async function umountTask(input: UmountInput): Promise<Result<undefined, TaskFailure>> {
-  const verity = verityDeviceAt(input.target);
+  const verity = verityDevice(input.device);
   const r = native().umount(input.target);
   if (!r.ok) return fail('umount', r.error);
   // The verity device was marked for deferred removal at mount; the kernel
