@@ -6,7 +6,7 @@
 import semver from 'semver';
 
 import { containerId } from '../model/container-id.js';
-import { errors, type RuntimeError } from '../model/errors.js';
+import { err, errors, ok, type Result, type RuntimeError } from '../model/errors.js';
 import type { Manifest } from '../model/manifest.js';
 import { child, within } from '../model/safe-path.js';
 import type { LaunchSpec, MountInput, VerityInfo, VerityMode } from './contracts.js';
@@ -110,7 +110,7 @@ export function resolveResources(
   m: Manifest,
   installed: Iterable<Candidate>,
   keyed = false,
-): { ok: true; resources: ResolvedResource[] } | { ok: false; error: RuntimeError } {
+): Result<ResolvedResource[], RuntimeError> {
   const versions = new Map<string, Candidate[]>();
   for (const c of installed) {
     const name = c.id.slice(0, c.id.indexOf(':'));
@@ -128,13 +128,13 @@ export function resolveResources(
       if (keyed && unsigned.length > 0) {
         // The wire error has no field for why; its version text says it, and stays a string as in Northstar.
         const why = `${mount.version} from a keyed repository (unsigned ${unsigned.map((c) => c.id).join(', ')} not used)`;
-        return { ok: false, error: errors.missingResource(id, mount.name, why) };
+        return err(errors.missingResource(id, mount.name, why));
       }
-      return { ok: false, error: errors.missingResource(id, mount.name, mount.version) };
+      return err(errors.missingResource(id, mount.name, mount.version));
     }
     resources.push({ target, container: `${mount.name}:${best}`, dir: mount.dir });
   }
-  return { ok: true, resources };
+  return ok(resources);
 }
 
 /** Steps 15–16 and the rest of the launch spec. */

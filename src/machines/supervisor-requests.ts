@@ -131,13 +131,13 @@ function start(c: SupervisorContext, r: Extract<Request, { type: 'start' }>, rep
   }
   let spec;
   try {
-    spec = launchSpec(entry.manifest, init, r.arguments, r.environment, resolved.resources, c.config);
+    spec = launchSpec(entry.manifest, init, r.arguments, r.environment, resolved.value, c.config);
   } catch (e) {
     // A path that would leave its base (safe-path.ts); validation at install should have refused it.
     return reply(fail(errors.startFailed(entry.id, e instanceof Error ? e.message : String(e), e)));
   }
 
-  const resources = [...new Set(resolved.resources.map((x) => x.container))];
+  const resources = [...new Set(resolved.value.map((x) => x.container))];
   fx.assign((cc) => ({ users: { ...cc.users, [entry.id]: resources } }));
   const input: StartFlowInput = {
     id: entry.id,

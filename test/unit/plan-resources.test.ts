@@ -23,13 +23,13 @@ describe('resource resolution', () => {
   it('an unkeyed container takes the highest matching version, signed or not', () => {
     const r = resolveResources('app:0.0.1', app, candidates, false);
     assert.ok(r.ok);
-    assert.equal(r.resources[0]!.container, 'shared-res:9.0.0');
+    assert.equal(r.value[0]!.container, 'shared-res:9.0.0');
   });
 
   it('a keyed container takes the highest matching version from keyed repositories only', () => {
     const r = resolveResources('app:0.0.1', app, candidates, true);
     assert.ok(r.ok);
-    assert.equal(r.resources[0]!.container, 'shared-res:0.0.1');
+    assert.equal(r.value[0]!.container, 'shared-res:0.0.1');
   });
 
   it('with only unsigned candidates a keyed container fails with start_container_missing_resource saying why', () => {
