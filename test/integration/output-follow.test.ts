@@ -7,14 +7,7 @@ import { test } from 'node:test';
 
 import { Output, type OutputLine } from '../../src/actors/output/output.js';
 import { native } from '../../src/native.js';
-
-async function until(check: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail('condition not reached');
-}
+import { until } from './runtime-checks.js';
 
 test('a follower gets the tail, then every new line once; stop ends them; a dead worker is reported', async (t) => {
   const out = new Output({ ringBytes: 1 << 20 });
@@ -23,7 +16,7 @@ test('a follower gets the tail, then every new line once; stop ends them; a dead
   t.after(() => closeSync(theirs));
   out.attach({ target: 'f:0.0.1', stream: 'stderr', fd: ours, sink: () => undefined });
   for (let i = 0; i < 100; i++) writeSync(theirs, `line ${i}\n`);
-  await until(async () => (await out.tail('f:0.0.1')).length === 100);
+  await until(async () => (await out.tail('f:0.0.1')).length === 100, 'the 100 lines in the ring', 5_000);
 
   const got: OutputLine[] = [];
   let lost: Error | undefined;
@@ -36,7 +29,7 @@ test('a follower gets the tail, then every new line once; stop ends them; a dead
   })();
   const f = await out.follow('f:0.0.1', 10, { line: (l) => got.push(l), lost: (e) => (lost = e) });
   await writer;
-  await until(() => Number(/\d+$/.exec((got.at(-1) ?? f.tail.at(-1)!).line)![0]) === 299);
+  await until(() => Number(/\d+$/.exec((got.at(-1) ?? f.tail.at(-1)!).line)![0]) === 299, 'line 299 at the follower', 5_000);
   const numbers = [...f.tail, ...got].map((l) => Number(/\d+$/.exec(l.line)![0]));
   assert.equal(f.tail.length, 10);
   numbers.forEach((n, i) => i > 0 && assert.equal(n, numbers[i - 1]! + 1, `no gap, no repeat: ${numbers.join(',')}`));
@@ -47,13 +40,13 @@ test('a follower gets the tail, then every new line once; stop ends them; a dead
   assert.equal(out.following, 0);
   const before = got.length;
   writeSync(theirs, 'after stop\n');
-  await until(async () => (await out.tail('f:0.0.1', 1))[0]?.line === 'after stop');
+  await until(async () => (await out.tail('f:0.0.1', 1))[0]?.line === 'after stop', 'the line after stop in the ring', 5_000);
   assert.equal(got.length, before, 'no lines after stop');
 
   const g = await out.follow('f:0.0.1', 0, { line: () => undefined, lost: (e) => (lost = e) });
   assert.deepEqual(g.tail, []);
   await out.thread!.terminate();
-  await until(() => lost !== undefined);
+  await until(() => lost !== undefined, 'the dead worker reported', 5_000);
   assert.match(lost!.message, /output worker exited/);
   assert.equal(out.following, 0);
 });

@@ -102,11 +102,14 @@ export function captureLog(t: TestContext): LogRecord[] {
   return records;
 }
 
-/** Resolves once `pred` holds (polled every 20 ms); rejects naming `what` after `ms`. */
-export async function until(pred: () => boolean, what: string, ms = 10_000): Promise<void> {
+/**
+ * Resolves once `pred` holds (polled every 20 ms; it may be async); rejects
+ * naming `what` after `ms` (a function: said as it is at the timeout).
+ */
+export async function until(pred: () => boolean | Promise<boolean>, what: string | (() => string), ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

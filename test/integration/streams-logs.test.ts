@@ -13,7 +13,7 @@ import type { Client, LogChunk } from '../../src/client/index.js';
 import { FOLLOW_LIMIT } from '../../src/runtime-logs.js';
 import { eventually } from './launch-fixture.js';
 import { privileged } from './privileged.js';
-import { nstar, packProbe } from './runtime-checks.js';
+import { nstar, packProbe, until } from './runtime-checks.js';
 import { startRuntime } from './runtime-harness.js';
 
 const opts = privileged();
@@ -72,20 +72,12 @@ async function rawLogs(url: string, request: string): Promise<{ line: string; re
   };
 }
 
-async function until(check: () => Promise<boolean>): Promise<boolean> {
-  for (let i = 0; i < 250; i++) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return false;
-}
-
 describe('logs', opts, () => {
   test('tail: the last lines of both streams in the order written; the whole ring without tail; kept until uninstall', async (t) => {
     const h = await startRuntime(t, { repositories: { default: { npks: [await npk(t, 'lines', ['flood', String(50 * 100), '100'])] } } });
     await h.client.start('lines:0.0.1');
     const c = () => h.connect();
-    assert.ok(await until(async () => (await collect(await c(), 'lines:0.0.1')).lines.at(-1) === '1:Sleeping...'), 'the flood reached the ring');
+    await until(async () => (await collect(await c(), 'lines:0.0.1')).lines.at(-1) === '1:Sleeping...', 'the flood reached the ring', 5_000);
     const last = await collect(await c(), 'lines:0.0.1', { tail: 3 });
     assert.deepEqual(last.lines, [`1:flood 0000000049 ${'x'.repeat(100 - 17 - 1)}`, '1:flood done 50', '1:Sleeping...']);
     assert.deepEqual(last.end, {});
@@ -102,7 +94,7 @@ describe('logs', opts, () => {
     assert.equal((await collect(await c(), 'lines:0.0.1', { tail: 1 })).lines[0], "2:thread 'main' panicked at 'witness me!'");
     assert.equal((await h.runtime.output.stats())?.rings, 1);
     await h.client.uninstall('lines:0.0.1');
-    assert.ok(await until(async () => (await h.runtime.output.stats())?.rings === 0), 'uninstall forgot the ring');
+    await until(async () => (await h.runtime.output.stats())?.rings === 0, 'uninstall forgot the ring', 5_000);
   });
 
   test('follow: lines printed after the request, then the exit status at the exit', async (t) => {
@@ -169,7 +161,8 @@ describe('logs', opts, () => {
     assert.match(d.out, /^pid \d+\n$/);
     // The attached exec's output is the caller's; the detached one's goes to the ring.
     const tail2 = async () => (await nstar(['-u', h.url, 'logs', '--tail', '2', 'cli'])).out;
-    assert.ok(await until(async () => (await tail2()) === 'Sleeping...\nExecuting "exit"\n'), await tail2());
+    let last = '';
+    await until(async () => (last = await tail2()) === 'Sleeping...\nExecuting "exit"\n', () => `the tail after the exit (last ${JSON.stringify(last)})`, 5_000);
     const f = nstar(['-u', h.url, 'logs', '-f', 'cli']);
     // Before or after the follower is in place: either way the line reaches it (ring or follow).
     await h.client.exec('cli:0.0.1', '/probe', { args: ['echo', 'late'], wait: true });

@@ -39,16 +39,10 @@ async function supervisionFeed(t: TestContext, h: Harness) {
   };
 }
 
-/** Resolves once inspect reports `state` for `id` (polled); names what it saw last when it times out. */
+/** Resolves once inspect reports `state` for `id`; names what it saw last when it times out. */
 async function stateOf(h: Harness, id: string, state: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  let last = '';
-  for (;;) {
-    last = (await h.client.inspect(id)).state ?? '';
-    if (last === state) return;
-    if (Date.now() > end) throw new Error(`${id} not ${state} within ${ms} ms (last ${last})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  let last: string | undefined;
+  await until(async () => (last = (await h.client.inspect(id)).state) === state, () => `${id} ${state} (last ${last})`, ms);
 }
 
 /** Pids whose argv is exactly `argv`. */
