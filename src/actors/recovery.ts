@@ -10,7 +10,7 @@ import { Logger } from '../log.js';
 import { parseContainerId } from '../model/container-id.js';
 import { native } from '../native.js';
 import { Journal, type JournalState } from './journal.js';
-import { readMounts, removeVerityDevice } from './mount/index.js';
+import { dmNameOf, readMounts, removeVerityDevice } from './mount/index.js';
 
 const log = new Logger('recovery');
 
@@ -147,10 +147,10 @@ function removeVerityDevices(input: RecoveryInput, prev: JournalState | undefine
   const known = new Set(Object.values(prev?.mounts ?? {}));
   const mounted = new Set(readMounts().map((m) => m.source));
   for (const dev of blockDevices('dm-')) {
-    let name: string;
+    const name = dmNameOf(dev);
+    if (name === undefined) continue; // gone meanwhile
     let slaves: string[];
     try {
-      name = readFileSync(`/sys/block/${dev}/dm/name`, 'utf8').trim();
       slaves = readdirSync(`/sys/block/${dev}/slaves`);
     } catch {
       continue; // gone meanwhile
@@ -169,18 +169,10 @@ function removeVerityDevices(input: RecoveryInput, prev: JournalState | undefine
   // Deferred removals finish asynchronously; their loop devices stay attached
   // until then. Startup waits a bounded while so what it reports is gone.
   const deadline = Date.now() + VERITY_GONE_MS;
-  const pending = () => done.filter((name) => dmName(blocks.get(name)!) === name);
+  const pending = () => done.filter((name) => dmNameOf(blocks.get(name)!) === name);
   while (pending().length > 0 && Date.now() < deadline) Atomics.wait(SLEEP, 0, 0, 20);
   for (const name of pending()) log.warn(`dm device ${name} is still there after ${VERITY_GONE_MS} ms`);
   return done;
-}
-
-function dmName(dev: string): string | undefined {
-  try {
-    return readFileSync(`/sys/block/${dev}/dm/name`, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
 }
 
 const VERITY_GONE_MS = 3000;

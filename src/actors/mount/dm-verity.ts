@@ -3,7 +3,7 @@
 // DEV_REMOVE with DM_DEFERRED_REMOVE so the device goes away on umount.
 // Mount worker only (blocking ioctls).
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 import type { Result, VerityInfo } from '../../machines/contracts.js';
 import { err, ok, type SystemErrorData } from '../../model/errors.js';
@@ -69,4 +69,13 @@ export function removeVerityDevice(name: string, deferred: boolean, ioctl: DmIoc
 function withCleanup(error: SystemErrorData, cleanup: Result<void>): SystemErrorData {
   if (cleanup.ok) return error;
   return { ...error, message: `${error.message} (cleanup failed: ${cleanup.error.message})` };
+}
+
+/** The device-mapper name of block device `dev` ("dm-3"), from sysfs; undefined when it is none (or gone). */
+export function dmNameOf(dev: string): string | undefined {
+  try {
+    return readFileSync(`/sys/block/${dev}/dm/name`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
 }

@@ -2,4 +2,4 @@
 // set up dm-verity and mount images, and the one reader of mountinfo.
 export { MountPool, type MountOptions, type MountPoolOptions } from './mount-pool.js';
 export { isMountPoint, mountEntries, readMounts, unescapeMountPath, type MountEntry } from './mountinfo.js';
-export { removeVerityDevice } from './dm-verity.js';
+export { dmNameOf, removeVerityDevice } from './dm-verity.js';

@@ -4,7 +4,7 @@
 // the thread boundary. The loop-device fd opened by the attach is released
 // by this task on every path (a terminated worker leaves it to the addon's
 // env cleanup hook, and AUTOCLEAR then detaches the device).
-import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 
 import type { MountInput, MountOutput, Phases, Result, UmountInput } from '../../machines/contracts.js';
@@ -12,7 +12,7 @@ import { err, ok, type SystemErrorData } from '../../model/errors.js';
 import { native } from '../../native.js';
 import { MS } from '../../native-api/loop.js';
 import type { LoopAttached } from '../../native-api/loop.js';
-import { createVerityDevice, DM_CONTROL, hasDeviceMapper, removeVerityDevice } from './dm-verity.js';
+import { createVerityDevice, DM_CONTROL, dmNameOf, hasDeviceMapper, removeVerityDevice } from './dm-verity.js';
 import { verifyImageFd } from './mount-verify.js';
 import { isMountPoint } from './mountinfo.js';
 
@@ -257,14 +257,6 @@ function verityDevice(device: string | undefined): { dev: string; name: string }
   const dev = /^\/dev\/(dm-\d+)$/.exec(device ?? '')?.[1];
   const name = dev === undefined ? undefined : dmNameOf(dev);
   return dev !== undefined && name?.startsWith('northstar-') ? { dev, name } : undefined;
-}
-
-function dmNameOf(dev: string): string | undefined {
-  try {
-    return readFileSync(`/sys/block/${dev}/dm/name`, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
 }
 
 /** Polls until the device is no longer the named dm device (removed, or its number reused); false after `ms`. */
